@@ -1,0 +1,31 @@
+# The README's two commands. Both create .venv and install what they need on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint bench clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+# A short sync ramp (10k -> 100k epochs, step 10k, ndjson_zstd) on a throwaway embedded PostgreSQL.
+run: $(VENV)/.installed
+	env -u PG_DSN $(PY) main.py --mode sync --payload-format ndjson_zstd \
+		--start-epochs 10000 --end-epochs 100000 --step-epochs 10000 \
+		--drop-table --truncate-before-start
+
+test: $(VENV)/.installed-test
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) bench/run_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

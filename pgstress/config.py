@@ -1,0 +1,86 @@
+"""The frozen run configuration and the redaction of secrets from anything we print."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg.conninfo
+
+MODES = ("sync", "async")
+WRITE_METHODS = ("insert", "copy")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    mode: str = "sync"
+    dsn: str | None = None
+    table: str = "stress_records"
+    payload_format: str = "ndjson_zstd"
+    start_epochs: int = 10_000
+    end_epochs: int = 1_000_000
+    step_epochs: int = 10_000
+    drop_table: bool = False
+    truncate_before_start: bool = False
+    keep_data_between_iterations: bool = False
+    statement_timeout_ms: int = 0
+    results_csv: str = "iteration_results.csv"
+    async_concurrency: int = 10
+    async_results_csv: str = "async_fanout_results.csv"
+    report_md: str = "stress_test_report.md"
+    seed: int = 42
+    zstd_level: int = 3
+    max_consecutive_failures: int = 3
+    memory_trace: bool = True
+    write_method: str = "insert"
+    start_iter: int = 1
+
+    def epoch_ramp(self) -> list[int]:
+        """The linear ramp start, start+step, ... <= end."""
+        return list(range(self.start_epochs, self.end_epochs + 1, self.step_epochs))
+
+    def as_public_dict(self) -> dict[str, object]:
+        """Every option, with the DSN's password removed."""
+        values = asdict(self)
+        values["dsn"] = redact_dsn(self.dsn) if self.dsn else None
+        return values
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z0-9+.-]+://[^:/@\s]*:)(?P<secret>[^@\s]*)(?P<tail>@)", re.I)
+_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN (URL or key=value form) with its password replaced by ***."""
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        if parts.password:
+            host = parts.hostname or ""
+            if parts.port:
+                host = f"{host}:{parts.port}"
+            user = parts.username or ""
+            netloc = f"{user}:***@{host}"
+            dsn = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        return _KEYWORD_PASSWORD.sub(r"\g<head>***", dsn)
+    return _KEYWORD_PASSWORD.sub(r"\g<head>***", dsn)
+
+
+def dsn_password(dsn: str | None) -> str | None:
+    """The password a DSN carries, if any (to scrub it from messages)."""
+    if not dsn:
+        return None
+    try:
+        return psycopg.conninfo.conninfo_to_dict(dsn).get("password") or None  # type: ignore[return-value]
+    except psycopg.ProgrammingError:
+        match = _URL_PASSWORD.search(dsn) or _KEYWORD_PASSWORD.search(dsn)
+        return match.group("secret") if match else None
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """Remove every given secret, and any password=... or URL password, from text."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
+    return _KEYWORD_PASSWORD.sub(r"\g<head>***", text)

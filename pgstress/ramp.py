@@ -1,0 +1,61 @@
+"""The loop over the epoch ramp that both runners share: rows out, stop rule, Ctrl-C."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Row(Protocol):
+    iter: int
+    epochs: int
+    status: str
+
+
+class RowSink(Protocol):
+    def write(self, row: object) -> None: ...
+
+
+@dataclass
+class RampOutcome:
+    rows: list = field(default_factory=list)
+    interrupted: bool = False
+    stop_reason: str | None = None
+    planned_levels: int = 0
+
+
+def run_ramp(
+    levels: list[int],
+    run_level: Callable[[int, int], Row],
+    sinks: list[RowSink],
+    *,
+    max_consecutive_failures: int,
+    on_row: Callable[[Row], None] | None = None,
+    first_iter: int = 1,
+) -> RampOutcome:
+    """Run each level in order; every finished row goes to the sinks at once.
+
+    Stops after `max_consecutive_failures` failed levels in a row (levels never run are not
+    invented), or on Ctrl-C, where the level in progress is abandoned and not recorded.
+    """
+    outcome = RampOutcome(planned_levels=len(levels))
+    failures_in_a_row = 0
+    try:
+        for offset, epochs in enumerate(levels):
+            row = run_level(first_iter + offset, epochs)
+            for sink in sinks:
+                sink.write(row)
+            outcome.rows.append(row)
+            if on_row is not None:
+                on_row(row)
+            failures_in_a_row = 0 if row.status == "OK" else failures_in_a_row + 1
+            if failures_in_a_row >= max_consecutive_failures:
+                outcome.stop_reason = (
+                    f"stopped after {failures_in_a_row} consecutive failed iterations"
+                    f" (--max-consecutive-failures {max_consecutive_failures})"
+                )
+                break
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    return outcome

