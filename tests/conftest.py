@@ -1,0 +1,78 @@
+"""Real PostgreSQL for the tests: always the embedded server, plus the machine's PostgreSQL 15
+cluster when `.ci/run` (or you) exports PGSTRESS_TEST_PG15_DSN."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgstress import cli
+from pgstress.server import embedded_server
+
+PG15_ENV = "PGSTRESS_TEST_PG15_DSN"
+SERVER_NAMES = ["embedded"] + (["pg15"] if os.environ.get(PG15_ENV) else [])
+_table_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def embedded_dsn() -> Iterator[str]:
+    with embedded_server() as info:
+        yield info.dsn
+
+
+@pytest.fixture(params=SERVER_NAMES)
+def server_dsn(request: pytest.FixtureRequest) -> str:
+    """Each real server the suite can reach; a test using it runs once per server."""
+    if request.param == "embedded":
+        return request.getfixturevalue("embedded_dsn")
+    return os.environ[PG15_ENV]
+
+
+@pytest.fixture
+def table_name(request: pytest.FixtureRequest) -> str:
+    """A table name unique to this test, dropped afterwards."""
+    return f"t_{next(_table_numbers)}_{os.getpid()}"
+
+
+@pytest.fixture
+def db(server_dsn: str, table_name: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        yield conn
+        conn.execute(f'DROP TABLE IF EXISTS "{table_name}"')
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path):
+    """Run pgstress in-process; outputs go to tmp_path unless the test names them."""
+
+    def run(*argv: str) -> CliResult:
+        args = list(argv)
+        defaults = {
+            "--results-csv": str(tmp_path / "iteration_results.csv"),
+            "--async-results-csv": str(tmp_path / "async_fanout_results.csv"),
+            "--report-md": str(tmp_path / "report.md"),
+        }
+        for option, value in defaults.items():
+            if option not in args:
+                args += [option, value]
+        try:
+            code = cli.main(args)
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
