@@ -101,4 +101,15 @@ def embedded_server() -> Iterator[ServerInfo]:
         if server is not None:
             with contextlib.suppress(Exception):
                 server.cleanup()
+        _kill_postgres_under(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _kill_postgres_under(workdir: Path) -> None:
+    """Last resort (e.g. Ctrl-C while the server was starting): no postgres of ours may outlive us."""
+    import psutil
+
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if "postgres" in (proc.info["name"] or "") and str(workdir) in " ".join(proc.info["cmdline"] or []):
+                proc.kill()
