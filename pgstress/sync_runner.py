@@ -180,6 +180,8 @@ class SyncIteration:
         except BaseException as exc:  # noqa: BLE001 - every fault becomes this iteration's status
             fault = classify(exc, *self._secrets, value_size=value_size)
             row.status, row.error = fault.status, fault.message
+            if row.client_payload_mb is None and value_size is not None:
+                row.client_payload_mb = mib(value_size)  # the size that failed is the finding
             self.db.recover(lost=fault.status == CONNECTION_LOST)
         return row
 
