@@ -67,7 +67,7 @@ def classify(exc: BaseException, *secrets: str | None, value_size: int | None = 
     by how much the value passed it.
     """
     state = sqlstate_of(exc)
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(exc).split()) or _silent_exception_text(exc)
     lowered = text.lower()
     suffix = f" [SQLSTATE {state}]" if state else ""
     message = scrub(f"{type(exc).__name__}: {text}{suffix}", *secrets)
@@ -90,6 +90,12 @@ def classify(exc: BaseException, *secrets: str | None, value_size: int | None = 
     else:
         status = ERROR
     return Fault(status, message)
+
+
+def _silent_exception_text(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "the client could not allocate memory"
+    return "(no message)"
 
 
 def _is_connection_state(state: str | None) -> bool:
