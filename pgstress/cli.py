@@ -12,8 +12,9 @@ from typing import NoReturn
 
 import psycopg
 
-from pgstress.config import MODES, WRITE_METHODS, RunConfig, dsn_password, scrub
+from pgstress.config import MODES, WRITE_METHODS, RunConfig, scrub
 from pgstress.environment import collect_host, collect_server
+from pgstress.faults import secrets_in_use
 from pgstress.payloads import format_names, get_codec
 from pgstress.report import RunRecord, render, write_report
 from pgstress.results import CsvSink, SyncRow
@@ -174,12 +175,12 @@ def finish(record: RunRecord, csv_paths: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    secret = dsn_password(config.dsn)
+    secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     try:
         with open_server(config.dsn) as server:
             return run(config, server)
     except ServerUnavailable as exc:
-        print(f"pgstress: {scrub(str(exc), secret)}", file=sys.stderr)
+        print(f"pgstress: {scrub(str(exc), *secrets)}", file=sys.stderr)
         return 1
     except TableRefused as exc:
         print(f"pgstress: error: {exc}", file=sys.stderr)
@@ -188,5 +189,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("pgstress: interrupted before any iteration finished", file=sys.stderr)
         return EXIT_INTERRUPTED
     except psycopg.Error as exc:
-        print(f"pgstress: database error during set-up: {scrub(' '.join(str(exc).split()), secret)}", file=sys.stderr)
+        print(f"pgstress: database error during set-up: {scrub(' '.join(str(exc).split()), *secrets)}", file=sys.stderr)
         return 1
