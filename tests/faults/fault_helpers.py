@@ -30,6 +30,15 @@ class RampMode:
     csv_option: str
     csv_name: str
     runner_module: str
+    measured_columns: tuple[str, ...]  # all > 0 in a finished OK row
+    size_column: str  # one record's encoded size in MiB
+
+    def assert_intact_ok(self, row: dict[str, str]) -> None:
+        """A finished OK iteration with every measurement present."""
+        assert row["status"] == "OK", row
+        assert row["error"] == ""
+        for column in self.measured_columns:
+            assert float(row[column]) > 0, (column, row)
 
     def argv(self) -> list[str]:
         return ["--mode", self.name]
@@ -38,9 +47,16 @@ class RampMode:
         return directory / self.csv_name
 
 
-SYNC = RampMode("sync", "--results-csv", "iteration_results.csv", "pgstress.sync_runner")
-# After the async runner is merged: RampMode("async", "--async-results-csv", "async_fanout_results.csv",
-# "pgstress.fanout_runner"), provided fanout_runner calls run_ramp by that name.
+SYNC = RampMode(
+    "sync", "--results-csv", "iteration_results.csv", "pgstress.sync_runner",
+    measured_columns=("write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb", "db_row_mb"),
+    size_column="client_payload_mb",
+)  # fmt: skip
+# After the async runner is merged, e.g.:
+# ASYNC = RampMode("async", "--async-results-csv", "async_fanout_results.csv", "pgstress.fanout_runner",
+#                  measured_columns=("write_s", "read_s", "write_rps", "read_rps", "payload_per_record_mb"),
+#                  size_column="payload_per_record_mb")
+# provided fanout_runner calls run_ramp by that name (the hooks wrap it there).
 RAMP_MODES = [SYNC]
 
 TINY_RAMP = ["--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000", "--memory-trace", "off"]
@@ -163,14 +179,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     header, body = rows[0], rows[1:]
     assert all(len(row) == len(header) for row in body), "a CSV row is incomplete"
     return [dict(zip(header, row)) for row in body]
-
-
-def assert_intact_ok(row: dict[str, str]) -> None:
-    """A finished OK iteration with every measurement present."""
-    assert row["status"] == "OK", row
-    assert row["error"] == ""
-    for column in ("write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb", "db_row_mb"):
-        assert float(row[column]) > 0, (column, row)
 
 
 def assert_report_breaking(report: Path, iteration: int, epochs: int, status: str, fragment: str) -> str:

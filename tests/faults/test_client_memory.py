@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fault_helpers import RampMode, assert_intact_ok, assert_report_breaking, read_csv
+from fault_helpers import RampMode, assert_report_breaking, read_csv
 
 REPO = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("memory_child.py")
@@ -29,8 +29,8 @@ def test_memory_error_in_the_client(embedded_dsn: str, table_name: str, ramp_mod
     assert "Traceback" not in child.stderr
     rows = read_csv(ramp_mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK", "CLIENT_MEMORY", "OK"]
-    assert_intact_ok(rows[0])
-    assert_intact_ok(rows[2])
+    ramp_mode.assert_intact_ok(rows[0])
+    ramp_mode.assert_intact_ok(rows[2])
     assert rows[1]["error"].startswith("MemoryError: ")
     assert rows[1]["write_s"] == ""
     assert_report_breaking(report, 2, 100000, "CLIENT_MEMORY", "MemoryError")

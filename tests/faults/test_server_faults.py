@@ -13,7 +13,6 @@ from fault_helpers import (
     PrivateServer,
     RampMode,
     add_insert_trigger,
-    assert_intact_ok,
     assert_report_breaking,
     create_pgstress_table,
     read_csv,
@@ -53,10 +52,10 @@ def test_server_stopped_mid_insert(private_server: PrivateServer, ramp_mode: Ram
     assert not private_server.running()
     rows = read_csv(ramp_mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK", "CONNECTION_LOST", "CONNECTION_LOST", "CONNECTION_LOST"]
-    assert_intact_ok(rows[0])
+    ramp_mode.assert_intact_ok(rows[0])
     lost = rows[1]
     assert lost["write_s"] == "" and lost["read_s"] == ""  # nothing half-measured is passed off as a result
-    assert float(lost["client_payload_mb"]) > float(rows[0]["client_payload_mb"])  # the size that was being sent
+    assert float(lost[ramp_mode.size_column]) > float(rows[0][ramp_mode.size_column])  # the size that was being sent
     assert lost["error"] and "\n" not in lost["error"]
     # after the stop, every reconnect is refused: the socket is gone
     assert "connection" in rows[2]["error"].lower()
@@ -83,7 +82,7 @@ def test_server_restarted_between_iterations(private_server: PrivateServer, ramp
     rows = read_csv(ramp_mode.csv_path(tmp_path))
     assert [int(row["iter"]) for row in rows] == [1, 2, 3]
     for row in rows:
-        assert_intact_ok(row)
+        ramp_mode.assert_intact_ok(row)
     assert "- **Breaking point:** none reached" in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 

@@ -16,7 +16,6 @@ from fault_helpers import (
     TINY_RAMP,
     RampMode,
     add_insert_trigger,
-    assert_intact_ok,
     assert_report_breaking,
     create_pgstress_table,
     drop_trigger_function,
@@ -48,8 +47,8 @@ def test_statement_timeout(server_dsn: str, db: psycopg.Connection, fault_table:
     assert result.code == 0, result.err
     rows = read_csv(ramp_mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK", "TIMEOUT", "OK"]
-    assert_intact_ok(rows[0])
-    assert_intact_ok(rows[2])
+    ramp_mode.assert_intact_ok(rows[0])
+    ramp_mode.assert_intact_ok(rows[2])
     assert "canceling statement due to statement timeout" in rows[1]["error"]
     assert rows[1]["error"].endswith("[SQLSTATE 57014]")
     assert_report_breaking(tmp_path / "report.md", 2, 2000, "TIMEOUT", "statement timeout")
@@ -73,8 +72,8 @@ def test_jsonb_size_limit_is_diagnosed(server_dsn: str, db: psycopg.Connection, 
     assert result.code == 0, result.err
     rows = read_csv(ramp_mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK", "OK", "DB_LIMIT"]
-    assert_intact_ok(rows[0])
-    assert_intact_ok(rows[1])
+    ramp_mode.assert_intact_ok(rows[0])
+    ramp_mode.assert_intact_ok(rows[1])
     sent = encode_epochs(get_codec("jsonb"), generate(3000, 42, (3,)), StageClock()).size
     error = rows[2]["error"]
     assert error.startswith("jsonb limit: a document's array elements may total at most 1,200,000 bytes")
@@ -82,7 +81,7 @@ def test_jsonb_size_limit_is_diagnosed(server_dsn: str, db: psycopg.Connection, 
     estimate = sent * 1.1507
     assert f"{estimate - limit:,.0f} bytes" in error and "over it" in error
     assert error.endswith("[SQLSTATE 54000]")
-    assert float(rows[2]["client_payload_mb"]) == pytest.approx(sent / 1048576)
+    assert float(rows[2][ramp_mode.size_column]) == pytest.approx(sent / 1048576)
     assert_report_breaking(tmp_path / "report.md", 3, 3000, "DB_LIMIT", "jsonb limit")
 
 
@@ -99,7 +98,7 @@ def test_table_dropped_by_someone_else(server_dsn: str, db: psycopg.Connection, 
     assert result.code == 0, result.err
     rows = read_csv(ramp_mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK", "ERROR", "ERROR", "ERROR"]
-    assert_intact_ok(rows[0])
+    ramp_mode.assert_intact_ok(rows[0])
     assert all("does not exist [SQLSTATE 42P01]" in row["error"] for row in rows[1:])
     report = assert_report_breaking(tmp_path / "report.md", 2, 2000, "ERROR", "UndefinedTable")
     assert "stopped after 3 consecutive failed iterations" in report
@@ -146,9 +145,9 @@ def test_disk_full(server_dsn: str, db: psycopg.Connection, table_name: str, tin
     assert result.code == 0, result.err
     rows = read_csv(ramp_mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK", "ERROR", "ERROR"]
-    assert_intact_ok(rows[0])
+    ramp_mode.assert_intact_ok(rows[0])
     for row in rows[1:]:
         assert "No space left on device" in row["error"] and row["error"].endswith("[SQLSTATE 53100]")
-    assert float(rows[1]["client_payload_mb"]) > 1.0  # the insert of 2.4 MiB failed
+    assert float(rows[1][ramp_mode.size_column]) > 1.0  # the insert of 2.4 MiB failed
     # (with the disk still full, even iteration 3's TRUNCATE fails: its new empty index needs a page)
     assert_report_breaking(tmp_path / "report.md", 2, 20000, "ERROR", "No space left on device")
