@@ -18,6 +18,19 @@ VERIFY_FAILED = "VERIFY_FAILED"
 ERROR = "ERROR"
 STATUSES = (OK, DB_LIMIT, TIMEOUT, CONNECTION_LOST, CLIENT_MEMORY, VERIFY_FAILED, ERROR)
 
+# PostgreSQL's limits on one value, in bytes (jsonb's own, 268,435,455, is read from its error message).
+MAX_ALLOC = 1_073_741_823  # MaxAllocSize (1 GiB - 1): one allocation, one field, one protocol message
+# A value this close to MaxAllocSize leaves no room for the rest of its protocol message (the largest
+# bytea insertable as a psycopg parameter was 1,073,741,763 bytes); the server then drops the connection.
+MESSAGE_HEADROOM = 4096
+# jsonb's binary form of the spec's epochs is this many times their JSON text (measured on PostgreSQL 15:
+# pg_column_size(text::jsonb) / octet_length(text) = 1.1507 at 1k, 20k and 100k epochs; jsonb's binary
+# format has not changed since 9.4).
+JSONB_BYTES_PER_TEXT_BYTE = 1.1507
+
+_JSONB_MAXIMUM = re.compile(r"jsonb .*exceeds the maximum of (\d+) bytes")
+_ALLOC_REQUEST = re.compile(r"invalid memory alloc request size (\d+)")
+
 _LIMIT_MESSAGES = (
     "invalid memory alloc request size",
     "exceeds the maximum",
@@ -115,20 +128,6 @@ def _is_connection_loss(exc: BaseException, lowered: str) -> bool:
     return any(marker in lowered for marker in _CONNECTION_MESSAGES)
 
 
-# PostgreSQL's limits on one value, in bytes.
-JSONB_ARRAY_LIMIT = 268_435_455  # JENTRY_OFFLENMASK: "total size of jsonb array elements exceeds the maximum of ..."
-MAX_ALLOC = 1_073_741_823  # MaxAllocSize (1 GiB - 1): one allocation, one field, one protocol message
-# A value this close to MaxAllocSize leaves no room for the rest of its protocol message (the largest
-# bytea insertable as a psycopg parameter was 1,073,741,763 bytes); the server then drops the connection.
-MESSAGE_HEADROOM = 4096
-# jsonb's binary form of the spec's epochs is this many times their JSON text (measured on PostgreSQL
-# 15 and 18: pg_column_size(text::jsonb) / octet_length(text) = 1.1507 at 1k, 20k and 100k epochs).
-JSONB_BYTES_PER_TEXT_BYTE = 1.1507
-
-_JSONB_MAXIMUM = re.compile(r"jsonb .*exceeds the maximum of (\d+) bytes")
-_ALLOC_REQUEST = re.compile(r"invalid memory alloc request size (\d+)")
-
-
 def _mib(n_bytes: float) -> str:
     return f"{n_bytes / 1048576:,.2f} MiB"
 
@@ -145,7 +144,7 @@ def diagnose_size_limit(exc: BaseException, lowered: str, value_size: int | None
     None when the failure is not a size limit, or is one only an unknown size could explain.
     """
     state = sqlstate_of(exc)
-    size = f"{value_size:,} bytes ({_mib(value_size)})" if value_size is not None else "of unknown size"
+    size = f"{value_size:,} bytes ({_mib(value_size)})" if value_size is not None else "unknown"
     if (found := _JSONB_MAXIMUM.search(lowered)) is not None:
         limit = int(found.group(1))
         text = f"jsonb limit: a document's array elements may total at most {limit:,} bytes ({_mib(limit)})"
@@ -160,7 +159,7 @@ def diagnose_size_limit(exc: BaseException, lowered: str, value_size: int | None
         requested = int(found.group(1))
         return (
             f"1 GiB allocation limit (MaxAllocSize {MAX_ALLOC:,} bytes): the server asked for {requested:,} bytes,"
-            f" {_over(requested, MAX_ALLOC)}, for a value {size}"
+            f" {_over(requested, MAX_ALLOC)}, for a value of size {size}"
         )
     if "cannot enlarge string buffer" in lowered:
         text = f"1 GiB string buffer limit (MaxAllocSize {MAX_ALLOC:,} bytes)"
@@ -174,7 +173,7 @@ def diagnose_size_limit(exc: BaseException, lowered: str, value_size: int | None
             f" MaxAllocSize ({MAX_ALLOC:,} bytes); this value alone was {size}, {_over(value_size, MAX_ALLOC)}"
         )
     if state is not None and state.startswith("54"):
-        return f"program limit exceeded for a value of {size}"
+        return f"program limit exceeded for a value of size {size}"
     return None
 
 

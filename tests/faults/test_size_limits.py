@@ -70,8 +70,10 @@ def test_invalid_alloc_request_names_the_request() -> None:
     error = psycopg.errors.InternalError_("invalid memory alloc request size 1073741828")
     fault = classify(error, value_size=1_073_741_800)
     assert fault.status == DB_LIMIT
-    assert fault.message.startswith("1 GiB allocation limit (MaxAllocSize 1,073,741,823 bytes): the server asked for"
-                                    " 1,073,741,828 bytes, 5 bytes (0.0%) over it, for a value 1,073,741,800 bytes")
+    assert fault.message.startswith(
+        "1 GiB allocation limit (MaxAllocSize 1,073,741,823 bytes): the server asked for 1,073,741,828 bytes,"
+        " 5 bytes (0.0%) over it, for a value of size 1,073,741,800 bytes"
+    )
     assert fault.message.endswith("[SQLSTATE XX000]")
 
 
