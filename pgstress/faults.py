@@ -23,9 +23,8 @@ MAX_ALLOC = 1_073_741_823  # MaxAllocSize (1 GiB - 1): one allocation, one field
 # A value this close to MaxAllocSize leaves no room for the rest of its protocol message (the largest
 # bytea insertable as a psycopg parameter was 1,073,741,763 bytes); the server then drops the connection.
 MESSAGE_HEADROOM = 4096
-# jsonb's binary form of the spec's epochs is this many times their JSON text (measured on PostgreSQL 15:
-# pg_column_size(text::jsonb) / octet_length(text) = 1.1507 at 1k, 20k and 100k epochs; jsonb's binary
-# format has not changed since 9.4).
+# jsonb's binary form of the spec's epochs is this many times their JSON text (measured on PostgreSQL 15
+# and 18: pg_column_size(text::jsonb) / octet_length(text) = 1.1507 at 1k, 20k and 100k epochs).
 JSONB_BYTES_PER_TEXT_BYTE = 1.1507
 
 _JSONB_MAXIMUM = re.compile(r"jsonb .*exceeds the maximum of (\d+) bytes")
