@@ -12,11 +12,13 @@ from typing import NoReturn
 
 import psycopg
 
-from pgstress.config import MODES, WRITE_METHODS, RunConfig, dsn_password, scrub
+from pgstress.config import MODES, WRITE_METHODS, RunConfig, scrub
 from pgstress.environment import collect_host, collect_server
+from pgstress.faults import secrets_in_use
 from pgstress.payloads import format_names, get_codec
 from pgstress.report import RunRecord, render, write_report
 from pgstress.results import CsvSink, SyncRow
+from pgstress.resume import ResumeRefused, Resumption, load_resumption, write_sidecar
 from pgstress.schema import TableRefused, TableSql, prepare_table
 from pgstress.server import ServerInfo, ServerUnavailable, open_server
 from pgstress.sync_runner import run_sync
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="take tracemalloc peaks in a separate untimed pass (off: skip it)")
     p.add_argument("--write-method", choices=WRITE_METHODS, default=defaults.write_method,
                    help="insert: one parameterised INSERT (what applications do); copy: binary COPY")  # fmt: skip
+    p.add_argument("--resume", action="store_true",
+                   help="continue the ramp whose first iterations --results-csv already holds (same options, checked)")
     return p
 
 
@@ -111,6 +115,8 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     args = parser.parse_args(argv)
     if args.end_epochs < args.start_epochs:
         parser.error(f"argument --end-epochs: {args.end_epochs} is below --start-epochs {args.start_epochs}")
+    if args.resume and args.mode != "sync":
+        parser.error("argument --resume: only --mode sync can resume so far")
     values = vars(args)
     return RunConfig(**values)
 
@@ -130,12 +136,12 @@ def _progress_line(row: SyncRow, total: int) -> str:
     return f"[{row.iter}/{total}] {row.epochs:,} epochs {row.status}{size}{timing}{error}"
 
 
-def run(config: RunConfig, server: ServerInfo) -> int:
+def run(config: RunConfig, server: ServerInfo, resumption: Resumption | None = None) -> int:
     codec = get_codec(config.payload_format)
     host = collect_host()
+    truncate = config.truncate_before_start or (resumption is not None and resumption.truncate_first)
     with psycopg.connect(server.dsn) as conn:
-        prepare_table(conn, TableSql(config.table, codec.column_type),
-                      drop=config.drop_table, truncate=config.truncate_before_start)
+        prepare_table(conn, TableSql(config.table, codec.column_type), drop=config.drop_table, truncate=truncate)
         details = collect_server(conn, config.table)
     if config.mode == "async":
         from pgstress.fanout_runner import run_fanout_report
@@ -144,10 +150,17 @@ def run(config: RunConfig, server: ServerInfo) -> int:
     total = len(config.epoch_ramp())
     source = "embedded PostgreSQL" if server.embedded else server.public_dsn
     _say(f"pgstress: sync ramp of {total} iterations, {config.payload_format}, against {source}")
-    with CsvSink(config.results_csv, SyncRow) as sink:
-        outcome, table_bytes = run_sync(config, server.dsn, [sink], on_row=lambda row: _say(_progress_line(row, total)))
+    if resumption is None:
+        write_sidecar(config, config.results_csv)
+    runner_config = resumption.runner_config if resumption else config
+    with CsvSink(config.results_csv, SyncRow, append=resumption is not None) as sink:
+        outcome, table_bytes = run_sync(runner_config, server.dsn, [sink],
+                                        on_row=lambda row: _say(_progress_line(row, total)))
     record = RunRecord(config=config, host=host, server=server, server_details=details, outcome=outcome,
                        table_bytes=table_bytes, finished_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    if resumption is not None:
+        record.outcome = resumption.merge(outcome)
+        record.extra_sections += resumption.report_section()
     write_report(config.report_md, render(record))
     return finish(record, [config.results_csv])
 
@@ -174,12 +187,17 @@ def finish(record: RunRecord, csv_paths: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    secret = dsn_password(config.dsn)
+    secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
+    try:
+        resumption = load_resumption(config, config.results_csv, SyncRow) if config.resume else None
+    except ResumeRefused as exc:
+        print(f"pgstress: error: {exc}", file=sys.stderr)
+        return 2
     try:
         with open_server(config.dsn) as server:
-            return run(config, server)
+            return run(config, server, resumption)
     except ServerUnavailable as exc:
-        print(f"pgstress: {scrub(str(exc), secret)}", file=sys.stderr)
+        print(f"pgstress: {scrub(str(exc), *secrets)}", file=sys.stderr)
         return 1
     except TableRefused as exc:
         print(f"pgstress: error: {exc}", file=sys.stderr)
@@ -188,5 +206,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("pgstress: interrupted before any iteration finished", file=sys.stderr)
         return EXIT_INTERRUPTED
     except psycopg.Error as exc:
-        print(f"pgstress: database error during set-up: {scrub(' '.join(str(exc).split()), secret)}", file=sys.stderr)
+        print(f"pgstress: database error during set-up: {scrub(' '.join(str(exc).split()), *secrets)}", file=sys.stderr)
         return 1

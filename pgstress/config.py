@@ -35,6 +35,7 @@ class RunConfig:
     memory_trace: bool = True
     write_method: str = "insert"
     start_iter: int = 1
+    resume: bool = False
 
     def epoch_ramp(self) -> list[int]:
         """The linear ramp start, start+step, ... <= end."""

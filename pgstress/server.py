@@ -44,19 +44,20 @@ def resolve_dsn(cli_dsn: str | None) -> tuple[str | None, str]:
     return None, "embedded"
 
 
-def describe_target(dsn: str) -> str:
-    """host:port (or socket dir) and database of a DSN, for messages; never the password."""
+def describe_target(dsn: str, source: str | None = None) -> str:
+    """host:port (or socket dir), database and where the DSN came from, for messages; never the password."""
     try:
         params = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "the server given by the DSN (which could not be parsed)"
     host = str(params.get("host") or os.environ.get("PGHOST") or "the default socket")
     port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
-    dbname = params.get("dbname")
-    return f"{host}:{port}" + (f" (database {dbname})" if dbname else "")
+    details = [f"database {params['dbname']}"] if params.get("dbname") else []
+    details += [f"from {source}"] if source else []
+    return f"{host}:{port}" + (f" ({', '.join(details)})" if details else "")
 
 
-def probe(dsn: str) -> None:
+def probe(dsn: str, source: str | None = None) -> None:
     """Connect once so an unreachable server fails with one clear line, before anything else."""
     try:
         with psycopg.connect(dsn, connect_timeout=10) as conn:
@@ -64,7 +65,7 @@ def probe(dsn: str) -> None:
     except psycopg.Error as exc:
         detail = " ".join(str(exc).split())
         raise ServerUnavailable(
-            f"cannot connect to {describe_target(dsn)}: {scrub(detail, dsn_password(dsn))}"
+            f"cannot connect to {describe_target(dsn, source)}: {scrub(detail, dsn_password(dsn))}"
         ) from None
 
 
@@ -73,7 +74,7 @@ def open_server(cli_dsn: str | None) -> Iterator[ServerInfo]:
     """Yield the server to run against; an embedded one is stopped and removed on any exit."""
     dsn, source = resolve_dsn(cli_dsn)
     if dsn is not None:
-        probe(dsn)
+        probe(dsn, source)
         yield ServerInfo(dsn=dsn, source=source, embedded=False)
         return
     with embedded_server() as info:

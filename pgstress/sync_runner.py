@@ -9,9 +9,9 @@ from psycopg import pq
 from psycopg.adapt import Loader
 from psycopg.types.json import Jsonb
 
-from pgstress.config import RunConfig, dsn_password
+from pgstress.config import RunConfig
 from pgstress.epochs import generate
-from pgstress.faults import CONNECTION_LOST, OK, classify
+from pgstress.faults import CONNECTION_LOST, OK, classify, secrets_in_use
 from pgstress.measure import PhaseMeter, StageClock, mib, traced_peak_mb
 from pgstress.payloads import (
     Codec,
@@ -60,6 +60,10 @@ class SyncDatabase:
         self._jsonb = table.column_type == "JSONB"
 
     @property
+    def dsn(self) -> str:
+        return self._dsn
+
+    @property
     def conn(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = connect(self._dsn, self._timeout)
@@ -99,6 +103,22 @@ class SyncDatabase:
         self.conn.commit()
         return int(value[0]) if value else 0
 
+    def drop_if_dead(self) -> None:
+        """Forget a connection the server has closed since its last use (a restart, an admin's kill).
+
+        psycopg only notices a dead connection when it next uses it; without this check the first
+        statement after a server restart would fail and count as a lost iteration although the
+        server is back. One round trip, outside every timed phase.
+        """
+        if self._conn is None or self._conn.closed:
+            return
+        try:
+            self._conn.execute("SELECT 1")
+            self._conn.commit()
+        except psycopg.Error:
+            self._conn.close()
+            self._conn = None
+
     def recover(self, lost: bool) -> None:
         if self._conn is None:
             return
@@ -126,16 +146,19 @@ class SyncIteration:
         self.db = db
         self.codec = codec
         self.meter = meter
-        self._secret = dsn_password(config.dsn)
+        self._secrets = secrets_in_use(config.dsn, db.dsn)
 
     def __call__(self, iteration: int, epochs: int) -> SyncRow:
         row = SyncRow(iter=iteration, epochs=epochs, status=OK, format=self.codec.name)
         stream = (iteration,)
+        value_size: int | None = None  # known once encoded: lets a failure be matched to a size limit
         try:
+            self.db.drop_if_dead()
             if iteration > self.config.start_iter and not self.config.keep_data_between_iterations:
                 self.db.truncate()
             with self.meter.phase() as write:
                 payload = encode_epochs(self.codec, generate(epochs, self.config.seed, stream), write.clock)
+                value_size = payload.size
                 with write.clock.stage("insert"):
                     record_id = self.db.insert(payload)
             self._record_write(row, write, payload)
@@ -155,8 +178,10 @@ class SyncIteration:
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # noqa: BLE001 - every fault becomes this iteration's status
-            fault = classify(exc, self._secret)
+            fault = classify(exc, *self._secrets, value_size=value_size)
             row.status, row.error = fault.status, fault.message
+            if row.client_payload_mb is None and value_size is not None:
+                row.client_payload_mb = mib(value_size)  # the size that failed is the finding
             self.db.recover(lost=fault.status == CONNECTION_LOST)
         return row
 

@@ -1,0 +1,48 @@
+"""Run pgstress with the address space squeezed during one iteration: a real MemoryError in the client.
+
+    python memory_child.py MODE ITERATION HEADROOM_MIB pgstress-options...
+
+Before ITERATION the soft RLIMIT_AS is set to the current address space plus HEADROOM_MIB; after it
+the limit is restored, so the run can go on and write its report. A subprocess, because the limit
+holds for the whole process.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from pathlib import Path
+
+from fault_helpers import RAMP_MODES, install_hooks
+
+from pgstress import cli
+
+MIB = 1024 * 1024
+
+
+def address_space_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")
+
+
+def main() -> int:
+    mode_name, iteration, headroom_mib, *argv = sys.argv[1:]
+    mode = next(mode for mode in RAMP_MODES if mode.name == mode_name)
+    hooks = install_hooks(mode, setattr)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+
+    def squeeze() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space_bytes() + int(headroom_mib) * MIB, hard))
+
+    def release(row: object) -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+    hooks.before[int(iteration)] = squeeze
+    hooks.after[int(iteration)] = release
+    return cli.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

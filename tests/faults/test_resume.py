@@ -1,0 +1,127 @@
+"""--resume continues a ramp whose CSV already holds finished iterations, after checking that it
+is the same ramp; the rest is appended and the report covers the whole ramp."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+from fault_helpers import RAMP_MODES, RampMode, read_csv
+from psycopg import sql
+
+from pgstress.resume import sidecar_path
+
+
+@pytest.fixture(params=[mode for mode in RAMP_MODES if mode.name == "sync"], ids=lambda mode: mode.name)
+def ramp_mode(request: pytest.FixtureRequest) -> RampMode:
+    """The modes --resume supports (sync so far; cli.parse_config refuses it for async)."""
+    return request.param
+
+
+RAMP = ["--start-epochs", "1000", "--end-epochs", "4000", "--step-epochs", "1000", "--memory-trace", "off"]
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt  # what Ctrl-C (or SIGTERM) raises in the run
+
+
+def _epochs_in_table(db: psycopg.Connection, table: str) -> list[int]:
+    query = sql.SQL("SELECT epochs FROM {} ORDER BY id").format(sql.Identifier(table))
+    return [epochs for (epochs,) in db.execute(query)]
+
+
+def _interrupted_run(run_cli, hooks, argv: list[str], csv: Path) -> bytes:
+    hooks.before[3] = _interrupt
+    first = run_cli(*argv)
+    hooks.before.clear()
+    assert first.code == 130, first.err
+    assert [row["iter"] for row in read_csv(csv)] == ["1", "2"]
+    return csv.read_bytes()
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["truncating", "keeping data"])
+def test_resume_finishes_an_interrupted_ramp(server_dsn: str, db: psycopg.Connection, table_name: str,
+                                             ramp_mode: RampMode, hooks, run_cli, tmp_path: Path, keep: bool) -> None:
+    csv = ramp_mode.csv_path(tmp_path)
+    argv = [*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, *RAMP]
+    argv += ["--keep-data-between-iterations"] if keep else []
+    earlier = _interrupted_run(run_cli, hooks, argv, csv)
+    assert json.loads(sidecar_path(csv).read_text())["ramp"]["seed"] == 42
+
+    result = run_cli(*argv, "--resume")
+
+    assert result.code == 0, result.err
+    assert csv.read_bytes().startswith(earlier)  # the earlier rows are untouched, the rest appended
+    rows = read_csv(csv)
+    assert [(row["iter"], row["epochs"]) for row in rows] == [("1", "1000"), ("2", "2000"), ("3", "3000"),
+                                                              ("4", "4000")]
+    for row in rows:
+        ramp_mode.assert_intact_ok(row)
+    assert "[3/4] 3,000 epochs OK" in result.out
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "INTERRUPTED" not in report
+    assert "## Resumed run" in report and "iterations run now: 3-4" in report
+    table_lines = [line for line in report.split("## 6. Complete comparison table")[1].splitlines()
+                   if line.startswith("| ") and "epochs" not in line]
+    assert [line.split("|")[1].strip() for line in table_lines[:4]] == ["1", "2", "3", "4"]
+    assert "4 of 4 planned iterations ran" in report
+    assert _epochs_in_table(db, table_name) == ([1000, 2000, 3000, 4000] if keep else [4000])
+
+
+@pytest.mark.parametrize(("option", "value"), [("--seed", "7"), ("--payload-format", "bson"),
+                                               ("--end-epochs", "5000"), ("--keep-data-between-iterations", None)])
+def test_resume_refuses_another_ramp(server_dsn: str, db: psycopg.Connection, table_name: str, ramp_mode: RampMode,
+                                     hooks, run_cli, tmp_path: Path, option: str, value: str | None) -> None:
+    csv = ramp_mode.csv_path(tmp_path)
+    argv = [*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, *RAMP]
+    earlier = _interrupted_run(run_cli, hooks, argv, csv)
+    report_before = (tmp_path / "report.md").read_bytes()
+    table_before = _epochs_in_table(db, table_name)
+
+    changed = [*argv, option] + ([value] if value else [])
+    if option in argv:
+        changed = [*argv[: argv.index(option)], option, value, *argv[argv.index(option) + 2:]]
+    result = run_cli(*changed, "--resume")
+
+    assert result.code == 2
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and "holds a different ramp" in lines[0] and option in lines[0], result.err
+    assert csv.read_bytes() == earlier
+    assert (tmp_path / "report.md").read_bytes() == report_before
+    assert _epochs_in_table(db, table_name) == table_before
+
+
+def test_resume_needs_the_csv_and_its_run_record(ramp_mode: RampMode, run_cli, tmp_path: Path) -> None:
+    csv = ramp_mode.csv_path(tmp_path)
+    missing = run_cli(*ramp_mode.argv(), *RAMP, "--dsn", "host=127.0.0.1 port=1", "--resume")
+    assert missing.code == 2 and "does not exist, so there is nothing to resume" in missing.err
+
+    csv.write_text("iter,epochs,status\n", encoding="utf-8")
+    unrecorded = run_cli(*ramp_mode.argv(), *RAMP, "--dsn", "host=127.0.0.1 port=1", "--resume")
+    assert unrecorded.code == 2 and ".run.json is missing" in unrecorded.err
+    assert len(unrecorded.err.splitlines()) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == [csv.name]
+
+
+def test_resume_of_a_finished_ramp_runs_nothing_and_rewrites_the_report(
+        server_dsn: str, db: psycopg.Connection, table_name: str, ramp_mode: RampMode, run_cli, tmp_path: Path) -> None:
+    csv = ramp_mode.csv_path(tmp_path)
+    argv = [*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, *RAMP]
+    assert run_cli(*argv).code == 0
+    finished = csv.read_bytes()
+    (tmp_path / "report.md").unlink()
+
+    result = run_cli(*argv, "--resume")
+
+    assert result.code == 0, result.err
+    assert csv.read_bytes() == finished
+    assert "epochs OK" not in result.out  # no iteration ran
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "iterations run now: none" in report and "4 of 4 planned iterations ran" in report
+
+
+def test_resume_is_refused_for_async_until_it_is_wired(run_cli, tmp_path: Path) -> None:
+    result = run_cli("--mode", "async", "--resume")
+    assert result.code == 2 and "--resume" in result.err

@@ -1,0 +1,134 @@
+"""A password given through --dsn (keyword or URL form), PG_DSN or PGPASSWORD never reaches the
+terminal, the CSV, the report, or any other file a run writes. A succeeding run (one iteration of
+which fails with a message quoting the password) and failing runs are grepped for it.
+
+Servers: the embedded one (socket, trust: the password is accepted unchecked) and, when the suite
+has PostgreSQL 15, a role with a real scram password over TCP 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import psycopg.conninfo
+import pytest
+from fault_helpers import TINY_RAMP, RampMode, add_insert_trigger, create_pgstress_table, read_csv
+from psycopg import sql
+
+PASSWORD = "Pw-7c1b-Secr3t-4411"
+PG15_ENV = "PGSTRESS_TEST_PG15_DSN"
+TARGETS = ["embedded"] + (["pg15-tcp"] if os.environ.get(PG15_ENV) else [])
+SOURCES = ["--dsn keywords", "--dsn URL", "PG_DSN", "PGPASSWORD"]
+
+
+@dataclass(frozen=True)
+class Target:
+    params: dict[str, str]  # connection keywords without the password
+
+    def keywords(self, password: str | None) -> str:
+        return psycopg.conninfo.make_conninfo(**self.params, **({"password": password} if password else {}))
+
+    def url(self, password: str) -> str:
+        host = self.params["host"]
+        if host.startswith("/"):
+            return f"postgresql://{self.params['user']}:{password}@/{self.params['dbname']}?host={host}"
+        return f"postgresql://{self.params['user']}:{password}@{host}:{self.params['port']}/{self.params['dbname']}"
+
+    def with_port(self, port: int) -> Target:
+        return Target({**self.params, "host": "127.0.0.1", "port": str(port)})
+
+
+def _pass_password(target: Target, source: str, password: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The argv (and environment) that hand the password to pgstress through `source`."""
+    if source == "--dsn keywords":
+        return ["--dsn", target.keywords(password)]
+    if source == "--dsn URL":
+        return ["--dsn", target.url(password)]
+    if source == "PG_DSN":
+        monkeypatch.setenv("PG_DSN", target.keywords(password))
+        return []
+    monkeypatch.setenv("PGPASSWORD", password)
+    return ["--dsn", target.keywords(None)]
+
+
+@pytest.fixture(params=TARGETS)
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    if request.param == "embedded":
+        params = psycopg.conninfo.conninfo_to_dict(request.getfixturevalue("embedded_dsn"))
+        yield Target({key: str(params[key]) for key in ("host", "dbname", "user")})
+        return
+    role = f"pgstress_pw_{os.getpid()}"
+    with psycopg.connect(os.environ[PG15_ENV], autocommit=True) as admin:
+        dbname = admin.info.dbname
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(PASSWORD)))
+        admin.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+        try:
+            yield Target({"host": "127.0.0.1", "port": "5432", "dbname": dbname, "user": role})
+        finally:
+            admin.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _assert_nowhere(password: str, result, directory: Path) -> list[Path]:
+    assert password not in result.out
+    assert password not in result.err
+    written = [path for path in directory.rglob("*") if path.is_file()]
+    for path in written:
+        assert password.encode() not in path.read_bytes(), path
+    return written
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_password_stays_out_of_a_succeeding_run(target: Target, source: str, table_name: str, ramp_mode: RampMode,
+                                                run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with psycopg.connect(target.keywords(PASSWORD), autocommit=True) as conn:
+        create_pgstress_table(conn, table_name, "ndjson_zstd")
+        add_insert_trigger(
+            conn, table_name,
+            f"IF NEW.epochs = 2000 THEN RAISE EXCEPTION 'refused: the client''s secret is % (a server echoing it)',"
+            f" '{PASSWORD}'; END IF; RETURN NEW;",
+        )
+        try:
+            argv = _pass_password(target, source, PASSWORD, monkeypatch)
+            result = run_cli(*ramp_mode.argv(), *argv, "--table", table_name, *TINY_RAMP)
+        finally:
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table_name)))
+            conn.execute(sql.SQL("DROP FUNCTION {}()").format(sql.Identifier(f"{table_name}_fault")))
+
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "ERROR", "OK"]
+    assert "the client's secret is *** (a server echoing it)" in rows[1]["error"]
+    written = _assert_nowhere(PASSWORD, result, tmp_path)
+    assert {ramp_mode.csv_path(tmp_path), tmp_path / "report.md"} <= set(written)
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    if source != "PGPASSWORD":
+        assert "***" in report  # the DSN is shown, with its password replaced
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_password_stays_out_of_a_refused_connection(target: Target, source: str, ramp_mode: RampMode, run_cli,
+                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = _pass_password(target.with_port(1), source, PASSWORD, monkeypatch)
+    result = run_cli(*ramp_mode.argv(), *argv, *TINY_RAMP)
+    assert result.code == 1
+    assert len(result.err.splitlines()) == 1 and "127.0.0.1:1" in result.err
+    assert _assert_nowhere(PASSWORD, result, tmp_path) == []
+
+
+@pytest.mark.skipif(not os.environ.get(PG15_ENV), reason="needs the PostgreSQL 15 cluster (password auth over TCP)")
+@pytest.mark.parametrize("source", SOURCES)
+def test_wrong_password_is_not_echoed(source: str, ramp_mode: RampMode, run_cli, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong = "Wrong-Pw-99a1-NotIt"
+    target = Target({"host": "127.0.0.1", "port": "5432", "dbname": "postgres", "user": "pgstress_no_such_role"})
+    argv = _pass_password(target, source, wrong, monkeypatch)
+    result = run_cli(*ramp_mode.argv(), *argv, *TINY_RAMP)
+    assert result.code == 1
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and "password authentication failed" in lines[0], result.err
+    assert _assert_nowhere(wrong, result, tmp_path) == []

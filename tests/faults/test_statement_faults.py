@@ -1,0 +1,153 @@
+"""Faults inside the server while the run goes on: a statement timeout, a size limit, a full disk,
+and the table dropped by someone else. Each runs on every real server the suite reaches."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fault_helpers import (
+    TINY_RAMP,
+    RampMode,
+    add_insert_trigger,
+    assert_report_breaking,
+    create_pgstress_table,
+    drop_trigger_function,
+    read_csv,
+)
+from psycopg import sql
+
+from pgstress.epochs import generate
+from pgstress.measure import StageClock
+from pgstress.payloads import encode_epochs, get_codec
+
+
+@pytest.fixture
+def fault_table(db: psycopg.Connection, table_name: str) -> Iterator[str]:
+    """The test's table name; its trigger function is dropped afterwards (the db fixture drops the table)."""
+    yield table_name
+    drop_trigger_function(db, table_name)
+
+
+def test_statement_timeout(server_dsn: str, db: psycopg.Connection, fault_table: str, ramp_mode: RampMode, run_cli,
+                           tmp_path: Path) -> None:
+    """Iteration 2's insert outlasts statement_timeout: TIMEOUT, and iteration 3 runs as usual."""
+    create_pgstress_table(db, fault_table, "ndjson_zstd")
+    add_insert_trigger(db, fault_table, "IF NEW.epochs = 2000 THEN PERFORM pg_sleep(60); END IF; RETURN NEW;")
+
+    result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", fault_table, *TINY_RAMP,
+                     "--statement-timeout-ms", "1500")
+
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "TIMEOUT", "OK"]
+    ramp_mode.assert_intact_ok(rows[0])
+    ramp_mode.assert_intact_ok(rows[2])
+    assert "canceling statement due to statement timeout" in rows[1]["error"]
+    assert rows[1]["error"].endswith("[SQLSTATE 57014]")
+    assert_report_breaking(tmp_path / "report.md", 2, 2000, "TIMEOUT", "statement timeout")
+
+
+def test_jsonb_size_limit_is_diagnosed(server_dsn: str, db: psycopg.Connection, fault_table: str,
+                                       ramp_mode: RampMode, run_cli, tmp_path: Path) -> None:
+    """A trigger refuses like jsonb's 255 MiB limit does (SQLSTATE 54000, same message), at 1,200,000 bytes:
+    DB_LIMIT, naming the limit and how far this value passed it. (A real 255 MiB case: bench/real_limits.py.)"""
+    limit = 1_200_000
+    create_pgstress_table(db, fault_table, "jsonb")
+    add_insert_trigger(
+        db, fault_table,
+        f"IF pg_column_size(NEW.payload) > {limit} THEN RAISE EXCEPTION 'total size of jsonb array elements"
+        f" exceeds the maximum of % bytes', {limit} USING ERRCODE = 'program_limit_exceeded'; END IF; RETURN NEW;",
+    )
+
+    result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", fault_table, "--payload-format", "jsonb",
+                     *TINY_RAMP)
+
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "OK", "DB_LIMIT"]
+    ramp_mode.assert_intact_ok(rows[0])
+    ramp_mode.assert_intact_ok(rows[1])
+    sent = encode_epochs(get_codec("jsonb"), generate(3000, 42, (3,)), StageClock()).size
+    error = rows[2]["error"]
+    assert error.startswith("jsonb limit: a document's array elements may total at most 1,200,000 bytes")
+    assert f"this value was {sent:,} bytes of JSON text" in error
+    estimate = sent * 1.1507
+    assert f"{estimate - limit:,.0f} bytes" in error and "over it" in error
+    assert error.endswith("[SQLSTATE 54000]")
+    assert float(rows[2][ramp_mode.size_column]) == pytest.approx(sent / 1048576)
+    assert_report_breaking(tmp_path / "report.md", 3, 3000, "DB_LIMIT", "jsonb limit")
+
+
+def test_table_dropped_by_someone_else(server_dsn: str, db: psycopg.Connection, table_name: str,
+                                       ramp_mode: RampMode, hooks, run_cli, tmp_path: Path) -> None:
+    """Another session drops the table after iteration 1: the next iterations are ERROR, the ramp stops
+    after three in a row, and pgstress does not quietly recreate the table."""
+    hooks.after[1] = lambda row: db.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table_name)))
+
+    result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, "--drop-table",
+                     "--start-epochs", "1000", "--end-epochs", "5000", "--step-epochs", "1000",
+                     "--memory-trace", "off")
+
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "ERROR", "ERROR", "ERROR"]
+    ramp_mode.assert_intact_ok(rows[0])
+    assert all("does not exist [SQLSTATE 42P01]" in row["error"] for row in rows[1:])
+    report = assert_report_breaking(tmp_path / "report.md", 2, 2000, "ERROR", "UndefinedTable")
+    assert "stopped after 3 consecutive failed iterations" in report
+    gone = db.execute("SELECT to_regclass(%s)", [sql.Identifier(table_name).as_string(None)]).fetchone()
+    assert gone == (None,)
+
+
+@pytest.fixture
+def tiny_tablespace(db: psycopg.Connection, table_name: str) -> Iterator[str]:
+    """A tablespace on a 1 MiB tmpfs: a real 'No space left on device' for the table put there."""
+    data_directory = db.execute("SELECT current_setting('data_directory')").fetchone()[0]
+    owner = os.stat(data_directory)
+    mount_point = tempfile.mkdtemp(prefix="pgstress-full-")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size=1m,mode=0700,uid={owner.st_uid},gid={owner.st_gid}", "tmpfs",
+         mount_point], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        os.rmdir(mount_point)
+        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    name = f"{table_name}_space"
+    try:
+        db.execute(sql.SQL("CREATE TABLESPACE {} LOCATION {}").format(sql.Identifier(name), sql.Literal(mount_point)))
+        yield name
+    finally:
+        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table_name)))
+        with contextlib.suppress(psycopg.Error):
+            db.execute(sql.SQL("DROP TABLESPACE IF EXISTS {}").format(sql.Identifier(name)))
+        subprocess.run(["umount", mount_point], check=False)
+        os.rmdir(mount_point)
+
+
+def test_disk_full(server_dsn: str, db: psycopg.Connection, table_name: str, tiny_tablespace: str,
+                   ramp_mode: RampMode, run_cli, tmp_path: Path) -> None:
+    """The table lives on a 1 MiB filesystem: the 1,000-epoch record fits, the 20,000-epoch ones do not."""
+    create_pgstress_table(db, table_name, "ndjson_zstd")
+    db.execute(sql.SQL("ALTER TABLE {} SET TABLESPACE {}").format(sql.Identifier(table_name),
+                                                                   sql.Identifier(tiny_tablespace)))
+
+    result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name,
+                     "--start-epochs", "1000", "--end-epochs", "39000", "--step-epochs", "19000",
+                     "--memory-trace", "off")
+
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "ERROR", "ERROR"]
+    ramp_mode.assert_intact_ok(rows[0])
+    for row in rows[1:]:
+        assert "No space left on device" in row["error"] and row["error"].endswith("[SQLSTATE 53100]")
+    assert float(rows[1][ramp_mode.size_column]) > 1.0  # the insert of 2.4 MiB failed
+    # (with the disk still full, even iteration 3's TRUNCATE fails: its new empty index needs a page)
+    assert_report_breaking(tmp_path / "report.md", 2, 20000, "ERROR", "No space left on device")
