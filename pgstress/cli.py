@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="take tracemalloc peaks in a separate untimed pass (off: skip it)")
     p.add_argument("--write-method", choices=WRITE_METHODS, default=defaults.write_method,
                    help="insert: one parameterised INSERT (what applications do); copy: binary COPY")  # fmt: skip
+    p.add_argument("--max-client-memory-mb", type=_int_at_least(1), default=defaults.max_client_memory_mb,
+                   help="async: do not start a level whose estimated client memory passes this"
+                        " (default: 80%% of the RAM available at start)")
     return p
 
 

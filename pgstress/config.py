@@ -35,6 +35,7 @@ class RunConfig:
     memory_trace: bool = True
     write_method: str = "insert"
     start_iter: int = 1
+    max_client_memory_mb: int | None = None  # async memory guard; None = 80 % of the RAM available at start
 
     def epoch_ramp(self) -> list[int]:
         """The linear ramp start, start+step, ... <= end."""
