@@ -2,8 +2,9 @@
 
 A pool of exactly C connections lives across the whole ramp on one persistent event loop
 (`asyncio.Runner`); `run_ramp` drives the levels exactly as in sync mode. Generation, encoding
-and decoding run in a pool of C threads, so codecs that release the GIL (zstd) overlap, and the
-event loop keeps sending and receiving while they work. Each record's failure is its own: it is
+and decoding run in a pool of min(C, CPUs) threads, so codecs that release the GIL (zstd) use
+several cores and the event loop keeps sending and receiving while they work; more threads than
+cores only fight over the GIL (bench/fanout_overlap.py compares). Each record's failure is its own: it is
 counted and classified, and its siblings carry on.
 """
 
@@ -16,8 +17,8 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -317,7 +318,7 @@ class FanoutLevel:
     """Everything one level does: C concurrent writes, then C concurrent reads, then the row."""
 
     def __init__(self, config: RunConfig, db: FanoutDatabase, codec: Codec, runner: asyncio.Runner,
-                 executor: ThreadPoolExecutor, guard: MemoryGuard, levels: list[int]) -> None:
+                 executor: Executor, guard: MemoryGuard, levels: list[int]) -> None:
         self.config = config
         self.db = db
         self.codec = codec
@@ -532,23 +533,32 @@ def _set_latencies(row: AsyncRow, phase: str, latencies: list[float]) -> None:
 # --- the ramp and the report --------------------------------------------------------------------
 
 
+def codec_threads(concurrency: int) -> int:
+    """Threads for generating, encoding and decoding: one per CPU, never more than C."""
+    return max(1, min(concurrency, os.cpu_count() or 1))
+
+
 @dataclass
 class FanoutResult:
     outcome: RampOutcome
     table_bytes: int | None
     memory_limit_mb: float | None
-    notes: list[str] = field(default_factory=list)
 
 
-def run_fanout(config: RunConfig, dsn: str, sinks: list[RowSink],
-               on_row: Callable[[AsyncRow], None] | None = None) -> FanoutResult:
-    """Run the whole fan-out ramp on one event loop and one pool of exactly C connections."""
+def run_fanout(config: RunConfig, dsn: str, sinks: list[RowSink], on_row: Callable[[AsyncRow], None] | None = None,
+               codec_executor: Executor | None = None) -> FanoutResult:
+    """Run the whole fan-out ramp on one event loop and one pool of exactly C connections.
+
+    Codec work runs in a pool of `codec_threads(C)` threads unless `codec_executor` is given (bench/ passes one that
+    runs it inline on the event loop, to show what the threads buy).
+    """
     codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
     table = TableSql(config.table, codec.column_type)
     limit = float(config.max_client_memory_mb) if config.max_client_memory_mb else default_memory_limit_mb()
     levels = config.epoch_ramp()
     concurrency = config.async_concurrency
-    with asyncio.Runner() as runner, ThreadPoolExecutor(concurrency, thread_name_prefix="pgstress-codec") as pool:
+    threads = ThreadPoolExecutor(codec_threads(concurrency), thread_name_prefix="pgstress-codec")
+    with asyncio.Runner() as runner, threads, codec_executor or threads as pool:
         try:
             db = runner.run(FanoutDatabase.open(dsn, table, concurrency, config.statement_timeout_ms))
         except Exception as exc:  # noqa: BLE001 - any pool failure is reported in one line

@@ -261,6 +261,7 @@ def fanout_sections(rows: Sequence[Any]) -> list[str]:
 
 def async_measurement_notes(cfg: RunConfig, memory_limit_mb: float | None, cpu_count: int | None) -> list[str]:
     c = cfg.async_concurrency
+    threads = max(1, min(c, cpu_count or 1))
     trace = (
         "`write_peak_mb` is the tracemalloc peak of an untimed pass that generates and encodes all C records"
         " again, concurrently in the same thread pool, holding all C values at once (no database work);"
@@ -275,8 +276,9 @@ def async_measurement_notes(cfg: RunConfig, memory_limit_mb: float | None, cpu_c
     return [
         f"- Each level starts C = {c} tasks at once over a pool of exactly {c} asyncpg connections, each with"
         f" `statement_timeout` = {cfg.statement_timeout_ms} ms. A write task generates and encodes its own record"
-        " (in a pool of C threads) and INSERTs it (autocommit); then every record written is read back"
-        " concurrently by id (SELECT, then decode and verify in the thread pool).",
+        f" (codec work runs in a pool of min(C, CPUs) = {threads} threads: more threads than cores only fight"
+        " over the GIL) and INSERTs it (autocommit); then every record written is read back concurrently by id"
+        " (SELECT, then decode and verify in the thread pool).",
         "- `write_s` / `read_s` are wall-clock `time.perf_counter()` seconds of the whole concurrent batch, from"
         " starting the C tasks until the last one finished, with tracemalloc **off**. Unlike sync mode the"
         " content hash kept for verification is inside the batch (it overlaps other records' work and cannot be"
