@@ -11,13 +11,15 @@ counted and classified, and its siblings carry on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,6 +212,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=_jsonb_to_binary, decoder=_raw, format="binary")
 
 
+class ServerUnreachable(ConnectionRefusedError):
+    """The pool could not (re)connect: asyncpg surfaces this as a bare OSError, psycopg as OperationalError."""
+
+
 class FanoutDatabase:
     """asyncpg calls for one table over a pool of exactly C connections."""
 
@@ -235,12 +241,23 @@ class FanoutDatabase:
         )
         return cls(pool, table)
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            conn = await self.pool.acquire()
+        except OSError as exc:  # a vanished socket is FileNotFoundError, a dead port ConnectionRefusedError
+            raise ServerUnreachable(f"cannot reach the server: {exc}") from exc
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
     async def insert(self, payload: EncodedPayload) -> int:
-        async with self.pool.acquire() as conn:
+        async with self.connection() as conn:
             return int(await conn.fetchval(self._insert, payload.data, payload.epochs, payload.content_hash))
 
     async def fetch(self, record_id: int) -> tuple[memoryview, int, str]:
-        async with self.pool.acquire() as conn:
+        async with self.connection() as conn:
             found = await conn.fetchrow(self._select, record_id)
         if found is None:
             raise LookupError(f"record {record_id} is not in table {self.table.table!r}")
@@ -253,15 +270,17 @@ class FanoutDatabase:
         return view, int(epochs), str(content_hash)
 
     async def payload_size(self, record_id: int) -> int:
-        async with self.pool.acquire() as conn:
+        async with self.connection() as conn:
             found = await conn.fetchrow(self._sizes, record_id)
         return int(found[0]) if found else 0
 
     async def truncate(self) -> None:
-        await self.pool.execute(self._truncate)
+        async with self.connection() as conn:
+            await conn.execute(self._truncate)
 
     async def total_size(self) -> int:
-        return int(await self.pool.fetchval(self._total_size))
+        async with self.connection() as conn:
+            return int(await conn.fetchval(self._total_size))
 
     async def close(self) -> None:
         """Cancel whatever an interrupt left running, then close the pool (terminate if it hangs)."""
@@ -376,11 +395,16 @@ class FanoutLevel:
                 row.read_peak_mb = traced_peak_mb(lambda: self.runner.run(self._read_batch(written)))
             phase_peaks.append(traced.rss_peak_mb)
 
-        if written:
-            sizes = self.runner.run(self._payload_sizes([record_id for record_id, _ in written]))
-            row.db_payload_per_record_mb = mib(sum(sizes) / len(sizes))
-        row.db_table_mb = mib(self.runner.run(self.db.total_size()))
         self._set_status(row, writes, reads)
+        try:
+            if written:
+                sizes = self.runner.run(self._payload_sizes([record_id for record_id, _ in written]))
+                row.db_payload_per_record_mb = mib(sum(sizes) / len(sizes))
+            row.db_table_mb = mib(self.runner.run(self.db.total_size()))
+        except Exception:
+            if row.status == OK:
+                raise
+            # the records' own failures already say what went wrong; the sizes stay unknown
 
         known_peaks = [peak for peak in phase_peaks if peak is not None] or [current_rss_mb()]
         row.measured_client_mb = max(0.0, max(known_peaks) - self.start_rss_mb)
@@ -552,6 +576,9 @@ def run_fanout(config: RunConfig, dsn: str, sinks: list[RowSink], on_row: Callab
     Codec work runs in a pool of `codec_threads(C)` threads unless `codec_executor` is given (bench/ passes one that
     runs it inline on the event loop, to show what the threads buy).
     """
+    # The pool retries lost connections in the background and logs each failure with a traceback;
+    # the failures that matter are already counted per record.
+    logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)
     codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
     table = TableSql(config.table, codec.column_type)
     limit = float(config.max_client_memory_mb) if config.max_client_memory_mb else default_memory_limit_mb()

