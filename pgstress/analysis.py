@@ -126,10 +126,11 @@ def concurrency_sentences(rows: Sequence[Any]) -> list[str]:
             f" {side}."
         )
     partial = [row for row in fanout if row.status != "OK" and row.writes_ok + row.reads_ok > 0]
-    for row in partial[:3]:
-        sentences.append(
-            f"Iteration {row.iter} failed in part: {row.writes_ok}/{row.writes_total} writes and"
-            f" {row.reads_ok}/{row.reads_total} reads succeeded ({row.failures or row.status}); the failed records"
-            " did not stop their siblings."
+    if partial:
+        listed = "; ".join(
+            f"iteration {row.iter}: {row.writes_ok}/{row.writes_total} writes and {row.reads_ok}/{row.reads_total}"
+            f" reads succeeded ({row.failures or row.status})" for row in partial
         )
+        sentences.append(f"{len(partial)} level(s) failed only in part, the failed records not stopping their"
+                         f" siblings: {listed}.")
     return sentences

@@ -87,4 +87,5 @@ def test_concurrency_sentences() -> None:
     assert "900 ms to write at the median and 1,900 ms at the slowest" in text
     assert "during 75 % of the write time" in text and "database during 12 %" in text
     assert "1.20 CPU cores" in text and "bound by client-side generation and encoding" in text
-    assert "Iteration 2 failed in part: 3/4 writes and 3/3 reads succeeded (TIMEOUT=1)" in text
+    assert ("1 level(s) failed only in part, the failed records not stopping their siblings:"
+            " iteration 2: 3/4 writes and 3/3 reads succeeded (TIMEOUT=1).") in text
