@@ -387,15 +387,18 @@ class FanoutLevel:
                 row.write_peak_mb = traced_peak_mb(lambda: self._encode_all(epochs, encoded))
             phase_peaks.append(traced.rss_peak_mb)
 
-        reads = self._timed(lambda: self._read_batch(written))
-        phase_peaks.append(reads.phase.rss_peak_mb)
-        self._record_reads(row, reads, epochs)
-        if self.config.memory_trace and written:
-            with self.meter.phase() as traced:
-                row.read_peak_mb = traced_peak_mb(lambda: self.runner.run(self._read_batch(written)))
-            phase_peaks.append(traced.rss_peak_mb)
+        reads: list[RecordOutcome] = []
+        if written:  # with nothing written there is no read batch to time
+            read_batch = self._timed(lambda: self._read_batch(written))
+            phase_peaks.append(read_batch.phase.rss_peak_mb)
+            self._record_reads(row, read_batch, epochs)
+            reads = read_batch.outcomes
+            if self.config.memory_trace:
+                with self.meter.phase() as traced:
+                    row.read_peak_mb = traced_peak_mb(lambda: self.runner.run(self._read_batch(written)))
+                phase_peaks.append(traced.rss_peak_mb)
 
-        self._set_status(row, writes, reads)
+        self._set_status(row, [*writes.outcomes, *reads])
         try:
             if written:
                 sizes = self.runner.run(self._payload_sizes([record_id for record_id, _ in written]))
@@ -519,7 +522,7 @@ class FanoutLevel:
         row.read_s = reads.phase.wall_s
         row.reads_total = len(reads.outcomes)
         row.reads_ok = len(reads.ok)
-        if reads.outcomes and row.read_s > 0:
+        if row.read_s > 0:
             row.read_rps = row.reads_ok / row.read_s
             row.read_eps = epochs * row.reads_ok / row.read_s
         _set_latencies(row, "read", [o.latency_s for o in reads.ok])
@@ -531,8 +534,8 @@ class FanoutLevel:
         row.read_rss_delta_mb, row.read_rss_peak_mb = reads.phase.rss_delta_mb, reads.phase.rss_peak_mb
 
     @staticmethod
-    def _set_status(row: AsyncRow, writes: BatchMeasure, reads: BatchMeasure) -> None:
-        faults = [o.fault for o in [*writes.outcomes, *reads.outcomes] if o.fault is not None]
+    def _set_status(row: AsyncRow, outcomes: list[RecordOutcome]) -> None:
+        faults = [o.fault for o in outcomes if o.fault is not None]
         if not faults:
             return
         counts = Counter(fault.status for fault in faults)
@@ -610,7 +613,8 @@ def run_fanout(config: RunConfig, dsn: str, sinks: list[RowSink], on_row: Callab
 
 def _progress_line(row: AsyncRow, total: int) -> str:
     counts = f" writes {row.writes_ok}/{row.writes_total} reads {row.reads_ok}/{row.reads_total}"
-    timing = f" write {row.write_s:.3f}s read {row.read_s or 0:.3f}s" if row.write_s is not None else ""
+    timing = f" write {row.write_s:.3f}s" if row.write_s is not None else ""
+    timing += f" read {row.read_s:.3f}s" if row.read_s is not None else ""
     eps = f" write_eps {row.write_eps:,.0f}" if row.write_eps else ""
     error = f" - {row.error}" if row.error else ""
     return f"[{row.iter}/{total}] {row.concurrency} x {row.epochs:,} epochs {row.status}{counts}{timing}{eps}{error}"

@@ -169,6 +169,7 @@ def test_statement_timeout_applies_to_every_connection(
             assert (r["writes_ok"], r["writes_total"], r["reads_ok"], r["reads_total"]) == ("0", "4", "0", "0")
             assert r["error"].startswith("TIMEOUT x4 of 4 records") and "57014" in r["error"]
             assert r["write_rps"] == "0.0" and r["write_eps"] == "0.0"
+            assert r["read_s"] == r["read_rps"] == ""  # nothing was written, so nothing was read
         report = (tmp_path / "report.md").read_text()
         assert "- **Breaking point:** iteration 1, 500 epochs, status TIMEOUT" in report
         assert "stopped after 2 consecutive failed iterations" in report
