@@ -88,8 +88,49 @@ def conclusion(rows: Sequence[Any], points: Points, *, interrupted: bool, stop_r
             f"At {_fmt_epochs(epochs)} epochs one record was {client_mb:,.1f} MiB as sent and {db_mb:,.1f} MiB"
             f" stored ({db_mb / client_mb:.2f}x after TOAST), {db_mb * 1048576 / epochs:,.0f} bytes per epoch on disk."
         )
+    sentences += concurrency_sentences(rows)
     if stop_reason:
         sentences.append(f"The ramp {stop_reason}.")
     if interrupted:
         sentences.append("The run was interrupted (Ctrl-C) before the ramp finished; later sizes were not measured.")
+    return sentences
+
+
+def concurrency_sentences(rows: Sequence[Any]) -> list[str]:
+    """What the async fan-out adds: C records at once, partial failures, client work vs database wait."""
+    fanout = [row for row in rows if getattr(row, "concurrency", None)]
+    if not fanout:
+        return []
+    c = fanout[0].concurrency
+    sentences = [f"Each level wrote {c} records of the same size at once over {c} connections, then read them all"
+                 " back at once."]
+    ok = [row for row in fanout if row.status == "OK" and row.write_s and row.read_s]
+    if ok:
+        top = max(ok, key=lambda row: row.epochs)
+        latency = (f"; one record took {top.write_p50_ms:,.0f} ms to write at the median and {top.write_max_ms:,.0f} ms"
+                   " at the slowest" if top.write_p50_ms is not None and top.write_max_ms is not None else "")
+        sentences.append(
+            f"At the largest successful level ({_fmt_epochs(top.epochs)} epochs) the batch of {c} was written in"
+            f" {top.write_s:,.3f} s ({top.write_rps:,.1f} records/s) and read in {top.read_s:,.3f} s"
+            f" ({top.read_rps:,.1f} records/s){latency}."
+        )
+        wall = sum(row.write_s for row in ok)
+        busy = sum(row.write_encode_busy_s or 0.0 for row in ok)
+        db_only = sum(row.write_db_only_s or 0.0 for row in ok)
+        cpu = sum(row.write_cpu_s or 0.0 for row in ok)
+        side = ("client-side generation and encoding" if busy >= db_only else "the database")
+        sentences.append(
+            f"Over the successful levels some record was being generated or encoded during {busy / wall * 100:.0f} %"
+            f" of the write time and the client only waited for the database during {db_only / wall * 100:.0f} %,"
+            f" with {cpu / wall:.2f} CPU cores of this process busy on average: the write batches were bound by"
+            f" {side}."
+        )
+    partial = [row for row in fanout if row.status != "OK" and row.writes_ok + row.reads_ok > 0]
+    if partial:
+        listed = "; ".join(
+            f"iteration {row.iter}: {row.writes_ok}/{row.writes_total} writes and {row.reads_ok}/{row.reads_total}"
+            f" reads succeeded ({row.failures or row.status})" for row in partial
+        )
+        sentences.append(f"{len(partial)} level(s) failed only in part, the failed records not stopping their"
+                         f" siblings: {listed}.")
     return sentences

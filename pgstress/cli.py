@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="insert: one parameterised INSERT (what applications do); copy: binary COPY")  # fmt: skip
     p.add_argument("--resume", action="store_true",
                    help="continue the ramp whose first iterations --results-csv already holds (same options, checked)")
+    p.add_argument("--max-client-memory-mb", type=_int_at_least(1), default=defaults.max_client_memory_mb,
+                   help="async: do not start a level whose estimated client memory passes this"
+                        " (default: 80%% of the RAM available at start)")
     return p
 
 

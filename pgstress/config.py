@@ -36,6 +36,7 @@ class RunConfig:
     write_method: str = "insert"
     start_iter: int = 1
     resume: bool = False
+    max_client_memory_mb: int | None = None  # async memory guard; None = 80 % of the RAM available at start
 
     def epoch_ramp(self) -> list[int]:
         """The linear ramp start, start+step, ... <= end."""

@@ -57,6 +57,8 @@ class RunRecord:
     breakdown_columns: list[Column] = field(default_factory=lambda: list(SYNC_BREAKDOWN_COLUMNS))
     efficiency_unit: str = "epochs/s"
     efficiency_name: str = "eps"
+    table_intro: list[str] = field(default_factory=list)  # lines under the comparison table's heading
+    measurement_notes: list[str] | None = None  # None: the sync mode's notes
 
 
 def _cell(value: Any, digits: int | None) -> str:
@@ -151,11 +153,13 @@ def render(record: RunRecord) -> str:
     out.append("")
 
     out += ["## 6. Complete comparison table", ""]
+    out += record.table_intro
     out += [markdown_table(rows, record.columns) if rows else "_No iteration finished._", ""]
     if rows and record.breakdown_columns:
         out += ["### Where the time and memory went", "", markdown_table(rows, record.breakdown_columns), ""]
     out += record.extra_sections
-    out += ["## How the figures were obtained", "", *MEASUREMENT_NOTES(cfg), ""]
+    notes = MEASUREMENT_NOTES(cfg) if record.measurement_notes is None else record.measurement_notes
+    out += ["## How the figures were obtained", "", *notes, ""]
     return "\n".join(out)
 
 
@@ -193,3 +197,115 @@ def write_report(path: str | Path, text: str) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+# --- async fan-out mode ---------------------------------------------------------------------------
+
+def _ok_of(kind: str) -> Column:
+    return Column(f"{kind} ok/total", lambda row, _k=kind: f"{getattr(row, _k + '_ok')}/{getattr(row, _k + '_total')}")
+
+
+ASYNC_COLUMNS = [
+    col("iter"), col("concurrency", "C"), col("epochs"), col("status"), col("write_s", digits=3),
+    col("read_s", digits=3), col("write_rps", digits=1), col("read_rps", digits=1), _ok_of("writes"), _ok_of("reads"),
+    col("write_eps", digits=0), col("payload_per_record_mb", digits=2), col("payload_total_mb", digits=2),
+    col("db_table_mb", digits=2), col("write_peak_mb", digits=1), col("read_peak_mb", digits=1),
+    col("write_rss_delta_mb", digits=1), col("read_rss_delta_mb", digits=1), col("error"),
+]  # fmt: skip
+ASYNC_BREAKDOWN_COLUMNS = [
+    col("iter"), col("epochs"), col("write_cpu_s", digits=3), col("write_encode_busy_s", digits=3),
+    col("write_db_only_s", digits=3), col("write_latency_sum_s", digits=3), col("read_cpu_s", digits=3),
+    col("read_decode_busy_s", digits=3), col("read_db_only_s", digits=3), col("read_latency_sum_s", digits=3),
+    col("verify_s", digits=3), col("db_payload_per_record_mb", digits=2), col("estimated_client_mb", digits=1),
+    col("measured_client_mb", digits=1),
+]  # fmt: skip
+ASYNC_LATENCY_COLUMNS = [
+    col("iter"), col("epochs"), col("write_p50_ms", digits=1), col("write_p95_ms", digits=1),
+    col("write_p99_ms", digits=1), col("write_max_ms", digits=1), col("read_p50_ms", digits=1),
+    col("read_p95_ms", digits=1), col("read_p99_ms", digits=1), col("read_max_ms", digits=1),
+]  # fmt: skip
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{part / whole * 100:.0f} %" if whole > 0 else "n/a"
+
+
+def _cpu_vs_wait(rows: Sequence[Any], phase: str, work: str) -> str | None:
+    timed = [row for row in rows if getattr(row, f"{phase}_s", None)]
+    wall = sum(getattr(row, f"{phase}_s") for row in timed)
+    if not timed or wall <= 0:
+        return None
+    cpu = sum(getattr(row, f"{phase}_cpu_s") or 0.0 for row in timed)
+    busy = sum(getattr(row, f"{phase}_{work}_busy_s") or 0.0 for row in timed)
+    db_only = sum(getattr(row, f"{phase}_db_only_s") or 0.0 for row in timed)
+    latencies = sum(getattr(row, f"{phase}_latency_sum_s") or 0.0 for row in timed)
+    return (
+        f"- {phase.capitalize()} batches, {wall:,.3f} s of wall time over {len(timed)} levels: some record was"
+        f" {'generating/encoding' if work == 'encode' else 'decoding/verifying'} during {_share(busy, wall)} of it,"
+        f" the client was only waiting for the database during {_share(db_only, wall)};"
+        f" this process used {cpu:,.3f} CPU-seconds ({cpu / wall:.2f} cores busy on average)."
+        f" The per-record latencies add up to {latencies:,.3f} s, {latencies / wall:.1f}x the batch wall time."
+    )
+
+
+def fanout_sections(rows: Sequence[Any]) -> list[str]:
+    """The async report's own sections: per-record latency percentiles, client CPU vs database wait."""
+    if not rows:
+        return []
+    out = ["### Per-record latency (ms, successful records)", "", markdown_table(rows, ASYNC_LATENCY_COLUMNS), ""]
+    lines = [line for line in (_cpu_vs_wait(rows, "write", "encode"), _cpu_vs_wait(rows, "read", "decode")) if line]
+    if lines:
+        out += ["### Client CPU vs database wait", "", *lines, ""]
+    return out
+
+
+def async_measurement_notes(cfg: RunConfig, memory_limit_mb: float | None, cpu_count: int | None) -> list[str]:
+    c = cfg.async_concurrency
+    threads = max(1, min(c, cpu_count or 1))
+    trace = (
+        "`write_peak_mb` is the tracemalloc peak of an untimed pass that generates and encodes all C records"
+        " again, concurrently in the same thread pool, holding all C values at once (no database work);"
+        " `read_peak_mb` is that of an untimed repeat of the whole read batch. tracemalloc slows allocation"
+        " 2.5-6x, so it is off during the timed batches."
+        if cfg.memory_trace
+        else "`--memory-trace off`: the tracemalloc peak columns are empty."
+    )
+    limit = (f"{memory_limit_mb:,.0f} MiB" + (" (`--max-client-memory-mb`)" if cfg.max_client_memory_mb
+                                              else " (80 % of the RAM available at the start)")
+             if memory_limit_mb else "none (the available RAM could not be read)")
+    return [
+        f"- Each level starts C = {c} tasks at once over a pool of exactly {c} asyncpg connections, each with"
+        f" `statement_timeout` = {cfg.statement_timeout_ms} ms. A write task generates and encodes its own record"
+        f" (codec work runs in a pool of min(C, CPUs) = {threads} threads: more threads than cores only fight"
+        " over the GIL) and INSERTs it (autocommit); then every record written is read back concurrently by id"
+        " (SELECT, then decode and verify in the thread pool).",
+        "- `write_s` / `read_s` are wall-clock `time.perf_counter()` seconds of the whole concurrent batch, from"
+        " starting the C tasks until the last one finished, with tracemalloc **off**. Unlike sync mode the"
+        " content hash kept for verification is inside the batch (it overlaps other records' work and cannot be"
+        " subtracted); its summed time is `verify_s`.",
+        "- `write_rps` = writes_ok / write_s; `read_rps` = reads_ok / read_s; `write_eps` = epochs x writes_ok /"
+        " write_s, the figure the optimal efficiency point maximises. `reads_total` counts the records that were"
+        " written, the only ones that can be read.",
+        "- Latency of one record: write = from its task's start to its INSERT returning; read = from its SELECT"
+        f" to its verification. Percentiles use linear interpolation over the {c} records (with fewer than 100,"
+        " p99 sits close to the maximum).",
+        "- Client CPU vs database wait: `*_cpu_s` is this process's CPU time (all threads, user + system) during"
+        " the batch; `write_encode_busy_s` / `read_decode_busy_s` is the wall time during which at least one"
+        " record was generating/encoding (decoding/verifying); `*_db_only_s` is the wall time during which at least"
+        " one INSERT (SELECT) was in flight and no record was doing client work. zstd (de)compression releases the"
+        " GIL and runs on several cores at once; orjson, bson and building the epoch dicts hold it and take turns."
+        f" A local server competes for the same {cpu_count or '?'} CPUs; its CPU time is not in `*_cpu_s`.",
+        "- A level is OK only when every write and every read succeeded. Otherwise `status` is the most frequent"
+        " failure class among its records, `error` starts with `CLASS xN of C records` and the ok/total counts,"
+        " then the first message of that class, and `failures` counts every class.",
+        f"- {trace}",
+        f"- Memory guard (limit {limit}): before each level, its client memory is estimated as C x epochs times"
+        " the cost per record-epoch of the largest level already run (the highest of: resident growth above the"
+        " ramp's start, timed and traced passes included; tracemalloc peaks; encoded bytes). The first level"
+        " always runs. A level over the limit is recorded as `CLIENT_MEMORY` without running, and the ramp stops."
+        " `estimated_client_mb` / `measured_client_mb` show the estimate and what the level then used.",
+        "- `*_rss_delta_mb` is how far the batch raised the process's resident high-water mark (0 when it set no"
+        " new high). `db_table_mb` = `pg_total_relation_size` after the level; `db_payload_per_record_mb` = mean"
+        " `pg_column_size(payload)` of the level's records. Sizes are MiB (2^20 bytes).",
+        "- Every record read back is decoded and compared with what was written (epoch count and content hash).",
+    ]

@@ -100,3 +100,74 @@ class CsvSink:
 def read_rows(path: str | Path) -> list[dict[str, str]]:
     with Path(path).open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+@dataclass
+class AsyncRow:
+    """One async fan-out level: C records written at once, then read back at once.
+
+    `write_s` / `read_s` are wall times of the whole concurrent batch; latencies are per record.
+    """
+
+    iter: int
+    concurrency: int
+    epochs: int
+    status: str
+    write_s: float | None = None
+    read_s: float | None = None
+    write_rps: float | None = None
+    read_rps: float | None = None
+    writes_ok: int = 0
+    writes_total: int = 0
+    reads_ok: int = 0
+    reads_total: int = 0
+    payload_total_mb: float | None = None
+    payload_per_record_mb: float | None = None
+    db_table_mb: float | None = None
+    write_peak_mb: float | None = None
+    read_peak_mb: float | None = None
+    write_rss_delta_mb: float | None = None
+    read_rss_delta_mb: float | None = None
+    error: str = ""
+    # extras, after the spec's columns
+    format: str = ""
+    write_eps: float | None = None
+    read_eps: float | None = None
+    write_p50_ms: float | None = None
+    write_p95_ms: float | None = None
+    write_p99_ms: float | None = None
+    write_max_ms: float | None = None
+    read_p50_ms: float | None = None
+    read_p95_ms: float | None = None
+    read_p99_ms: float | None = None
+    read_max_ms: float | None = None
+    failures: str = ""
+    db_payload_per_record_mb: float | None = None
+    write_latency_sum_s: float | None = None
+    read_latency_sum_s: float | None = None
+    write_cpu_s: float | None = None
+    write_encode_busy_s: float | None = None
+    write_db_only_s: float | None = None
+    read_cpu_s: float | None = None
+    read_decode_busy_s: float | None = None
+    read_db_only_s: float | None = None
+    verify_s: float | None = None
+    write_rss_peak_mb: float | None = None
+    read_rss_peak_mb: float | None = None
+    estimated_client_mb: float | None = None
+    measured_client_mb: float | None = None
+
+    SPEC_COLUMNS: ClassVar[tuple[str, ...]] = (
+        "iter", "concurrency", "epochs", "status", "write_s", "read_s", "write_rps", "read_rps", "writes_ok",
+        "writes_total", "reads_ok", "reads_total", "payload_total_mb", "payload_per_record_mb", "db_table_mb",
+        "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error",
+    )  # fmt: skip
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "OK"
+
+    @property
+    def efficiency(self) -> float | None:
+        """The figure the optimal point maximises: epochs stored per second across the batch."""
+        return self.write_eps

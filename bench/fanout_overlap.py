@@ -1,0 +1,88 @@
+"""What running codec work in threads buys the async fan-out: threads vs inline on the event loop.
+
+    python bench/fanout_overlap.py --dsn "host=/var/run/postgresql dbname=pgstress_test" \
+        --payload-format ndjson_zstd --epochs 100000 --concurrency 8
+
+One level per mode, tracemalloc off; prints the batch wall times and the client-CPU / database-wait split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+
+from pgstress.config import RunConfig
+from pgstress.fanout_runner import run_fanout
+from pgstress.payloads import format_names, get_codec
+from pgstress.results import AsyncRow
+from pgstress.schema import TableSql, prepare_table
+
+
+class InlineExecutor(Executor):
+    """Runs each job at once in the calling thread: on the event loop, which it blocks meanwhile."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - handed back like a thread pool would
+            future.set_exception(exc)
+        return future
+
+
+class Rows:
+    def __init__(self) -> None:
+        self.rows: list[AsyncRow] = []
+
+    def write(self, row: object) -> None:
+        self.rows.append(row)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--dsn", required=True)
+    p.add_argument("--payload-format", choices=format_names(), default="ndjson_zstd")
+    p.add_argument("--epochs", type=int, default=100_000)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--table", default="pgstress_bench_overlap")
+    args = p.parse_args()
+    codec = get_codec(args.payload_format)
+    with psycopg.connect(args.dsn, autocommit=True) as conn:
+        prepare_table(conn, TableSql(args.table, codec.column_type), drop=True, truncate=True)
+    print(f"{args.concurrency} x {args.epochs:,} epochs, {args.payload_format}, load average {os.getloadavg()[0]:.2f}")
+    print("| codec work | write_s | write cpu-s (cores) | encoding busy | db-only wait | read_s | read cpu-s (cores)"
+          " | decoding busy | db-only wait |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    try:
+        cores = os.cpu_count() or 1
+        modes: list[tuple[str, Executor | None]] = [
+            (f"{args.concurrency} threads (= C)", None),
+            (f"{cores} threads (= CPUs)", ThreadPoolExecutor(cores)),
+            ("inline on the loop", InlineExecutor()),
+        ]
+        for name, executor in modes:
+            config = RunConfig(mode="async", table=args.table, payload_format=args.payload_format,
+                               start_epochs=args.epochs, end_epochs=args.epochs, async_concurrency=args.concurrency,
+                               memory_trace=False)  # fmt: skip
+            sink = Rows()
+            run_fanout(config, args.dsn, [sink], codec_executor=executor)
+            r = sink.rows[0]
+            assert r.status == "OK", r.error
+            print(f"| {name} | {r.write_s:.2f} | {r.write_cpu_s:.2f} ({r.write_cpu_s / r.write_s:.2f})"
+                  f" | {r.write_encode_busy_s / r.write_s:.0%} | {r.write_db_only_s / r.write_s:.0%}"
+                  f" | {r.read_s:.2f} | {r.read_cpu_s:.2f} ({r.read_cpu_s / r.read_s:.2f})"
+                  f" | {r.read_decode_busy_s / r.read_s:.0%} | {r.read_db_only_s / r.read_s:.0%} |", flush=True)
+    finally:
+        with psycopg.connect(args.dsn, autocommit=True) as conn:
+            conn.execute(TableSql(args.table, codec.column_type).drop())
+
+
+if __name__ == "__main__":
+    main()
