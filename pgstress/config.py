@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg.conninfo
 
 MODES = ("sync", "async")
+ALL_FORMATS = "all"  # --payload-format all: one ramp per registered format, compared in one report
 WRITE_METHODS = ("insert", "copy")
 
 
@@ -35,6 +36,9 @@ class RunConfig:
     memory_trace: bool = True
     write_method: str = "insert"
     start_iter: int = 1
+    no_charts: bool = False
+    quiet: bool = False
+    fail_on_break: bool = False
 
     def epoch_ramp(self) -> list[int]:
         """The linear ramp start, start+step, ... <= end."""
