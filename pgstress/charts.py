@@ -8,6 +8,7 @@ object API on the Agg canvas: no display, no pyplot global state.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,10 @@ class PlottedChart:
     lines: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # legend label -> (epochs, value)
     failures: dict[str, list[int]] = field(default_factory=dict)  # ramp label -> epochs of failed iterations
     breaking: dict[str, int] = field(default_factory=dict)  # ramp label -> epochs of the breaking point
+
+    def data(self) -> dict[str, Any]:
+        return {"lines": {label: [list(point) for point in points] for label, points in self.lines.items()},
+                "failures": self.failures, "breaking": self.breaking}
 
 
 SYNC_CHARTS: tuple[ChartSpec, ...] = (
@@ -76,6 +81,7 @@ ASYNC_CHARTS: tuple[ChartSpec, ...] = (
     )),
 )  # fmt: skip
 
+DATA_KEY = "pgstress-data"  # PNG text chunk holding what was plotted, so the file can be checked
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -153,8 +159,16 @@ def draw_chart(spec: ChartSpec, ramps: Mapping[str, Sequence[Any]], path: Path) 
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", loc="best")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    figure.savefig(path, metadata={DATA_KEY: json.dumps(chart.data())})
     return chart
+
+
+def read_chart_data(path: str | Path) -> dict[str, Any]:
+    """The data a chart file was drawn from (kept in the PNG's text chunk)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return json.loads(image.text[DATA_KEY])  # type: ignore[attr-defined]
 
 
 def draw_charts(specs: Sequence[ChartSpec], ramps: Mapping[str, Sequence[Any]], report_md: str | Path,

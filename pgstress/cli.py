@@ -31,7 +31,7 @@ from pgstress.ramp import RampOutcome
 from pgstress.report import RunRecord, render, write_report
 from pgstress.results import CsvSink, SyncRow
 from pgstress.schema import TableRefused, TableSql, check_table, prepare_table
-from pgstress.server import ServerInfo, ServerUnavailable, open_server
+from pgstress.server import ServerInfo, ServerUnavailable, describe_target, open_server
 from pgstress.sync_runner import run_sync
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -164,7 +164,7 @@ def run(config: RunConfig, server: ServerInfo) -> int:
 
         return run_fanout_report(config, server, host, details[0])
     progress = make_progress(quiet=config.quiet)
-    source = "embedded PostgreSQL" if server.embedded else server.source
+    source = "embedded PostgreSQL" if server.embedded else f"{describe_target(server.dsn)} from {server.source}"
     if config.payload_format == ALL_FORMATS:
         with CsvSink(config.results_csv, SyncRow) as sink:
             runs = run_each_format(configs, lambda c: _sync_ramp(c, server, progress, [sink], source, len(configs)))

@@ -147,66 +147,74 @@ def _ranking(values: dict[str, float], unit: str, digits: int, *, lowest: bool) 
 
 
 def recommendation(runs: Sequence[FormatRun]) -> list[str]:
-    """Sentences that pick a format per concern, written from the numbers."""
+    """Markdown lines that pick a format per concern, written from the numbers."""
     if not runs:
         return ["No format ran, so there is nothing to compare."]
-    sentences: list[str] = []
+    intro: list[str] = []
+    bullets: list[str] = []
     wins: dict[str, list[str]] = {run.format: [] for run in runs}
-    shared = [epochs for epochs in sorted({r.epochs for run in runs for r in run.outcome.rows})
-              if all(_ok_row(run, epochs) is not None for run in runs)]
-    if shared:
+    compared = [run for run in runs if any(row.status == "OK" for row in run.outcome.rows)]
+    left_out = [run.format for run in runs if run not in compared]
+    if left_out:
+        intro.append(f"{' and '.join(left_out)} had no successful iteration and is left out of the size, speed and"
+                     " memory comparison.")
+    shared = [epochs for epochs in sorted({r.epochs for run in compared for r in run.outcome.rows})
+              if all(_ok_row(run, epochs) is not None for run in compared)]
+    if shared and len(compared) > 1:
         level = shared[-1]
-        rows = {run.format: _ok_row(run, level) for run in runs}
-        sentences.append(f"At {level:,} epochs, the largest record size every format wrote and read back:")
+        rows = {run.format: _ok_row(run, level) for run in compared}
+        intro.append(f"Compared at {level:,} epochs, the largest record size that every compared format wrote and"
+                     " read back:")
         stored = {name: row.db_payload_mb for name, row in rows.items() if row.db_payload_mb is not None}
         if stored:
             best, rest = _ranking(stored, "MiB", 2, lowest=True)
             per_epoch = stored[best] * 1048576 / level
-            sentences.append(f"**smallest on disk: {best}**, {stored[best]:,.2f} MiB per record"
-                             f" ({per_epoch:,.0f} bytes per epoch){rest}.")
+            bullets.append(f"**smallest on disk: {best}**, {stored[best]:,.2f} MiB per record"
+                           f" ({per_epoch:,.0f} bytes per epoch){rest}.")
             wins[best].append("smallest on disk")
         speed = {name: row.eps for name, row in rows.items() if row.eps is not None}
         if speed:
             best, rest = _ranking(speed, "epochs/s", 0, lowest=False)
-            sentences.append(f"**fastest: {best}**, {rows[best].write_s:,.3f} s to write and {rows[best].read_s:,.3f} s"
-                             f" to read, {speed[best]:,.0f} epochs/s{rest}.")
+            bullets.append(f"**fastest: {best}**, {rows[best].write_s:,.3f} s to write and {rows[best].read_s:,.3f} s"
+                           f" to read, {speed[best]:,.0f} epochs/s{rest}.")
             wins[best].append("fastest")
         peaks = {name: peak for name, row in rows.items() if (peak := _memory_peak(row)) is not None}
         if peaks:
             kind = next(iter(peaks.values()))[1]
             best, rest = _ranking({name: value for name, (value, _) in peaks.items()}, "MiB", 1, lowest=True)
-            sentences.append(f"**lowest client memory: {best}**, {peaks[best][0]:,.1f} MiB {kind} of the"
-                             f" heavier phase{rest}.")
+            bullets.append(f"**lowest client memory: {best}**, {peaks[best][0]:,.1f} MiB {kind} of the"
+                           f" heavier phase{rest}.")
             wins[best].append("lowest memory")
-    else:
-        sentences.append("No record size succeeded in every format, so they cannot be compared at one size.")
+    elif len(compared) > 1:
+        intro.append("No record size succeeded in every format, so they cannot be compared at one size.")
     largest = {run.format: _largest_working(run) for run in runs}
     broken = {run.format: run.points.breaking for run in runs if run.points.breaking is not None}
     working = {name: epochs for name, epochs in largest.items() if epochs is not None}
     if working:
         top = max(working.values())
         leaders = [name for name, epochs in working.items() if epochs == top]
-        details = "; ".join(
-            f"{name}: {largest[name]:,} epochs" if largest[name] is not None else f"{name}: none"
-            for name in largest
-        )
         if broken:
+            each = "; ".join(f"{name}: {epochs:,} epochs" if epochs is not None else f"{name}: none"
+                             for name, epochs in largest.items())
             breaks = "; ".join(f"{name} broke at {row.epochs:,} epochs ({row.status})" for name, row in broken.items())
-            sentences.append(f"**largest size that works: {' and '.join(leaders)}** ({details}); {breaks}.")
-        else:
-            sentences.append(f"**largest size that works:** no format broke; all worked up to {top:,} epochs"
-                             " (the end of the ramp).")
-        if broken:
+            bullets.append(f"**largest size that works: {' and '.join(leaders)}** ({each}); {breaks}.")
             for name in leaders:
                 wins[name].append("largest size that works")
+        else:
+            bullets.append(f"**largest size that works:** no format broke; all worked up to {top:,} epochs"
+                           " (the end of the ramp).")
+    closing: list[str] = []
     ranked = sorted(wins.items(), key=lambda item: len(item[1]), reverse=True)
-    if ranked and ranked[0][1] and (len(ranked) == 1 or len(ranked[0][1]) > len(ranked[1][1])):
+    if ranked[0][1] and (len(ranked) == 1 or len(ranked[0][1]) > len(ranked[1][1])):
         name, reasons = ranked[0]
-        sentences.append(f"On these numbers **{name}** is the format to choose: {', '.join(reasons)}.")
+        closing.append(f"On these numbers **{name}** is the format to choose: {', '.join(reasons)}.")
     elif any(reasons for _, reasons in ranked):
-        sentences.append("No format wins on every count: choose by the concern that matters most to you above.")
-    sentences.append("These are single measurements on this machine; differences of a few per cent are noise.")
-    return sentences
+        closing.append("No format wins outright: choose by the concern that matters most to you.")
+    closing.append("These are single measurements on this machine; differences of a few per cent are noise.")
+    lines = [" ".join(intro), ""] if intro else []
+    if bullets:
+        lines += [f"- {bullet}" for bullet in bullets] + [""]
+    return [*lines, " ".join(closing)]
 
 
 def _points_table(runs: Sequence[FormatRun], unit: str) -> str:
@@ -251,7 +259,9 @@ def render_comparison(record: ComparisonRecord) -> str:
     if record.interrupted:
         out += [f"> **INTERRUPTED** (Ctrl-C) during format {len(runs)} of {record.planned_formats};"
                 " this report covers what finished.", ""]
-    out += render_context(record.context, {run.config.table: run.table_bytes for run in runs})
+    shared_context = replace(record.context, server_details=replace(record.context.server_details,
+                                                                    payload_column_compression=None))
+    out += render_context(shared_context, {run.config.table: run.table_bytes for run in runs})
     compression = [f"- `payload` column compression of `{run.config.table}`: {compression_text(run.details)}"
                    for run in runs if run.details is not None and run.details.payload_column_compression]
     if compression:
@@ -265,8 +275,7 @@ def render_comparison(record: ComparisonRecord) -> str:
     if any(run.points.breaking is not None for run in runs):
         out.append("")
 
-    out += ["## 5. Recommendation", "", "\n".join(f"- {s}" if s.startswith("**") else s
-                                                   for s in recommendation(runs)), ""]
+    out += ["## 5. Recommendation", "", *recommendation(runs), ""]
     out += ["### Each format on its own", ""]
     for run in runs:
         rows = run.outcome.rows

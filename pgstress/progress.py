@@ -97,7 +97,7 @@ class RampTracker:
 
     @property
     def phase_text(self) -> str:
-        return f"{self.phase} (tracemalloc pass, untimed)" if self.tracing else self.phase
+        return f"{self.phase} (memory pass)" if self.tracing else self.phase
 
     def elapsed_s(self) -> float:
         return self.now() - self.started
