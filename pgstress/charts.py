@@ -58,11 +58,13 @@ SYNC_CHARTS: tuple[ChartSpec, ...] = (
         Series("client_payload_mb", "as sent by the client"),
         Series("db_payload_mb", "stored (pg_column_size, after TOAST)", "--"),
     )),
-    ChartSpec("memory", "Client memory of one record's write and read", "MiB", (
-        Series("write_peak_mb", "write, tracemalloc peak"),
-        Series("read_peak_mb", "read, tracemalloc peak", "--"),
-        Series("write_rss_peak_mb", "write, whole-process resident (RSS) peak", ":"),
-        Series("read_rss_peak_mb", "read, whole-process resident (RSS) peak", "-."),
+    ChartSpec("memory", "Python memory of one record's write and read (tracemalloc peak)", "MiB", (
+        Series("write_peak_mb", "write"),
+        Series("read_peak_mb", "read", "--"),
+    )),
+    ChartSpec("rss", "Resident memory of the whole process during write and read (RSS peak)", "MiB", (
+        Series("write_rss_peak_mb", "write"),
+        Series("read_rss_peak_mb", "read", "--"),
     )),
 )  # fmt: skip
 
@@ -82,6 +84,7 @@ ASYNC_CHARTS: tuple[ChartSpec, ...] = (
 )  # fmt: skip
 
 DATA_KEY = "pgstress-data"  # PNG text chunk holding what was plotted, so the file can be checked
+_LEGEND_INSIDE_MAX = 4
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -120,7 +123,11 @@ def draw_chart(spec: ChartSpec, ramps: Mapping[str, Sequence[Any]], path: Path) 
     if not any(points for *_, points in plotted):
         return None
 
-    figure = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
+    entries = sum(1 for *_, points in plotted if points) + 2 * sum(
+        1 for rows in ramps.values() if any(row.status != "OK" for row in rows))
+    legend_below = entries > _LEGEND_INSIDE_MAX
+    extra_height = 0.22 * -(-entries // 2) + 0.3 if legend_below else 0.0
+    figure = Figure(figsize=(8, 4.5 + extra_height), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     colours = {label: _COLOURS[i % len(_COLOURS)] for i, label in enumerate(ramps)}
@@ -157,7 +164,10 @@ def draw_chart(spec: ChartSpec, ramps: Mapping[str, Sequence[Any]], path: Path) 
     axes.xaxis.set_major_formatter(FuncFormatter(_epochs_text))
     axes.set_ylim(bottom=0)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize="small", loc="best")
+    if legend_below:  # many lines: a legend inside would hide them
+        figure.legend(*axes.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small")
+    else:
+        axes.legend(fontsize="small", loc="best")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, metadata={DATA_KEY: json.dumps(chart.data())})
     return chart

@@ -13,6 +13,7 @@ from typing import Any
 from pgstress.analysis import Points, conclusion, find_points
 from pgstress.config import RunConfig
 from pgstress.environment import ServerDetails
+from pgstress.measure import release_freed_memory
 from pgstress.payloads import format_names
 from pgstress.ramp import RampOutcome
 from pgstress.report import (
@@ -60,6 +61,7 @@ def run_each_format(configs: Sequence[RunConfig],
     """Run the formats one after another; an interrupted ramp ends the whole run there."""
     runs: list[FormatRun] = []
     for config in configs:
+        release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
         outcome, table_bytes = run_one(config)
         runs.append(FormatRun(config, outcome, table_bytes))
         if outcome.interrupted:
@@ -306,6 +308,8 @@ def render_comparison(record: ComparisonRecord) -> str:
         out += ["### Where the time and memory went", "",
                 markdown_table(all_rows, [col("format"), *record.context.breakdown_columns]), ""]
     out += ["## How the figures were obtained", "", *MEASUREMENT_NOTES(record.context.config),
-            "- Each format ran its own ramp on its own table (`<table>_<format>`), one after another in one process.",
+            "- Each format ran its own ramp on its own table (`<table>_<format>`), one after another in one process;"
+            " freed memory was handed back to the OS between formats, but a later format's resident (RSS) peaks"
+            " can still include memory an earlier one left behind: compare formats by the tracemalloc peaks.",
             ""]
     return "\n".join(out)

@@ -25,6 +25,7 @@ from pgstress.progress import (
 from pgstress.results import SyncRow, read_rows
 from pgstress.schema import TableSql, prepare_table
 
+CHART_NAMES = ("time", "eps", "size", "memory", "rss")
 ITERATION_LINE = re.compile(r"^\[(\d+)/(\d+)\] (\w+) ([\d,]+) epochs (\w+) .* \| elapsed \d+:\d\d:\d\d eta \S+$")
 
 
@@ -197,7 +198,7 @@ def test_non_terminal_run_prints_one_line_per_iteration_then_the_summary(run_cli
     assert lines[6].startswith("optimal efficiency: ")
     report = tmp_path / "report.md"
     assert lines[7] == (f"wrote {tmp_path / 'iteration_results.csv'}, {report}, "
-                        + ", ".join(str(tmp_path / f"report_{name}.png") for name in ("time", "eps", "size", "memory")))
+                        + ", ".join(str(tmp_path / f"report_{name}.png") for name in CHART_NAMES))
     assert len(lines) == 8
     assert result.err == ""
 
