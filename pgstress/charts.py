@@ -163,6 +163,8 @@ def draw_chart(spec: ChartSpec, ramps: Mapping[str, Sequence[Any]], path: Path) 
     axes.set_ylabel(spec.ylabel)
     axes.xaxis.set_major_formatter(FuncFormatter(_epochs_text))
     axes.set_ylim(bottom=0)
+    if axes.get_ylim()[1] >= 10_000:
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:,.0f}"))
     axes.grid(True, alpha=0.3)
     if legend_below:  # many lines: a legend inside would hide them
         figure.legend(*axes.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small")
