@@ -9,6 +9,7 @@ object API on the Agg canvas: no display, no pyplot global state.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,19 @@ def draw_charts(specs: Sequence[ChartSpec], ramps: Mapping[str, Sequence[Any]], 
     """Every chart that has data, written beside the report as <report stem>_<name>.png."""
     drawn = (draw_chart(spec, ramps, chart_path(report_md, spec.name)) for spec in specs)
     return [chart for chart in drawn if chart is not None]
+
+
+def charts_for_report(specs: Sequence[ChartSpec], ramps: Mapping[str, Sequence[Any]], report_md: str | Path, *,
+                      enabled: bool = True) -> list[PlottedChart]:
+    """draw_charts for a run: nothing when disabled (--no-charts); a failure to draw costs the
+    charts (one line on stderr), never the report."""
+    if not enabled:
+        return []
+    try:
+        return draw_charts(specs, ramps, report_md)
+    except Exception as exc:  # noqa: BLE001 - matplotlib or file trouble: say so and carry on
+        print(f"pgstress: charts not drawn: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return []
 
 
 def chart_links(charts: Sequence[PlottedChart], report_md: str | Path) -> list[str]:

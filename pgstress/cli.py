@@ -14,7 +14,7 @@ from typing import NoReturn
 import psycopg
 
 from pgstress.analysis import find_points
-from pgstress.charts import SYNC_CHARTS, PlottedChart, chart_links, draw_charts
+from pgstress.charts import SYNC_CHARTS, PlottedChart, chart_links, charts_for_report
 from pgstress.compare import (
     ComparisonRecord,
     FormatRun,
@@ -175,7 +175,7 @@ def run(config: RunConfig, server: ServerInfo) -> int:
         outcome, table_bytes = _sync_ramp(config, server, progress, [sink], source)
     record = RunRecord(config=config, host=host, server=server, server_details=details[0], outcome=outcome,
                        table_bytes=table_bytes, finished_at=_now())
-    charts = _charts(config, {"": outcome.rows})
+    charts = charts_for_report(SYNC_CHARTS, {"": outcome.rows}, config.report_md, enabled=not config.no_charts)
     record.chart_lines = chart_links(charts, config.report_md)
     write_report(config.report_md, render(record))
     return finish(record, [config.results_csv], charts, progress)
@@ -194,20 +194,10 @@ def _sync_ramp(config: RunConfig, server: ServerInfo, progress: Progress, sinks:
         return run_sync(config, server.dsn, sinks, on_row=lambda row: progress.row(tracker, row))
 
 
-def _charts(config: RunConfig, ramps: dict[str, list]) -> list[PlottedChart]:
-    """The charts beside the report; a failure to draw costs the charts, never the report."""
-    if config.no_charts:
-        return []
-    try:
-        return draw_charts(SYNC_CHARTS, ramps, config.report_md)
-    except Exception as exc:  # noqa: BLE001 - matplotlib/file trouble: say so and carry on
-        print(f"pgstress: charts not drawn: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return []
-
-
 def _finish_all(config: RunConfig, host, server: ServerInfo, details, runs: list[FormatRun],
                 progress: Progress) -> int:
-    charts = _charts(config, {run_.format: run_.outcome.rows for run_ in runs})
+    charts = charts_for_report(SYNC_CHARTS, {run_.format: run_.outcome.rows for run_ in runs}, config.report_md,
+                               enabled=not config.no_charts)
     context = RunRecord(config=config, host=host, server=server, server_details=details,
                         outcome=RampOutcome(), finished_at=_now())
     record = ComparisonRecord(context=context, runs=runs, chart_lines=chart_links(charts, config.report_md),

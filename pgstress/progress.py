@@ -115,19 +115,25 @@ class RampTracker:
 
 
 def progress_line(row: Any, total: int) -> str:
-    """One finished iteration in one line: what CI logs and `| tee` get."""
-    timing = f" write {row.write_s:.3f}s read {row.read_s:.3f}s eps {row.eps:,.0f}" if row.eps else ""
-    size = f" {row.client_payload_mb:.2f} MiB" if row.client_payload_mb is not None else ""
+    """One finished sync iteration in one line: what CI logs and `| tee` get."""
+    eps = getattr(row, "eps", None)
+    timing = f" write {row.write_s:.3f}s read {row.read_s:.3f}s eps {eps:,.0f}" if eps else ""
+    client_mb = getattr(row, "client_payload_mb", None)
+    size = f" {client_mb:.2f} MiB" if client_mb is not None else ""
     error = f" - {row.error}" if row.error else ""
     label = f" {row.format}" if getattr(row, "format", "") else ""
     return f"[{row.iter}/{total}]{label} {row.epochs:,} epochs {row.status}{size}{timing}{error}"
 
 
+LineFormat = Callable[[Any, int], str]  # (row, levels in the ramp) -> one line; the async runner has its own
+
+
 class Progress:
     """Silent: `--quiet` (errors and the final summary only). The base of the other two."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, line: LineFormat = progress_line) -> None:
         self._out = out
+        self.line = line
 
     @property
     def out(self) -> TextIO:
@@ -173,14 +179,14 @@ class PlainProgress(Progress):
 
     def _row(self, tracker: RampTracker, row: Any) -> None:
         timing = f" | elapsed {clock_text(tracker.elapsed_s())} eta {clock_text(tracker.eta_s())}"
-        self.say(progress_line(row, tracker.total) + timing)
+        self.say(self.line(row, tracker.total) + timing)
 
 
 class LiveProgress(Progress):
     """A rich live panel on a terminal; finished iterations scroll above it as lines."""
 
-    def __init__(self, out: TextIO | None = None, console: Any = None) -> None:
-        super().__init__(out)
+    def __init__(self, out: TextIO | None = None, line: LineFormat = progress_line, console: Any = None) -> None:
+        super().__init__(out, line)
         from rich.console import Console
 
         self.console = console or Console(file=out, highlight=False)
@@ -199,8 +205,8 @@ class LiveProgress(Progress):
 
     def _row(self, tracker: RampTracker, row: Any) -> None:
         colour = "green" if row.status == "OK" else "red"
-        line = progress_line(row, tracker.total).replace(f" {row.status}", f" [{colour}]{row.status}[/{colour}]", 1)
-        self.console.print(line, highlight=False)
+        text = self.line(row, tracker.total).replace(f" {row.status}", f" [{colour}]{row.status}[/{colour}]", 1)
+        self.console.print(text, highlight=False)
 
     def _end(self, tracker: RampTracker) -> None:
         if self._live is not None:
@@ -224,20 +230,21 @@ class LiveProgress(Progress):
         if tracker.rows:
             last = tracker.rows[-1]
             colour = "green" if last.status == "OK" else "red"
-            eps = f", {last.eps:,.0f} epochs/s" if getattr(last, "eps", None) else ""
+            rate = getattr(last, "efficiency", None)
+            eps = f", {rate:,.0f} epochs/s" if rate else ""
             status = f"[{colour}]{last.status}[/{colour}]"
             lines.append(f"last: iteration {last.iter}, {last.epochs:,} epochs, {status}{eps}")
         lines.append(f"time: elapsed {clock_text(tracker.elapsed_s())}, ETA {clock_text(tracker.eta_s())}")
         return Group(*lines)
 
 
-def make_progress(*, quiet: bool, out: TextIO | None = None) -> Progress:
+def make_progress(*, quiet: bool, out: TextIO | None = None, line: LineFormat = progress_line) -> Progress:
     stream = out or sys.stdout
     if quiet:
-        return Progress(out)
+        return Progress(out, line)
     if stream.isatty():
-        return LiveProgress(out)
-    return PlainProgress(out)
+        return LiveProgress(out, line)
+    return PlainProgress(out, line)
 
 
 @dataclass

@@ -9,11 +9,24 @@ import psycopg
 import pytest
 
 from pgstress.charts import read_chart_data
-from pgstress.compare import COMPARED_METRICS, NOT_RUN, FormatRun, compared_levels, recommendation
+from pgstress.compare import (
+    COMPARED_METRICS,
+    NOT_RUN,
+    ComparisonRecord,
+    FormatRun,
+    compared_levels,
+    format_configs,
+    recommendation,
+    render_comparison,
+    run_each_format,
+)
 from pgstress.config import RunConfig
+from pgstress.environment import ServerDetails, collect_host
 from pgstress.ramp import RampOutcome
+from pgstress.report import RunRecord
 from pgstress.results import SyncRow, read_rows
 from pgstress.schema import TableSql, count_rows, prepare_table
+from pgstress.server import ServerInfo
 
 FORMATS = ("bson", "jsonb", "ndjson_zstd")
 RAMP = ("--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000")
@@ -187,3 +200,24 @@ def test_a_speed_lead_within_the_noise_is_not_called_a_win() -> None:
     text = "\n".join(recommendation(runs))
     assert "**fastest: bson**" in text and "only 5 % ahead of the next, within one run's noise" in text
     assert "On these numbers **bson** is the format to choose: smallest on disk, lowest memory." in text
+
+
+def test_an_interrupted_format_ends_the_loop_and_the_report_says_so() -> None:
+    called: list[str] = []
+
+    def run_one(config: RunConfig) -> tuple[RampOutcome, int | None]:
+        called.append(config.payload_format)
+        rows = [ok(1000, 500, 0.2, 9.0)]
+        return RampOutcome(rows=rows, planned_levels=3, interrupted=config.payload_format == "jsonb"), 8192
+
+    configs = format_configs(RunConfig(payload_format="all", table="cmp"))
+    assert [(c.payload_format, c.table) for c in configs] == [
+        ("bson", "cmp_bson"), ("jsonb", "cmp_jsonb"), ("ndjson_zstd", "cmp_ndjson_zstd")]
+    runs = run_each_format(configs, run_one)
+    assert called == ["bson", "jsonb"]
+    assert [run.table_bytes for run in runs] == [8192, 8192]
+    context = RunRecord(config=configs[0], host=collect_host(), server=ServerInfo("", "--dsn", False),
+                        server_details=ServerDetails(), outcome=RampOutcome())
+    text = render_comparison(ComparisonRecord(context, runs, [], planned_formats=3))
+    assert "> **INTERRUPTED** (Ctrl-C) during format 2 of 3; this report covers what finished." in text
+    assert "| ndjson_zstd |" not in text

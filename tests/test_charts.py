@@ -15,6 +15,7 @@ from pgstress.charts import (
     ChartSpec,
     Series,
     chart_links,
+    charts_for_report,
     draw_chart,
     draw_charts,
     read_chart_data,
@@ -123,6 +124,17 @@ def test_a_custom_spec_needs_nothing_else(tmp_path: Path) -> None:
     spec = ChartSpec("db_row", "Row size", "MiB", (Series("db_payload_mb", "payload"),))
     chart = draw_chart(spec, {"": [sync_row(1, 900)]}, tmp_path / "row.png")
     assert chart is not None and chart.lines == {"payload": [(900, 0.1)]}
+
+
+def test_charts_for_a_report_can_be_turned_off_and_never_sink_the_run(tmp_path: Path, capsys) -> None:
+    rows = {"": [sync_row(1, 1000)]}
+    assert charts_for_report(SYNC_CHARTS, rows, tmp_path / "r.md", enabled=False) == []
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    assert charts_for_report(SYNC_CHARTS, rows, blocker / "r.md") == []
+    err = capsys.readouterr().err
+    assert err.startswith("pgstress: charts not drawn: ") and err.count("\n") == 1
+    assert list(tmp_path.glob("**/*.png")) == []
 
 
 def test_links_are_relative_to_the_report(tmp_path: Path) -> None:

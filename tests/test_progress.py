@@ -139,6 +139,14 @@ def test_plain_progress_prints_a_header_and_one_line_per_iteration() -> None:
     assert len(lines) == 3
 
 
+def test_another_runner_brings_its_own_line(tmp_path: Path) -> None:
+    out = io.StringIO()
+    progress = make_progress(quiet=False, out=out, line=lambda row, total: f"level {row.iter}/{total} {row.status}")
+    with progress.ramp("async", [1000, 2000]) as tracker:
+        progress.row(tracker, SyncRow(iter=1, epochs=1000, status="OK"))
+    assert out.getvalue().splitlines()[1].startswith("level 1/2 OK | elapsed 0:00:00 eta ")
+
+
 def test_live_panel_shows_position_phase_last_result_and_times() -> None:
     clock = FakeClock()
     tracker = RampTracker("t", [1000, 2000, 3000], now=clock)
