@@ -190,7 +190,7 @@ def _sync_ramp(config: RunConfig, server: ServerInfo, progress: Progress, sinks:
     title = f"sync ramp, {config.payload_format} into {config.table}, against {source}"
     if formats > 1:
         title = f"format {format_names().index(config.payload_format) + 1} of {formats}: {title}"
-    with progress.ramp(title, config.epoch_ramp()) as tracker:
+    with progress.ramp(title, config.epoch_ramp(), config.payload_format if formats > 1 else "") as tracker:
         return run_sync(config, server.dsn, sinks, on_row=lambda row: progress.row(tracker, row))
 
 

@@ -61,6 +61,7 @@ class RampTracker:
 
     title: str
     levels: list[int]
+    label: str = ""  # names the ramp on each line when several run (one per payload format)
     now: Callable[[], float] = time.monotonic
     rows: list[Any] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)  # wall seconds of each finished level
@@ -121,11 +122,14 @@ def progress_line(row: Any, total: int) -> str:
     client_mb = getattr(row, "client_payload_mb", None)
     size = f" {client_mb:.2f} MiB" if client_mb is not None else ""
     error = f" - {row.error}" if row.error else ""
-    label = f" {row.format}" if getattr(row, "format", "") else ""
-    return f"[{row.iter}/{total}]{label} {row.epochs:,} epochs {row.status}{size}{timing}{error}"
+    return f"[{row.iter}/{total}] {row.epochs:,} epochs {row.status}{size}{timing}{error}"
 
 
 LineFormat = Callable[[Any, int], str]  # (row, levels in the ramp) -> one line; the async runner has its own
+
+
+def _labelled(tracker: RampTracker, line: str) -> str:
+    return f"{tracker.label} {line}" if tracker.label else line
 
 
 class Progress:
@@ -143,9 +147,9 @@ class Progress:
         print(text, file=self.out, flush=True)
 
     @contextmanager
-    def ramp(self, title: str, levels: list[int]) -> Iterator[RampTracker]:
-        """Follow one ramp: stage names reach the tracker while it runs; call tracker.on_row per row."""
-        tracker = RampTracker(title, list(levels))
+    def ramp(self, title: str, levels: list[int], label: str = "") -> Iterator[RampTracker]:
+        """Follow one ramp: stage names reach the tracker while it runs; call row() per finished row."""
+        tracker = RampTracker(title, list(levels), label)
         self._begin(tracker)
         try:
             with stage_listener(tracker.on_stage):
@@ -179,7 +183,7 @@ class PlainProgress(Progress):
 
     def _row(self, tracker: RampTracker, row: Any) -> None:
         timing = f" | elapsed {clock_text(tracker.elapsed_s())} eta {clock_text(tracker.eta_s())}"
-        self.say(self.line(row, tracker.total) + timing)
+        self.say(_labelled(tracker, self.line(row, tracker.total)) + timing)
 
 
 class LiveProgress(Progress):
@@ -197,15 +201,20 @@ class LiveProgress(Progress):
 
     def _begin(self, tracker: RampTracker) -> None:
         from rich.live import Live
+        from rich.markup import escape
 
-        self.console.print(f"[bold]pgstress[/bold]: {tracker.title}: {tracker.total} iterations")
+        self.console.print(f"[bold]pgstress[/bold]: {escape(tracker.title)}: {tracker.total} iterations")
         self._live = Live(console=self.console, refresh_per_second=4, transient=True,
                           get_renderable=lambda: self.panel(tracker))
         self._live.start()
 
     def _row(self, tracker: RampTracker, row: Any) -> None:
-        colour = "green" if row.status == "OK" else "red"
-        text = self.line(row, tracker.total).replace(f" {row.status}", f" [{colour}]{row.status}[/{colour}]", 1)
+        from rich.text import Text
+
+        text = Text(_labelled(tracker, self.line(row, tracker.total)))  # plain text: messages may hold brackets
+        start = text.plain.find(f" {row.status}") + 1
+        if start > 0:
+            text.stylize("green" if row.status == "OK" else "red", start, start + len(row.status))
         self.console.print(text, highlight=False)
 
     def _end(self, tracker: RampTracker) -> None:
@@ -256,18 +265,19 @@ class RampSummary:
     unit: str = "epochs/s"
 
 
-def _point_text(row: Any | None, none_text: str, unit: str, *, with_error: bool = False) -> str:
+def _breaking_text(row: Any | None) -> str:
     if row is None:
-        return none_text
-    text = f"{row.epochs:,} epochs (iteration {row.iter}"
-    if row.status != "OK":
-        text += f", {row.status}"
-        if with_error and row.error:
-            text += f": {row.error}"
+        return "none reached"
+    error = f" - {row.error}" if row.error else ""
+    return f"iteration {row.iter} ({row.epochs:,} epochs, {row.status}){error}"
+
+
+def _ok_point_text(row: Any | None, unit: str) -> str:
+    if row is None:
+        return "none"
     efficiency = getattr(row, "efficiency", None)
-    if row.status == "OK" and efficiency is not None:
-        text += f", {efficiency:,.0f} {unit}"
-    return text + ")"
+    rate = f", {efficiency:,.0f} {unit}" if efficiency is not None else ""
+    return f"{row.epochs:,} epochs (iteration {row.iter}{rate})"
 
 
 def summary_lines(ramps: Sequence[RampSummary], files: Sequence[str], *, interrupted: bool) -> list[str]:
@@ -279,9 +289,9 @@ def summary_lines(ramps: Sequence[RampSummary], files: Sequence[str], *, interru
             lines.append(f"{ramp.label}:")
             indent = "  "
         p = ramp.points
-        lines.append(f"{indent}breaking point: {_point_text(p.breaking, 'none reached', ramp.unit, with_error=True)}")
-        lines.append(f"{indent}stability point: {_point_text(p.stability, 'none', ramp.unit)}")
-        lines.append(f"{indent}optimal efficiency: {_point_text(p.optimal, 'none', ramp.unit)}")
+        lines.append(f"{indent}breaking point: {_breaking_text(p.breaking)}")
+        lines.append(f"{indent}stability point: {_ok_point_text(p.stability, ramp.unit)}")
+        lines.append(f"{indent}optimal efficiency: {_ok_point_text(p.optimal, ramp.unit)}")
     lines.append("wrote " + ", ".join(files))
     if interrupted:
         lines.append("interrupted: the report covers the iterations that finished")

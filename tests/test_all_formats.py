@@ -132,7 +132,9 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
     summary = out[out.index("bson:"):]
     assert summary[:2] == ["bson:", "  breaking point: none reached"]
     assert summary[4:6] == ["jsonb:", summary[5]] and summary[5].startswith(
-        "  breaking point: 3,000 epochs (iteration 3, ERROR: CheckViolation")
+        "  breaking point: iteration 3 (3,000 epochs, ERROR) - CheckViolation")
+    assert [line.split(" epochs ")[0] for line in out if " epochs " in line and "[" in line][:4] == [
+        "bson [1/3] 1,000", "bson [2/3] 2,000", "bson [3/3] 3,000", "jsonb [1/3] 1,000"]
 
 
 def test_async_with_all_formats_is_refused_before_anything_happens(run_cli, server_dsn, format_tables, table_name,

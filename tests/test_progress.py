@@ -26,7 +26,7 @@ from pgstress.results import SyncRow, read_rows
 from pgstress.schema import TableSql, prepare_table
 
 CHART_NAMES = ("time", "eps", "size", "memory", "rss")
-ITERATION_LINE = re.compile(r"^\[(\d+)/(\d+)\] (\w+) ([\d,]+) epochs (\w+) .* \| elapsed \d+:\d\d:\d\d eta \S+$")
+ITERATION_LINE = re.compile(r"^\[(\d+)/(\d+)\] ([\d,]+) epochs (\w+) .* \| elapsed \d+:\d\d:\d\d eta \S+$")
 
 
 class FakeClock:
@@ -132,11 +132,15 @@ def test_plain_progress_prints_a_header_and_one_line_per_iteration() -> None:
     with progress.ramp("sync ramp, bson", [1000, 2000]) as tracker:
         progress.row(tracker, ok_row(1, 1000, eps=1234.4))
         progress.row(tracker, SyncRow(iter=2, epochs=2000, status="DB_LIMIT", error="too big", format="bson"))
+    with progress.ramp("format 2 of 3", [1000], label="jsonb") as tracker:  # several ramps: each line says which
+        progress.row(tracker, SyncRow(iter=1, epochs=1000, status="TIMEOUT", format="jsonb"))
     lines = out.getvalue().splitlines()
     assert lines[0] == "pgstress: sync ramp, bson: 2 iterations"
-    assert lines[1].startswith("[1/2] bson 1,000 epochs OK 1.50 MiB write 0.500s read 0.250s eps 1,234 | elapsed ")
-    assert lines[2].startswith("[2/2] bson 2,000 epochs DB_LIMIT - too big | elapsed ")
-    assert len(lines) == 3
+    assert lines[1].startswith("[1/2] 1,000 epochs OK 1.50 MiB write 0.500s read 0.250s eps 1,234 | elapsed ")
+    assert lines[2].startswith("[2/2] 2,000 epochs DB_LIMIT - too big | elapsed ")
+    assert lines[3] == "pgstress: format 2 of 3: 1 iterations"
+    assert lines[4].startswith("jsonb [1/1] 1,000 epochs TIMEOUT | elapsed ")
+    assert len(lines) == 5
 
 
 def test_another_runner_brings_its_own_line(tmp_path: Path) -> None:
@@ -168,7 +172,7 @@ def test_live_progress_prints_finished_iterations_above_the_panel() -> None:
     progress = LiveProgress(console=console)
     with progress.ramp("sync ramp", [1000]) as tracker:
         progress.row(tracker, ok_row(1, 1000))
-    assert "[1/1] bson 1,000 epochs OK" in out.getvalue()
+    assert "[1/1] 1,000 epochs OK" in out.getvalue()
 
 
 def test_summary_names_the_three_points_and_every_file() -> None:
@@ -176,7 +180,7 @@ def test_summary_names_the_three_points_and_every_file() -> None:
             SyncRow(iter=3, epochs=3000, status="TIMEOUT", error="canceling statement")]
     lines = summary_lines([RampSummary("", find_points(rows))], ["a.csv", "r.md", "r_time.png"], interrupted=False)
     assert lines == [
-        "breaking point: 3,000 epochs (iteration 3, TIMEOUT: canceling statement)",
+        "breaking point: iteration 3 (3,000 epochs, TIMEOUT) - canceling statement",
         "stability point: 2,000 epochs (iteration 2, 900 epochs/s)",
         "optimal efficiency: 2,000 epochs (iteration 2, 900 epochs/s)",
         "wrote a.csv, r.md, r_time.png",
@@ -198,8 +202,8 @@ def test_non_terminal_run_prints_one_line_per_iteration_then_the_summary(run_cli
     csv_rows = read_rows(tmp_path / "iteration_results.csv")
     iteration_lines = [ITERATION_LINE.match(line) for line in lines[1:4]]
     assert all(iteration_lines), lines
-    assert [(m[1], m[2], m[3], m[4].replace(",", ""), m[5]) for m in iteration_lines] == [
-        (row["iter"], "3", "bson", row["epochs"], row["status"]) for row in csv_rows
+    assert [(m[1], m[2], m[3].replace(",", ""), m[4]) for m in iteration_lines] == [
+        (row["iter"], "3", row["epochs"], row["status"]) for row in csv_rows
     ]
     assert lines[4] == "breaking point: none reached"
     assert lines[5].startswith("stability point: 3,000 epochs (iteration 3, ")
@@ -233,7 +237,7 @@ def test_fail_on_break_exits_3_only_when_asked(run_cli, server_dsn, db, table_na
     _table_refusing_big_records(db, table_name, 2000)
     plain = run_cli("--dsn", server_dsn, "--table", table_name, "--quiet", "--no-charts", *RAMP)
     assert plain.code == 0, plain.err
-    assert plain.out.splitlines()[0].startswith("breaking point: 3,000 epochs (iteration 3, ERROR: CheckViolation")
+    assert plain.out.splitlines()[0].startswith("breaking point: iteration 3 (3,000 epochs, ERROR) - CheckViolation")
     strict = run_cli("--dsn", server_dsn, "--table", table_name, "--quiet", "--no-charts", "--fail-on-break", *RAMP)
     assert strict.code == 3, strict.err
     clean = run_cli("--dsn", server_dsn, "--table", table_name, "--quiet", "--no-charts", "--fail-on-break",
