@@ -186,11 +186,12 @@ def _now() -> str:
 
 
 def _sync_ramp(config: RunConfig, server: ServerInfo, progress: Progress, sinks: list, source: str,
-               formats: int = 1) -> tuple[RampOutcome, int | None]:
+               formats: int = 1, done_before: int = 0) -> tuple[RampOutcome, int | None]:
     title = f"sync ramp, {config.payload_format} into {config.table}, against {source}"
     if formats > 1:
         title = f"format {format_names().index(config.payload_format) + 1} of {formats}: {title}"
-    with progress.ramp(title, config.epoch_ramp(), config.payload_format if formats > 1 else "") as tracker:
+    label = config.payload_format if formats > 1 else ""
+    with progress.ramp(title, config.epoch_ramp(), label, done_before) as tracker:
         return run_sync(config, server.dsn, sinks, on_row=lambda row: progress.row(tracker, row))
 
 

@@ -62,6 +62,7 @@ class RampTracker:
     title: str
     levels: list[int]
     label: str = ""  # names the ramp on each line when several run (one per payload format)
+    done_before: int = 0  # levels of this ramp finished by an earlier run (--resume): counted, not re-run
     now: Callable[[], float] = time.monotonic
     rows: list[Any] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)  # wall seconds of each finished level
@@ -89,7 +90,7 @@ class RampTracker:
 
     @property
     def total(self) -> int:
-        return len(self.levels)
+        return self.done_before + len(self.levels)
 
     @property
     def current_epochs(self) -> int | None:
@@ -147,9 +148,10 @@ class Progress:
         print(text, file=self.out, flush=True)
 
     @contextmanager
-    def ramp(self, title: str, levels: list[int], label: str = "") -> Iterator[RampTracker]:
-        """Follow one ramp: stage names reach the tracker while it runs; call row() per finished row."""
-        tracker = RampTracker(title, list(levels), label)
+    def ramp(self, title: str, levels: list[int], label: str = "", done_before: int = 0) -> Iterator[RampTracker]:
+        """Follow one ramp (`levels`: those still to run): stage names reach the tracker while it runs;
+        call row() per finished row."""
+        tracker = RampTracker(title, list(levels), label, done_before)
         self._begin(tracker)
         try:
             with stage_listener(tracker.on_stage):
@@ -228,7 +230,7 @@ class LiveProgress(Progress):
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
-        done = len(tracker.rows)
+        done = tracker.done_before + len(tracker.rows)
         grid = Table.grid(padding=(0, 1))
         grid.add_row(ProgressBar(total=max(tracker.total, 1), completed=done, width=40),
                      f"{done}/{tracker.total} iterations")

@@ -74,6 +74,15 @@ def test_tracker_counts_time_already_spent_on_the_running_level() -> None:
     assert tracker.current_epochs == 2000
 
 
+def test_a_resumed_ramp_counts_the_levels_run_before() -> None:
+    out = io.StringIO()
+    progress = PlainProgress(out)
+    with progress.ramp("sync ramp", [3000, 4000], done_before=2) as tracker:
+        assert LiveProgress.panel(tracker) is not None and tracker.total == 4
+        progress.row(tracker, ok_row(3, 3000))
+    assert out.getvalue().splitlines()[1].startswith("[3/4] 3,000 epochs OK")
+
+
 def test_tracker_ignores_failed_levels_for_the_estimate_when_some_succeeded() -> None:
     clock = FakeClock()
     tracker = RampTracker("t", [1000, 2000, 3000], now=clock)
