@@ -12,19 +12,32 @@ from typing import NoReturn
 
 import psycopg
 
-from pgstress.config import MODES, WRITE_METHODS, RunConfig, scrub
+from pgstress.analysis import find_points
+from pgstress.charts import SYNC_CHARTS, PlottedChart, chart_links, charts_for_report
+from pgstress.compare import (
+    ComparisonRecord,
+    FormatRun,
+    format_configs,
+    longest_table_suffix,
+    render_comparison,
+    run_each_format,
+)
+from pgstress.config import ALL_FORMATS, MODES, WRITE_METHODS, RunConfig, scrub
 from pgstress.environment import collect_host, collect_server
 from pgstress.faults import secrets_in_use
 from pgstress.payloads import format_names, get_codec
+from pgstress.progress import Progress, RampSummary, make_progress, summary_lines
+from pgstress.ramp import RampOutcome
 from pgstress.report import RunRecord, render, write_report
 from pgstress.results import CsvSink, SyncRow
 from pgstress.resume import ResumeRefused, Resumption, load_resumption, write_sidecar
-from pgstress.schema import TableRefused, TableSql, prepare_table
-from pgstress.server import ServerInfo, ServerUnavailable, open_server
+from pgstress.schema import TableRefused, TableSql, check_table, prepare_table
+from pgstress.server import ServerInfo, ServerUnavailable, describe_target, open_server
 from pgstress.sync_runner import run_sync
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 EXIT_INTERRUPTED = 130
+EXIT_BROKE = 3  # --fail-on-break: a breaking point was reached
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     p.add_argument("--mode", choices=MODES, default=defaults.mode, help="sync (psycopg) or async fan-out (asyncpg)")
-    p.add_argument("--dsn", default=None, help="libpq connection string or URL (else PG_DSN; else an embedded server)")
+    p.add_argument("--dsn", default=None,
+                   help="libpq string or URL (else PG_DSN; else libpq's PG* variables; else an embedded server)")
     p.add_argument("--table", type=_identifier, default=defaults.table, help="benchmark table name")
-    p.add_argument("--payload-format", choices=format_names(), default=defaults.payload_format)
+    p.add_argument("--payload-format", choices=(*format_names(), ALL_FORMATS), default=defaults.payload_format,
+                   help="the payload encoding; all: one ramp per format, each on <table>_<format>, compared")
     p.add_argument("--start-epochs", type=_int_at_least(1), default=defaults.start_epochs, help="first record size")
     p.add_argument("--end-epochs", type=_int_at_least(1), default=defaults.end_epochs,
                    help="last record size (>= start)")
@@ -110,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-client-memory-mb", type=_int_at_least(1), default=defaults.max_client_memory_mb,
                    help="async: do not start a level whose estimated client memory passes this"
                         " (default: 80%% of the RAM available at start)")
+    p.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts beside the report")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors and the final summary")
+    p.add_argument("--fail-on-break", action="store_true",
+                   help=f"exit {EXIT_BROKE} when a breaking point was reached (for CI; default: exit 0)")
     return p
 
 
@@ -120,6 +139,14 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         parser.error(f"argument --end-epochs: {args.end_epochs} is below --start-epochs {args.start_epochs}")
     if args.resume and args.mode != "sync":
         parser.error("argument --resume: only --mode sync can resume so far")
+    if args.payload_format == ALL_FORMATS:
+        if args.mode == "async":
+            parser.error("argument --payload-format: all is not available with --mode async yet; run one format")
+        if len(args.table) + longest_table_suffix() > 63:
+            parser.error(f"argument --table: {args.table!r} is too long for --payload-format all"
+                         f" (at most {63 - longest_table_suffix()} characters, to leave room for _<format>)")
+        if args.resume:
+            parser.error("argument --resume: not available with --payload-format all yet")
     values = vars(args)
     return RunConfig(**values)
 
@@ -128,62 +155,94 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
-def _progress_line(row: SyncRow, total: int) -> str:
-    timing = f" write {row.write_s:.3f}s read {row.read_s:.3f}s eps {row.eps:,.0f}" if row.eps else ""
-    size = f" {row.client_payload_mb:.2f} MiB" if row.client_payload_mb is not None else ""
-    error = f" - {row.error}" if row.error else ""
-    return f"[{row.iter}/{total}] {row.epochs:,} epochs {row.status}{size}{timing}{error}"
+def _tables(config: RunConfig) -> list[RunConfig]:
+    return format_configs(config) if config.payload_format == ALL_FORMATS else [config]
 
 
 def run(config: RunConfig, server: ServerInfo, resumption: Resumption | None = None) -> int:
-    codec = get_codec(config.payload_format)
     host = collect_host()
+    configs = _tables(config)
+    specs = [TableSql(c.table, get_codec(c.payload_format).column_type) for c in configs]
     truncate = config.truncate_before_start or (resumption is not None and resumption.truncate_first)
     with psycopg.connect(server.dsn) as conn:
-        prepare_table(conn, TableSql(config.table, codec.column_type), drop=config.drop_table, truncate=truncate)
-        details = collect_server(conn, config.table)
+        for spec in specs:  # every table approved before any is touched
+            check_table(conn, spec, drop=config.drop_table)
+        for spec in specs:
+            prepare_table(conn, spec, drop=config.drop_table, truncate=truncate)
+        details = [collect_server(conn, c.table) for c in configs]
     if config.mode == "async":
         from pgstress.fanout_runner import run_fanout_report
 
-        return run_fanout_report(config, server, host, details)
-    total = len(config.epoch_ramp())
-    source = "embedded PostgreSQL" if server.embedded else server.public_dsn
-    _say(f"pgstress: sync ramp of {total} iterations, {config.payload_format}, against {source}")
+        return run_fanout_report(config, server, host, details[0])
+    progress = make_progress(quiet=config.quiet)
+    source = "embedded PostgreSQL" if server.embedded else f"{describe_target(server.dsn)} from {server.source}"
+    if config.payload_format == ALL_FORMATS:
+        with CsvSink(config.results_csv, SyncRow) as sink:
+            runs = run_each_format(configs, lambda c: _sync_ramp(c, server, progress, [sink], source, len(configs)))
+        for run_, found in zip(runs, details):
+            run_.details = found
+        return _finish_all(config, host, server, details[0], runs, progress)
     if resumption is None:
         write_sidecar(config, config.results_csv)
     runner_config = resumption.runner_config if resumption else config
+    done_before = len(config.epoch_ramp()) - len(runner_config.epoch_ramp())
     with CsvSink(config.results_csv, SyncRow, append=resumption is not None) as sink:
-        outcome, table_bytes = run_sync(runner_config, server.dsn, [sink],
-                                        on_row=lambda row: _say(_progress_line(row, total)))
-    record = RunRecord(config=config, host=host, server=server, server_details=details, outcome=outcome,
-                       table_bytes=table_bytes, finished_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+        outcome, table_bytes = _sync_ramp(runner_config, server, progress, [sink], source, done_before=done_before)
+    record = RunRecord(config=config, host=host, server=server, server_details=details[0], outcome=outcome,
+                       table_bytes=table_bytes, finished_at=_now())
     if resumption is not None:
         record.outcome = resumption.merge(outcome)
         record.extra_sections += resumption.report_section()
+    charts = charts_for_report(SYNC_CHARTS, {"": record.outcome.rows}, config.report_md,
+                               enabled=not config.no_charts)
+    record.chart_lines = chart_links(charts, config.report_md)
     write_report(config.report_md, render(record))
-    return finish(record, [config.results_csv])
+    return finish(record, [config.results_csv], charts, progress)
 
 
-def finish(record: RunRecord, csv_paths: list[str]) -> int:
-    from pgstress.analysis import find_points
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
+
+def _sync_ramp(config: RunConfig, server: ServerInfo, progress: Progress, sinks: list, source: str,
+               formats: int = 1, done_before: int = 0) -> tuple[RampOutcome, int | None]:
+    title = f"sync ramp, {config.payload_format} into {config.table}, against {source}"
+    if formats > 1:
+        title = f"format {format_names().index(config.payload_format) + 1} of {formats}: {title}"
+    label = config.payload_format if formats > 1 else ""
+    with progress.ramp(title, config.epoch_ramp(), label, done_before) as tracker:
+        return run_sync(config, server.dsn, sinks, on_row=lambda row: progress.row(tracker, row))
+
+
+def _finish_all(config: RunConfig, host, server: ServerInfo, details, runs: list[FormatRun],
+                progress: Progress) -> int:
+    charts = charts_for_report(SYNC_CHARTS, {run_.format: run_.outcome.rows for run_ in runs}, config.report_md,
+                               enabled=not config.no_charts)
+    context = RunRecord(config=config, host=host, server=server, server_details=details,
+                        outcome=RampOutcome(), finished_at=_now())
+    record = ComparisonRecord(context=context, runs=runs, chart_lines=chart_links(charts, config.report_md),
+                              planned_formats=len(format_names()))
+    write_report(config.report_md, render_comparison(record))
+    summaries = [RampSummary(run_.format, run_.points) for run_ in runs]
+    return _summarise(config, summaries, [config.results_csv], charts, progress, record.interrupted)
+
+
+def finish(record: RunRecord, csv_paths: list[str], charts: list[PlottedChart] | None = None,
+           progress: Progress | None = None) -> int:
     outcome = record.outcome
-    points = find_points(outcome.rows)
-    breaking = f"iteration {points.breaking.iter} ({points.breaking.epochs:,} epochs, {points.breaking.status})" \
-        if points.breaking else "none reached"
-    _say(f"breaking point: {breaking}")
-    if points.stability:
-        _say(f"stability point: {points.stability.epochs:,} epochs")
-    if points.optimal:
-        _say(f"optimal efficiency: {points.optimal.epochs:,} epochs")
-    _say("wrote " + ", ".join([*csv_paths, record.config.report_md]))
-    if outcome.interrupted:
-        _say("interrupted: the report covers the iterations that finished")
+    summaries = [RampSummary("", find_points(outcome.rows), record.efficiency_unit)]
+    return _summarise(record.config, summaries, csv_paths, charts or [], progress or make_progress(quiet=False),
+                      outcome.interrupted)
+
+
+def _summarise(config: RunConfig, summaries: list[RampSummary], csv_paths: list[str], charts: list[PlottedChart],
+               progress: Progress, interrupted: bool) -> int:
+    files = [*csv_paths, config.report_md, *(str(chart.path) for chart in charts)]
+    progress.summary(summary_lines(summaries, files, interrupted=interrupted))
+    if interrupted:
         return EXIT_INTERRUPTED
+    if config.fail_on_break and any(summary.points.breaking is not None for summary in summaries):
+        return EXIT_BROKE
     return 0
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg.conninfo
 
 MODES = ("sync", "async")
+ALL_FORMATS = "all"  # --payload-format all: one ramp per registered format, compared in one report
 WRITE_METHODS = ("insert", "copy")
 
 
@@ -37,6 +38,9 @@ class RunConfig:
     start_iter: int = 1
     resume: bool = False
     max_client_memory_mb: int | None = None  # async memory guard; None = 80 % of the RAM available at start
+    no_charts: bool = False
+    quiet: bool = False
+    fail_on_break: bool = False
 
     def epoch_ramp(self) -> list[int]:
         """The linear ramp start, start+step, ... <= end."""

@@ -6,6 +6,9 @@ same client-side work is taken in a separate, untimed pass (`traced_peak_mb`).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import resource
 import sys
 import time
@@ -25,6 +28,28 @@ def mib(n_bytes: float) -> float:
     return n_bytes / MIB
 
 
+StageListener = Callable[[str], None]
+_stage_listener: StageListener | None = None
+TRACE_START, TRACE_END = "trace-start", "trace-end"
+
+
+@contextmanager
+def stage_listener(listener: StageListener | None) -> Iterator[None]:
+    """Tell `listener` each stage's name as it is entered (and TRACE_START / TRACE_END around a
+    tracemalloc pass), for live progress; it runs on the measured path, so it must be cheap."""
+    global _stage_listener
+    previous, _stage_listener = _stage_listener, listener
+    try:
+        yield
+    finally:
+        _stage_listener = previous
+
+
+def _announce(name: str) -> None:
+    if _stage_listener is not None:
+        _stage_listener(name)
+
+
 class StageClock:
     """Accumulates wall time per named stage (gen, encode, insert, select, decode, verify)."""
 
@@ -33,6 +58,7 @@ class StageClock:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        _announce(name)
         started = time.perf_counter()
         try:
             yield
@@ -113,6 +139,7 @@ class PhaseMeter:
 
 def traced_peak_mb(work: Callable[[], object]) -> float:
     """tracemalloc's peak (MiB above the start) while `work` runs; nothing is timed here."""
+    _announce(TRACE_START)
     already = tracemalloc.is_tracing()
     if not already:
         tracemalloc.start()
@@ -125,3 +152,12 @@ def traced_peak_mb(work: Callable[[], object]) -> float:
     finally:
         if not already:
             tracemalloc.stop()
+        _announce(TRACE_END)
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and hand freed heap back to the OS (glibc's malloc_trim), so a measurement
+    that follows other work in this process does not start from what that work left mapped."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim this way
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

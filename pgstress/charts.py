@@ -1,0 +1,217 @@
+"""Charts beside the report: each metric against the record size, failures marked, the break drawn.
+
+A chart is a `ChartSpec`: a file name, a title, a y-axis label with its unit, and the row fields
+to draw. Adding a chart (the async mode's rps and latency ones, say) is adding a spec. Several
+ramps (one per payload format) share one chart, one colour each. Drawing uses matplotlib's
+object API on the Agg canvas: no display, no pyplot global state.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Series:
+    field: str  # a row attribute; rows without it (or with None) contribute no point
+    label: str
+    linestyle: str = "-"
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    name: str  # file name part: <report stem>_<name>.png
+    title: str
+    ylabel: str
+    series: tuple[Series, ...]
+
+
+@dataclass
+class PlottedChart:
+    """What was drawn: the file, and the data behind every line (for checking and for tests)."""
+
+    name: str
+    title: str
+    path: Path
+    lines: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # legend label -> (epochs, value)
+    failures: dict[str, list[int]] = field(default_factory=dict)  # ramp label -> epochs of failed iterations
+    breaking: dict[str, int] = field(default_factory=dict)  # ramp label -> epochs of the breaking point
+
+    def data(self) -> dict[str, Any]:
+        return {"lines": {label: [list(point) for point in points] for label, points in self.lines.items()},
+                "failures": self.failures, "breaking": self.breaking}
+
+
+SYNC_CHARTS: tuple[ChartSpec, ...] = (
+    ChartSpec("time", "Time to write and to read one record", "seconds", (
+        Series("write_s", "write (generate + encode + insert + commit)"),
+        Series("read_s", "read (select + decode)", "--"),
+    )),
+    ChartSpec("eps", "Throughput: epochs per second of write + read", "epochs / second", (
+        Series("eps", "eps = epochs / (write_s + read_s)"),
+    )),
+    ChartSpec("size", "Size of one record", "MiB", (
+        Series("client_payload_mb", "as sent by the client"),
+        Series("db_payload_mb", "stored (pg_column_size, after TOAST)", "--"),
+    )),
+    ChartSpec("memory", "Python memory of one record's write and read (tracemalloc peak)", "MiB", (
+        Series("write_peak_mb", "write"),
+        Series("read_peak_mb", "read", "--"),
+    )),
+    ChartSpec("rss", "Resident memory of the whole process during write and read (RSS peak)", "MiB", (
+        Series("write_rss_peak_mb", "write"),
+        Series("read_rss_peak_mb", "read", "--"),
+    )),
+)  # fmt: skip
+
+ASYNC_CHARTS: tuple[ChartSpec, ...] = (
+    ChartSpec("rps", "Records per second across the concurrent batch", "records / second", (
+        Series("write_rps", "writes"),
+        Series("read_rps", "reads", "--"),
+    )),
+    ChartSpec("write_latency", "Latency of one record's write", "milliseconds", (
+        Series("write_p50_ms", "p50"), Series("write_p95_ms", "p95", "--"),
+        Series("write_p99_ms", "p99", "-."), Series("write_max_ms", "max", ":"),
+    )),
+    ChartSpec("read_latency", "Latency of one record's read", "milliseconds", (
+        Series("read_p50_ms", "p50"), Series("read_p95_ms", "p95", "--"),
+        Series("read_p99_ms", "p99", "-."), Series("read_max_ms", "max", ":"),
+    )),
+)  # fmt: skip
+
+DATA_KEY = "pgstress-data"  # PNG text chunk holding what was plotted, so the file can be checked
+_LEGEND_INSIDE_MAX = 4
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+def chart_path(report_md: str | Path, name: str) -> Path:
+    report = Path(report_md)
+    return report.with_name(f"{report.stem}_{name}.png")
+
+
+def _epochs_text(value: float, _position: object = None) -> str:
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:g}M"
+    if value >= 1_000:
+        return f"{value / 1_000:g}k"
+    return f"{value:g}"
+
+
+def _points(rows: Sequence[Any], name: str) -> list[tuple[int, float]]:
+    points = []
+    for row in rows:
+        value = getattr(row, name, None)
+        if row.status == "OK" and isinstance(value, int | float):
+            points.append((int(row.epochs), float(value)))
+    return points
+
+
+def draw_chart(spec: ChartSpec, ramps: Mapping[str, Sequence[Any]], path: Path) -> PlottedChart | None:
+    """Draw one chart for one or more ramps (label -> rows); None when no series has a point."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    chart = PlottedChart(spec.name, spec.title, path)
+    several = len(ramps) > 1
+    plotted = [(label, rows, series, _points(rows, series.field)) for label, rows in ramps.items()
+               for series in spec.series]
+    if not any(points for *_, points in plotted):
+        return None
+
+    entries = sum(1 for *_, points in plotted if points) + 2 * sum(
+        1 for rows in ramps.values() if any(row.status != "OK" for row in rows))
+    legend_below = entries > _LEGEND_INSIDE_MAX
+    extra_height = 0.22 * -(-entries // 2) + 0.3 if legend_below else 0.0
+    figure = Figure(figsize=(8, 4.5 + extra_height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    colours = {label: _COLOURS[i % len(_COLOURS)] for i, label in enumerate(ramps)}
+    series_colours = {s.field: _COLOURS[i % len(_COLOURS)] for i, s in enumerate(spec.series)}
+    for label, _rows, series, points in plotted:
+        if not points:
+            continue
+        legend = series.label
+        if several:
+            legend = f"{label}: {series.label}" if len(spec.series) > 1 else label
+        colour = colours[label] if several else series_colours[series.field]
+        xs, ys = zip(*points)
+        axes.plot(xs, ys, linestyle=series.linestyle, marker="o", markersize=3, color=colour, label=legend)
+        chart.lines[legend] = points
+
+    bottom = axes.get_xaxis_transform()  # x in data, y in axes fraction: marks sit on the x axis
+    for label, rows in ramps.items():
+        failed = [int(row.epochs) for row in rows if row.status != "OK"]
+        if not failed:
+            continue
+        chart.failures[label] = failed
+        colour = colours[label] if several else "#d62728"
+        prefix = f"{label}: " if several else ""
+        axes.plot(failed, [0.02] * len(failed), linestyle="none", marker="X", markersize=9, color=colour,
+                  transform=bottom, clip_on=False, label=f"{prefix}failed iteration")
+        first = next(row for row in rows if row.status != "OK")
+        chart.breaking[label] = int(first.epochs)
+        axes.axvline(first.epochs, color=colour, linestyle="--", linewidth=1.2,
+                     label=f"{prefix}breaking point: {first.epochs:,} epochs ({first.status})")
+
+    axes.set_title(spec.title)
+    axes.set_xlabel("record size (epochs per record)")
+    axes.set_ylabel(spec.ylabel)
+    axes.xaxis.set_major_formatter(FuncFormatter(_epochs_text))
+    axes.set_ylim(bottom=0)
+    if axes.get_ylim()[1] >= 10_000:
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:,.0f}"))
+    axes.grid(True, alpha=0.3)
+    if legend_below:  # many lines: a legend inside would hide them
+        figure.legend(*axes.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small")
+    else:
+        axes.legend(fontsize="small", loc="best")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, metadata={DATA_KEY: json.dumps(chart.data())})
+    return chart
+
+
+def read_chart_data(path: str | Path) -> dict[str, Any]:
+    """The data a chart file was drawn from (kept in the PNG's text chunk)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return json.loads(image.text[DATA_KEY])  # type: ignore[attr-defined]
+
+
+def draw_charts(specs: Sequence[ChartSpec], ramps: Mapping[str, Sequence[Any]], report_md: str | Path,
+                ) -> list[PlottedChart]:
+    """Every chart that has data, written beside the report as <report stem>_<name>.png."""
+    drawn = (draw_chart(spec, ramps, chart_path(report_md, spec.name)) for spec in specs)
+    return [chart for chart in drawn if chart is not None]
+
+
+def charts_for_report(specs: Sequence[ChartSpec], ramps: Mapping[str, Sequence[Any]], report_md: str | Path, *,
+                      enabled: bool = True) -> list[PlottedChart]:
+    """draw_charts for a run: nothing when disabled (--no-charts); a failure to draw costs the
+    charts (one line on stderr), never the report."""
+    if not enabled:
+        return []
+    try:
+        return draw_charts(specs, ramps, report_md)
+    except Exception as exc:  # noqa: BLE001 - matplotlib or file trouble: say so and carry on
+        print(f"pgstress: charts not drawn: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return []
+
+
+def chart_links(charts: Sequence[PlottedChart], report_md: str | Path) -> list[str]:
+    """Markdown that shows each chart, linked relative to the report."""
+    base = Path(report_md).parent
+    lines: list[str] = []
+    for chart in charts:
+        try:
+            relative = chart.path.relative_to(base)
+        except ValueError:
+            relative = chart.path
+        lines += [f"![{chart.title}]({relative.as_posix()})", ""]
+    return lines
