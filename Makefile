@@ -16,7 +16,8 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 
 # A short sync ramp (10k -> 100k epochs, step 10k, ndjson_zstd) on a throwaway embedded PostgreSQL.
 run: $(VENV)/.installed
-	env -u PG_DSN $(PY) main.py --mode sync --payload-format ndjson_zstd \
+	env -u PG_DSN -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE -u PGUSER -u PGPASSWORD -u PGSERVICE \
+		$(PY) main.py --mode sync --payload-format ndjson_zstd \
 		--start-epochs 10000 --end-epochs 100000 --step-epochs 10000 \
 		--drop-table --truncate-before-start
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import psutil
 
 from pgstress.results import read_rows
+from pgstress.server import LIBPQ_VARIABLES
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def user_env(tmp_path: Path) -> dict[str, str]:
     """The user's environment with no DSN; TMPDIR puts the embedded data directory under tmp_path."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PG_DSN", "PGHOST", "PGPORT", "PGDATABASE")}
+    env = {k: v for k, v in os.environ.items() if k != "PG_DSN" and k not in LIBPQ_VARIABLES}
     env["TMPDIR"] = str(tmp_path)
     return env
 
