@@ -18,7 +18,7 @@ from pgstress.faults import secrets_in_use
 from pgstress.payloads import format_names, get_codec
 from pgstress.report import RunRecord, render, write_report
 from pgstress.results import CsvSink, SyncRow
-from pgstress.resume import ResumeRefused, Resumption, load_resumption, write_sidecar
+from pgstress.resume import ResumeRefused, Resumption, load_resumption, mode_results, write_sidecar
 from pgstress.schema import TableRefused, TableSql, prepare_table
 from pgstress.server import ServerInfo, ServerUnavailable, open_server
 from pgstress.sync_runner import run_sync
@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-method", choices=WRITE_METHODS, default=defaults.write_method,
                    help="insert: one parameterised INSERT (what applications do); copy: binary COPY")  # fmt: skip
     p.add_argument("--resume", action="store_true",
-                   help="continue the ramp whose first iterations --results-csv already holds (same options, checked)")
+                   help="continue the ramp whose first iterations its CSV (--results-csv, async: --async-results-csv)"
+                        " already holds (same options, checked)")
     p.add_argument("--max-client-memory-mb", type=_int_at_least(1), default=defaults.max_client_memory_mb,
                    help="async: do not start a level whose estimated client memory passes this"
                         " (default: 80%% of the RAM available at start)")
@@ -118,8 +119,6 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     args = parser.parse_args(argv)
     if args.end_epochs < args.start_epochs:
         parser.error(f"argument --end-epochs: {args.end_epochs} is below --start-epochs {args.start_epochs}")
-    if args.resume and args.mode != "sync":
-        parser.error("argument --resume: only --mode sync can resume so far")
     values = vars(args)
     return RunConfig(**values)
 
@@ -149,7 +148,7 @@ def run(config: RunConfig, server: ServerInfo, resumption: Resumption | None = N
     if config.mode == "async":
         from pgstress.fanout_runner import run_fanout_report
 
-        return run_fanout_report(config, server, host, details)
+        return finish(run_fanout_report(config, server, host, details, resumption), [config.async_results_csv])
     total = len(config.epoch_ramp())
     source = "embedded PostgreSQL" if server.embedded else server.public_dsn
     _say(f"pgstress: sync ramp of {total} iterations, {config.payload_format}, against {source}")
@@ -192,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     try:
-        resumption = load_resumption(config, config.results_csv, SyncRow) if config.resume else None
+        resumption = load_resumption(config, *mode_results(config)) if config.resume else None
     except ResumeRefused as exc:
         print(f"pgstress: error: {exc}", file=sys.stderr)
         return 2

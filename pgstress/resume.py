@@ -20,6 +20,7 @@ from typing import Any
 from pgstress import __version__
 from pgstress.config import RunConfig, redact_dsn
 from pgstress.ramp import RampOutcome
+from pgstress.results import AsyncRow, CsvSink, SyncRow
 from pgstress.server import resolve_dsn
 
 # What makes two runs the same ramp. Not: where outputs go, set-up actions (--drop-table,
@@ -59,6 +60,19 @@ def write_sidecar(config: RunConfig, csv_path: str | Path) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def mode_results(config: RunConfig) -> tuple[str, type]:
+    """The CSV a run of this mode writes, and the type of its rows."""
+    return (config.async_results_csv, AsyncRow) if config.mode == "async" else (config.results_csv, SyncRow)
+
+
+def results_sink(config: RunConfig, resumption: Resumption | None) -> CsvSink:
+    """The run's CSV sink: a new CSV beside a new run record, or the resumed CSV to append to."""
+    csv_path, row_type = mode_results(config)
+    if resumption is None:
+        write_sidecar(config, csv_path)
+    return CsvSink(csv_path, row_type, append=resumption is not None)
 
 
 @dataclass
