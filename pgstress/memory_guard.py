@@ -3,34 +3,35 @@
 from __future__ import annotations
 
 import os
-import resource
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgstress.measure import MIB
+from pgstress.measure import MIB, _ru_maxrss_bytes
 
 DEFAULT_MEMORY_SHARE = 0.8  # of the RAM available when the run starts
 
 
-def current_rss_mb() -> float:
+def _proc_kib_as_mib(path: str, key: str) -> float | None:
+    """The `key:  N kB` line of a /proc file, in MiB (None off Linux)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: macOS bytes, Linux KiB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
+    return None
+
+
+def current_rss_mb() -> float:
+    """The resident set now (elsewhere than Linux: the process's peak, the nearest figure there is)."""
+    found = _proc_kib_as_mib("/proc/self/status", "VmRSS")
+    return found if found is not None else _ru_maxrss_bytes() / MIB
 
 
 def available_ram_mb() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    found = _proc_kib_as_mib("/proc/meminfo", "MemAvailable")
+    if found is not None:
+        return found
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / MIB
     except (ValueError, OSError, AttributeError):
