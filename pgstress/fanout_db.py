@@ -86,7 +86,7 @@ class FanoutDatabase:
         try:
             return await self.pool.acquire()
         except OSError as exc:  # a vanished socket is FileNotFoundError, a dead port ConnectionRefusedError
-            raise ServerUnreachable(f"no connection to the server: {exc}") from exc
+            raise ServerUnreachable(f"cannot reach the server: {exc}") from exc
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
