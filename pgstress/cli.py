@@ -30,7 +30,7 @@ from pgstress.progress import Progress, RampSummary, make_progress, summary_line
 from pgstress.ramp import RampOutcome
 from pgstress.report import RunRecord, render, write_report
 from pgstress.results import CsvSink, SyncRow
-from pgstress.resume import ResumeRefused, Resumption, load_resumption, write_sidecar
+from pgstress.resume import ResumeRefused, Resumption, load_resumption, mode_results, write_sidecar
 from pgstress.schema import TableRefused, TableSql, check_table, prepare_table
 from pgstress.server import ServerInfo, ServerUnavailable, describe_target, open_server
 from pgstress.sync_runner import run_sync
@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-method", choices=WRITE_METHODS, default=defaults.write_method,
                    help="insert: one parameterised INSERT (what applications do); copy: binary COPY")  # fmt: skip
     p.add_argument("--resume", action="store_true",
-                   help="continue the ramp whose first iterations --results-csv already holds (same options, checked)")
+                   help="continue the ramp whose first iterations its CSV (--results-csv, async: --async-results-csv)"
+                        " already holds (same options, checked)")
     p.add_argument("--max-client-memory-mb", type=_int_at_least(1), default=defaults.max_client_memory_mb,
                    help="async: do not start a level whose estimated client memory passes this"
                         " (default: 80%% of the RAM available at start)")
@@ -137,8 +138,6 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     args = parser.parse_args(argv)
     if args.end_epochs < args.start_epochs:
         parser.error(f"argument --end-epochs: {args.end_epochs} is below --start-epochs {args.start_epochs}")
-    if args.resume and args.mode != "sync":
-        parser.error("argument --resume: only --mode sync can resume so far")
     if args.payload_format == ALL_FORMATS:
         if args.mode == "async":
             parser.error("argument --payload-format: all is not available with --mode async yet; run one format")
@@ -171,9 +170,11 @@ def run(config: RunConfig, server: ServerInfo, resumption: Resumption | None = N
             prepare_table(conn, spec, drop=config.drop_table, truncate=truncate)
         details = [collect_server(conn, c.table) for c in configs]
     if config.mode == "async":
-        from pgstress.fanout_runner import run_fanout_report
+        from pgstress.fanout_runner import fanout_progress_line, run_fanout_report
 
-        return run_fanout_report(config, server, host, details[0])
+        progress = make_progress(quiet=config.quiet, line=fanout_progress_line)
+        record, charts = run_fanout_report(config, server, host, details[0], progress, resumption)
+        return finish(record, [config.async_results_csv], charts, progress)
     progress = make_progress(quiet=config.quiet)
     source = "embedded PostgreSQL" if server.embedded else f"{describe_target(server.dsn)} from {server.source}"
     if config.payload_format == ALL_FORMATS:
@@ -251,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     try:
-        resumption = load_resumption(config, config.results_csv, SyncRow) if config.resume else None
+        resumption = load_resumption(config, *mode_results(config)) if config.resume else None
     except ResumeRefused as exc:
         print(f"pgstress: error: {exc}", file=sys.stderr)
         return 2

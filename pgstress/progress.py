@@ -95,7 +95,7 @@ class RampTracker:
     @property
     def current_epochs(self) -> int | None:
         done = len(self.rows)
-        return self.levels[done] if done < self.total else None
+        return self.levels[done] if done < len(self.levels) else None
 
     @property
     def phase_text(self) -> str:

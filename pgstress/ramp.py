@@ -17,6 +17,18 @@ class RowSink(Protocol):
     def write(self, row: object) -> None: ...
 
 
+class StopRamp(Exception):
+    """Raised by a level that must be the ramp's last: its row is recorded, then the ramp ends.
+
+    `reason` completes the sentence "The ramp ..." (e.g. "was stopped by the client memory guard (...)").
+    """
+
+    def __init__(self, row: Row, reason: str) -> None:
+        super().__init__(reason)
+        self.row = row
+        self.reason = reason
+
+
 @dataclass
 class RampOutcome:
     rows: list = field(default_factory=list)
@@ -37,18 +49,24 @@ def run_ramp(
     """Run each level in order; every finished row goes to the sinks at once.
 
     Stops after `max_consecutive_failures` failed levels in a row (levels never run are not
-    invented), or on Ctrl-C, where the level in progress is abandoned and not recorded.
+    invented), after a level that raises StopRamp (its row is recorded), or on Ctrl-C, where the
+    level in progress is abandoned and not recorded.
     """
     outcome = RampOutcome(planned_levels=len(levels))
     failures_in_a_row = 0
     try:
         for offset, epochs in enumerate(levels):
-            row = run_level(first_iter + offset, epochs)
+            try:
+                row = run_level(first_iter + offset, epochs)
+            except StopRamp as stop:
+                row, outcome.stop_reason = stop.row, stop.reason
             for sink in sinks:
                 sink.write(row)
             outcome.rows.append(row)
             if on_row is not None:
                 on_row(row)
+            if outcome.stop_reason is not None:
+                break
             failures_in_a_row = 0 if row.status == "OK" else failures_in_a_row + 1
             if failures_in_a_row >= max_consecutive_failures:
                 outcome.stop_reason = (

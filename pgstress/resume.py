@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ from typing import Any
 from pgstress import __version__
 from pgstress.config import RunConfig, redact_dsn
 from pgstress.ramp import RampOutcome
+from pgstress.report import write_report
+from pgstress.results import AsyncRow, CsvSink, SyncRow
 from pgstress.server import resolve_dsn
 
 # What makes two runs the same ramp. Not: where outputs go, set-up actions (--drop-table,
@@ -47,18 +47,22 @@ def ramp_identity(config: RunConfig) -> dict[str, Any]:
 
 
 def write_sidecar(config: RunConfig, csv_path: str | Path) -> None:
-    """Record which ramp this CSV holds (atomically: never half a record)."""
-    target = sidecar_path(csv_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Record which ramp this CSV holds (atomically, as the report is written: never half a record)."""
     text = json.dumps({"pgstress": __version__, "ramp": ramp_identity(config)}, indent=2) + "\n"
-    handle, temp_name = tempfile.mkstemp(prefix=".run-", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_report(sidecar_path(csv_path), text)
+
+
+def mode_results(config: RunConfig) -> tuple[str, type]:
+    """The CSV a run of this mode writes, and the type of its rows."""
+    return (config.async_results_csv, AsyncRow) if config.mode == "async" else (config.results_csv, SyncRow)
+
+
+def results_sink(config: RunConfig, resumption: Resumption | None) -> CsvSink:
+    """The run's CSV sink: a new CSV beside a new run record, or the resumed CSV to append to."""
+    csv_path, row_type = mode_results(config)
+    if resumption is None:
+        write_sidecar(config, csv_path)
+    return CsvSink(csv_path, row_type, append=resumption is not None)
 
 
 @dataclass

@@ -18,7 +18,8 @@ import psycopg
 import pytest
 
 from pgstress.config import RunConfig
-from pgstress.fanout_runner import APPLICATION_NAME, FanoutResult, run_fanout
+from pgstress.fanout_db import APPLICATION_NAME
+from pgstress.fanout_runner import FanoutResult, run_fanout
 from pgstress.results import AsyncRow, read_rows
 from pgstress.schema import TableSql, prepare_table
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgstress.fanout_runner import APPLICATION_NAME
+from pgstress.fanout_db import APPLICATION_NAME
 from pgstress.results import read_rows
 from pgstress.schema import TableSql, prepare_table
 

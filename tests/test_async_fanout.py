@@ -109,3 +109,30 @@ def test_keep_data_between_levels(server_dsn: str, db: psycopg.Connection, table
     assert all(r["write_peak_mb"] == "" and r["read_peak_mb"] == "" for r in rows)  # --memory-trace off
     sizes = [float(r["db_table_mb"]) for r in rows]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+def test_async_run_prints_a_line_per_level_and_draws_its_charts(
+    server_dsn: str, db: psycopg.Connection, table_name: str, tmp_path: Path, run_cli
+) -> None:
+    from pgstress.charts import read_chart_data
+
+    result = run_cli("--dsn", server_dsn, "--mode", "async", "--async-concurrency", "2", "--table", table_name,
+                     "--start-epochs", "500", "--end-epochs", "1000", "--step-epochs", "500")  # fmt: skip
+    assert result.code == 0, result.err
+    rows = read_rows(tmp_path / "async_fanout_results.csv")
+    level_lines = [line for line in result.out.splitlines() if line.startswith("[")]
+    assert [line.split(" epochs")[0] for line in level_lines] == ["[1/2] 2 x 500", "[2/2] 2 x 1,000"]
+    assert all(" OK writes 2/2 reads 2/2 " in line for line in level_lines)
+
+    report = (tmp_path / "report.md").read_text()
+    expected = {
+        "time": ("write_s", "read_s"), "eps": ("write_eps", "read_eps"), "rps": ("write_rps", "read_rps"),
+        "write_latency": ("write_p50_ms", "write_p95_ms", "write_p99_ms", "write_max_ms"),
+    }  # fmt: skip
+    for name, columns in expected.items():
+        path = tmp_path / f"report_{name}.png"
+        assert path.name in report and path.name in result.out
+        plotted = read_chart_data(path)["lines"]
+        assert len(plotted) == len(columns)
+        values = sorted(sorted(v for _, v in points) for points in plotted.values())
+        assert values == sorted(sorted(float(r[c]) for r in rows) for c in columns)

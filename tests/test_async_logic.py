@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgstress.analysis import concurrency_sentences
-from pgstress.fanout_runner import MemoryGuard, asyncpg_connect_args, busy_s, latency_percentiles_ms, only_s
+from pgstress.fanout_db import asyncpg_connect_args
+from pgstress.latency import busy_s, latency_percentiles_ms, only_s
+from pgstress.memory_guard import MemoryGuard
 from pgstress.results import AsyncRow
 
 

@@ -10,7 +10,7 @@ from pgstress.analysis import find_points
 from pgstress.config import dsn_password, redact_dsn, scrub
 from pgstress.faults import classify
 from pgstress.payloads import VerifyError
-from pgstress.ramp import run_ramp
+from pgstress.ramp import StopRamp, run_ramp
 
 
 @dataclass
@@ -149,3 +149,17 @@ def test_embedded_start_retries_once_then_reports_one_line(tmp_path) -> None:
 
     with pytest.raises(ServerUnavailable, match="could not start the embedded PostgreSQL: initdb exited 1"):
         _start_embedded(broken, tmp_path)
+
+
+def test_ramp_stop_hook_records_the_level_and_ends_the_ramp() -> None:
+    def level(i: int, epochs: int) -> Row:
+        if i == 2:
+            raise StopRamp(Row(i, epochs, "CLIENT_MEMORY"), "was stopped by the client memory guard (too big)")
+        return Row(i, epochs, "OK")
+
+    sink, seen = ListSink(), []
+    outcome = run_ramp([10, 20, 30, 40], level, [sink], max_consecutive_failures=3, on_row=seen.append)
+    assert [(r.iter, r.status) for r in sink.rows] == [(1, "OK"), (2, "CLIENT_MEMORY")]
+    assert seen == sink.rows == outcome.rows
+    assert outcome.stop_reason == "was stopped by the client memory guard (too big)"
+    assert not outcome.interrupted and outcome.planned_levels == 4

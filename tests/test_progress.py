@@ -253,3 +253,13 @@ def test_fail_on_break_exits_3_only_when_asked(run_cli, server_dsn, db, table_na
                     "--start-epochs", "1000", "--end-epochs", "2000", "--step-epochs", "1000")
     assert clean.code == 0, clean.err
     assert clean.out.splitlines()[0] == "breaking point: none reached"
+
+
+def test_a_resumed_ramp_counts_earlier_levels_and_ends_cleanly() -> None:
+    from pgstress.progress import RampTracker
+
+    tracker = RampTracker("resumed", [3000, 4000], done_before=2)
+    assert tracker.total == 4 and tracker.current_epochs == 3000
+    for epochs in (3000, 4000):
+        tracker.on_row(type("Row", (), {"epochs": epochs, "status": "OK"})())
+    assert tracker.current_epochs is None  # finished: nothing left to name, no index past the end

@@ -1,7 +1,8 @@
 """What the fault tests share: the ramp modes they run in, hooks between iterations, a private
 server they may stop and restart, and the checks every fault ends with.
 
-An async variant of every fault test is one `RampMode` away: append it to RAMP_MODES.
+Every fault test that takes the `ramp_mode` fixture runs once per mode in RAMP_MODES: sync (one
+record per iteration) and async (a fan-out of ASYNC_CONCURRENCY records per level, kept tiny).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pgstress.payloads import get_codec
 from pgstress.schema import TableSql, prepare_table
 from pgstress.server import ServerInfo
 
+ASYNC_CONCURRENCY = 2
+
 
 @dataclass(frozen=True)
 class RampMode:
@@ -31,7 +34,52 @@ class RampMode:
     csv_name: str
     runner_module: str
     measured_columns: tuple[str, ...]  # all > 0 in a finished OK row
-    size_column: str  # one record's encoded size in MiB
+    size_column: str  # one record's encoded size in MiB (async: the mean over the level's records)
+    concurrency: int = 1  # records per level
+
+    @property
+    def fans_out(self) -> bool:
+        return self.name == "async"
+
+    def streams(self, iteration: int) -> list[tuple[int, ...]]:
+        """The generator streams of an iteration's records, in the order the runner reports them."""
+        if self.fans_out:
+            return [(iteration, index) for index in range(self.concurrency)]
+        return [(iteration,)]
+
+    def progress(self, iteration: int, total: int, epochs: int, status: str) -> str:
+        """The start of an iteration's progress line."""
+        records = f"{self.concurrency} x " if self.fans_out else ""
+        return f"[{iteration}/{total}] {records}{epochs:,} epochs {status}"
+
+    def assert_failed(self, row: dict[str, str], status: str, failed: int | None) -> str:
+        """A failed iteration; returns the message of its cause.
+
+        `failed`: how many of an async level's records failed (all of them in sync mode), or None when
+        the whole level failed before any record was sent (a TRUNCATE, the pool). An async level keeps
+        one status, that of its most frequent failure; its count leads the error, and `failures`
+        counts every class.
+        """
+        assert row["status"] == status, row
+        error = row["error"]
+        assert error and "\n" not in error
+        if not self.fans_out or failed is None:
+            if self.fans_out:
+                assert row["failures"] == "", row
+            return error
+        head = f"{status} x{failed} of {self.concurrency} records (writes "
+        assert error.startswith(head), error
+        assert row["failures"].split(";")[0] == f"{status}={failed}", row
+        assert int(row["writes_total"]) == self.concurrency
+        return error.split("): ", 1)[1]
+
+    def assert_nothing_written(self, row: dict[str, str]) -> None:
+        """No record reached the table: nothing half-measured is passed off as a result."""
+        assert row["read_s"] == "", row
+        if self.fans_out:  # the write batch's wall time is how long the records took to fail
+            assert row["writes_ok"] == "0" and row["write_rps"] in ("0", "0.0"), row
+        else:
+            assert row["write_s"] == "", row
 
     def assert_intact_ok(self, row: dict[str, str]) -> None:
         """A finished OK iteration with every measurement present."""
@@ -39,8 +87,14 @@ class RampMode:
         assert row["error"] == ""
         for column in self.measured_columns:
             assert float(row[column]) > 0, (column, row)
+        if self.fans_out:
+            assert row["failures"] == ""
+            expected = str(self.concurrency)
+            assert (row["writes_ok"], row["writes_total"], row["reads_ok"], row["reads_total"]) == (expected,) * 4
 
     def argv(self) -> list[str]:
+        if self.fans_out:
+            return ["--mode", self.name, "--async-concurrency", str(self.concurrency)]
         return ["--mode", self.name]
 
     def csv_path(self, directory: Path) -> Path:
@@ -52,12 +106,13 @@ SYNC = RampMode(
     measured_columns=("write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb", "db_row_mb"),
     size_column="client_payload_mb",
 )  # fmt: skip
-# After the async runner is merged, e.g.:
-# ASYNC = RampMode("async", "--async-results-csv", "async_fanout_results.csv", "pgstress.fanout_runner",
-#                  measured_columns=("write_s", "read_s", "write_rps", "read_rps", "payload_per_record_mb"),
-#                  size_column="payload_per_record_mb")
-# provided fanout_runner calls run_ramp by that name (the hooks wrap it there).
-RAMP_MODES = [SYNC]
+ASYNC = RampMode(
+    "async", "--async-results-csv", "async_fanout_results.csv", "pgstress.fanout_runner",
+    measured_columns=("write_s", "read_s", "write_rps", "read_rps", "write_eps", "payload_per_record_mb",
+                      "db_payload_per_record_mb", "db_table_mb"),
+    size_column="payload_per_record_mb", concurrency=ASYNC_CONCURRENCY,
+)  # fmt: skip
+RAMP_MODES = [SYNC, ASYNC]
 
 TINY_RAMP = ["--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000", "--memory-trace", "off"]
 

@@ -14,7 +14,7 @@ CHILD = Path(__file__).with_name("memory_child.py")
 
 
 def test_memory_error_in_the_client(embedded_dsn: str, table_name: str, ramp_mode: RampMode, tmp_path: Path) -> None:
-    """Iteration 2 (a 30 MiB bson value) gets 16 MiB of address space: CLIENT_MEMORY; iteration 3 is OK again."""
+    """Iteration 2 (30 MiB bson values) gets 16 MiB of address space: CLIENT_MEMORY; iteration 3 is OK again."""
     report = tmp_path / "report.md"
     child = subprocess.run(
         [sys.executable, str(CHILD), ramp_mode.name, "2", "16", *ramp_mode.argv(), "--dsn", embedded_dsn,
@@ -31,6 +31,6 @@ def test_memory_error_in_the_client(embedded_dsn: str, table_name: str, ramp_mod
     assert [row["status"] for row in rows] == ["OK", "CLIENT_MEMORY", "OK"]
     ramp_mode.assert_intact_ok(rows[0])
     ramp_mode.assert_intact_ok(rows[2])
-    assert rows[1]["error"].startswith("MemoryError: ")
-    assert rows[1]["write_s"] == ""
+    assert ramp_mode.assert_failed(rows[1], "CLIENT_MEMORY", failed=ramp_mode.concurrency).startswith("MemoryError: ")
+    ramp_mode.assert_nothing_written(rows[1])
     assert_report_breaking(report, 2, 100000, "CLIENT_MEMORY", "MemoryError")

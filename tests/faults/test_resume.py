@@ -8,17 +8,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fault_helpers import RAMP_MODES, RampMode, read_csv
+from fault_helpers import ASYNC, RampMode, install_hooks, read_csv
 from psycopg import sql
 
 from pgstress.resume import sidecar_path
-
-
-@pytest.fixture(params=[mode for mode in RAMP_MODES if mode.name == "sync"], ids=lambda mode: mode.name)
-def ramp_mode(request: pytest.FixtureRequest) -> RampMode:
-    """The modes --resume supports (sync so far; cli.parse_config refuses it for async)."""
-    return request.param
-
 
 RAMP = ["--start-epochs", "1000", "--end-epochs", "4000", "--step-epochs", "1000", "--memory-trace", "off"]
 
@@ -59,7 +52,8 @@ def test_resume_finishes_an_interrupted_ramp(server_dsn: str, db: psycopg.Connec
                                                               ("4", "4000")]
     for row in rows:
         ramp_mode.assert_intact_ok(row)
-    assert "[3/4] 3,000 epochs OK" in result.out
+    assert ramp_mode.progress(3, 4, 3000, "OK") in result.out
+    assert ramp_mode.progress(2, 4, 2000, "OK") not in result.out  # iterations 1-2 were not run again
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "INTERRUPTED" not in report
     assert "## Resumed run" in report and "iterations run now: 3-4" in report
@@ -67,11 +61,14 @@ def test_resume_finishes_an_interrupted_ramp(server_dsn: str, db: psycopg.Connec
                    if line.startswith("| ") and "epochs" not in line]
     assert [line.split("|")[1].strip() for line in table_lines[:4]] == ["1", "2", "3", "4"]
     assert "4 of 4 planned iterations ran" in report
-    assert _epochs_in_table(db, table_name) == ([1000, 2000, 3000, 4000] if keep else [4000])
+    each = ramp_mode.concurrency
+    assert _epochs_in_table(db, table_name) == ([1000] * each + [2000] * each + [3000] * each + [4000] * each
+                                                if keep else [4000] * each)
 
 
 @pytest.mark.parametrize(("option", "value"), [("--seed", "7"), ("--payload-format", "bson"),
-                                               ("--end-epochs", "5000"), ("--keep-data-between-iterations", None)])
+                                               ("--end-epochs", "5000"), ("--keep-data-between-iterations", None),
+                                               ("--async-concurrency", "3")])
 def test_resume_refuses_another_ramp(server_dsn: str, db: psycopg.Connection, table_name: str, ramp_mode: RampMode,
                                      hooks, run_cli, tmp_path: Path, option: str, value: str | None) -> None:
     csv = ramp_mode.csv_path(tmp_path)
@@ -122,6 +119,23 @@ def test_resume_of_a_finished_ramp_runs_nothing_and_rewrites_the_report(
     assert "iterations run now: none" in report and "4 of 4 planned iterations ran" in report
 
 
-def test_resume_is_refused_for_async_until_it_is_wired(run_cli, tmp_path: Path) -> None:
-    result = run_cli("--mode", "async", "--resume")
-    assert result.code == 2 and "--resume" in result.err
+def test_resumed_async_ramp_guards_memory_from_the_earlier_levels(server_dsn: str, db: psycopg.Connection,
+                                                                  table_name: str, run_cli, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory guard of a resumed fan-out extrapolates from the levels read back from the CSV: with a
+    tiny --max-client-memory-mb (not part of the ramp's identity) the first level it would run is refused."""
+    hooks = install_hooks(ASYNC, monkeypatch.setattr)
+    csv = ASYNC.csv_path(tmp_path)
+    argv = [*ASYNC.argv(), "--dsn", server_dsn, "--table", table_name, *RAMP]
+    earlier = _interrupted_run(run_cli, hooks, argv, csv)
+
+    result = run_cli(*argv, "--resume", "--max-client-memory-mb", "1")
+
+    assert result.code == 0, result.err
+    assert csv.read_bytes().startswith(earlier)
+    rows = read_csv(csv)
+    assert [(row["iter"], row["status"]) for row in rows] == [("1", "OK"), ("2", "OK"), ("3", "CLIENT_MEMORY")]
+    assert "exceeds --max-client-memory-mb 1; level not run, ramp stopped" in rows[2]["error"]
+    assert float(rows[2]["estimated_client_mb"]) > 1 and rows[2]["write_s"] == ""
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "was stopped by the client memory guard" in report and "iterations run now: 3-4" in report

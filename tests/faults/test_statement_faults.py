@@ -8,11 +8,13 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
 from fault_helpers import (
+    ASYNC,
     TINY_RAMP,
     RampMode,
     add_insert_trigger,
@@ -27,6 +29,8 @@ from pgstress.epochs import generate
 from pgstress.measure import StageClock
 from pgstress.payloads import encode_epochs, get_codec
 
+ASYNC_3 = replace(ASYNC, concurrency=3)
+
 
 @pytest.fixture
 def fault_table(db: psycopg.Connection, table_name: str) -> Iterator[str]:
@@ -37,9 +41,13 @@ def fault_table(db: psycopg.Connection, table_name: str) -> Iterator[str]:
 
 def test_statement_timeout(server_dsn: str, db: psycopg.Connection, fault_table: str, ramp_mode: RampMode, run_cli,
                            tmp_path: Path) -> None:
-    """Iteration 2's insert outlasts statement_timeout: TIMEOUT, and iteration 3 runs as usual."""
+    """Iteration 2's insert outlasts statement_timeout: TIMEOUT, and iteration 3 runs as usual.
+
+    Only odd ids sleep (ids restart at 1 each iteration): the sync record, one of the two async ones,
+    whose sibling is written and read back all the same."""
     create_pgstress_table(db, fault_table, "ndjson_zstd")
-    add_insert_trigger(db, fault_table, "IF NEW.epochs = 2000 THEN PERFORM pg_sleep(60); END IF; RETURN NEW;")
+    add_insert_trigger(db, fault_table,
+                       "IF NEW.epochs = 2000 AND NEW.id % 2 = 1 THEN PERFORM pg_sleep(60); END IF; RETURN NEW;")
 
     result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", fault_table, *TINY_RAMP,
                      "--statement-timeout-ms", "1500")
@@ -49,8 +57,13 @@ def test_statement_timeout(server_dsn: str, db: psycopg.Connection, fault_table:
     assert [row["status"] for row in rows] == ["OK", "TIMEOUT", "OK"]
     ramp_mode.assert_intact_ok(rows[0])
     ramp_mode.assert_intact_ok(rows[2])
-    assert "canceling statement due to statement timeout" in rows[1]["error"]
-    assert rows[1]["error"].endswith("[SQLSTATE 57014]")
+    cause = ramp_mode.assert_failed(rows[1], "TIMEOUT", failed=1)
+    assert "canceling statement due to statement timeout" in cause
+    assert cause.endswith("[SQLSTATE 57014]")
+    if ramp_mode.fans_out:  # the sibling record was written, read back and verified
+        assert rows[1]["failures"] == "TIMEOUT=1"
+        assert (rows[1]["writes_ok"], rows[1]["reads_ok"], rows[1]["reads_total"]) == ("1", "1", "1")
+        assert float(rows[1]["write_s"]) > 1.4 and float(rows[1]["read_s"]) > 0  # the batch waited for the timeout
     assert_report_breaking(tmp_path / "report.md", 2, 2000, "TIMEOUT", "statement timeout")
 
 
@@ -74,14 +87,16 @@ def test_jsonb_size_limit_is_diagnosed(server_dsn: str, db: psycopg.Connection, 
     assert [row["status"] for row in rows] == ["OK", "OK", "DB_LIMIT"]
     ramp_mode.assert_intact_ok(rows[0])
     ramp_mode.assert_intact_ok(rows[1])
-    sent = encode_epochs(get_codec("jsonb"), generate(3000, 42, (3,)), StageClock()).size
-    error = rows[2]["error"]
+    sizes = [encode_epochs(get_codec("jsonb"), generate(3000, 42, stream), StageClock()).size
+             for stream in ramp_mode.streams(3)]
+    sent = sizes[0]  # the message quotes the first record that failed
+    error = ramp_mode.assert_failed(rows[2], "DB_LIMIT", failed=ramp_mode.concurrency)
     assert error.startswith("jsonb limit: a document's array elements may total at most 1,200,000 bytes")
     assert f"this value was {sent:,} bytes of JSON text" in error
     estimate = sent * 1.1507
     assert f"{estimate - limit:,.0f} bytes" in error and "over it" in error
     assert error.endswith("[SQLSTATE 54000]")
-    assert float(rows[2][ramp_mode.size_column]) == pytest.approx(sent / 1048576)
+    assert float(rows[2][ramp_mode.size_column]) == pytest.approx(sum(sizes) / len(sizes) / 1048576)
     assert_report_breaking(tmp_path / "report.md", 3, 3000, "DB_LIMIT", "jsonb limit")
 
 
@@ -99,7 +114,8 @@ def test_table_dropped_by_someone_else(server_dsn: str, db: psycopg.Connection, 
     rows = read_csv(ramp_mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK", "ERROR", "ERROR", "ERROR"]
     ramp_mode.assert_intact_ok(rows[0])
-    assert all("does not exist [SQLSTATE 42P01]" in row["error"] for row in rows[1:])
+    for row in rows[1:]:  # the TRUNCATE before the level fails: no record is sent
+        assert "does not exist [SQLSTATE 42P01]" in ramp_mode.assert_failed(row, "ERROR", failed=None)
     report = assert_report_breaking(tmp_path / "report.md", 2, 2000, "ERROR", "UndefinedTable")
     assert "stopped after 3 consecutive failed iterations" in report
     gone = db.execute("SELECT to_regclass(%s)", [sql.Identifier(table_name).as_string(None)]).fetchone()
@@ -146,8 +162,37 @@ def test_disk_full(server_dsn: str, db: psycopg.Connection, table_name: str, tin
     rows = read_csv(ramp_mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK", "ERROR", "ERROR"]
     ramp_mode.assert_intact_ok(rows[0])
-    for row in rows[1:]:
-        assert "No space left on device" in row["error"] and row["error"].endswith("[SQLSTATE 53100]")
+    cause = ramp_mode.assert_failed(rows[1], "ERROR", failed=ramp_mode.concurrency)
+    assert "No space left on device" in cause and cause.endswith("[SQLSTATE 53100]")
+    assert "No space left on device" in rows[2]["error"] and rows[2]["error"].endswith("[SQLSTATE 53100]")
     assert float(rows[1][ramp_mode.size_column]) > 1.0  # the insert of 2.4 MiB failed
     # (with the disk still full, even iteration 3's TRUNCATE fails: its new empty index needs a page)
     assert_report_breaking(tmp_path / "report.md", 2, 20000, "ERROR", "No space left on device")
+
+
+def test_mixed_failures_in_one_level_keep_the_most_frequent_class(server_dsn: str, db: psycopg.Connection,
+                                                                  fault_table: str, run_cli, tmp_path: Path) -> None:
+    """Async only: of level 2's three records one is refused (ERROR) and two outlast statement_timeout
+    (TIMEOUT). The row keeps one status, the most frequent class; `failures` counts each class."""
+    mode = ASYNC_3
+    create_pgstress_table(db, fault_table, "bson")
+    add_insert_trigger(
+        db, fault_table,
+        "IF NEW.epochs = 2000 AND NEW.id = 1 THEN RAISE EXCEPTION 'refused by a trigger'; END IF;"
+        " IF NEW.epochs = 2000 AND NEW.id > 1 THEN PERFORM pg_sleep(60); END IF; RETURN NEW;",
+    )
+
+    result = run_cli(*mode.argv(), "--dsn", server_dsn, "--table", fault_table, "--payload-format", "bson",
+                     *TINY_RAMP, "--statement-timeout-ms", "1500")
+
+    assert result.code == 0, result.err
+    rows = read_csv(mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "TIMEOUT", "OK"]
+    mode.assert_intact_ok(rows[0])
+    mode.assert_intact_ok(rows[2])
+    cause = mode.assert_failed(rows[1], "TIMEOUT", failed=2)
+    assert rows[1]["failures"] == "TIMEOUT=2;ERROR=1"
+    assert rows[1]["error"].startswith("TIMEOUT x2 of 3 records (writes 0/3 ok, reads 0/0 ok): ")
+    assert "statement timeout" in cause and "refused by a trigger" not in cause
+    mode.assert_nothing_written(rows[1])
+    assert_report_breaking(tmp_path / "report.md", 2, 2000, "TIMEOUT", "TIMEOUT x2 of 3 records")

@@ -69,16 +69,17 @@ def test_a_look_alike_without_the_mark_is_refused(server_dsn: str, db: psycopg.C
 def test_a_pgstress_table_of_another_format_is_refused(server_dsn: str, db: psycopg.Connection, table_name: str,
                                                        ramp_mode: RampMode, run_cli, tmp_path: Path) -> None:
     first = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, "--payload-format", "bson",
-                    *TINY_RAMP, "--results-csv", str(tmp_path / "first" / "r.csv"),
+                    *TINY_RAMP, ramp_mode.csv_option, str(tmp_path / "first" / "r.csv"),
                     "--report-md", str(tmp_path / "first" / "r.md"))
     assert first.code == 0, first.err
     before = _rows(db, table_name, "id, epochs, content_hash")
-    assert len(before) == 1
+    assert len(before) == ramp_mode.concurrency  # the last level's records
 
     second_dir = tmp_path / "second"
     second_dir.mkdir()
     result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, "--payload-format", "jsonb",
-                     *TINY_RAMP, "--results-csv", str(second_dir / "r.csv"), "--report-md", str(second_dir / "r.md"))
+                     *TINY_RAMP, ramp_mode.csv_option, str(second_dir / "r.csv"),
+                     "--report-md", str(second_dir / "r.md"))
     _refused(result, second_dir, "has payload type 'bytea', this run needs JSONB", "--drop-table")
     assert _rows(db, table_name, "id, epochs, content_hash") == before
 
@@ -115,8 +116,9 @@ def test_reruns_against_an_existing_pgstress_table(server_dsn: str, db: psycopg.
         assert [row["status"] for row in read_csv(ramp_mode.csv_path(tmp_path))] == ["OK", "OK", "OK"]
         return [epochs for (epochs,) in _rows(db, table_name, "epochs")]
 
-    assert run("--keep-data-between-iterations") == [1000, 2000, 3000]
-    assert run("--keep-data-between-iterations") == [1000, 2000, 3000] * 2  # the rerun appends
-    assert run() == [3000]  # truncated between iterations: the last record stays
-    assert run("--truncate-before-start", "--keep-data-between-iterations") == [1000, 2000, 3000]
+    ramp = [epochs for epochs in (1000, 2000, 3000) for _record in range(ramp_mode.concurrency)]
+    assert run("--keep-data-between-iterations") == ramp
+    assert run("--keep-data-between-iterations") == ramp * 2  # the rerun appends
+    assert run() == [3000] * ramp_mode.concurrency  # truncated between iterations: the last level's records stay
+    assert run("--truncate-before-start", "--keep-data-between-iterations") == ramp
     assert _comment(db, table_name) == MARKER
