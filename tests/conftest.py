@@ -56,10 +56,15 @@ class CliResult:
 
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path):
-    """Run pgstress in-process; outputs go to tmp_path unless the test names them."""
+    """Run pgstress in-process; outputs go to tmp_path unless the test names them.
 
-    def run(*argv: str) -> CliResult:
+    Charts cost ~0.6 s a run, so only tests about them ask for them (`charts=True`).
+    """
+
+    def run(*argv: str, charts: bool = False) -> CliResult:
         args = list(argv)
+        if not charts and "--no-charts" not in args:
+            args.append("--no-charts")
         defaults = {
             "--results-csv": str(tmp_path / "iteration_results.csv"),
             "--async-results-csv": str(tmp_path / "async_fanout_results.csv"),

@@ -66,7 +66,7 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
     prepare_table(db, TableSql(format_tables["jsonb"], "JSONB"), drop=True, truncate=False)
     db.execute(f'ALTER TABLE "{format_tables["jsonb"]}" ADD CONSTRAINT small_only CHECK (epochs <= 2000)')
 
-    result = run_cli("--dsn", server_dsn, "--table", table_name, "--payload-format", "all", *RAMP)
+    result = run_cli("--dsn", server_dsn, "--table", table_name, "--payload-format", "all", *RAMP, charts=True)
     assert result.code == 0, result.err
 
     csv_rows = read_rows(tmp_path / "iteration_results.csv")

@@ -117,7 +117,7 @@ def test_async_run_prints_a_line_per_level_and_draws_its_charts(
     from pgstress.charts import read_chart_data
 
     result = run_cli("--dsn", server_dsn, "--mode", "async", "--async-concurrency", "2", "--table", table_name,
-                     "--start-epochs", "500", "--end-epochs", "1000", "--step-epochs", "500")  # fmt: skip
+                     "--start-epochs", "500", "--end-epochs", "1000", "--step-epochs", "500", charts=True)  # fmt: skip
     assert result.code == 0, result.err
     rows = read_rows(tmp_path / "async_fanout_results.csv")
     level_lines = [line for line in result.out.splitlines() if line.startswith("[")]

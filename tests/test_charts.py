@@ -150,7 +150,7 @@ RAMP = ("--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000
 
 def test_a_run_writes_the_charts_the_report_links_them(run_cli, server_dsn, db, table_name, tmp_path: Path) -> None:
     report = tmp_path / "report.md"
-    result = run_cli("--dsn", server_dsn, "--table", table_name, "--quiet", *RAMP)
+    result = run_cli("--dsn", server_dsn, "--table", table_name, "--quiet", *RAMP, charts=True)
     assert result.code == 0, result.err
     links = IMAGE_LINK.findall(report.read_text())
     assert [target for _, target in links] == [f"report_{name}.png" for name in CHART_NAMES]

@@ -203,7 +203,7 @@ RAMP = ("--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000
 
 def test_non_terminal_run_prints_one_line_per_iteration_then_the_summary(run_cli, server_dsn, db, table_name,
                                                                           tmp_path: Path) -> None:
-    result = run_cli("--dsn", server_dsn, "--table", table_name, "--payload-format", "bson", *RAMP)
+    result = run_cli("--dsn", server_dsn, "--table", table_name, "--payload-format", "bson", *RAMP, charts=True)
     assert result.code == 0, result.err
     lines = result.out.splitlines()
     assert lines[0].startswith(f"pgstress: sync ramp, bson into {table_name}, against ")
