@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 import psycopg
@@ -40,6 +41,26 @@ def _identity(value: bytes | bytearray) -> bytes | bytearray:
     return value
 
 
+COPY_CHUNK_BYTES = 1024 * 1024
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no header extension
+_COPY_TRAILER = struct.pack("!h", -1)
+_JSONB_BINARY_VERSION = b"\x01"
+
+
+def binary_copy_frame(payload: EncodedPayload, jsonb: bool) -> tuple[bytes, bytes]:
+    """What goes before and after the payload bytes in a one-tuple binary COPY stream.
+
+    Before: the file header, the tuple's field count and the payload's length (jsonb's binary
+    input is a version byte followed by the JSON text). After: the epochs and content_hash
+    fields and the end-of-data trailer.
+    """
+    prefix = _JSONB_BINARY_VERSION if jsonb else b""
+    content_hash = payload.content_hash.encode()
+    head = _COPY_SIGNATURE + struct.pack("!hi", 3, len(prefix) + payload.size) + prefix
+    tail = struct.pack("!iii", 4, payload.epochs, len(content_hash)) + content_hash + _COPY_TRAILER
+    return head, tail
+
+
 def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection:
     conn = psycopg.connect(dsn, autocommit=False)
     conn.execute("SELECT set_config('statement_timeout', %s, false)", [str(statement_timeout_ms)])
@@ -52,8 +73,9 @@ def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection:
 class SyncDatabase:
     """psycopg calls for one table; reconnects lazily after the connection was lost."""
 
-    def __init__(self, dsn: str, table: TableSql, statement_timeout_ms: int) -> None:
+    def __init__(self, dsn: str, table: TableSql, statement_timeout_ms: int, write_method: str = "insert") -> None:
         self._dsn = dsn
+        self._write = self.copy if write_method == "copy" else self.insert
         self._timeout = statement_timeout_ms
         self.table = table
         self._conn: psycopg.Connection | None = None
@@ -71,6 +93,26 @@ class SyncDatabase:
         self.conn.commit()
         assert row is not None
         return int(row[0])
+
+    def copy(self, payload: EncodedPayload) -> int:
+        """Binary COPY of the record, the payload streamed in chunks without another whole copy."""
+        head, tail = binary_copy_frame(payload, self._jsonb)
+        view = memoryview(payload.data)
+        with self.conn.cursor() as cursor:
+            with cursor.copy(self.table.copy_in()) as copy:
+                copy.write(head)
+                for start in range(0, len(view), COPY_CHUNK_BYTES):
+                    copy.write(view[start : start + COPY_CHUNK_BYTES])
+                copy.write(tail)
+            row = cursor.execute("SELECT lastval()").fetchone()  # this session's nextval of the id
+        del view
+        self.conn.commit()
+        assert row is not None
+        return int(row[0])
+
+    def write(self, payload: EncodedPayload) -> int:
+        """Store the record with the configured write method; returns its id."""
+        return self._write(payload)
 
     def fetch(self, record_id: int) -> tuple[psycopg.Cursor, memoryview, int, str]:
         """Run the select; the returned view lives as long as the returned cursor."""
@@ -137,7 +179,7 @@ class SyncIteration:
             with self.meter.phase() as write:
                 payload = encode_epochs(self.codec, generate(epochs, self.config.seed, stream), write.clock)
                 with write.clock.stage("insert"):
-                    record_id = self.db.insert(payload)
+                    record_id = self.db.write(payload)
             self._record_write(row, write, payload)
             expected = (payload.epochs, payload.content_hash)
             del payload
@@ -196,7 +238,7 @@ def run_sync(
 ) -> tuple[RampOutcome, int | None]:
     """Run the whole sync ramp; returns the outcome and the table's final total size in bytes."""
     codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
-    db = SyncDatabase(dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms)
+    db = SyncDatabase(dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms, config.write_method)
     try:
         iteration = SyncIteration(config, db, codec, PhaseMeter())
         outcome = run_ramp(
