@@ -1,0 +1,57 @@
+"""The timing split adds up on real runs, and the memory columns say how they were obtained."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgstress.results import read_rows
+
+# Timer noise: what the phases do outside their named stages (a few Python calls, the clock's
+# own reads) is microseconds; allow 2 ms plus 3 % of the phase for a busy shared machine.
+ABS_NOISE_S = 0.002
+REL_NOISE = 0.03
+
+
+def _f(row: dict[str, str], name: str) -> float:
+    return float(row[name])
+
+
+def _run(run_cli, tmp_path, dsn: str, table: str, *extra: str) -> list[dict[str, str]]:
+    result = run_cli("--dsn", dsn, "--table", table, "--drop-table",
+                     "--start-epochs", "10000", "--end-epochs", "30000", "--step-epochs", "10000", *extra)  # fmt: skip
+    assert result.code == 0, result.err
+    rows = read_rows(tmp_path / "iteration_results.csv")
+    assert [r["status"] for r in rows] == ["OK"] * 3
+    return rows
+
+
+@pytest.mark.parametrize("fmt,method", [("ndjson_zstd", "insert"), ("bson", "copy"), ("jsonb", "insert")])
+def test_write_and_read_times_are_the_sum_of_their_stages(
+    run_cli, tmp_path, server_dsn: str, table_name: str, db, fmt: str, method: str
+) -> None:
+    rows = _run(run_cli, tmp_path, server_dsn, table_name, "--payload-format", fmt, "--write-method", method,
+                "--memory-trace", "off")  # fmt: skip
+    for row in rows:
+        write_parts = _f(row, "gen_s") + _f(row, "encode_s") + _f(row, "insert_s")
+        read_parts = _f(row, "select_s") + _f(row, "decode_s")
+        for name in ("gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s"):
+            assert _f(row, name) > 0, name
+        assert abs(_f(row, "write_s") - write_parts) <= ABS_NOISE_S + REL_NOISE * _f(row, "write_s"), row
+        assert abs(_f(row, "read_s") - read_parts) <= ABS_NOISE_S + REL_NOISE * _f(row, "read_s"), row
+        assert _f(row, "total_s") == pytest.approx(_f(row, "write_s") + _f(row, "read_s"))
+        assert _f(row, "eps") == pytest.approx(int(row["epochs"]) / _f(row, "total_s"))
+
+
+def test_memory_columns_follow_memory_trace(run_cli, tmp_path, server_dsn: str, table_name: str, db) -> None:
+    rows = _run(run_cli, tmp_path, server_dsn, table_name, "--memory-trace", "off")
+    assert {(r["write_peak_mb"], r["read_peak_mb"]) for r in rows} == {("", "")}
+    assert "`--memory-trace off`" in (tmp_path / "report.md").read_text()
+    rows = _run(run_cli, tmp_path, server_dsn, table_name)
+    for row in rows:
+        # The traced pass holds at least the encoded value it builds.
+        assert _f(row, "write_peak_mb") >= _f(row, "client_payload_mb")
+        assert _f(row, "read_peak_mb") > 0
+        # Linux: a true per-phase resident peak (VmHWM reset at the phase start).
+        assert _f(row, "write_rss_peak_mb") > _f(row, "client_payload_mb")
+        assert _f(row, "read_rss_peak_mb") > 0
+    assert "separate untimed pass" in (tmp_path / "report.md").read_text()
