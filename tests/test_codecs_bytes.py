@@ -87,3 +87,13 @@ def test_same_seed_and_options_give_the_same_bytes_and_another_seed_does_not() -
         clock = StageClock()
         assert decode_and_verify(codec, memoryview(first.data), first, clock) == 25_000
         assert clock.get("decode") > 0 and clock.get("verify") > 0
+
+
+def test_generated_dicts_hold_the_table_values_in_key_order() -> None:
+    for chunk in generate(12_345, 5):
+        epochs = chunk.as_dicts()
+        assert all(tuple(epoch) == EPOCH_KEYS for epoch in epochs)
+        assert [tuple(epoch.values()) for epoch in epochs] == chunk.table.tolist()
+        assert {type(epochs[0][key]) for key in BOOL_KEYS} == {bool}
+        assert {type(epochs[0][key]) for key in _INT_KEYS} == {int}
+        assert {type(epochs[0][key]) for key in FLOAT_KEYS} == {float}
