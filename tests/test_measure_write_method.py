@@ -59,3 +59,4 @@ def test_a_failed_copy_is_recorded_and_the_next_iteration_still_succeeds(
     assert "23514" in rows[1]["error"]  # check_violation
     report = (tmp_path / "report.md").read_text()
     assert "| `--write-method` | copy |" in report
+    assert "Write method `copy`: one binary `COPY" in report
