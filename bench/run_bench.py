@@ -177,7 +177,7 @@ def insert_vs_copy(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
         "format": fmt, "epochs": size, "encoded_mib": payload.size / MIB,
         "raw_copy_s": best["raw"], "copy_s": best["copy"], "insert_s": best["insert"],
         "copy_ratio": best["copy"] / best["raw"], "insert_ratio": best["insert"] / best["raw"],
-        "spread": max(max(v) / min(v) for v in samples.values()) - 1,
+        "spread": max(max(v) / min(v) for v in samples.values()) - 1, "load": _load(),
     }  # fmt: skip
     row["note"] = "met" if row["copy_ratio"] <= COPY_TARGET else f"MISSED (target <= {COPY_TARGET}x)"
     bench.add("A", row)
@@ -249,7 +249,7 @@ def iterations(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
         "read_off_s": read_off, "read_on_s": read_on, "worst_diff_pct": 100 * worst,
         "iter_wall_off_s": min(r.wall_s for r in off), "iter_wall_on_s": min(r.wall_s for r in on),
         "write_peak_mb": on[0].row.write_peak_mb, "read_peak_mb": on[0].row.read_peak_mb,
-        "note": "met" if worst <= TRACE_TARGET else f"MISSED (target <= {100 * TRACE_TARGET:.0f} %)",
+        "note": "met" if worst <= TRACE_TARGET else f"MISSED (target <= {100 * TRACE_TARGET:.0f} %)", "load": _load(),
     }  # fmt: skip
     bench.add("C", row)
     _say(f"B {fmt} {size:,}: write RSS growth insert {max(r.write_rss_growth_mib or 0 for r in off):,.0f} MiB,"
@@ -361,7 +361,7 @@ TABLES: dict[str, tuple[str, list[Column], str]] = {
         c("format", "format"), c("epochs", "epochs", 0), c("encoded MiB", "encoded_mib", 1),
         c("raw COPY s", "raw_copy_s", 3), c("copy s", "copy_s", 3), c("copy / raw", "copy_ratio", 2),
         c("insert s", "insert_s", 3), c("insert / raw", "insert_ratio", 2), c("max spread", "spread", 2),
-        c("target copy <= 1.15x", "note"),
+        c("target copy <= 1.15x", "note"), c("load after", "load"),
     ], "`copy s` / `insert s`: pgstress's insert phase (`SyncDatabase.write`, commit included) with"
        " `--write-method copy` / `insert`; `raw COPY s`: one psycopg `copy.write()` of the whole binary COPY"
        " stream, built beforehand, + commit. Methods rotate within each repetition; `max spread` is the"
@@ -379,9 +379,12 @@ TABLES: dict[str, tuple[str, list[Column], str]] = {
         c("write_s on", "write_on_s", 3), c("read_s off", "read_off_s", 3), c("read_s on", "read_on_s", 3),
         c("worst diff %", "worst_diff_pct", 1), c("iteration wall off s", "iter_wall_off_s", 2),
         c("iteration wall on s", "iter_wall_on_s", 2), c("write_peak_mb", "write_peak_mb", 1),
-        c("read_peak_mb", "read_peak_mb", 1), c("target <= 5 %", "note"),
+        c("read_peak_mb", "read_peak_mb", 1), c("target <= 5 %", "note"), c("load after", "load"),
     ], "`iteration wall` is the whole iteration as the ramp runs it (timed phases, the untimed traced"
-       " pass when on, verification, size queries): what the tracemalloc pass costs in run time."),
+       " pass when on, verification, size queries): what the tracemalloc pass costs in run time. The"
+       " write phase runs before the traced pass in both cases, so its work is identical by construction"
+       " and any difference in `write_s` is this machine's noise; the read phase follows the traced"
+       " write pass when on. Repetitions alternate on/off order."),
     "D": ("D. Ramps through the real command line (a subprocess, its own Python start included)", [
         c("format", "format"), c("ramp", "ramp"), c("options", "options"), c("iterations", "iterations", None),
         c("OK", "ok"), c("wall s", "wall_s", 1), c("sum of total_s", "timed_s", 1), c("exit", "exit"),
