@@ -18,6 +18,7 @@ import argparse
 import ctypes
 import gc
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -439,6 +440,10 @@ def render(bench: Bench, started: str, finished: str, elapsed: float, load_start
     return "\n".join(out)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,500000,1000000", help="record sizes in epochs, comma-separated")
@@ -452,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     formats = [f for f in args.formats.split(",") if f]
 
+    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly: the embedded server and any ramp child go too
     started_wall = time.perf_counter()
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     load_start = _load()
