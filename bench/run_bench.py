@@ -111,6 +111,7 @@ class Bench:
     trace_reps: int
     ramp_end: int
     full_ramp: bool
+    sections_wanted: str = "ABCDEG"
     sections: dict[str, list[dict]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     over_limit: set[tuple[str, int]] = field(default_factory=set)
@@ -228,8 +229,9 @@ def _rss_limit_mib(fmt: str, encoded_mib: float) -> tuple[float, str]:
 def iterations(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
     off: list[IterationResult] = []
     on: list[IterationResult] = []
-    for rep in range(bench.trace_reps):  # alternate, so drift on a shared machine hits both alike
-        for trace in (False, True) if rep % 2 == 0 else (True, False):
+    traces = bench.trace_reps if "C" in bench.sections_wanted else 0
+    for rep in range(max(1, traces)):  # alternate, so drift on a shared machine hits both alike
+        for trace in ((False, True) if rep % 2 == 0 else (True, False)) if traces else (False,):
             (on if trace else off).append(run_iteration(bench, spec, fmt, size, trace=trace, method="insert"))
     copied = run_iteration(bench, spec, fmt, size, trace=False, method="copy")
 
@@ -242,6 +244,10 @@ def iterations(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
             "ratio": growth / encoded if growth is not None else None, "limit_mib": limit, "target": limit_text,
             "note": "" if growth is None else "met" if growth <= limit else f"MISSED by {growth - limit:,.0f} MiB",
         })  # fmt: skip
+    _say(f"B {fmt} {size:,}: write RSS growth insert {max(r.write_rss_growth_mib or 0 for r in off):,.0f} MiB,"
+         f" copy {copied.write_rss_growth_mib or 0:,.0f} MiB, encoded {encoded:,.0f} MiB (limit {limit:,.0f})")
+    if not on:
+        return
     write_off, write_on = min(r.write_s for r in off), min(r.write_s for r in on)
     read_off, read_on = min(r.read_s for r in off), min(r.read_s for r in on)
     worst = max(abs(write_on / write_off - 1), abs(read_on / read_off - 1))
@@ -253,8 +259,6 @@ def iterations(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
         "note": "met" if worst <= TRACE_TARGET else f"MISSED (target <= {100 * TRACE_TARGET:.0f} %)", "load": _load(),
     }  # fmt: skip
     bench.add("C", row)
-    _say(f"B {fmt} {size:,}: write RSS growth insert {max(r.write_rss_growth_mib or 0 for r in off):,.0f} MiB,"
-         f" copy {copied.write_rss_growth_mib or 0:,.0f} MiB, encoded {encoded:,.0f} MiB (limit {limit:,.0f})")
     _say(f"C {fmt} {size:,}: write {write_off:.3f}s off / {write_on:.3f}s on, read {read_off:.3f}s / {read_on:.3f}s"
          f" ({100 * worst:.1f} %); whole iteration {row['iter_wall_off_s']:.2f}s / {row['iter_wall_on_s']:.2f}s"
          f"  load {_load()}")  # fmt: skip
@@ -452,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace-reps", type=int, default=2, help="on/off pairs for B and C")
     parser.add_argument("--ramp-end", type=int, default=300_000, help="end of the D ramps (0: skip them)")
     parser.add_argument("--full-ramp", action="store_true", help="also run the full default ndjson_zstd ramp to 1M")
+    parser.add_argument("--sections", default="ABCDEG", help="which sections to run (letters; F follows C and D)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.md"))
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -462,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     load_start = _load()
     with embedded_server() as server:
-        bench = Bench(server.dsn, sizes, formats, args.reps, args.trace_reps, args.ramp_end, args.full_ramp)
+        bench = Bench(server.dsn, sizes, formats, args.reps, args.trace_reps, args.ramp_end, args.full_ramp,
+                      args.sections)
         with psycopg.connect(server.dsn) as conn:
             row = conn.execute("SELECT version()").fetchone()
             server_version = str(row[0]).split(" on ")[0] if row else "unknown"
@@ -470,12 +476,14 @@ def main(argv: list[str] | None = None) -> int:
         for fmt in formats:
             spec = bench.table_for(fmt)
             for size in sizes:
-                insert_vs_copy(bench, fmt, size, spec)
+                if "A" in args.sections:
+                    insert_vs_copy(bench, fmt, size, spec)
                 if (fmt, size) in bench.over_limit:
                     bench.notes.append(f"{fmt} at {size:,} epochs exceeds the format's limit: B and C skipped.")
                     continue
-                iterations(bench, fmt, size, spec)
-        if args.ramp_end:
+                if "B" in args.sections or "C" in args.sections:
+                    iterations(bench, fmt, size, spec)
+        if args.ramp_end and "D" in args.sections:
             for fmt in formats:
                 bench.add("D", ramp(bench, fmt, args.ramp_end))
             if "ndjson_zstd" in formats:
@@ -484,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.add("D", ramp(bench, "ndjson_zstd", FULL_RAMP[-1]))
             bench.add("D", ramp(bench, "ndjson_zstd", FULL_RAMP[-1], "--memory-trace", "off"))
         estimate_full_ramp(bench)
-        zstd_threads(bench, max(sizes))
+        if "E" in args.sections or "G" in args.sections:
+            zstd_threads(bench, max(sizes))
     elapsed = time.perf_counter() - started_wall
     finished = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     command = "python bench/run_bench.py" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(
