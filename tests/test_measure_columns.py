@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import statistics
+import tracemalloc
 
+import psycopg
 import pytest
 
+from pgstress.config import RunConfig
+from pgstress.measure import PhaseMeter, StageClock
+from pgstress.payloads import get_codec
 from pgstress.results import read_rows
+from pgstress.schema import TableSql, prepare_table
+from pgstress.sync_runner import SyncDatabase, SyncIteration
 
 # Timer noise: what the phases do outside their named stages (a few Python calls, the clock's
 # own reads, ~15 us per decoded chunk) takes ~0.1-2 ms here. Every row may be off by 5 ms + 3 %
@@ -71,3 +78,29 @@ def test_memory_columns_follow_memory_trace(run_cli, tmp_path, server_dsn: str, 
         assert _f(row, "write_rss_peak_mb") > _f(row, "client_payload_mb")
         assert _f(row, "read_rss_peak_mb") > 0
     assert "separate untimed pass" in (tmp_path / "report.md").read_text()
+
+
+def test_no_timed_stage_runs_under_tracemalloc(embedded_dsn: str, table_name: str, db) -> None:
+    """The traced pass runs after each timed phase, never inside one (checked at every stage's entry)."""
+    seen: list[tuple[str, bool]] = []
+    real_stage = StageClock.stage
+
+    def watching_stage(self: StageClock, name: str):
+        seen.append((name, tracemalloc.is_tracing()))
+        return real_stage(self, name)
+
+    codec = get_codec("ndjson_zstd")
+    spec = TableSql(table_name, codec.column_type)
+    with psycopg.connect(embedded_dsn) as conn:
+        prepare_table(conn, spec, drop=True, truncate=False)
+    store = SyncDatabase(embedded_dsn, spec, 0)
+    config = RunConfig(table=table_name, memory_trace=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StageClock, "stage", watching_stage)
+        row = SyncIteration(config, store, codec, PhaseMeter())(1, 25_000)
+    store.close()
+    assert row.status == "OK" and row.write_peak_mb and row.read_peak_mb
+    timed = {name for name, traced in seen if not traced}
+    assert {"gen", "encode", "insert", "select", "decode", "verify"} <= timed
+    assert {name for name, traced in seen if traced} <= {"gen", "encode", "verify"}, "only the write pass's stages"
+    assert not any(traced for name, traced in seen if name in ("insert", "select", "decode"))
