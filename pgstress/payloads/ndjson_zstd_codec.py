@@ -18,8 +18,8 @@ _DECOMPRESSED_PIECE = 4 * 1024 * 1024
 # zstd's multi-threaded mode compresses on worker threads while Python builds the next chunk
 # (up to ~2x faster encode on 2 idle cores here). Its output is the same for every worker
 # count >= 1, so the bytes depend on the seed and level only, never on the machine's CPU count.
-# 1 MiB jobs keep the workers' buffers small: resident memory as single-threaded (+~60 MiB at
-# the default job size of 8 MiB for level 3).
+# 1 MiB jobs keep the workers' buffers small: resident memory as single-threaded (+~80 MiB at
+# 300k epochs with the default job size of 8 MiB for level 3).
 ZSTD_THREADS = -1  # one worker per logical CPU
 ZSTD_JOB_BYTES = 1024 * 1024
 
