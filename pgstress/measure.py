@@ -97,6 +97,7 @@ def _reset_vm_hwm() -> bool:
 class PhaseMeasure:
     wall_s: float = 0.0
     rss_peak_mb: float | None = None
+    rss_start_mb: float | None = None  # resident size when the phase began (with rss_peak_mb)
     rss_delta_mb: float = 0.0
     clock: StageClock = field(default_factory=StageClock)
 
@@ -122,6 +123,8 @@ class PhaseMeter:
         measure = PhaseMeasure()
         if self._vm_hwm_works:
             _reset_vm_hwm()
+            start = _vm_hwm_bytes()  # just reset: the current resident size
+            measure.rss_start_mb = mib(start) if start is not None else None
         else:
             self._process_high = max(self._process_high, _ru_maxrss_bytes())
         started = time.perf_counter()

@@ -196,7 +196,7 @@ def render_context(record: RunRecord, table_bytes: dict[str, int | None]) -> lis
 def MEASUREMENT_NOTES(cfg: RunConfig) -> list[str]:  # noqa: N802 - reads as a constant
     trace = (
         "`write_peak_mb` / `read_peak_mb` are tracemalloc peaks of the same client-side work, taken in a"
-        " separate untimed pass after the timed one (generate + encode; select + decode + verify), because"
+        " separate untimed pass after the timed one (generate + encode; select + decode), because"
         " tracemalloc slows allocation 2.5-6x and would distort the timings."
         if cfg.memory_trace
         else "`--memory-trace off`: the tracemalloc peak columns are empty."
@@ -206,6 +206,7 @@ def MEASUREMENT_NOTES(cfg: RunConfig) -> list[str]:  # noqa: N802 - reads as a c
         "- `write_s` = generate + encode + insert + commit; `read_s` = select + decode back to Python objects."
         " The content hash computed for verification is excluded from both and reported as `verify_s`.",
         f"- {trace}",
+        f"- {WRITE_METHOD_NOTES[cfg.write_method]}",
         "- `*_rss_peak_mb` is the phase's own resident peak (Linux VmHWM, reset at the phase start via"
         " /proc/self/clear_refs); `*_rss_delta_mb` is how far the phase raised the process's resident"
         " high-water mark (0 when it set no new high).",
@@ -213,6 +214,14 @@ def MEASUREMENT_NOTES(cfg: RunConfig) -> list[str]:  # noqa: N802 - reads as a c
         " Sizes are MiB (2^20 bytes).",
         "- Every record read back is decoded and compared with what was written (epoch count and content hash).",
     ]
+
+
+WRITE_METHOD_NOTES = {
+    "insert": "Write method `insert`: one parameterised INSERT per record (bytea as a binary parameter,"
+    " jsonb as text), what applications do; `insert_s` includes the commit.",
+    "copy": "Write method `copy`: one binary `COPY ... FROM STDIN (FORMAT BINARY)` per record, the value"
+    " streamed in 1 MiB chunks (the floor of what the server needs); `insert_s` includes the commit.",
+}
 
 
 def write_report(path: str | Path, text: str) -> None:

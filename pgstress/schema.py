@@ -63,6 +63,10 @@ class TableSql:
     def drop(self) -> sql.Composed:
         return sql.SQL("DROP TABLE IF EXISTS {}").format(self.ident)
 
+    def copy_in(self) -> sql.Composed:
+        """Binary COPY of (payload, epochs, content_hash) tuples; the id comes from its sequence."""
+        return sql.SQL("COPY {} (payload, epochs, content_hash) FROM STDIN (FORMAT BINARY)").format(self.ident)
+
 
 def _describe(conn: psycopg.Connection, table: str) -> tuple[str | None, dict[str, str]] | None:
     """(comment, {column: type}) of a table in the search path, or None if there is none."""

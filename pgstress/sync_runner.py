@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 import psycopg
-from psycopg import pq
-from psycopg.adapt import Loader
+from psycopg import postgres, pq
+from psycopg.adapt import Dumper, Loader
 from psycopg.types.json import Jsonb
 
 from pgstress.config import RunConfig
@@ -36,8 +37,42 @@ class _RawBinaryLoader(Loader):
         return data
 
 
+class _BufferBinaryDumper(Dumper):
+    """Hands the encoded bytes to libpq as they are (psycopg's own bytea dumper copies them first).
+
+    The value sent is unchanged; an INSERT of a huge bytea then holds the value once in Python
+    and once in libpq's outgoing message instead of three times.
+    """
+
+    format = pq.Format.BINARY
+    oid = postgres.types["bytea"].oid
+
+    def dump(self, obj: bytes | bytearray) -> bytes | bytearray:  # type: ignore[override]
+        return obj
+
+
 def _identity(value: bytes | bytearray) -> bytes | bytearray:
     return value
+
+
+COPY_CHUNK_BYTES = 1024 * 1024
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no header extension
+_COPY_TRAILER = struct.pack("!h", -1)
+_JSONB_BINARY_VERSION = b"\x01"
+
+
+def binary_copy_frame(payload: EncodedPayload, jsonb: bool) -> tuple[bytes, bytes]:
+    """What goes before and after the payload bytes in a one-tuple binary COPY stream.
+
+    Before: the file header, the tuple's field count and the payload's length (jsonb's binary
+    input is a version byte followed by the JSON text). After: the epochs and content_hash
+    fields and the end-of-data trailer.
+    """
+    prefix = _JSONB_BINARY_VERSION if jsonb else b""
+    content_hash = payload.content_hash.encode()
+    head = _COPY_SIGNATURE + struct.pack("!hi", 3, len(prefix) + payload.size) + prefix
+    tail = struct.pack("!iii", 4, payload.epochs, len(content_hash)) + content_hash + _COPY_TRAILER
+    return head, tail
 
 
 def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection:
@@ -46,18 +81,24 @@ def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection:
     conn.commit()
     for type_name in ("bytea", "jsonb"):
         conn.adapters.register_loader(type_name, _RawBinaryLoader)
+    for python_type in (bytes, bytearray):
+        conn.adapters.register_dumper(python_type, _BufferBinaryDumper)
     return conn
 
 
 class SyncDatabase:
     """psycopg calls for one table; reconnects lazily after the connection was lost."""
 
-    def __init__(self, dsn: str, table: TableSql, statement_timeout_ms: int) -> None:
+    def __init__(self, dsn: str, table: TableSql, statement_timeout_ms: int, write_method: str = "insert") -> None:
         self._dsn = dsn
+        self._write = self.copy if write_method == "copy" else self.insert
         self._timeout = statement_timeout_ms
         self.table = table
         self._conn: psycopg.Connection | None = None
         self._jsonb = table.column_type == "JSONB"
+        # jsonb goes as a text parameter: psycopg's binary jsonb dumper prepends the version byte
+        # by copying the whole value in Python; the server parses the same JSON text either way.
+        self._insert_sql = table.insert(("%t" if self._jsonb else "%b", "%s", "%s"))
 
     @property
     def dsn(self) -> str:
@@ -71,10 +112,30 @@ class SyncDatabase:
 
     def insert(self, payload: EncodedPayload) -> int:
         value = Jsonb(payload.data, dumps=_identity) if self._jsonb else payload.data
-        row = self.conn.execute(self.table.insert(), [value, payload.epochs, payload.content_hash]).fetchone()
+        row = self.conn.execute(self._insert_sql, [value, payload.epochs, payload.content_hash]).fetchone()
         self.conn.commit()
         assert row is not None
         return int(row[0])
+
+    def copy(self, payload: EncodedPayload) -> int:
+        """Binary COPY of the record, the payload streamed in chunks without another whole copy."""
+        head, tail = binary_copy_frame(payload, self._jsonb)
+        view = memoryview(payload.data)
+        with self.conn.cursor() as cursor:
+            with cursor.copy(self.table.copy_in()) as copy:
+                copy.write(head)
+                for start in range(0, len(view), COPY_CHUNK_BYTES):
+                    copy.write(view[start : start + COPY_CHUNK_BYTES])
+                copy.write(tail)
+            row = cursor.execute("SELECT lastval()").fetchone()  # this session's nextval of the id
+        del view
+        self.conn.commit()
+        assert row is not None
+        return int(row[0])
+
+    def write(self, payload: EncodedPayload) -> int:
+        """Store the record with the configured write method; returns its id."""
+        return self._write(payload)
 
     def fetch(self, record_id: int) -> tuple[psycopg.Cursor, memoryview, int, str]:
         """Run the select; the returned view lives as long as the returned cursor."""
@@ -160,7 +221,7 @@ class SyncIteration:
                 payload = encode_epochs(self.codec, generate(epochs, self.config.seed, stream), write.clock)
                 value_size = payload.size
                 with write.clock.stage("insert"):
-                    record_id = self.db.insert(payload)
+                    record_id = self.db.write(payload)
             self._record_write(row, write, payload)
             expected = (payload.epochs, payload.content_hash)
             del payload
@@ -172,7 +233,7 @@ class SyncIteration:
                 self._read_and_verify(record_id, expected, read.clock)
             self._record_read(row, read)
             if self.config.memory_trace:
-                row.read_peak_mb = traced_peak_mb(lambda: self._read_and_verify(record_id, expected, StageClock()))
+                row.read_peak_mb = traced_peak_mb(lambda: self._read_and_decode(record_id))
             payload_bytes, row_bytes = self.db.sizes(record_id)
             row.db_payload_mb, row.db_row_mb = mib(payload_bytes), mib(row_bytes)
         except (KeyboardInterrupt, SystemExit):
@@ -195,6 +256,16 @@ class SyncIteration:
             cursor.close()
         if (stored_epochs, stored_hash) != expected:
             raise VerifyError("the row's epochs/content_hash columns differ from what was written")
+
+    def _read_and_decode(self, record_id: int) -> None:
+        """The read phase's counted work alone (select + decode), for the traced pass."""
+        cursor, view, _, _ = self.db.fetch(record_id)
+        try:
+            for _epochs in self.codec.decode_stream(view):
+                pass
+        finally:
+            del view
+            cursor.close()
 
     @staticmethod
     def _record_write(row: SyncRow, write, payload: EncodedPayload) -> None:
@@ -221,7 +292,7 @@ def run_sync(
 ) -> tuple[RampOutcome, int | None]:
     """Run the whole sync ramp; returns the outcome and the table's final total size in bytes."""
     codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
-    db = SyncDatabase(dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms)
+    db = SyncDatabase(dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms, config.write_method)
     try:
         iteration = SyncIteration(config, db, codec, PhaseMeter())
         outcome = run_ramp(

