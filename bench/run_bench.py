@@ -36,6 +36,7 @@ import psycopg  # noqa: E402
 import zstandard  # noqa: E402
 
 from pgstress.config import RunConfig  # noqa: E402
+from pgstress.copy_stream import binary_copy_frame  # noqa: E402
 from pgstress.environment import collect_host  # noqa: E402
 from pgstress.epochs import generate  # noqa: E402
 from pgstress.measure import MIB, PhaseMeasure, PhaseMeter, StageClock  # noqa: E402
@@ -45,7 +46,7 @@ from pgstress.report import Column, markdown_table  # noqa: E402
 from pgstress.results import read_rows  # noqa: E402
 from pgstress.schema import TableSql, prepare_table  # noqa: E402
 from pgstress.server import embedded_server  # noqa: E402
-from pgstress.sync_runner import SyncDatabase, SyncIteration, binary_copy_frame  # noqa: E402
+from pgstress.sync_runner import SyncDatabase, SyncIteration  # noqa: E402
 
 SEED = 42
 COPY_TARGET = 1.15

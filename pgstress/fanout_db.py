@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import psycopg.conninfo
 
+from pgstress.copy_stream import binary_copy_chunks
 from pgstress.payloads import EncodedPayload, VerifyError
 from pgstress.schema import TableSql
 
@@ -52,6 +53,11 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=_jsonb_to_binary, decoder=_raw, format="binary")
 
 
+async def _as_async(chunks: Iterable[bytes | memoryview]) -> AsyncIterator[bytes | memoryview]:
+    for chunk in chunks:
+        yield chunk
+
+
 class ServerUnreachable(ConnectionRefusedError):
     """The pool could not (re)connect: asyncpg surfaces this as a bare OSError, psycopg as OperationalError."""
 
@@ -59,11 +65,12 @@ class ServerUnreachable(ConnectionRefusedError):
 class FanoutDatabase:
     """asyncpg calls for one table over a pool of exactly C connections."""
 
-    def __init__(self, pool: asyncpg.Pool, table: TableSql, connections: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, table: TableSql, connections: int, write_method: str = "insert") -> None:
         self.pool = pool
         self.table = table
         self.connections = connections
         self._jsonb = table.column_type == "JSONB"
+        self._copy = write_method == "copy"
         self._insert = table.insert(("$1", "$2", "$3")).as_string(None)
         self._select = table.select_payload("$1").as_string(None)
         self._sizes = table.sizes("$1").as_string(None)
@@ -71,7 +78,8 @@ class FanoutDatabase:
         self._total_size = table.total_size().as_string(None)
 
     @classmethod
-    async def open(cls, dsn: str, table: TableSql, connections: int, statement_timeout_ms: int) -> FanoutDatabase:
+    async def open(cls, dsn: str, table: TableSql, connections: int, statement_timeout_ms: int,
+                   write_method: str = "insert") -> FanoutDatabase:
         pool = await asyncpg.create_pool(
             min_size=connections,
             max_size=connections,
@@ -80,7 +88,7 @@ class FanoutDatabase:
             server_settings={"statement_timeout": str(statement_timeout_ms), "application_name": APPLICATION_NAME},
             **asyncpg_connect_args(dsn),
         )
-        return cls(pool, table, connections)
+        return cls(pool, table, connections, write_method)
 
     async def _acquire(self) -> asyncpg.Connection:
         try:
@@ -123,8 +131,15 @@ class FanoutDatabase:
                 return
 
     async def insert(self, payload: EncodedPayload) -> int:
+        """Store one record with the configured write method; returns its id."""
         async with self.connection() as conn:
-            return int(await conn.fetchval(self._insert, payload.data, payload.epochs, payload.content_hash))
+            if not self._copy:
+                return int(await conn.fetchval(self._insert, payload.data, payload.epochs, payload.content_hash))
+            await conn.copy_to_table(
+                self.table.table, source=_as_async(binary_copy_chunks(payload, self._jsonb)),
+                columns=["payload", "epochs", "content_hash"], format="binary",
+            )
+            return int(await conn.fetchval("SELECT lastval()"))  # this session's nextval of the id
 
     async def fetch(self, record_id: int) -> tuple[memoryview, int, str]:
         async with self.connection() as conn:

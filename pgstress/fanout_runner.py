@@ -94,7 +94,8 @@ def run_fanout(config: RunConfig, dsn: str, sinks: list[RowSink], on_row: Callab
     threads = ThreadPoolExecutor(codec_threads(concurrency), thread_name_prefix="pgstress-codec")
     with _sigterm_as_ctrl_c(), asyncio.Runner() as runner, threads, codec_executor or threads as pool:
         try:
-            db = runner.run(FanoutDatabase.open(dsn, table, concurrency, config.statement_timeout_ms))
+            db = runner.run(FanoutDatabase.open(dsn, table, concurrency, config.statement_timeout_ms,
+                                                config.write_method))
         except Exception as exc:  # noqa: BLE001 - any pool failure is reported in one line
             detail = scrub(" ".join(str(exc).split()) or type(exc).__name__, *secrets_in_use(config.dsn, dsn))
             raise ServerUnavailable(

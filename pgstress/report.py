@@ -316,8 +316,9 @@ def async_measurement_notes(cfg: RunConfig, memory_limit_mb: float | None, cpu_c
         f"- Each level starts C = {c} tasks at once over a pool of exactly {c} asyncpg connections, each with"
         f" `statement_timeout` = {cfg.statement_timeout_ms} ms. A write task generates and encodes its own record"
         f" (codec work runs in a pool of min(C, CPUs) = {threads} threads: more threads than cores only fight"
-        " over the GIL) and INSERTs it (autocommit); then every record written is read back concurrently by id"
+        " over the GIL) and stores it (autocommit); then every record written is read back concurrently by id"
         " (SELECT, then decode and verify in the thread pool).",
+        f"- {WRITE_METHOD_NOTES[cfg.write_method]}",
         "- `write_s` / `read_s` are wall-clock `time.perf_counter()` seconds of the whole concurrent batch, from"
         " starting the C tasks until the last one finished, with tracemalloc **off**. Unlike sync mode the"
         " content hash kept for verification is inside the batch (it overlaps other records' work and cannot be"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 
 import psycopg
@@ -11,6 +10,7 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.types.json import Jsonb
 
 from pgstress.config import RunConfig
+from pgstress.copy_stream import binary_copy_chunks
 from pgstress.epochs import generate
 from pgstress.faults import CONNECTION_LOST, OK, classify, secrets_in_use
 from pgstress.measure import PhaseMeter, StageClock, mib, traced_peak_mb
@@ -53,26 +53,6 @@ class _BufferBinaryDumper(Dumper):
 
 def _identity(value: bytes | bytearray) -> bytes | bytearray:
     return value
-
-
-COPY_CHUNK_BYTES = 1024 * 1024
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no header extension
-_COPY_TRAILER = struct.pack("!h", -1)
-_JSONB_BINARY_VERSION = b"\x01"
-
-
-def binary_copy_frame(payload: EncodedPayload, jsonb: bool) -> tuple[bytes, bytes]:
-    """What goes before and after the payload bytes in a one-tuple binary COPY stream.
-
-    Before: the file header, the tuple's field count and the payload's length (jsonb's binary
-    input is a version byte followed by the JSON text). After: the epochs and content_hash
-    fields and the end-of-data trailer.
-    """
-    prefix = _JSONB_BINARY_VERSION if jsonb else b""
-    content_hash = payload.content_hash.encode()
-    head = _COPY_SIGNATURE + struct.pack("!hi", 3, len(prefix) + payload.size) + prefix
-    tail = struct.pack("!iii", 4, payload.epochs, len(content_hash)) + content_hash + _COPY_TRAILER
-    return head, tail
 
 
 def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection:
@@ -119,16 +99,11 @@ class SyncDatabase:
 
     def copy(self, payload: EncodedPayload) -> int:
         """Binary COPY of the record, the payload streamed in chunks without another whole copy."""
-        head, tail = binary_copy_frame(payload, self._jsonb)
-        view = memoryview(payload.data)
         with self.conn.cursor() as cursor:
             with cursor.copy(self.table.copy_in()) as copy:
-                copy.write(head)
-                for start in range(0, len(view), COPY_CHUNK_BYTES):
-                    copy.write(view[start : start + COPY_CHUNK_BYTES])
-                copy.write(tail)
+                for chunk in binary_copy_chunks(payload, self._jsonb):
+                    copy.write(chunk)
             row = cursor.execute("SELECT lastval()").fetchone()  # this session's nextval of the id
-        del view
         self.conn.commit()
         assert row is not None
         return int(row[0])

@@ -136,3 +136,26 @@ def test_async_run_prints_a_line_per_level_and_draws_its_charts(
         assert len(plotted) == len(columns)
         values = sorted(sorted(v for _, v in points) for points in plotted.values())
         assert values == sorted(sorted(float(r[c]) for r in rows) for c in columns)
+
+
+@pytest.mark.parametrize("payload_format", format_names())
+def test_copy_write_method_stores_the_same_records(
+    payload_format: str, server_dsn: str, db: psycopg.Connection, table_name: str, tmp_path: Path, run_cli
+) -> None:
+    result = run_cli("--dsn", server_dsn, "--mode", "async", "--async-concurrency", "3", "--table", table_name,
+                     "--payload-format", payload_format, "--write-method", "copy", "--memory-trace", "off",
+                     "--keep-data-between-iterations", "--start-epochs", "400", "--end-epochs", "800",
+                     "--step-epochs", "400")  # fmt: skip
+    assert result.code == 0, result.err
+    rows = read_rows(tmp_path / "async_fanout_results.csv")
+    assert [(r["status"], r["writes_ok"], r["reads_ok"]) for r in rows] == [("OK", "3", "3")] * 2
+    assert "Write method `copy`" in (tmp_path / "report.md").read_text()
+
+    codec = get_codec(payload_format)
+    value = "payload::text" if payload_format == "jsonb" else "payload"
+    stored = db.execute(f'SELECT id, {value}, epochs, content_hash FROM "{table_name}" ORDER BY id').fetchall()
+    assert [row[0] for row in stored] == [1, 2, 3, 4, 5, 6]  # each COPY's id came back to its own task
+    for _, data, epochs, content_hash in stored:
+        assert epochs in (400, 800)
+        raw = data.encode() if isinstance(data, str) else data
+        assert decode_and_verify(codec, raw, (epochs, content_hash), StageClock()) == epochs
