@@ -70,7 +70,7 @@ def main() -> None:
         for name, executor in modes:
             config = RunConfig(mode="async", table=args.table, payload_format=args.payload_format,
                                start_epochs=args.epochs, end_epochs=args.epochs, async_concurrency=args.concurrency,
-                               memory_trace=False)  # fmt: skip
+                               memory_trace="off")  # fmt: skip
             sink = Rows()
             run_fanout(config, args.dsn, [sink], codec_executor=executor)
             r = sink.rows[0]

@@ -34,7 +34,7 @@ JSONB_EPOCHS = 600_000
 def jsonb_case(dsn: str) -> tuple[str, str]:
     """Through run_sync exactly as a ramp would reach it."""
     config = RunConfig(dsn=dsn, table="pgstress_real_limit_jsonb", payload_format="jsonb", start_epochs=JSONB_EPOCHS,
-                       end_epochs=JSONB_EPOCHS, step_epochs=1, memory_trace=False)
+                       end_epochs=JSONB_EPOCHS, step_epochs=1, memory_trace="off")
     with psycopg.connect(dsn, autocommit=True) as conn:
         prepare_table(conn, TableSql(config.table, "JSONB"), drop=True, truncate=False)
     try:

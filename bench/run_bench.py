@@ -202,7 +202,8 @@ class IterationResult:
 
 
 def run_iteration(bench: Bench, spec: TableSql, fmt: str, size: int, *, trace: bool, method: str) -> IterationResult:
-    config = RunConfig(payload_format=fmt, table=spec.table, seed=SEED, memory_trace=trace, write_method=method)
+    config = RunConfig(payload_format=fmt, table=spec.table, seed=SEED, memory_trace="on" if trace else "off",
+                       write_method=method)
     codec = get_codec(fmt, CodecOptions(zstd_level=config.zstd_level))
     db = SyncDatabase(bench.dsn, spec, 0, method)
     meter = RecordingMeter()

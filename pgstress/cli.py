@@ -22,7 +22,16 @@ from pgstress.compare import (
     render_comparison,
     run_each_format,
 )
-from pgstress.config import ALL_FORMATS, MODES, WRITE_METHODS, RunConfig, scrub
+from pgstress.config import (
+    ALL_FORMATS,
+    AUTO_TRACE_ALL_UP_TO,
+    AUTO_TRACE_SAMPLES,
+    MEMORY_TRACE_MODES,
+    MODES,
+    WRITE_METHODS,
+    RunConfig,
+    scrub,
+)
 from pgstress.environment import collect_host, collect_server
 from pgstress.faults import secrets_in_use
 from pgstress.payloads import format_names, get_codec
@@ -80,11 +89,6 @@ def _path(text: str) -> str:
     return text
 
 
-def _on_off(text: str) -> bool:
-    if text not in ("on", "off"):
-        raise argparse.ArgumentTypeError(f"{text!r}: choose on or off")
-    return text == "on"
-
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = RunConfig()
@@ -116,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zstd-level", type=_zstd_level, default=defaults.zstd_level, help="ndjson_zstd level (1-22)")
     p.add_argument("--max-consecutive-failures", type=_int_at_least(1), default=defaults.max_consecutive_failures,
                    help="stop the ramp after this many failed iterations in a row")
-    p.add_argument("--memory-trace", type=_on_off, default=True, metavar="{on,off}",
-                   help="take tracemalloc peaks in a separate untimed pass (off: skip it)")
+    p.add_argument("--memory-trace", choices=MEMORY_TRACE_MODES, default=defaults.memory_trace,
+                   help="tracemalloc peaks from a separate untimed pass: on (every iteration), off, or auto (every"
+                        f" iteration of a ramp up to {AUTO_TRACE_ALL_UP_TO}, else ~{AUTO_TRACE_SAMPLES} of them)")
     p.add_argument("--write-method", choices=WRITE_METHODS, default=defaults.write_method,
                    help="insert: one parameterised INSERT (what applications do); copy: binary COPY")  # fmt: skip
     p.add_argument("--resume", action="store_true",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -9,6 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg.conninfo
 
 MODES = ("sync", "async")
+MEMORY_TRACE_MODES = ("auto", "on", "off")
+AUTO_TRACE_ALL_UP_TO = 20  # --memory-trace auto traces every iteration of a ramp this short ...
+AUTO_TRACE_SAMPLES = 5  # ... and about this many, evenly spread and ending with the last, of a longer one
 ALL_FORMATS = "all"  # --payload-format all: one ramp per registered format, compared in one report
 WRITE_METHODS = ("insert", "copy")
 
@@ -33,7 +37,7 @@ class RunConfig:
     seed: int = 42
     zstd_level: int = 3
     max_consecutive_failures: int = 3
-    memory_trace: bool = True
+    memory_trace: str = "auto"  # on: every iteration; off: none; auto: see trace_stride
     write_method: str = "insert"
     start_iter: int = 1
     resume: bool = False
@@ -41,6 +45,28 @@ class RunConfig:
     no_charts: bool = False
     quiet: bool = False
     fail_on_break: bool = False
+
+    @property
+    def ramp_length(self) -> int:
+        """Iterations of the whole ramp, also when this config runs only its tail (--resume)."""
+        return self.start_iter - 1 + len(self.epoch_ramp())
+
+    @property
+    def trace_stride(self) -> int:
+        """Trace every n-th iteration (and the last); 0 = never.
+
+        The traced pass costs 3-4x the timed client work, so on a long ramp `auto` samples it: every
+        iteration up to AUTO_TRACE_ALL_UP_TO, else about AUTO_TRACE_SAMPLES of them (~20 % more run time).
+        """
+        if self.memory_trace == "off":
+            return 0
+        if self.memory_trace == "on" or self.ramp_length <= AUTO_TRACE_ALL_UP_TO:
+            return 1
+        return math.ceil(self.ramp_length / AUTO_TRACE_SAMPLES)
+
+    def traces_memory(self, iteration: int) -> bool:
+        stride = self.trace_stride
+        return stride > 0 and (iteration % stride == 0 or iteration == self.ramp_length)
 
     def epoch_ramp(self) -> list[int]:
         """The linear ramp start, start+step, ... <= end."""

@@ -107,7 +107,7 @@ class FanoutLevel:
         phase_peaks.append(writes.phase.rss_peak_mb)
         self._record_writes(row, writes, epochs)
         written = [(o.record_id, o.expected) for o in writes.ok if o.record_id is not None and o.expected]
-        if self.config.memory_trace and any(o.size for o in writes.outcomes):
+        if self.config.traces_memory(iteration) and any(o.size for o in writes.outcomes):
             encoded = [s for s, o in zip(streams, writes.outcomes) if o.size]
             with self.meter.phase() as traced:
                 row.write_peak_mb = traced_peak_mb(lambda: self._encode_all(epochs, encoded))
@@ -119,7 +119,7 @@ class FanoutLevel:
             phase_peaks.append(read_batch.phase.rss_peak_mb)
             self._record_reads(row, read_batch, epochs)
             reads = read_batch.outcomes
-            if self.config.memory_trace:
+            if self.config.traces_memory(iteration):
                 with self.meter.phase() as traced:
                     row.read_peak_mb = traced_peak_mb(lambda: self.runner.run(self._read_batch(written)))
                 phase_peaks.append(traced.rss_peak_mb)

@@ -197,8 +197,8 @@ def MEASUREMENT_NOTES(cfg: RunConfig) -> list[str]:  # noqa: N802 - reads as a c
     trace = (
         "`write_peak_mb` / `read_peak_mb` are tracemalloc peaks of the same client-side work, taken in a"
         " separate untimed pass after the timed one (generate + encode; select + decode), because"
-        " tracemalloc slows allocation 2.5-6x and would distort the timings."
-        if cfg.memory_trace
+        " tracemalloc slows allocation 2.5-6x and would distort the timings." + trace_sampling_note(cfg)
+        if cfg.trace_stride
         else "`--memory-trace off`: the tracemalloc peak columns are empty."
     )
     return [
@@ -214,6 +214,17 @@ def MEASUREMENT_NOTES(cfg: RunConfig) -> list[str]:  # noqa: N802 - reads as a c
         " Sizes are MiB (2^20 bytes).",
         "- Every record read back is decoded and compared with what was written (epoch count and content hash).",
     ]
+
+
+def trace_sampling_note(cfg: RunConfig) -> str:
+    """Which iterations have tracemalloc peaks, when `--memory-trace auto` sampled a long ramp."""
+    stride, n = cfg.trace_stride, cfg.ramp_length
+    if stride <= 1:
+        return ""
+    traced = sorted({i for i in range(stride, n + 1, stride)} | {n})
+    return (f" That pass costs 3-4x the timed client work, so on this {n}-iteration ramp `--memory-trace auto`"
+            f" took it only for iterations {', '.join(map(str, traced))} (every {stride}th and the last); the"
+            " other rows leave the peak columns empty. `--memory-trace on` takes it for every iteration.")
 
 
 WRITE_METHOD_NOTES = {
@@ -305,8 +316,8 @@ def async_measurement_notes(cfg: RunConfig, memory_limit_mb: float | None, cpu_c
         "`write_peak_mb` is the tracemalloc peak of an untimed pass that generates and encodes all C records"
         " again, concurrently in the same thread pool, holding all C values at once (no database work);"
         " `read_peak_mb` is that of an untimed repeat of the whole read batch. tracemalloc slows allocation"
-        " 2.5-6x, so it is off during the timed batches."
-        if cfg.memory_trace
+        " 2.5-6x, so it is off during the timed batches." + trace_sampling_note(cfg)
+        if cfg.trace_stride
         else "`--memory-trace off`: the tracemalloc peak columns are empty."
     )
     limit = (f"{memory_limit_mb:,.0f} MiB" + (" (`--max-client-memory-mb`)" if cfg.max_client_memory_mb

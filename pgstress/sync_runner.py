@@ -200,14 +200,14 @@ class SyncIteration:
             self._record_write(row, write, payload)
             expected = (payload.epochs, payload.content_hash)
             del payload
-            if self.config.memory_trace:
+            if self.config.traces_memory(iteration):
                 row.write_peak_mb = traced_peak_mb(
                     lambda: encode_epochs(self.codec, generate(epochs, self.config.seed, stream), StageClock())
                 )
             with self.meter.phase() as read:
                 self._read_and_verify(record_id, expected, read.clock)
             self._record_read(row, read)
-            if self.config.memory_trace:
+            if self.config.traces_memory(iteration):
                 row.read_peak_mb = traced_peak_mb(lambda: self._read_and_decode(record_id))
             payload_bytes, row_bytes = self.db.sizes(record_id)
             row.db_payload_mb, row.db_row_mb = mib(payload_bytes), mib(row_bytes)

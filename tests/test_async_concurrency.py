@@ -92,7 +92,7 @@ def run_in_thread(config: RunConfig, dsn: str) -> tuple[threading.Thread, Rows, 
 def test_all_c_inserts_are_in_the_server_at_once(server_dsn: str, db: psycopg.Connection, table_name: str) -> None:
     c = 8
     config = RunConfig(mode="async", table=table_name, payload_format="bson", start_epochs=1000, end_epochs=1000,
-                       async_concurrency=c, memory_trace=False)  # fmt: skip
+                       async_concurrency=c, memory_trace="off")  # fmt: skip
     with insert_gate(server_dsn, db, table_name) as holder:
         thread, sink, done = run_in_thread(config, server_dsn)
         try:
@@ -119,7 +119,7 @@ def test_lost_connections_count_as_failed_records_and_the_pool_recovers(
 ) -> None:
     c = 4
     config = RunConfig(mode="async", table=table_name, payload_format="ndjson_zstd", start_epochs=1000,
-                       end_epochs=2000, step_epochs=1000, async_concurrency=c, memory_trace=False)  # fmt: skip
+                       end_epochs=2000, step_epochs=1000, async_concurrency=c, memory_trace="off")  # fmt: skip
     with insert_gate(server_dsn, db, table_name) as holder:
         thread, sink, done = run_in_thread(config, server_dsn)
         try:
@@ -188,7 +188,7 @@ def test_server_stopped_mid_level_is_connection_lost_and_the_run_ends(tmp_path: 
     try:
         dsn, table_name, c = server.get_uri(), "stopped", 4
         config = RunConfig(mode="async", table=table_name, start_epochs=1000, end_epochs=5000, step_epochs=1000,
-                           async_concurrency=c, memory_trace=False)  # fmt: skip
+                           async_concurrency=c, memory_trace="off")  # fmt: skip
         with psycopg.connect(dsn, autocommit=True) as db, insert_gate(dsn, db, table_name):
             thread, sink, done = run_in_thread(config, dsn)
             try:

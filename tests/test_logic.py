@@ -163,3 +163,22 @@ def test_ramp_stop_hook_records_the_level_and_ends_the_ramp() -> None:
     assert seen == sink.rows == outcome.rows
     assert outcome.stop_reason == "was stopped by the client memory guard (too big)"
     assert not outcome.interrupted and outcome.planned_levels == 4
+
+
+@pytest.mark.parametrize(
+    ("mode", "start", "end", "step", "start_iter", "traced"),
+    [
+        ("off", 1, 100, 1, 1, []),
+        ("on", 1, 30, 1, 1, list(range(1, 31))),
+        ("auto", 10, 200, 10, 1, list(range(1, 21))),  # 20 iterations: every one
+        ("auto", 10_000, 1_000_000, 10_000, 1, [20, 40, 60, 80, 100]),  # the default ramp: five, ending with the last
+        ("auto", 1, 23, 1, 1, [5, 10, 15, 20, 23]),  # the last is always among them
+        ("auto", 41, 100, 1, 41, [60, 80, 100]),  # a resumed tail keeps the whole ramp's choice
+    ],
+)
+def test_which_iterations_take_the_traced_pass(mode, start, end, step, start_iter, traced) -> None:
+    from pgstress.config import RunConfig
+
+    config = RunConfig(memory_trace=mode, start_epochs=start, end_epochs=end, step_epochs=step, start_iter=start_iter)
+    iterations = range(start_iter, start_iter + len(config.epoch_ramp()))
+    assert [i for i in iterations if config.traces_memory(i)] == traced

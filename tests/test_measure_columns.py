@@ -94,7 +94,7 @@ def test_no_timed_stage_runs_under_tracemalloc(embedded_dsn: str, table_name: st
     with psycopg.connect(embedded_dsn) as conn:
         prepare_table(conn, spec, drop=True, truncate=False)
     store = SyncDatabase(embedded_dsn, spec, 0)
-    config = RunConfig(table=table_name, memory_trace=True)
+    config = RunConfig(table=table_name, memory_trace="on")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(StageClock, "stage", watching_stage)
         row = SyncIteration(config, store, codec, PhaseMeter())(1, 25_000)
