@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
+from cli_helpers import interrupt_after_two_rows
+from cli_helpers import report_points as points
 
 from pgstress.fanout_db import APPLICATION_NAME
 from pgstress.results import read_rows
@@ -18,15 +18,6 @@ from pgstress.schema import TableSql, prepare_table
 
 REPO = Path(__file__).resolve().parent.parent
 ASYNC = ["--mode", "async"]
-
-
-def points(report: str) -> dict[str, str]:
-    found = {}
-    for line in report.splitlines():
-        for label in ("Breaking point", "Stability point", "Optimal efficiency point"):
-            if line.startswith(f"- **{label}:**"):
-                found[label] = line.split(":**", 1)[1].strip()
-    return found
 
 
 def reject_odd_ids(db: psycopg.Connection, table_name: str, condition: str) -> None:
@@ -147,27 +138,12 @@ def test_ctrl_c_mid_level_writes_the_interrupted_report(
 ) -> None:
     table = f"t_async_interrupt_{os.getpid()}_{signum}"
     csv_path, report_path = tmp_path / "a.csv", tmp_path / "r.md"
-    argv = [sys.executable, "main.py", *ASYNC, "--dsn", embedded_dsn, "--table", table, "--drop-table",
+    args = [*ASYNC, "--dsn", embedded_dsn, "--table", table, "--drop-table",
             "--async-concurrency", "4", "--start-epochs", "2000", "--end-epochs", "2000000", "--step-epochs", "2000",
             "--async-results-csv", str(csv_path), "--report-md", str(report_path)]  # fmt: skip
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
+    returncode, err = interrupt_after_two_rows(args, signum)
     try:
-        assert proc.stdout is not None
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith("[2/"):
-                break
-        assert any(line.startswith("[2/") for line in seen), seen
-        os.killpg(proc.pid, signum)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    try:
-        assert proc.returncode == 130, err
+        assert returncode == 130, err
         assert "Traceback" not in err
         rows = read_rows(csv_path)
         assert len(rows) >= 2 and all(r["status"] == "OK" for r in rows)

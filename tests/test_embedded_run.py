@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import psutil
+from cli_helpers import interrupt_after_two_rows
 
 from pgstress.results import read_rows
 from pgstress.server import LIBPQ_VARIABLES
@@ -50,26 +51,10 @@ def test_no_dsn_runs_on_an_embedded_server_and_removes_it(tmp_path: Path) -> Non
 def test_ctrl_c_writes_an_interrupted_report_and_stops_the_server(tmp_path: Path) -> None:
     out = tmp_path / "out"
     csv_path, report_path = out / "r.csv", out / "r.md"
-    argv = [sys.executable, "main.py", "--start-epochs", "20000", "--end-epochs", "2000000", "--step-epochs", "20000",
+    args = ["--start-epochs", "20000", "--end-epochs", "2000000", "--step-epochs", "20000",
             "--results-csv", str(csv_path), "--report-md", str(report_path)]  # fmt: skip
-    proc = subprocess.Popen(argv, cwd=REPO, env=user_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
-    try:
-        # The progress line of iteration 2 means two rows are in the CSV: then press Ctrl-C.
-        assert proc.stdout is not None
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith("[2/"):
-                break
-        assert any(line.startswith("[2/") for line in seen), seen
-        os.killpg(proc.pid, signal.SIGINT)  # like a terminal: the whole foreground group gets it
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 130, err
+    returncode, err = interrupt_after_two_rows(args, signal.SIGINT, env=user_env(tmp_path))
+    assert returncode == 130, err
     assert "Traceback" not in err
     rows = read_rows(csv_path)
     assert len(rows) >= 2 and all(r["status"] == "OK" for r in rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+from cli_helpers import report_points as points
 
 from pgstress.results import read_rows
 
@@ -15,15 +16,6 @@ def create_table(run_cli, server_dsn: str, table_name: str, tmp_path: Path) -> N
     outputs = ["--results-csv", str(tmp_path / "setup.csv"), "--report-md", str(tmp_path / "setup.md")]
     setup = run_cli("--dsn", server_dsn, "--table", table_name, "--start-epochs", "10", "--end-epochs", "10", *outputs)
     assert setup.code == 0, setup.err
-
-
-def points(report: str) -> dict[str, str]:
-    found = {}
-    for line in report.splitlines():
-        for label in ("Breaking point", "Stability point", "Optimal efficiency point"):
-            if line.startswith(f"- **{label}:**"):
-                found[label] = line.split(":**", 1)[1].strip()
-    return found
 
 
 def test_size_check_breaks_the_ramp_and_three_failures_stop_it(
