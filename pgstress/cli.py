@@ -7,7 +7,6 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import NoReturn
 
 import psycopg
@@ -32,17 +31,17 @@ from pgstress.config import (
     RunConfig,
     scrub,
 )
-from pgstress.environment import collect_host, collect_server
+from pgstress.environment import collect_host, collect_server, utc_now_text
 from pgstress.faults import secrets_in_use
 from pgstress.payloads import format_names, get_codec
 from pgstress.progress import Progress, RampSummary, make_progress, summary_lines
 from pgstress.ramp import RampOutcome
-from pgstress.report import RunRecord, render, write_report
+from pgstress.report import RunRecord, write_report
 from pgstress.results import CsvSink, SyncRow
-from pgstress.resume import ResumeRefused, Resumption, load_resumption, mode_results, write_sidecar
+from pgstress.resume import ResumeRefused, Resumption, load_resumption, mode_results
 from pgstress.schema import TableRefused, TableSql, check_table, prepare_table
-from pgstress.server import ServerInfo, ServerUnavailable, describe_target, open_server
-from pgstress.sync_runner import run_sync
+from pgstress.server import ServerInfo, ServerUnavailable, open_server
+from pgstress.sync_runner import run_sync_report, run_sync_tracked, sync_ramp_title
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 EXIT_INTERRUPTED = 130
@@ -181,43 +180,16 @@ def run(config: RunConfig, server: ServerInfo, resumption: Resumption | None = N
         record, charts = run_fanout_report(config, server, host, details[0], progress, resumption)
         return finish(record, [config.async_results_csv], charts, progress)
     progress = make_progress(quiet=config.quiet)
-    source = "embedded PostgreSQL" if server.embedded else f"{describe_target(server.dsn)} from {server.source}"
     if config.payload_format == ALL_FORMATS:
         with CsvSink(config.results_csv, SyncRow) as sink:
-            runs = run_each_format(configs, lambda c: _sync_ramp(c, server, progress, [sink], source, len(configs)))
+            runs = run_each_format(configs, lambda c: run_sync_tracked(
+                c, server.dsn, progress, [sink],
+                f"format {configs.index(c) + 1} of {len(configs)}: {sync_ramp_title(c, server)}", c.payload_format))
         for run_, found in zip(runs, details):
             run_.details = found
         return _finish_all(config, host, server, details[0], runs, progress)
-    if resumption is None:
-        write_sidecar(config, config.results_csv)
-    runner_config = resumption.runner_config if resumption else config
-    done_before = len(config.epoch_ramp()) - len(runner_config.epoch_ramp())
-    with CsvSink(config.results_csv, SyncRow, append=resumption is not None) as sink:
-        outcome, table_bytes = _sync_ramp(runner_config, server, progress, [sink], source, done_before=done_before)
-    record = RunRecord(config=config, host=host, server=server, server_details=details[0], outcome=outcome,
-                       table_bytes=table_bytes, finished_at=_now())
-    if resumption is not None:
-        record.outcome = resumption.merge(outcome)
-        record.extra_sections += resumption.report_section()
-    charts = charts_for_report(SYNC_CHARTS, {"": record.outcome.rows}, config.report_md,
-                               enabled=not config.no_charts)
-    record.chart_lines = chart_links(charts, config.report_md)
-    write_report(config.report_md, render(record))
+    record, charts = run_sync_report(config, server, host, details[0], progress, resumption)
     return finish(record, [config.results_csv], charts, progress)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _sync_ramp(config: RunConfig, server: ServerInfo, progress: Progress, sinks: list, source: str,
-               formats: int = 1, done_before: int = 0) -> tuple[RampOutcome, int | None]:
-    title = f"sync ramp, {config.payload_format} into {config.table}, against {source}"
-    if formats > 1:
-        title = f"format {format_names().index(config.payload_format) + 1} of {formats}: {title}"
-    label = config.payload_format if formats > 1 else ""
-    with progress.ramp(title, config.epoch_ramp(), label, done_before) as tracker:
-        return run_sync(config, server.dsn, sinks, on_row=lambda row: progress.row(tracker, row))
 
 
 def _finish_all(config: RunConfig, host, server: ServerInfo, details, runs: list[FormatRun],
@@ -225,7 +197,7 @@ def _finish_all(config: RunConfig, host, server: ServerInfo, details, runs: list
     charts = charts_for_report(SYNC_CHARTS, {run_.format: run_.outcome.rows for run_ in runs}, config.report_md,
                                enabled=not config.no_charts)
     context = RunRecord(config=config, host=host, server=server, server_details=details,
-                        outcome=RampOutcome(), finished_at=_now())
+                        outcome=RampOutcome(), finished_at=utc_now_text())
     record = ComparisonRecord(context=context, runs=runs, chart_lines=chart_links(charts, config.report_md),
                               planned_formats=len(format_names()))
     write_report(config.report_md, render_comparison(record))

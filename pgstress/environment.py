@@ -48,6 +48,10 @@ class ServerDetails:
     payload_column_compression: str | None = None
 
 
+def utc_now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _ram_gib() -> float | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -65,7 +69,7 @@ def _package_version(name: str) -> str | None:
 def collect_host() -> HostInfo:
     packages = {name: v for name in _PACKAGES if (v := _package_version(name))}
     return HostInfo(
-        started_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        started_at=utc_now_text(),
         tool_version=__version__,
         hostname=socket.gethostname(),
         cpu_count=os.cpu_count(),

@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from pgstress.charts import ASYNC_BASE_CHARTS, ASYNC_CHARTS, PlottedChart, chart_links, charts_for_report
 from pgstress.config import RunConfig, scrub
-from pgstress.environment import HostInfo, ServerDetails
+from pgstress.environment import HostInfo, ServerDetails, utc_now_text
 from pgstress.fanout_db import FanoutDatabase
 from pgstress.fanout_level import FanoutLevel
 from pgstress.faults import secrets_in_use
@@ -129,9 +128,8 @@ def run_fanout_report(config: RunConfig, server: ServerInfo, host: HostInfo, det
                       progress: Progress, resumption: Resumption | None = None) -> tuple[RunRecord, list[PlottedChart]]:
     """The async mode end to end: the ramp, its CSV (appended to when resuming), the report over the whole ramp
     and its charts."""
-    source = "embedded PostgreSQL" if server.embedded else f"{describe_target(server.dsn)} from {server.source}"
     title = (f"async fan-out ramp, {config.async_concurrency} concurrent records per level, {config.payload_format}"
-             f" into {config.table}, against {source}")
+             f" into {config.table}, against {server.describe()}")
     runner_config = resumption.runner_config if resumption else config
     done_before = len(config.epoch_ramp()) - len(runner_config.epoch_ramp())
     with results_sink(config, resumption) as sink, \
@@ -141,7 +139,7 @@ def run_fanout_report(config: RunConfig, server: ServerInfo, host: HostInfo, det
     outcome = resumption.merge(result.outcome) if resumption else result.outcome
     record = RunRecord(
         config=config, host=host, server=server, server_details=details, outcome=outcome,
-        table_bytes=result.table_bytes, finished_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        table_bytes=result.table_bytes, finished_at=utc_now_text(),
         columns=list(ASYNC_COLUMNS), breakdown_columns=list(ASYNC_BREAKDOWN_COLUMNS),
         efficiency_unit="epochs/s", efficiency_name="write_eps",
         extra_sections=fanout_sections(outcome.rows) + (resumption.report_section() if resumption else []),

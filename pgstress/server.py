@@ -36,6 +36,10 @@ class ServerInfo:
     def public_dsn(self) -> str:
         return redact_dsn(self.dsn)
 
+    def describe(self) -> str:
+        """Where the run goes, for the progress title: never the password."""
+        return "embedded PostgreSQL" if self.embedded else f"{describe_target(self.dsn)} from {self.source}"
+
 
 # libpq's own variables that say where to connect; any of them set means "the user has a server".
 LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE")

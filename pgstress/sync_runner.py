@@ -9,8 +9,10 @@ from psycopg import postgres, pq
 from psycopg.adapt import Dumper, Loader
 from psycopg.types.json import Jsonb
 
+from pgstress.charts import SYNC_CHARTS, PlottedChart, chart_links, charts_for_report
 from pgstress.config import RunConfig
 from pgstress.copy_stream import binary_copy_chunks
+from pgstress.environment import HostInfo, ServerDetails, utc_now_text
 from pgstress.epochs import generate
 from pgstress.faults import CONNECTION_LOST, OK, classify, secrets_in_use
 from pgstress.measure import PhaseMeter, StageClock, mib, traced_peak_mb
@@ -23,9 +25,13 @@ from pgstress.payloads import (
     encode_epochs,
     get_codec,
 )
+from pgstress.progress import Progress
 from pgstress.ramp import RampOutcome, RowSink, run_ramp
+from pgstress.report import RunRecord, render, write_report
 from pgstress.results import SyncRow
+from pgstress.resume import Resumption, results_sink
 from pgstress.schema import TableSql
+from pgstress.server import ServerInfo
 
 
 class _RawBinaryLoader(Loader):
@@ -285,3 +291,35 @@ def run_sync(
         return outcome, table_bytes
     finally:
         db.close()
+
+
+def run_sync_tracked(config: RunConfig, dsn: str, progress: Progress, sinks: list[RowSink], title: str,
+                     label: str = "", done_before: int = 0) -> tuple[RampOutcome, int | None]:
+    """`run_sync` with its levels shown by `progress`."""
+    with progress.ramp(title, config.epoch_ramp(), label, done_before) as tracker:
+        return run_sync(config, dsn, sinks, on_row=lambda row: progress.row(tracker, row))
+
+
+def sync_ramp_title(config: RunConfig, server: ServerInfo) -> str:
+    return f"sync ramp, {config.payload_format} into {config.table}, against {server.describe()}"
+
+
+def run_sync_report(config: RunConfig, server: ServerInfo, host: HostInfo, details: ServerDetails,
+                    progress: Progress, resumption: Resumption | None = None) -> tuple[RunRecord, list[PlottedChart]]:
+    """The sync mode end to end: the ramp, its CSV (appended to when resuming), the report over the whole ramp
+    and its charts."""
+    runner_config = resumption.runner_config if resumption else config
+    done_before = len(config.epoch_ramp()) - len(runner_config.epoch_ramp())
+    with results_sink(config, resumption) as sink:
+        outcome, table_bytes = run_sync_tracked(runner_config, server.dsn, progress, [sink],
+                                                sync_ramp_title(config, server), done_before=done_before)
+    record = RunRecord(config=config, host=host, server=server, server_details=details, outcome=outcome,
+                       table_bytes=table_bytes, finished_at=utc_now_text())
+    if resumption is not None:
+        record.outcome = resumption.merge(outcome)
+        record.extra_sections += resumption.report_section()
+    charts = charts_for_report(SYNC_CHARTS, {"": record.outcome.rows}, config.report_md,
+                               enabled=not config.no_charts)
+    record.chart_lines = chart_links(charts, config.report_md)
+    write_report(config.report_md, render(record))
+    return record, charts
