@@ -43,9 +43,11 @@ def poll(condition: Callable[[], Any], deadline_s: float = 30.0) -> Any:
 
 
 @contextmanager
-def insert_gate(dsn: str, db: psycopg.Connection, table_name: str) -> Iterator[psycopg.Connection]:
+def insert_gate(
+    dsn: str, db: psycopg.Connection, table_name: str, column: str = "BYTEA"
+) -> Iterator[psycopg.Connection]:
     """Create the table with a trigger that blocks INSERTs while the yielded connection holds the lock."""
-    prepare_table(db, TableSql(table_name, "BYTEA"), drop=False, truncate=False)
+    prepare_table(db, TableSql(table_name, column), drop=False, truncate=False)
     key = zlib.crc32(table_name.encode())
     db.execute(
         f'CREATE FUNCTION "{table_name}_gate"() RETURNS trigger LANGUAGE plpgsql AS $$'
@@ -147,36 +149,22 @@ def test_statement_timeout_applies_to_every_connection(
     payload_format: str, server_dsn: str, db: psycopg.Connection, table_name: str, run_cli, tmp_path: Path
 ) -> None:
     column = "JSONB" if payload_format == "jsonb" else "BYTEA"
-    prepare_table(db, TableSql(table_name, column), drop=False, truncate=False)
-    key = zlib.crc32(table_name.encode())
-    db.execute(
-        f'CREATE FUNCTION "{table_name}_gate"() RETURNS trigger LANGUAGE plpgsql AS $$'
-        f" BEGIN PERFORM pg_advisory_xact_lock_shared({key}); RETURN NEW; END $$"
-    )
-    db.execute(
-        f'CREATE TRIGGER gate BEFORE INSERT ON "{table_name}" FOR EACH ROW EXECUTE FUNCTION "{table_name}_gate"()'
-    )
-    try:
-        with psycopg.connect(server_dsn, autocommit=True) as holder:
-            holder.execute("SELECT pg_advisory_lock(%s)", [key])
-            result = run_cli("--dsn", server_dsn, "--mode", "async", "--async-concurrency", "4", "--table", table_name,
-                             "--payload-format", payload_format, "--statement-timeout-ms", "300",
-                             "--start-epochs", "500", "--end-epochs", "1500", "--step-epochs", "500",
-                             "--max-consecutive-failures", "2")  # fmt: skip
-        assert result.code == 0, result.err
-        rows = read_rows(tmp_path / "async_fanout_results.csv")
-        assert [r["status"] for r in rows] == ["TIMEOUT", "TIMEOUT"]  # the stop rule at 2
-        for r in rows:
-            assert (r["writes_ok"], r["writes_total"], r["reads_ok"], r["reads_total"]) == ("0", "4", "0", "0")
-            assert r["error"].startswith("TIMEOUT x4 of 4 records") and "57014" in r["error"]
-            assert r["write_rps"] == "0.0" and r["write_eps"] == "0.0"
-            assert r["read_s"] == r["read_rps"] == ""  # nothing was written, so nothing was read
-        report = (tmp_path / "report.md").read_text()
-        assert "- **Breaking point:** iteration 1, 500 epochs, status TIMEOUT" in report
-        assert "stopped after 2 consecutive failed iterations" in report
-    finally:
-        db.execute(f'DROP TABLE IF EXISTS "{table_name}"')
-        db.execute(f'DROP FUNCTION IF EXISTS "{table_name}_gate"()')
+    with insert_gate(server_dsn, db, table_name, column):  # every INSERT waits past the statement timeout
+        result = run_cli("--dsn", server_dsn, "--mode", "async", "--async-concurrency", "4", "--table", table_name,
+                         "--payload-format", payload_format, "--statement-timeout-ms", "300",
+                         "--start-epochs", "500", "--end-epochs", "1500", "--step-epochs", "500",
+                         "--max-consecutive-failures", "2")  # fmt: skip
+    assert result.code == 0, result.err
+    rows = read_rows(tmp_path / "async_fanout_results.csv")
+    assert [r["status"] for r in rows] == ["TIMEOUT", "TIMEOUT"]  # the stop rule at 2
+    for r in rows:
+        assert (r["writes_ok"], r["writes_total"], r["reads_ok"], r["reads_total"]) == ("0", "4", "0", "0")
+        assert r["error"].startswith("TIMEOUT x4 of 4 records") and "57014" in r["error"]
+        assert r["write_rps"] == "0.0" and r["write_eps"] == "0.0"
+        assert r["read_s"] == r["read_rps"] == ""  # nothing was written, so nothing was read
+    report = (tmp_path / "report.md").read_text()
+    assert "- **Breaking point:** iteration 1, 500 epochs, status TIMEOUT" in report
+    assert "stopped after 2 consecutive failed iterations" in report
 
 
 @pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.image
@@ -20,7 +19,7 @@ from pgstress.charts import (
     draw_charts,
     read_chart_data,
 )
-from pgstress.results import SyncRow, read_rows
+from pgstress.results import AsyncRow, SyncRow, read_rows
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHART_NAMES = ("time", "eps", "size", "memory", "rss")
@@ -82,27 +81,10 @@ def test_several_ramps_share_a_chart_one_line_each(tmp_path: Path) -> None:
     assert chart.breaking == {"jsonb": 2000}
 
 
-@dataclass
-class FakeAsyncRow:
-    """The async runner's row, as far as the charts read it (AsyncRow lives on another branch)."""
-
-    iter: int
-    epochs: int
-    status: str
-    write_rps: float | None = None
-    read_rps: float | None = None
-    write_p50_ms: float | None = None
-    write_p95_ms: float | None = None
-    write_p99_ms: float | None = None
-    write_max_ms: float | None = None
-    read_p50_ms: float | None = None
-    read_p95_ms: float | None = None
-    read_p99_ms: float | None = None
-    read_max_ms: float | None = None
-
-
 def test_async_charts_are_specs_over_the_same_drawing(tmp_path: Path) -> None:
-    rows = [FakeAsyncRow(i, i * 1000, "OK", 10.0 / i, 20.0 / i, *(float(i * k) for k in (1, 2, 3, 4, 1, 2, 3, 4)))
+    percentiles = [f"{phase}_{name}_ms" for phase in ("write", "read") for name in ("p50", "p95", "p99", "max")]
+    rows = [AsyncRow(iter=i, concurrency=2, epochs=i * 1000, status="OK", write_rps=10.0 / i, read_rps=20.0 / i,
+                     **{name: float(i * k) for name, k in zip(percentiles, (1, 2, 3, 4, 1, 2, 3, 4))})
             for i in (1, 2, 3)]
     charts = draw_charts(ASYNC_CHARTS, {"": rows}, tmp_path / "rep.md")
     assert [c.name for c in charts] == ["rps", "write_latency", "read_latency"]
