@@ -229,7 +229,9 @@ def trace_sampling_note(cfg: RunConfig) -> str:
 
 WRITE_METHOD_NOTES = {
     "insert": "Write method `insert`: one parameterised INSERT per record (bytea as a binary parameter,"
-    " jsonb as text), what applications do; `insert_s` includes the commit.",
+    " jsonb as text), what applications do; `insert_s` includes the commit. For values of hundreds of MiB"
+    " most of it is the driver's send (psycopg drives libpq non-blocking: 300 MiB took 7-22 s here against"
+    " 2.4-2.9 s in blocking mode; bench/results.md); `--write-method copy` shows the server's own cost.",
     "copy": "Write method `copy`: one binary `COPY ... FROM STDIN (FORMAT BINARY)` per record, the value"
     " streamed in 1 MiB chunks (the floor of what the server needs); `insert_s` includes the commit.",
 }
