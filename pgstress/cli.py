@@ -35,7 +35,7 @@ from pgstress.environment import collect_host, collect_server, utc_now_text
 from pgstress.faults import secrets_in_use
 from pgstress.payloads import format_names, get_codec
 from pgstress.progress import Progress, RampSummary, make_progress, summary_lines
-from pgstress.ramp import RampOutcome
+from pgstress.ramp import STOP_SIGNALS, RampOutcome
 from pgstress.report import RunRecord, write_report
 from pgstress.results import CsvSink, SyncRow
 from pgstress.resume import ResumeRefused, Resumption, load_resumption, mode_results
@@ -226,7 +226,8 @@ def _summarise(config: RunConfig, summaries: list[RampSummary], csv_paths: list[
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _raise_interrupt)
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     try:
         resumption = load_resumption(config, *mode_results(config)) if config.resume else None

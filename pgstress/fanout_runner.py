@@ -29,7 +29,7 @@ from pgstress.faults import secrets_in_use
 from pgstress.memory_guard import MemoryGuard, default_memory_limit_mb
 from pgstress.payloads import CodecOptions, get_codec
 from pgstress.progress import Progress
-from pgstress.ramp import RampOutcome, RowSink, run_ramp
+from pgstress.ramp import STOP_SIGNALS, RampOutcome, RowSink, run_ramp
 from pgstress.report import (
     ASYNC_BREAKDOWN_COLUMNS,
     ASYNC_COLUMNS,
@@ -58,20 +58,22 @@ class FanoutResult:
 
 
 @contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM takes Ctrl-C's path: inside `runner.run` asyncio.Runner then cancels the level's task.
+def _stop_signals_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP take Ctrl-C's path: inside `runner.run` asyncio.Runner then cancels the level's task.
 
-    Raising KeyboardInterrupt straight from a SIGTERM handler can land inside asyncpg's protocol
+    Raising KeyboardInterrupt straight from their handler can land inside asyncpg's protocol
     callbacks, and that crashed the interpreter (SIGSEGV) instead of ending the ramp.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    previous = {signum: signal.signal(signum, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+                for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_fanout(config: RunConfig, dsn: str, sinks: list[RowSink], on_row: Callable[[AsyncRow], None] | None = None,
@@ -91,7 +93,7 @@ def run_fanout(config: RunConfig, dsn: str, sinks: list[RowSink], on_row: Callab
     levels = config.epoch_ramp()
     concurrency = config.async_concurrency
     threads = ThreadPoolExecutor(codec_threads(concurrency), thread_name_prefix="pgstress-codec")
-    with _sigterm_as_ctrl_c(), asyncio.Runner() as runner, threads, codec_executor or threads as pool:
+    with _stop_signals_as_ctrl_c(), asyncio.Runner() as runner, threads, codec_executor or threads as pool:
         try:
             db = runner.run(FanoutDatabase.open(dsn, table, concurrency, config.statement_timeout_ms,
                                                 config.write_method))

@@ -132,7 +132,7 @@ def pool_backends(dsn: str) -> int:
     return int(row[0]) if row else -1
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_mid_level_writes_the_interrupted_report(
     signum: int, embedded_dsn: str, tmp_path: Path
 ) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 from cli_helpers import interrupt_after_two_rows
 
 from pgstress.results import read_rows
@@ -48,12 +49,13 @@ def test_no_dsn_runs_on_an_embedded_server_and_removes_it(tmp_path: Path) -> Non
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("pgstress-")]  # data directory removed
 
 
-def test_ctrl_c_writes_an_interrupted_report_and_stops_the_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal closed"])
+def test_ctrl_c_writes_an_interrupted_report_and_stops_the_server(signum: int, tmp_path: Path) -> None:
     out = tmp_path / "out"
     csv_path, report_path = out / "r.csv", out / "r.md"
     args = ["--start-epochs", "20000", "--end-epochs", "2000000", "--step-epochs", "20000",
             "--results-csv", str(csv_path), "--report-md", str(report_path)]  # fmt: skip
-    returncode, err = interrupt_after_two_rows(args, signal.SIGINT, env=user_env(tmp_path))
+    returncode, err = interrupt_after_two_rows(args, signum, env=user_env(tmp_path))
     assert returncode == 130, err
     assert "Traceback" not in err
     rows = read_rows(csv_path)
