@@ -22,7 +22,7 @@ from pgstress.faults import OK, ClientMemoryGuard, Fault, classify
 from pgstress.latency import Span, busy_s, only_s, set_latency_columns
 from pgstress.measure import PhaseMeasure, PhaseMeter, StageClock, mib, traced_peak_mb
 from pgstress.memory_guard import MemoryGuard, current_rss_mb
-from pgstress.payloads import Codec, EncodedPayload, VerifyError, decode_and_verify, encode_epochs
+from pgstress.payloads import Codec, EncodedPayload, check_stored_columns, decode_and_verify, encode_epochs
 from pgstress.ramp import StopRamp
 from pgstress.results import AsyncRow
 
@@ -216,8 +216,7 @@ class FanoutLevel:
                 )
             finally:
                 del view
-            if (stored_epochs, stored_hash) != expected:
-                raise VerifyError("the row's epochs/content_hash columns differ from what was written")
+            check_stored_columns((stored_epochs, stored_hash), expected)
         except Exception as exc:  # noqa: BLE001 - one record's fault is counted, its siblings go on
             outcome.fault = classify(exc, *self._secrets, value_size=outcome.size or None)
         outcome.latency_s = time.perf_counter() - started

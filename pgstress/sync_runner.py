@@ -20,7 +20,7 @@ from pgstress.payloads import (
     Codec,
     CodecOptions,
     EncodedPayload,
-    VerifyError,
+    check_stored_columns,
     decode_and_verify,
     encode_epochs,
     get_codec,
@@ -235,8 +235,7 @@ class SyncIteration:
         finally:
             del view
             cursor.close()
-        if (stored_epochs, stored_hash) != expected:
-            raise VerifyError("the row's epochs/content_hash columns differ from what was written")
+        check_stored_columns((stored_epochs, stored_hash), expected)
 
     def _read_and_decode(self, record_id: int) -> None:
         """The read phase's counted work alone (select + decode), for the traced pass."""

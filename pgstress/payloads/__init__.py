@@ -128,4 +128,10 @@ def decode_and_verify(
     return content.count
 
 
+def check_stored_columns(stored: tuple[int, str], expected: tuple[int, str]) -> None:
+    """The row's own epochs and content_hash columns must say what was written, too."""
+    if stored != expected:
+        raise VerifyError("the row's epochs/content_hash columns differ from what was written")
+
+
 _load_all()
