@@ -45,12 +45,3 @@ def latency_percentiles_ms(latencies_s: Sequence[float]) -> tuple[float, float, 
     values = np.asarray(latencies_s) * 1000.0
     p50, p95, p99 = np.percentile(values, [50, 95, 99])
     return float(p50), float(p95), float(p99), float(values.max())
-
-
-def set_latency_columns(row: object, phase: str, latencies_s: Sequence[float]) -> None:
-    """`<phase>_p50_ms`, `_p95_ms`, `_p99_ms` and `_max_ms` of a row; left empty without latencies."""
-    found = latency_percentiles_ms(latencies_s)
-    if found is None:
-        return
-    for name, value in zip(("p50", "p95", "p99", "max"), found):
-        setattr(row, f"{phase}_{name}_ms", value)
