@@ -3,7 +3,7 @@ every finished row and the final record handed to the outputs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import psycopg
@@ -29,18 +29,17 @@ from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import RampOutcome, run_ramp
 from pgstress.workload.payloads import CodecOptions, format_names, get_codec
 
+OutputFactory = Callable[[RunConfig, Mode, bool], Output]  # (config, mode, resuming) -> the output
 
-def outputs_for(config: RunConfig, mode: Mode, resumption: Resumption | None) -> list[Output]:
-    """Every output of a run, registered here and nowhere else. They finish in this order: the charts
-    before the report that links them, the terminal last, naming every file written."""
-    csv_path = mode.csv_path(config)
-    return [
-        RunRecordOutput(config, csv_path, resuming=resumption is not None),
-        CsvOutput(csv_path, mode.row_type, append=resumption is not None),
-        ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
-        MarkdownOutput(config.report_md, mode.report, csv_path),
-        make_progress(quiet=config.quiet, line=mode.progress_line),
-    ]
+# Every output of a run, registered here and nowhere else. They finish in this order: the charts before
+# the report that links them, the terminal last, naming every file written.
+OUTPUTS: tuple[OutputFactory, ...] = (
+    lambda config, mode, resuming: RunRecordOutput(config, mode.csv_path(config), resuming=resuming),
+    lambda config, mode, resuming: CsvOutput(mode.csv_path(config), mode.row_type, append=resuming),
+    lambda config, mode, resuming: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
+    lambda config, mode, resuming: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
+    lambda config, mode, resuming: make_progress(quiet=config.quiet, line=mode.progress_line),
+)
 
 
 def ramp_configs(config: RunConfig) -> list[RunConfig]:
@@ -73,7 +72,8 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
     truncate = config.truncate_before_start or (resumption is not None and resumption.truncate_first)
     details = prepare_tables(server.dsn, configs, drop=config.drop_table, truncate=truncate)
     result = RunResult(RunContext(config, collect_host(), server, details[0]))
-    outputs = list(outputs if outputs is not None else outputs_for(config, mode, resumption))
+    if outputs is None:
+        outputs = [make(config, mode, resumption is not None) for make in OUTPUTS]
     try:
         for output in outputs:
             output.begin(result.context)

@@ -35,7 +35,7 @@ def asyncpg_connect_args(dsn: str) -> dict[str, Any]:
         if params.get(libpq_name):
             args[asyncpg_name] = params[libpq_name]
     if params.get("connect_timeout"):
-        args["timeout"] = float(params["connect_timeout"])  # type: ignore[arg-type]
+        args["timeout"] = float(str(params["connect_timeout"]))
     return args
 
 
@@ -106,25 +106,38 @@ class FanoutDatabase:
         The pool only notices a dead connection when a statement fails on it; without this check a
         server restart between levels would cost the next level's records. All C connections are
         held at once so each is probed; a dead one is closed and the pool reconnects it in a second
-        round, here rather than inside the level's timed batch. Raises when the server is gone.
+        round, here rather than inside the level's timed batch. Raises ServerUnreachable when C
+        working connections cannot be had.
         """
-        for _ in range(2):
-            held: list[asyncpg.Connection] = []
-            try:
-                for _ in range(self.connections):
-                    held.append(await self._acquire())
-                probes = await asyncio.gather(
-                    *(asyncio.wait_for(conn.fetchval("SELECT 1"), _PROBE_TIMEOUT_S) for conn in held),
-                    return_exceptions=True,
-                )
-                dead = [conn for conn, probe in zip(held, probes) if isinstance(probe, BaseException)]
-                for conn in dead:
-                    conn.terminate()
-            finally:
-                for conn in held:
-                    await self.pool.release(conn)
-            if not dead:
-                return
+        try:
+            for _ in range(2):
+                dead = await self._probe_all()
+                if not dead:
+                    return
+        except ServerUnreachable:
+            raise
+        except Exception as exc:  # whatever the pool raised, the level cannot have its C connections
+            raise ServerUnreachable(f"cannot reach the server: {type(exc).__name__}: {exc}") from exc
+        raise ServerUnreachable(f"cannot reach the server: {dead} of {self.connections} connections fail even"
+                                " when new")
+
+    async def _probe_all(self) -> int:
+        """Probe all C connections at once, close the dead ones; how many were dead."""
+        held: list[asyncpg.Connection] = []
+        try:
+            for _ in range(self.connections):
+                held.append(await self._acquire())
+            probes = await asyncio.gather(
+                *(asyncio.wait_for(conn.fetchval("SELECT 1"), _PROBE_TIMEOUT_S) for conn in held),
+                return_exceptions=True,
+            )
+            dead = [conn for conn, probe in zip(held, probes) if isinstance(probe, BaseException)]
+            for conn in dead:
+                conn.terminate()
+        finally:
+            for conn in held:
+                await self.pool.release(conn)
+        return len(dead)
 
     async def insert(self, payload: EncodedPayload) -> int:
         """Store one record with the configured write method; returns its id."""

@@ -70,18 +70,21 @@ class Session:
         return self._conn
 
     def revive(self) -> None:
-        """Forget a connection the server has closed since its last use (a restart, an admin's kill).
+        """Have a working connection before the timed phases: open one if there is none, and replace one the
+        server has closed since its last use (a restart, an admin's kill).
 
         psycopg only notices a dead connection when it next uses it; without this check the first
         statement after a server restart would fail and count as a lost iteration although the
-        server is back. One round trip, outside every timed phase.
+        server is back, and a first connection would be timed as part of the first write. One round
+        trip, outside every timed phase.
         """
-        if self._conn is None or self._conn.closed:
-            return
-        try:
-            self._conn.execute("SELECT 1")
-        except psycopg.Error:
-            self.close()
+        if self._conn is not None and not self._conn.closed:
+            try:
+                self._conn.execute("SELECT 1")
+                return
+            except psycopg.Error:
+                self.close()
+        self.conn  # noqa: B018 - connecting is the point
 
     def recover(self, lost: bool) -> None:
         """After a failed statement: drop the connection if it is gone, so the next use reconnects."""
@@ -107,8 +110,9 @@ class SyncDatabase(Session):
         self._insert_sql = table.insert(("%t" if self._jsonb else "%b", "%s", "%s"))
 
     def insert(self, payload: EncodedPayload) -> int:
-        # psycopg passes what `dumps` returns to libpq as the text; a bytearray goes through unchanged
-        value = Jsonb(payload.data, dumps=_identity) if self._jsonb else payload.data  # type: ignore[arg-type]
+        value: object = payload.data
+        if self._jsonb:
+            value = Jsonb(payload.data, dumps=_identity)  # type: ignore[arg-type]  # a bytearray goes to libpq as is
         row = self.conn.execute(self._insert_sql, [value, payload.epochs, payload.content_hash]).fetchone()
         assert row is not None
         return int(row[0])

@@ -50,63 +50,55 @@ class PlottedChart:
                 "failures": self.failures, "breaking": self.breaking}
 
 
-SYNC_CHARTS: tuple[ChartSpec, ...] = (
-    ChartSpec("time", "Time to write and to read one record", "seconds", (
-        Series("write_s", "write (generate + encode + insert + commit)"),
-        Series("read_s", "read (select + decode)", "--"),
-    )),
-    ChartSpec("eps", "Write + read throughput of one record", "epochs / second", (
-        Series("eps", "eps = epochs / (write_s + read_s)"),
-    )),
-    ChartSpec("size", "Size of one record", "MiB", (
-        Series("client_payload_mb", "as sent by the client"),
-        Series("db_payload_mb", "stored (pg_column_size, after TOAST)", "--"),
-    )),
-    ChartSpec("memory", "Python memory of one record's write and read (tracemalloc peak)", "MiB", (
-        Series("write_peak_mb", "write"),
-        Series("read_peak_mb", "read", "--"),
-    )),
-    ChartSpec("rss", "Resident memory of the whole process during write and read (RSS peak)", "MiB", (
-        Series("write_rss_peak_mb", "write"),
-        Series("read_rss_peak_mb", "read", "--"),
-    )),
-)  # fmt: skip
+_LINE_STYLES = ("-", "--", "-.", ":")
 
+
+def chart(name: str, title: str, ylabel: str, *series: tuple[str, str]) -> ChartSpec:
+    """A chart of (field, legend label) series, drawn solid, dashed, dash-dotted and dotted in turn."""
+    return ChartSpec(name, title, ylabel, tuple(Series(field, label, _LINE_STYLES[i % len(_LINE_STYLES)])
+                                                for i, (field, label) in enumerate(series)))
+
+
+def _memory_charts(what: str, write: str, read: str) -> tuple[ChartSpec, ChartSpec]:
+    """The tracemalloc and resident-memory charts of `what` (the same columns in both modes)."""
+    return (
+        chart("memory", f"Python memory of {what} (tracemalloc peak)", "MiB",
+              ("write_peak_mb", write), ("read_peak_mb", read)),
+        chart("rss", f"Resident memory of the whole process during {what} (RSS peak)", "MiB",
+              ("write_rss_peak_mb", write), ("read_rss_peak_mb", read)),
+    )
+
+
+def _latency_chart(phase: str) -> ChartSpec:
+    return chart(f"{phase}_latency", f"Latency of one record's {phase}", "milliseconds",
+                 *((f"{phase}_{name}_ms", name) for name in ("p50", "p95", "p99", "max")))
+
+
+SYNC_CHARTS: tuple[ChartSpec, ...] = (
+    chart("time", "Time to write and to read one record", "seconds",
+          ("write_s", "write (generate + encode + insert + commit)"), ("read_s", "read (select + decode)")),
+    chart("eps", "Write + read throughput of one record", "epochs / second",
+          ("eps", "eps = epochs / (write_s + read_s)")),
+    chart("size", "Size of one record", "MiB",
+          ("client_payload_mb", "as sent by the client"), ("db_payload_mb", "stored (pg_column_size, after TOAST)")),
+    *_memory_charts("one record's write and read", "write", "read"),
+)
 ASYNC_CHARTS: tuple[ChartSpec, ...] = (
-    ChartSpec("time", "Wall time of the whole concurrent batch", "seconds", (
-        Series("write_s", "write batch (C records generated, encoded, inserted)"),
-        Series("read_s", "read batch (C records selected, decoded)", "--"),
-    )),
-    ChartSpec("eps", "Throughput summed over the concurrent records", "epochs / second", (
-        Series("write_eps", "write_eps = epochs x writes_ok / write_s"),
-        Series("read_eps", "read_eps = epochs x reads_ok / read_s", "--"),
-    )),
-    ChartSpec("size", "Size of one record", "MiB", (
-        Series("payload_per_record_mb", "as sent by the client"),
-        Series("db_payload_per_record_mb", "stored (pg_column_size, after TOAST)", "--"),
-    )),
-    ChartSpec("memory", "Python memory of a level's C records, written at once and read at once"
-              " (tracemalloc peak)", "MiB", (
-        Series("write_peak_mb", "write batch"),
-        Series("read_peak_mb", "read batch", "--"),
-    )),
-    ChartSpec("rss", "Resident memory of the whole process during the write and read batches (RSS peak)", "MiB", (
-        Series("write_rss_peak_mb", "write batch"),
-        Series("read_rss_peak_mb", "read batch", "--"),
-    )),
-    ChartSpec("rps", "Records per second across the concurrent batch", "records / second", (
-        Series("write_rps", "writes"),
-        Series("read_rps", "reads", "--"),
-    )),
-    ChartSpec("write_latency", "Latency of one record's write", "milliseconds", (
-        Series("write_p50_ms", "p50"), Series("write_p95_ms", "p95", "--"),
-        Series("write_p99_ms", "p99", "-."), Series("write_max_ms", "max", ":"),
-    )),
-    ChartSpec("read_latency", "Latency of one record's read", "milliseconds", (
-        Series("read_p50_ms", "p50"), Series("read_p95_ms", "p95", "--"),
-        Series("read_p99_ms", "p99", "-."), Series("read_max_ms", "max", ":"),
-    )),
-)  # fmt: skip
+    chart("time", "Wall time of the whole concurrent batch", "seconds",
+          ("write_s", "write batch (C records generated, encoded, inserted)"),
+          ("read_s", "read batch (C records selected, decoded)")),
+    chart("eps", "Throughput summed over the concurrent records", "epochs / second",
+          ("write_eps", "write_eps = epochs x writes_ok / write_s"),
+          ("read_eps", "read_eps = epochs x reads_ok / read_s")),
+    chart("size", "Size of one record", "MiB",
+          ("payload_per_record_mb", "as sent by the client"),
+          ("db_payload_per_record_mb", "stored (pg_column_size, after TOAST)")),
+    *_memory_charts("a level's C records, written at once and read at once", "write batch", "read batch"),
+    chart("rps", "Records per second across the concurrent batch", "records / second",
+          ("write_rps", "writes"), ("read_rps", "reads")),
+    _latency_chart("write"),
+    _latency_chart("read"),
+)
 
 DATA_KEY = "pgstress-data"  # PNG text chunk holding what was plotted, so the file can be checked
 _LEGEND_INSIDE_MAX = 4

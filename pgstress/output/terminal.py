@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from pgstress.output.analysis import Points, find_points, fit_line
@@ -165,6 +166,9 @@ def _ok_point_text(row: Row | None, unit: str) -> str:
     return f"{row.epochs:,} epochs (iteration {row.iter}{rate})"
 
 
+_FILE_ORDER = {".csv": 0, ".md": 1, ".png": 2}  # what a reader opens first, first
+
+
 def summary_lines(ramps: Sequence[tuple[str, Points]], files: Sequence[object], *, interrupted: bool,
                   unit: str = "epochs/s") -> list[str]:
     """The final words on the terminal: the three points of each ramp (label, points) and every file written."""
@@ -177,7 +181,8 @@ def summary_lines(ramps: Sequence[tuple[str, Points]], files: Sequence[object], 
         lines.append(f"{indent}breaking point: {_breaking_text(points.breaking)}")
         lines.append(f"{indent}stability point: {_ok_point_text(points.stability, unit)}")
         lines.append(f"{indent}optimal efficiency: {_ok_point_text(points.optimal, unit)}")
-    lines.append("wrote " + ", ".join(map(str, files)) if files else "wrote no file")
+    ordered = sorted(files, key=lambda path: _FILE_ORDER.get(Path(str(path)).suffix, len(_FILE_ORDER)))
+    lines.append("wrote " + ", ".join(map(str, ordered)) if files else "wrote no file")
     if interrupted:
         lines.append("interrupted: the report covers the iterations that finished")
     return lines

@@ -20,6 +20,7 @@ import time
 from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pgstress.config import RunConfig
@@ -65,20 +66,24 @@ def _stop_signals_as_ctrl_c() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+@dataclass
 class FanoutDriver:
     """asyncpg calls for C records at once, driven from the (synchronous) iteration template."""
 
-    def __init__(self, config: RunConfig, codec: Codec, runner: LoopRunner, db: FanoutDatabase,
-                 executor: Executor, secrets: tuple[str, ...]) -> None:
-        self.config = config
-        self.codec = codec
-        self.runner = runner
-        self.db = db
-        self.executor = executor
-        self.secrets = secrets
+    config: RunConfig
+    codec: Codec
+    runner: LoopRunner
+    db: FanoutDatabase
+    executor: Executor
+    secrets: tuple[str, ...]
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self.runner.run(coroutine)
+        try:
+            return self.runner.run(coroutine)
+        except asyncio.CancelledError:
+            # Only an interrupt cancels the level's task; the runner says so with KeyboardInterrupt unless the
+            # cancellation was counted twice on its way through the driver (a second signal, or asyncpg's own).
+            raise KeyboardInterrupt from None
 
     def streams(self, iteration: int) -> list[Stream]:
         return [(iteration, index) for index in range(self.config.async_concurrency)]
@@ -214,8 +219,15 @@ def _spans(phase: Phase, kind: str) -> list[Span]:
     return [span for record in phase.records if (span := getattr(record, f"{kind}_span")) is not None]
 
 
-def _batch_columns(row: AsyncRow, prefix: str, phase: Phase, work: str) -> None:
-    """The columns a write batch and a read batch fill alike."""
+def _batch_columns(row: AsyncRow, prefix: str, phase: Phase, epochs: int, work: str) -> None:
+    """The columns a write batch and a read batch fill alike (`prefix` write or read)."""
+    wall_s, ok = phase.measure.wall_s, len(phase.ok)
+    setattr(row, f"{prefix}_s", wall_s)
+    setattr(row, f"{prefix}s_total", len(phase.records))
+    setattr(row, f"{prefix}s_ok", ok)
+    if wall_s > 0:
+        setattr(row, f"{prefix}_rps", ok / wall_s)
+        setattr(row, f"{prefix}_eps", epochs * ok / wall_s)
     _latency_columns(row, prefix, phase.records)
     setattr(row, f"{prefix}_latency_sum_s", sum(record.latency_s for record in phase.records))
     setattr(row, f"{prefix}_cpu_s", phase.cpu_s)
@@ -230,25 +242,14 @@ def async_row(level: LevelResult, payload_format: str, concurrency: int) -> Asyn
     row = AsyncRow(iter=level.iteration, concurrency=concurrency, epochs=level.epochs, format=payload_format,
                    estimated_client_mb=level.estimated_client_mb, measured_client_mb=level.client_mb)
     fill_common(row, level)
-    write, read = level.write, level.read
-    if write is not None:
-        row.write_s = write.measure.wall_s
-        row.writes_total, row.writes_ok = len(write.records), len(write.ok)
-        if row.write_s > 0:
-            row.write_rps = row.writes_ok / row.write_s
-            row.write_eps = level.epochs * row.writes_ok / row.write_s
-        sent = [record.size for record in write.records if record.size]
+    if level.write is not None:
+        _batch_columns(row, "write", level.write, level.epochs, "encode")
+        sent = [record.size for record in level.write.records if record.size]
         if sent:
             row.payload_total_mb = mib(sum(sent))
             row.payload_per_record_mb = row.payload_total_mb / len(sent)
-        _batch_columns(row, "write", write, "encode")
-    if read is not None:
-        row.read_s = read.measure.wall_s
-        row.reads_total, row.reads_ok = len(read.records), len(read.ok)
-        if row.read_s > 0:
-            row.read_rps = row.reads_ok / row.read_s
-            row.read_eps = level.epochs * row.reads_ok / row.read_s
-        _batch_columns(row, "read", read, "decode")
+    if level.read is not None:
+        _batch_columns(row, "read", level.read, level.epochs, "decode")
     stored = level.stored_payload_bytes()
     if stored:
         row.db_payload_per_record_mb = mib(sum(stored) / len(stored))

@@ -120,20 +120,18 @@ def fill_rss(row: Row, prefix: str, phase: Phase) -> None:
     setattr(row, f"{prefix}_rss_peak_mb", phase.measure.rss_peak_mb)
 
 
+@dataclass
 class Iteration:
     """Runs one level of the ramp with a mode's driver; called by run_ramp with (iteration, epochs)."""
 
-    def __init__(self, config: RunConfig, driver: Driver, control: ControlSession,
-                 to_row: Callable[[LevelResult], Row], secrets: tuple[str, ...],
-                 guard: MemoryGuard | None = None) -> None:
-        self.config = config
-        self.driver = driver
-        self.control = control
-        self.to_row = to_row
-        self.secrets = secrets
-        self.guard = guard
-        self.meter = PhaseMeter()
-        self.start_rss_mb = current_rss_mb()
+    config: RunConfig
+    driver: Driver
+    control: ControlSession
+    to_row: Callable[[LevelResult], Row]
+    secrets: tuple[str, ...]
+    guard: MemoryGuard | None = None
+    meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
+    start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
 
     def __call__(self, iteration: int, epochs: int) -> Row:
         level = LevelResult(iteration, epochs, self.driver.streams(iteration))
