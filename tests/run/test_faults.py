@@ -1,15 +1,19 @@
-"""classify() with the value's size: which limit a failure is and by how much the value passed it.
+"""classify(): the status class of any failure, and with the value's size, which limit a failure is and
+by how much the value passed it.
 
 Pure logic on the drivers' own exception classes and messages (as facts.md records them); the real
-server refusing is in test_statement_faults.py (jsonb, imitated) and bench/real_limits.py (both real).
+server refusing is in faults/test_statement_faults.py (jsonb, imitated) and bench/real_limits.py (both real).
 """
 
 from __future__ import annotations
 
 import psycopg
 import psycopg.errors
+import pytest
 
-from pgstress.faults import CONNECTION_LOST, DB_LIMIT, ERROR, MAX_ALLOC, classify
+from pgstress.rows import CONNECTION_LOST, DB_LIMIT, ERROR
+from pgstress.run.faults import MAX_ALLOC, classify
+from pgstress.workload.payloads import VerifyError
 
 JSONB_MESSAGE = "total size of jsonb array elements exceeds the maximum of 268435455 bytes"
 DROPPED = "consuming input failed: server closed the connection unexpectedly This probably means the server" \
@@ -20,6 +24,36 @@ class ConnectionDoesNotExistError(Exception):
     """asyncpg's class of that name, as it reaches classify (matched by name, SQLSTATE 08003)."""
 
     sqlstate = "08003"
+
+
+class FakeDriverError(Exception):
+    def __init__(self, message: str, sqlstate: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (FakeDriverError("total size of jsonb array elements exceeds the maximum of 268435455 bytes", "54000"),
+         "DB_LIMIT"),
+        (FakeDriverError("invalid memory alloc request size 1073741824", "XX000"), "DB_LIMIT"),
+        (FakeDriverError("some internal error", "XX000"), "ERROR"),
+        (FakeDriverError("canceling statement due to statement timeout", "57014"), "TIMEOUT"),
+        (FakeDriverError("terminating connection due to administrator command", "57P01"), "CONNECTION_LOST"),
+        (FakeDriverError("server closed the connection unexpectedly", None), "CONNECTION_LOST"),
+        (FakeDriverError("new row violates check constraint", "23514"), "ERROR"),
+        (MemoryError(), "CLIENT_MEMORY"),
+        (VerifyError("content hash differs"), "VERIFY_FAILED"),
+        (ValueError("boom"), "ERROR"),
+    ],
+)
+def test_classify(exc: BaseException, status: str) -> None:
+    fault = classify(exc)
+    assert fault.status == status
+    assert "\n" not in fault.message
+    if getattr(exc, "sqlstate", None):
+        assert f"SQLSTATE {exc.sqlstate}" in fault.message  # type: ignore[attr-defined]
 
 
 def test_jsonb_limit_names_the_limit_and_the_excess() -> None:

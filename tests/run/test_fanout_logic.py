@@ -6,11 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgstress.analysis import concurrency_sentences
-from pgstress.fanout_db import asyncpg_connect_args
-from pgstress.latency import busy_s, latency_percentiles_ms, only_s
-from pgstress.memory_guard import MemoryGuard
-from pgstress.results import AsyncRow
+from pgstress.db.asyncpg_adapter import asyncpg_connect_args
+from pgstress.run.latency import busy_s, latency_percentiles_ms, only_s
+from pgstress.run.memory_guard import MemoryGuard
 
 
 def test_busy_merges_overlapping_spans() -> None:
@@ -74,20 +72,3 @@ def test_asyncpg_arguments_from_either_dsn_form() -> None:
         "host": "/tmp/sock", "user": "postgres", "database": "postgres",
     }  # fmt: skip
     assert asyncpg_connect_args("host=a,b port=5432,5433")["port"] == [5432, 5433]
-
-
-def test_concurrency_sentences() -> None:
-    assert concurrency_sentences([]) == []
-    ok = AsyncRow(iter=1, concurrency=4, epochs=1000, status="OK", write_s=2.0, read_s=1.0, write_rps=2.0,
-                  read_rps=4.0, writes_ok=4, writes_total=4, reads_ok=4, reads_total=4, write_p50_ms=900.0,
-                  write_max_ms=1900.0, write_encode_busy_s=1.5, write_db_only_s=0.25, write_cpu_s=2.4)  # fmt: skip
-    part = AsyncRow(iter=2, concurrency=4, epochs=2000, status="TIMEOUT", writes_ok=3, writes_total=4, reads_ok=3,
-                    reads_total=3, failures="TIMEOUT=1")  # fmt: skip
-    text = " ".join(concurrency_sentences([ok, part]))
-    assert "Each level wrote 4 records of the same size at once over 4 connections" in text
-    assert "written in 2.000 s (2.0 records/s) and read in 1.000 s (4.0 records/s)" in text
-    assert "900 ms to write at the median and 1,900 ms at the slowest" in text
-    assert "during 75 % of the write time" in text and "database during 12 %" in text
-    assert "1.20 CPU cores" in text and "bound by client-side generation and encoding" in text
-    assert ("1 level(s) failed only in part, the failed records not stopping their siblings:"
-            " iteration 2: 3/4 writes and 3/3 reads succeeded (TIMEOUT=1).") in text

@@ -10,10 +10,11 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgstress.epochs import BOOL_KEYS, EPOCH_KEYS, FLOAT_KEYS, generate
-from pgstress.measure import StageClock
-from pgstress.payloads import CodecOptions, decode_and_verify, encode_epochs, get_codec
-from pgstress.payloads.ndjson_zstd_codec import compression_params
+from pgstress.run.measure import StageClock
+from pgstress.run.record import decode_and_verify, encode_epochs
+from pgstress.workload.epochs import BOOL_KEYS, EPOCH_KEYS, FLOAT_KEYS, generate
+from pgstress.workload.payloads import CodecOptions, get_codec
+from pgstress.workload.payloads.ndjson_zstd_codec import compression_params
 
 _INT_KEYS = [key for key in EPOCH_KEYS if key not in BOOL_KEYS and key not in FLOAT_KEYS]
 _epoch = st.fixed_dictionaries(

@@ -1,38 +1,147 @@
-"""What the fault tests share: the ramp modes they run in, hooks between iterations, a private
-server they may stop and restart, and the checks every fault ends with.
+"""What the tests share: the one CSV reader, the one way to wait for another process, the ramp modes a
+test runs in, hooks between iterations, a private server to stop and restart, and faults to attach.
 
-Every fault test that takes the `ramp_mode` fixture runs once per mode in RAMP_MODES: sync (one
-record per iteration) and async (a fan-out of ASYNC_CONCURRENCY records per level, kept tiny).
+Every test that takes the `ramp_mode` fixture runs once per mode in RAMP_MODES: sync (one record
+per iteration) and async (a fan-out of ASYNC_CONCURRENCY records per level, kept tiny).
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from pgstress.payloads import get_codec
-from pgstress.schema import TableSql, prepare_table
-from pgstress.server import ServerInfo
+from pgstress.db.schema import TableSql, prepare_table
+from pgstress.db.server import ServerInfo
+from pgstress.output.base import Output, RampPlan, RampResult
+from pgstress.output.charts import DATA_KEY
+from pgstress.rows import Row
+from pgstress.workload.payloads import get_codec
 
+REPO = Path(__file__).resolve().parent.parent
 ASYNC_CONCURRENCY = 2
+TINY_RAMP = ["--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000", "--memory-trace", "off"]
 
+
+# --- reading what a run wrote ------------------------------------------------------------------------------------
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The CSV's rows; every line must be a whole row (nothing half-written)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], rows[1:]
+    assert all(len(row) == len(header) for row in body), "a CSV row is incomplete"
+    return [dict(zip(header, row)) for row in body]
+
+
+def csv_header(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle))
+
+
+def report_points(report: str) -> dict[str, str]:
+    """The text after each of the report's three point labels."""
+    found = {}
+    for line in report.splitlines():
+        for label in ("Breaking point", "Stability point", "Optimal efficiency point"):
+            if line.startswith(f"- **{label}:**"):
+                found[label] = line.split(":**", 1)[1].strip()
+    return found
+
+
+def section_titles(report: str) -> list[str]:
+    return [line for line in report.splitlines() if line.startswith("#")]
+
+
+def table_after(text: str, heading: str) -> list[list[str]]:
+    """The cells of the first markdown table under `heading` (header row first, separator dropped)."""
+    lines = text[text.index(heading + "\n"):].splitlines()[1:]
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return [rows[0], *rows[2:]]
+
+
+def assert_report_breaking(report: Path, iteration: int, epochs: int, status: str, fragment: str) -> str:
+    """The report exists and names this iteration as the breaking point, with its message."""
+    text = report.read_text(encoding="utf-8")
+    assert f"- **Breaking point:** iteration {iteration}, {epochs:,} epochs, status {status}" in text
+    error_line = next(line for line in text.splitlines() if line.startswith("  - error: "))
+    assert fragment in error_line, error_line
+    return text
+
+
+def read_chart_data(path: Path) -> dict[str, Any]:
+    """The data a chart file was drawn from (kept in the PNG's text chunk)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return json.loads(image.text[DATA_KEY])  # type: ignore[attr-defined]
+
+
+def count_rows(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+    return int(row[0]) if row else 0
+
+
+# --- waiting for another process ---------------------------------------------------------------------------------
+
+def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
+    """Poll another process's state until `condition` returns something truthy, which is returned; a
+    deadline, never a bare sleep."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.02)
+    return value
+
+
+def interrupt_after_two_rows(args: list[str], signum: int, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run `python main.py ARGS`, send `signum` to its whole process group (as a terminal's Ctrl-C
+    does) once the progress line of iteration 2 says two rows are in the CSV; (exit status, stderr)."""
+    proc = subprocess.Popen([sys.executable, "main.py", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("[2/"):
+                break
+        assert any(line.startswith("[2/") for line in seen), seen
+        os.killpg(proc.pid, signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, err
+
+
+# --- the two modes, as the tests see them ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class RampMode:
-    """One runner as the fault tests see it: its --mode, its CSV, the module whose run_ramp they hook."""
+    """One mode as the tests see it: its --mode, its CSV, what a finished row holds."""
 
     name: str
     csv_option: str
     csv_name: str
-    runner_module: str
     measured_columns: tuple[str, ...]  # all > 0 in a finished OK row
     size_column: str  # one record's encoded size in MiB (async: the mean over the level's records)
     concurrency: int = 1  # records per level
@@ -102,19 +211,17 @@ class RampMode:
 
 
 SYNC = RampMode(
-    "sync", "--results-csv", "iteration_results.csv", "pgstress.sync_runner",
+    "sync", "--results-csv", "iteration_results.csv",
     measured_columns=("write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb", "db_row_mb"),
     size_column="client_payload_mb",
 )  # fmt: skip
 ASYNC = RampMode(
-    "async", "--async-results-csv", "async_fanout_results.csv", "pgstress.fanout_runner",
+    "async", "--async-results-csv", "async_fanout_results.csv",
     measured_columns=("write_s", "read_s", "write_rps", "read_rps", "write_eps", "payload_per_record_mb",
                       "db_payload_per_record_mb", "db_table_mb"),
     size_column="payload_per_record_mb", concurrency=ASYNC_CONCURRENCY,
 )  # fmt: skip
 RAMP_MODES = [SYNC, ASYNC]
-
-TINY_RAMP = ["--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000", "--memory-trace", "off"]
 
 
 @dataclass
@@ -122,11 +229,12 @@ class IterationHooks:
     """Run a function just before or just after a given iteration: faults at an exact moment, no sleeps."""
 
     before: dict[int, Callable[[], None]] = field(default_factory=dict)
-    after: dict[int, Callable[[object], None]] = field(default_factory=dict)
+    after: dict[int, Callable[[Row], None]] = field(default_factory=dict)
 
-    def wrap(self, run_ramp: Callable) -> Callable:
-        def hooked_run_ramp(levels, run_level, sinks, **options):
-            def level(iteration: int, epochs: int):
+    def wrap(self, run_ramp: Callable[..., Any]) -> Callable[..., Any]:
+        def hooked_run_ramp(levels: Sequence[int], run_level: Callable[[int, int], Row], *args: Any,
+                            **options: Any) -> Any:
+            def level(iteration: int, epochs: int) -> Row:
                 if iteration in self.before:
                     self.before[iteration]()
                 row = run_level(iteration, epochs)
@@ -134,18 +242,39 @@ class IterationHooks:
                     self.after[iteration](row)
                 return row
 
-            return run_ramp(levels, level, sinks, **options)
+            return run_ramp(levels, level, *args, **options)
 
         return hooked_run_ramp
 
 
-def install_hooks(mode: RampMode, setattr_: Callable[[object, str, object], None]) -> IterationHooks:
-    """Wrap the runner's run_ramp (setattr_ is monkeypatch.setattr, or setattr in a child process)."""
-    module = importlib.import_module(mode.runner_module)
+def install_hooks(setattr_: Callable[[object, str, object], None]) -> IterationHooks:
+    """Wrap the session's run_ramp, which runs every mode (setattr_ is monkeypatch.setattr, or setattr in a child)."""
+    from pgstress import session
+
     hooks = IterationHooks()
-    setattr_(module, "run_ramp", hooks.wrap(module.run_ramp))
+    setattr_(session, "run_ramp", hooks.wrap(session.run_ramp))
     return hooks
 
+
+class CollectRows(Output):
+    """An output that keeps what it is handed, for tests that run a session in-process."""
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.ramps: list[RampResult] = []
+
+    def row(self, plan: RampPlan, row: Row) -> None:
+        self.rows.append(row)
+
+    def ramp_ended(self, ramp: RampResult) -> None:
+        self.ramps.append(ramp)
+
+
+def given_server(dsn: str) -> ServerInfo:
+    return ServerInfo(dsn=dsn, source="--dsn", embedded=False)
+
+
+# --- a server of the test's own ------------------------------------------------------------------------------
 
 @dataclass
 class PrivateServer:
@@ -192,14 +321,7 @@ class PrivateServer:
         return True
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    """Poll another process's state with a deadline (never a bare sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.05)
-
+# --- faults attached to a table ------------------------------------------------------------------------------
 
 def create_pgstress_table(conn: psycopg.Connection, table: str, payload_format: str) -> TableSql:
     """The table exactly as a pgstress run creates it (marked), so faults can be attached before the run."""
@@ -225,21 +347,3 @@ def add_insert_trigger(conn: psycopg.Connection, table: str, plpgsql_body: str) 
 
 def drop_trigger_function(conn: psycopg.Connection, table: str) -> None:
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}() CASCADE").format(sql.Identifier(f"{table}_fault")))
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    """The CSV's rows; every line must be a whole row (nothing half-written)."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    header, body = rows[0], rows[1:]
-    assert all(len(row) == len(header) for row in body), "a CSV row is incomplete"
-    return [dict(zip(header, row)) for row in body]
-
-
-def assert_report_breaking(report: Path, iteration: int, epochs: int, status: str, fragment: str) -> str:
-    """The report exists and names this iteration as the breaking point, with its message."""
-    text = report.read_text(encoding="utf-8")
-    assert f"- **Breaking point:** iteration {iteration}, {epochs:,} epochs, status {status}" in text
-    error_line = next(line for line in text.splitlines() if line.startswith("  - error: "))
-    assert fragment in error_line, error_line
-    return text

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgstress.cli import parse_config
+from pgstress.cli import build_parser, parse_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,6 +30,7 @@ BAD_ARGUMENTS = [
     (["--table", 'a"b'], "--table"),
     (["--table", ""], "--table"),
     (["--table", "x" * 64], "--table"),
+    (["--table", "stress\n"], "--table"),
     (["--async-concurrency", "0"], "--async-concurrency"),
     (["--async-concurrency", "many"], "--async-concurrency"),
     (["--statement-timeout-ms", "-1"], "--statement-timeout-ms"),
@@ -69,8 +70,22 @@ def test_defaults_are_the_seeds() -> None:
     assert config.epoch_ramp()[-1] == 1_000_000
 
 
+def test_help_gives_every_option_a_text_and_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    for action in parser._actions:  # argparse keeps its options here; the public help text is built from them
+        assert action.help, action.option_strings
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("(default: sync)", "(default: stress_records)", "(default: ndjson_zstd)", "(default: 10000)",
+                  "(default: 1000000)", "(default: iteration_results.csv)", "(default: stress_test_report.md)",
+                  "(default: 42)", "(default: auto)", "(default: insert)"):
+        assert shown in text, shown
+
+
 def test_ramp_stops_at_or_below_end() -> None:
-    assert parse_config(["--start-epochs", "5", "--end-epochs", "20", "--step-epochs", "7"]).epoch_ramp() == [5, 12, 19]
+    config = parse_config(["--start-epochs", "5", "--end-epochs", "20", "--step-epochs", "7"])
+    assert list(config.epoch_ramp()) == [5, 12, 19]
 
 
 def test_bad_input_through_the_real_entry_point_touches_nothing(

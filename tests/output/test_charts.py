@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.image
 import pytest
+from helpers import read_chart_data, read_csv
 
-from pgstress.charts import (
+from pgstress.config import RunConfig
+from pgstress.db.environment import ServerDetails
+from pgstress.db.server import ServerInfo
+from pgstress.host import collect_host
+from pgstress.output.base import RampPlan, RampResult, RunContext, RunResult
+from pgstress.output.charts import (
     ASYNC_CHARTS,
     SYNC_CHARTS,
+    ChartsOutput,
     ChartSpec,
+    PlottedChart,
     Series,
     chart_links,
-    charts_for_report,
+    chart_path,
     draw_chart,
-    draw_charts,
-    read_chart_data,
 )
-from pgstress.results import AsyncRow, SyncRow, read_rows
+from pgstress.rows import AsyncRow, Row, SyncRow
+from pgstress.run.ramp import RampOutcome
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHART_NAMES = ("time", "eps", "size", "memory", "rss")
@@ -33,6 +41,17 @@ def sync_row(iteration: int, epochs: int, status: str = "OK", trace: bool = True
                    total_s=epochs * 1.5e-4, eps=epochs / (epochs * 1.5e-4), client_payload_mb=epochs / 3000,
                    db_payload_mb=epochs / 9000, write_peak_mb=epochs / 500 if trace else None,
                    read_peak_mb=epochs / 700 if trace else None, write_rss_peak_mb=80.0, read_rss_peak_mb=90.0)
+
+
+def draw_charts(specs: Sequence[ChartSpec], ramps: dict[str, list[Row]], report_md: Path) -> list[PlottedChart]:
+    drawn = (draw_chart(spec, ramps, chart_path(report_md, spec.name)) for spec in specs)
+    return [chart for chart in drawn if chart is not None]
+
+
+def finished_run(rows: list[Row], report_md: Path) -> RunResult:
+    config = RunConfig(report_md=str(report_md))
+    context = RunContext(config, collect_host(), ServerInfo("", "--dsn", False), ServerDetails())
+    return RunResult(context, [RampResult(RampPlan(config, "t"), RampOutcome(rows=rows))])
 
 
 def assert_valid_png(path: Path) -> None:
@@ -86,7 +105,8 @@ def test_async_charts_are_specs_over_the_same_drawing(tmp_path: Path) -> None:
     rows = [AsyncRow(iter=i, concurrency=2, epochs=i * 1000, status="OK", write_rps=10.0 / i, read_rps=20.0 / i,
                      **{name: float(i * k) for name, k in zip(percentiles, (1, 2, 3, 4, 1, 2, 3, 4))})
             for i in (1, 2, 3)]
-    charts = draw_charts(ASYNC_CHARTS, {"": rows}, tmp_path / "rep.md")
+    charts = draw_charts([spec for spec in ASYNC_CHARTS if spec.name in ("rps", "write_latency", "read_latency")],
+                         {"": rows}, tmp_path / "rep.md")
     assert [c.name for c in charts] == ["rps", "write_latency", "read_latency"]
     assert [len(c.lines) for c in charts] == [2, 4, 4]
     assert charts[1].lines["p99"] == [(1000, 3.0), (2000, 6.0), (3000, 9.0)]
@@ -108,15 +128,26 @@ def test_a_custom_spec_needs_nothing_else(tmp_path: Path) -> None:
     assert chart is not None and chart.lines == {"payload": [(900, 0.1)]}
 
 
-def test_charts_for_a_report_can_be_turned_off_and_never_sink_the_run(tmp_path: Path, capsys) -> None:
-    rows = {"": [sync_row(1, 1000)]}
-    assert charts_for_report(SYNC_CHARTS, rows, tmp_path / "r.md", enabled=False) == []
+def test_charts_can_be_turned_off_and_never_sink_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    off = finished_run([sync_row(1, 1000)], tmp_path / "r.md")
+    ChartsOutput(SYNC_CHARTS, tmp_path / "r.md", enabled=False).finish(off)
+    assert off.charts == [] and off.files == []
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
-    assert charts_for_report(SYNC_CHARTS, rows, blocker / "r.md") == []
+    blocked = finished_run([sync_row(1, 1000)], blocker / "r.md")
+    ChartsOutput(SYNC_CHARTS, blocker / "r.md").finish(blocked)
+    assert blocked.charts == [] and blocked.files == []
     err = capsys.readouterr().err
     assert err.startswith("pgstress: charts not drawn: ") and err.count("\n") == 1
     assert list(tmp_path.glob("**/*.png")) == []
+
+
+def test_the_output_draws_what_has_values_and_names_what_has_none(tmp_path: Path) -> None:
+    result = finished_run([sync_row(1, 1000, trace=False), sync_row(2, 2000, trace=False)], tmp_path / "r.md")
+    ChartsOutput(SYNC_CHARTS, tmp_path / "r.md").finish(result)
+    assert [chart.name for chart in result.charts] == ["time", "eps", "size", "rss"]
+    assert result.files == [chart.path for chart in result.charts]
+    assert result.charts_not_drawn == ["memory (Python memory of one record's write and read (tracemalloc peak))"]
 
 
 def test_links_are_relative_to_the_report(tmp_path: Path) -> None:
@@ -136,7 +167,7 @@ def test_a_run_writes_the_charts_the_report_links_them(run_cli, server_dsn, db, 
     assert result.code == 0, result.err
     links = IMAGE_LINK.findall(report.read_text())
     assert [target for _, target in links] == [f"report_{name}.png" for name in CHART_NAMES]
-    csv_rows = read_rows(tmp_path / "iteration_results.csv")
+    csv_rows = read_csv(tmp_path / "iteration_results.csv")
     for _title, target in links:
         path = tmp_path / target
         assert_valid_png(path)

@@ -7,26 +7,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import count_rows, read_chart_data, read_csv, table_after
 
-from pgstress.charts import read_chart_data
-from pgstress.compare import (
-    COMPARED_METRICS,
-    NOT_RUN,
-    ComparisonRecord,
-    FormatRun,
-    compared_levels,
-    format_configs,
-    recommendation,
-    render_comparison,
-    run_each_format,
-)
 from pgstress.config import RunConfig
-from pgstress.environment import ServerDetails, collect_host
-from pgstress.ramp import RampOutcome
-from pgstress.report import RunRecord
-from pgstress.results import SyncRow, read_rows
-from pgstress.schema import TableSql, count_rows, prepare_table
-from pgstress.server import ServerInfo
+from pgstress.db.environment import ServerDetails
+from pgstress.db.schema import TableSql, prepare_table
+from pgstress.db.server import ServerInfo
+from pgstress.host import collect_host
+from pgstress.output.base import RampPlan, RampResult, RunContext, RunResult
+from pgstress.output.comparison import NOT_RUN, compared_levels, recommendation, render_comparison
+from pgstress.output.markdown import SYNC_REPORT
+from pgstress.rows import Row, SyncRow
+from pgstress.run.ramp import RampOutcome
+from pgstress.session import ramp_configs
 
 FORMATS = ("bson", "jsonb", "ndjson_zstd")
 RAMP = ("--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000")
@@ -38,18 +31,6 @@ def format_tables(db: psycopg.Connection, table_name: str) -> Iterator[dict[str,
     yield tables
     for table in tables.values():
         db.execute(f'DROP TABLE IF EXISTS "{table}"')
-
-
-def table_after(text: str, heading: str) -> list[list[str]]:
-    """The cells of the first markdown table under `heading` (header row first, separator dropped)."""
-    lines = text[text.index(heading + "\n"):].splitlines()[1:]
-    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    rows = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
-    return [rows[0], *rows[2:]]
 
 
 def expected_cell(row: dict[str, str] | None, field: str, digits: int) -> str:
@@ -69,7 +50,7 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
     result = run_cli("--dsn", server_dsn, "--table", table_name, "--payload-format", "all", *RAMP, charts=True)
     assert result.code == 0, result.err
 
-    csv_rows = read_rows(tmp_path / "iteration_results.csv")
+    csv_rows = read_csv(tmp_path / "iteration_results.csv")
     assert [(r["format"], r["iter"], r["epochs"]) for r in csv_rows] == [
         (name, str(i), str(i * 1000)) for name in FORMATS for i in (1, 2, 3)]
     assert [r["status"] for r in csv_rows if r["format"] == "jsonb"] == ["OK", "OK", "ERROR"]
@@ -84,7 +65,7 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
 
     text = (tmp_path / "report.md").read_text()
     assert text.startswith("# PostgreSQL huge-payload stress test report: payload formats compared")
-    for metric in COMPARED_METRICS:
+    for metric in SYNC_REPORT.compared:
         table = table_after(text, f"### {metric.title}")
         assert table[0] == ["epochs", *FORMATS]
         assert [row[0] for row in table[1:]] == ["1,000", "2,000", "3,000"]
@@ -158,8 +139,10 @@ def test_a_table_name_without_room_for_the_format_suffix_is_refused(run_cli, tmp
 
 # --- pure logic ----------------------------------------------------------------------------------------------
 
-def ramp_of(name: str, rows: list[SyncRow]) -> FormatRun:
-    return FormatRun(RunConfig(payload_format=name, table=f"t_{name}"), RampOutcome(rows=rows, planned_levels=3))
+def ramp_of(name: str, rows: list[Row], interrupted: bool = False) -> RampResult:
+    config = RunConfig(payload_format=name, table=f"t_{name}")
+    return RampResult(RampPlan(config, name, name), RampOutcome(rows=rows, planned_levels=3, interrupted=interrupted),
+                      table_bytes=8192)
 
 
 def ok(epochs: int, eps: float, db_mb: float, peak: float) -> SyncRow:
@@ -182,7 +165,7 @@ def test_recommendation_picks_each_winner_from_the_numbers() -> None:
         ramp_of("jsonb", [ok(1000, 300, 0.3, 5.0), ok(2000, 350, 0.6, 10.0)]),
         ramp_of("ndjson_zstd", [ok(1000, 900, 0.25, 7.0), ok(2000, 950, 0.5, 14.0)]),
     ]
-    lines = recommendation(runs)
+    lines = recommendation(runs, SYNC_REPORT)
     text = "\n".join(lines)
     assert "Sizes compared at 2,000 epochs" in text
     assert "- **smallest on disk: bson**, 0.40 MiB per record (210 bytes per epoch) against 0.50 MiB" \
@@ -199,27 +182,24 @@ def test_recommendation_picks_each_winner_from_the_numbers() -> None:
 
 def test_a_speed_lead_within_the_noise_is_not_called_a_win() -> None:
     runs = [ramp_of("bson", [ok(1000, 1000, 0.2, 9.0)]), ramp_of("jsonb", [ok(1000, 950, 0.3, 10.0)])]
-    text = "\n".join(recommendation(runs))
+    text = "\n".join(recommendation(runs, SYNC_REPORT))
     assert "**fastest: bson**" in text and "only 5 % ahead of the next, within one run's noise" in text
     assert "On these numbers **bson** is the format to choose: smallest on disk, lowest memory." in text
 
 
-def test_an_interrupted_format_ends_the_loop_and_the_report_says_so() -> None:
-    called: list[str] = []
-
-    def run_one(config: RunConfig) -> tuple[RampOutcome, int | None]:
-        called.append(config.payload_format)
-        rows = [ok(1000, 500, 0.2, 9.0)]
-        return RampOutcome(rows=rows, planned_levels=3, interrupted=config.payload_format == "jsonb"), 8192
-
-    configs = format_configs(RunConfig(payload_format="all", table="cmp"))
+def test_one_configuration_per_format_each_on_its_own_table() -> None:
+    configs = ramp_configs(RunConfig(payload_format="all", table="cmp"))
     assert [(c.payload_format, c.table) for c in configs] == [
         ("bson", "cmp_bson"), ("jsonb", "cmp_jsonb"), ("ndjson_zstd", "cmp_ndjson_zstd")]
-    runs = run_each_format(configs, run_one)
-    assert called == ["bson", "jsonb"]
-    assert [run.table_bytes for run in runs] == [8192, 8192]
-    context = RunRecord(config=configs[0], host=collect_host(), server=ServerInfo("", "--dsn", False),
-                        server_details=ServerDetails(), outcome=RampOutcome())
-    text = render_comparison(ComparisonRecord(context, runs, [], planned_formats=3))
+    one = RunConfig(payload_format="bson", table="one")
+    assert ramp_configs(one) == [one]
+
+
+def test_an_interrupted_format_is_the_last_and_the_report_says_so() -> None:
+    config = RunConfig(payload_format="all", table="cmp")
+    context = RunContext(config, collect_host(), ServerInfo("", "--dsn", False), ServerDetails())
+    ramps = [ramp_of("bson", [ok(1000, 500, 0.2, 9.0)]),
+             ramp_of("jsonb", [ok(1000, 500, 0.2, 9.0)], interrupted=True)]
+    text = render_comparison(RunResult(context, ramps), SYNC_REPORT, planned_formats=3)
     assert "> **INTERRUPTED** (Ctrl-C) during format 2 of 3; this report covers what finished." in text
     assert "| ndjson_zstd |" not in text

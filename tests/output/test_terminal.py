@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import read_csv
 from rich.console import Console
 
-from pgstress.analysis import find_points
-from pgstress.measure import TRACE_END, TRACE_START, StageClock, stage_listener, traced_peak_mb
-from pgstress.progress import (
+from pgstress.config import RunConfig
+from pgstress.db.schema import TableSql, prepare_table
+from pgstress.output.analysis import find_points
+from pgstress.output.base import RampPlan
+from pgstress.output.terminal import (
     LiveProgress,
     PlainProgress,
     Progress,
-    RampSummary,
     RampTracker,
+    async_line,
     estimate_remaining_s,
     make_progress,
     summary_lines,
+    sync_line,
 )
-from pgstress.results import SyncRow, read_rows
-from pgstress.schema import TableSql, prepare_table
+from pgstress.rows import AsyncRow, SyncRow
+from pgstress.run.measure import TRACE_END, TRACE_START, StageClock, set_stage_listener, traced_peak_mb
 
 CHART_NAMES = ("time", "eps", "size", "memory", "rss")
 ITERATION_LINE = re.compile(r"^\[(\d+)/(\d+)\] ([\d,]+) epochs (\w+) .* \| elapsed \d+:\d\d:\d\d eta \S+$")
@@ -35,6 +41,18 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
+
+
+@contextmanager
+def following(progress: Progress, title: str, levels: Sequence[int], label: str = "",
+              done_before: int = 0) -> Iterator[RampPlan]:
+    """One ramp as the session hands it to the terminal output."""
+    plan = RampPlan(RunConfig(), title, label, levels, done_before)
+    progress.ramp_started(plan)
+    try:
+        yield plan
+    finally:
+        progress.close()
 
 
 def ok_row(iteration: int, epochs: int, eps: float = 1000.0) -> SyncRow:
@@ -58,6 +76,16 @@ def test_eta_unknown_before_anything_ran_and_zero_at_the_end() -> None:
     assert estimate_remaining_s([(1000, 1.0)], []) == 0.0
 
 
+def test_eta_of_a_range_is_the_same_sum_in_closed_form() -> None:
+    done = [(1000, 2.0), (2000, 3.0), (3000, 4.0)]  # 1 s fixed + 1 ms per epoch
+    levels = range(4000, 100_001, 1000)
+    assert estimate_remaining_s(done, levels) == pytest.approx(estimate_remaining_s(done, list(levels)))
+    below_zero = [(1000, 0.5), (3000, 4.5)]  # -1.25 s + 1.75 ms per epoch: the line starts below zero
+    assert estimate_remaining_s(below_zero, range(0, 5001, 500)) == pytest.approx(
+        estimate_remaining_s(below_zero, list(range(0, 5001, 500))))
+    assert estimate_remaining_s(done, range(1000, 10**17, 1000)) > 0  # instant, however long the ramp
+
+
 def test_eta_falls_back_to_proportional_when_bigger_was_faster() -> None:
     assert estimate_remaining_s([(1000, 3.0), (2000, 1.0)], [3000]) == pytest.approx(4.0 / 3000 * 3000)
 
@@ -76,10 +104,11 @@ def test_tracker_counts_time_already_spent_on_the_running_level() -> None:
 
 def test_a_resumed_ramp_counts_the_levels_run_before() -> None:
     out = io.StringIO()
-    progress = PlainProgress(out)
-    with progress.ramp("sync ramp", [3000, 4000], done_before=2) as tracker:
-        assert LiveProgress.panel(tracker) is not None and tracker.total == 4
-        progress.row(tracker, ok_row(3, 3000))
+    progress = PlainProgress(sync_line, out)
+    with following(progress, "sync ramp", [3000, 4000], done_before=2) as plan:
+        assert progress.tracker is not None
+        assert LiveProgress.panel(progress.tracker) is not None and progress.tracker.total == 4
+        progress.row(plan, ok_row(3, 3000))
     assert out.getvalue().splitlines()[1].startswith("[3/4] 3,000 epochs OK")
 
 
@@ -97,7 +126,8 @@ def test_stage_names_reach_the_tracker_as_phases() -> None:
     tracker = RampTracker("t", [1000])
     clock = StageClock()
     seen: list[str] = []
-    with stage_listener(tracker.on_stage):
+    set_stage_listener(tracker.on_stage)
+    try:
         with clock.stage("gen"):
             seen.append(tracker.phase_text)
         with clock.stage("insert"):
@@ -105,6 +135,8 @@ def test_stage_names_reach_the_tracker_as_phases() -> None:
         traced_peak_mb(lambda: seen.append(tracker.phase_text))
         with clock.stage("decode"):
             seen.append(tracker.phase_text)
+    finally:
+        set_stage_listener(None)
     assert seen == ["generate + encode", "insert", "insert (memory pass)", "decode"]
     with clock.stage("select"):  # outside the listener: nothing reported
         pass
@@ -118,8 +150,11 @@ def test_listener_sees_the_trace_markers_in_order() -> None:
         with StageClock().stage("encode"):
             pass
 
-    with stage_listener(events.append):
+    set_stage_listener(events.append)
+    try:
         traced_peak_mb(work)
+    finally:
+        set_stage_listener(None)
     assert events == [TRACE_START, "encode", TRACE_END]
 
 
@@ -130,19 +165,19 @@ def test_make_progress_picks_the_face_from_the_stream() -> None:
         def isatty(self) -> bool:
             return True
 
-    assert type(make_progress(quiet=True, out=Tty())) is Progress
-    assert isinstance(make_progress(quiet=False, out=Tty()), LiveProgress)
-    assert isinstance(make_progress(quiet=False, out=io.StringIO()), PlainProgress)
+    assert type(make_progress(quiet=True, line=sync_line, out=Tty())) is Progress
+    assert isinstance(make_progress(quiet=False, line=sync_line, out=Tty()), LiveProgress)
+    assert isinstance(make_progress(quiet=False, line=sync_line, out=io.StringIO()), PlainProgress)
 
 
 def test_plain_progress_prints_a_header_and_one_line_per_iteration() -> None:
     out = io.StringIO()
-    progress = PlainProgress(out)
-    with progress.ramp("sync ramp, bson", [1000, 2000]) as tracker:
-        progress.row(tracker, ok_row(1, 1000, eps=1234.4))
-        progress.row(tracker, SyncRow(iter=2, epochs=2000, status="DB_LIMIT", error="too big", format="bson"))
-    with progress.ramp("format 2 of 3", [1000], label="jsonb") as tracker:  # several ramps: each line says which
-        progress.row(tracker, SyncRow(iter=1, epochs=1000, status="TIMEOUT", format="jsonb"))
+    progress = PlainProgress(sync_line, out)
+    with following(progress, "sync ramp, bson", [1000, 2000]) as plan:
+        progress.row(plan, ok_row(1, 1000, eps=1234.4))
+        progress.row(plan, SyncRow(iter=2, epochs=2000, status="DB_LIMIT", error="too big", format="bson"))
+    with following(progress, "format 2 of 3", [1000], label="jsonb") as plan:  # several ramps: each line says which
+        progress.row(plan, SyncRow(iter=1, epochs=1000, status="TIMEOUT", format="jsonb"))
     lines = out.getvalue().splitlines()
     assert lines[0] == "pgstress: sync ramp, bson: 2 iterations"
     assert lines[1].startswith("[1/2] 1,000 epochs OK 1.50 MiB write 0.500s read 0.250s eps 1,234 | elapsed ")
@@ -152,12 +187,14 @@ def test_plain_progress_prints_a_header_and_one_line_per_iteration() -> None:
     assert len(lines) == 5
 
 
-def test_another_runner_brings_its_own_line(tmp_path: Path) -> None:
+def test_each_mode_brings_its_own_line() -> None:
     out = io.StringIO()
-    progress = make_progress(quiet=False, out=out, line=lambda row, total: f"level {row.iter}/{total} {row.status}")
-    with progress.ramp("async", [1000, 2000]) as tracker:
-        progress.row(tracker, SyncRow(iter=1, epochs=1000, status="OK"))
-    assert out.getvalue().splitlines()[1].startswith("level 1/2 OK | elapsed 0:00:00 eta ")
+    progress = make_progress(quiet=False, out=out, line=async_line)
+    with following(progress, "async", [1000, 2000]) as plan:
+        progress.row(plan, AsyncRow(iter=1, concurrency=4, epochs=1000, writes_ok=4, writes_total=4, reads_ok=3,
+                                    reads_total=4, write_s=0.5, write_eps=8000.0))
+    assert out.getvalue().splitlines()[1].startswith(
+        "[1/2] 4 x 1,000 epochs OK writes 4/4 reads 3/4 write 0.500s write_eps 8,000 | elapsed 0:00:00 eta ")
 
 
 def test_live_panel_shows_position_phase_last_result_and_times() -> None:
@@ -178,21 +215,22 @@ def test_live_panel_shows_position_phase_last_result_and_times() -> None:
 def test_live_progress_prints_finished_iterations_above_the_panel() -> None:
     out = io.StringIO()
     console = Console(file=out, width=160, force_terminal=True, color_system=None)
-    progress = LiveProgress(console=console)
-    with progress.ramp("sync ramp", [1000]) as tracker:
-        progress.row(tracker, ok_row(1, 1000))
+    progress = LiveProgress(sync_line, console=console)
+    with following(progress, "sync ramp", [1000]) as plan:
+        progress.row(plan, ok_row(1, 1000))
     assert "[1/1] 1,000 epochs OK" in out.getvalue()
 
 
 def test_summary_names_the_three_points_and_every_file() -> None:
     rows = [ok_row(1, 1000, eps=500), ok_row(2, 2000, eps=900),
             SyncRow(iter=3, epochs=3000, status="TIMEOUT", error="canceling statement")]
-    lines = summary_lines([RampSummary("", find_points(rows))], ["a.csv", "r.md", "r_time.png"], interrupted=False)
+    lines = summary_lines([("", find_points(rows))], ["r_time.png", "a.csv.run.json", "r.md", "a.csv"],
+                          interrupted=False)
     assert lines == [
         "breaking point: iteration 3 (3,000 epochs, TIMEOUT) - canceling statement",
         "stability point: 2,000 epochs (iteration 2, 900 epochs/s)",
         "optimal efficiency: 2,000 epochs (iteration 2, 900 epochs/s)",
-        "wrote a.csv, r.md, r_time.png",
+        "wrote a.csv, r.md, r_time.png, a.csv.run.json",
     ]
 
 
@@ -208,7 +246,7 @@ def test_non_terminal_run_prints_one_line_per_iteration_then_the_summary(run_cli
     lines = result.out.splitlines()
     assert lines[0].startswith(f"pgstress: sync ramp, bson into {table_name}, against ")
     assert lines[0].endswith(": 3 iterations")
-    csv_rows = read_rows(tmp_path / "iteration_results.csv")
+    csv_rows = read_csv(tmp_path / "iteration_results.csv")
     iteration_lines = [ITERATION_LINE.match(line) for line in lines[1:4]]
     assert all(iteration_lines), lines
     assert [(m[1], m[2], m[3].replace(",", ""), m[4]) for m in iteration_lines] == [
@@ -219,7 +257,8 @@ def test_non_terminal_run_prints_one_line_per_iteration_then_the_summary(run_cli
     assert lines[6].startswith("optimal efficiency: ")
     report = tmp_path / "report.md"
     assert lines[7] == (f"wrote {tmp_path / 'iteration_results.csv'}, {report}, "
-                        + ", ".join(str(tmp_path / f"report_{name}.png") for name in CHART_NAMES))
+                        + ", ".join(str(tmp_path / f"report_{name}.png") for name in CHART_NAMES)
+                        + f", {tmp_path / 'iteration_results.csv.run.json'}")
     assert len(lines) == 8
     assert result.err == ""
 
@@ -256,10 +295,8 @@ def test_fail_on_break_exits_3_only_when_asked(run_cli, server_dsn, db, table_na
 
 
 def test_a_resumed_ramp_counts_earlier_levels_and_ends_cleanly() -> None:
-    from pgstress.progress import RampTracker
-
     tracker = RampTracker("resumed", [3000, 4000], done_before=2)
     assert tracker.total == 4 and tracker.current_epochs == 3000
     for epochs in (3000, 4000):
-        tracker.on_row(type("Row", (), {"epochs": epochs, "status": "OK"})())
+        tracker.on_row(ok_row(epochs // 1000, epochs))
     assert tracker.current_epochs is None  # finished: nothing left to name, no index past the end

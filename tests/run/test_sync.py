@@ -1,17 +1,19 @@
-"""The sync ramp end to end against real servers: CSV, metrics' arithmetic, table contents."""
+"""The sync ramp end to end against real servers: CSV, metrics' arithmetic, table contents, and real
+failures in the middle of a ramp (the status, the stop rule, the report's points)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import create_pgstress_table, read_csv
+from helpers import report_points as points
 
-from pgstress.epochs import generate
-from pgstress.payloads import format_names
-from pgstress.payloads.ndjson_zstd_codec import ndjson_lines
-from pgstress.results import SyncRow, column_names, read_rows
+from pgstress.rows import SyncRow
+from pgstress.workload.epochs import generate
+from pgstress.workload.payloads import format_names
+from pgstress.workload.payloads.ndjson_zstd_codec import ndjson_lines
 
 SPEC_HEADER = [
     "iter", "epochs", "status", "write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb",
@@ -34,9 +36,9 @@ def test_three_iteration_ramp(
     csv_path = tmp_path / "iteration_results.csv"
     header = csv_path.read_text().splitlines()[0].split(",")
     assert header[: len(SPEC_HEADER)] == SPEC_HEADER
-    assert header == column_names(SyncRow)
+    assert header == list(SyncRow.COLUMNS)
 
-    rows = read_rows(csv_path)
+    rows = read_csv(csv_path)
     assert [(r["iter"], r["epochs"], r["status"]) for r in rows] == [
         ("1", "1000", "OK"), ("2", "2000", "OK"), ("3", "3000", "OK"),
     ]  # fmt: skip
@@ -115,10 +117,52 @@ def test_same_seed_same_bytes_other_seed_other_bytes(
     assert stored_payload("7") != stored_payload("8")
 
 
-def test_memory_trace_off_leaves_peaks_empty(server_dsn: str, table_name: str, tmp_path: Path, run_cli, db) -> None:
-    result = run_cli("--dsn", server_dsn, "--table", table_name, "--memory-trace", "off",
-                     "--start-epochs", "500", "--end-epochs", "500")  # fmt: skip
+RAMP_TO_7000 = ["--start-epochs", "1000", "--end-epochs", "7000", "--step-epochs", "1000"]
+
+
+def test_size_check_breaks_the_ramp_and_three_failures_stop_it(
+    server_dsn: str, db: psycopg.Connection, table_name: str, tmp_path: Path, run_cli
+) -> None:
+    create_pgstress_table(db, table_name, "ndjson_zstd")
+    # ndjson_zstd is ~128 bytes per epoch: 2,000 epochs fit under 300,000 bytes, 3,000 do not.
+    db.execute(f'ALTER TABLE "{table_name}" ADD CONSTRAINT small CHECK (octet_length(payload) < 300000)')
+
+    result = run_cli("--dsn", server_dsn, "--table", table_name, *RAMP_TO_7000)
     assert result.code == 0, result.err
-    (row,) = read_rows(tmp_path / "iteration_results.csv")
-    assert row["status"] == "OK" and row["write_peak_mb"] == "" and row["read_peak_mb"] == ""
-    assert not math.isnan(float(row["write_s"]))
+    rows = read_csv(tmp_path / "iteration_results.csv")
+    assert [(r["epochs"], r["status"]) for r in rows] == [
+        ("1000", "OK"), ("2000", "OK"), ("3000", "ERROR"), ("4000", "ERROR"), ("5000", "ERROR"),
+    ]  # fmt: skip
+    assert "23514" in rows[2]["error"] and "small" in rows[2]["error"]
+    assert "\n" not in rows[2]["error"]
+    assert rows[2]["write_s"] == "" and rows[2]["eps"] == ""
+
+    report = (tmp_path / "report.md").read_text()
+    found = points(report)
+    assert found["Breaking point"].startswith("iteration 3, 3,000 epochs, status ERROR")
+    assert found["Stability point"].startswith("iteration 2, 2,000 epochs, status OK")
+    best = max(rows[:2], key=lambda r: float(r["eps"]))
+    assert found["Optimal efficiency point"].startswith(f"iteration {best['iter']},")
+    assert "stopped after 3 consecutive failed iterations" in report
+
+
+def test_one_failure_then_the_ramp_goes_on(
+    server_dsn: str, db: psycopg.Connection, table_name: str, tmp_path: Path, run_cli
+) -> None:
+    create_pgstress_table(db, table_name, "ndjson_zstd")
+    db.execute(f'ALTER TABLE "{table_name}" ADD CONSTRAINT not_3000 CHECK (epochs <> 3000)')
+    ramp = ["--start-epochs", "1000", "--end-epochs", "5000", "--step-epochs", "1000"]
+    result = run_cli("--dsn", server_dsn, "--table", table_name, "--max-consecutive-failures", "1", *ramp)
+    assert result.code == 0, result.err
+    rows = read_csv(tmp_path / "iteration_results.csv")
+    assert [r["status"] for r in rows] == ["OK", "OK", "ERROR"]  # the stop rule at 1 stops right there
+
+    result = run_cli("--dsn", server_dsn, "--table", table_name, *ramp)
+    rows = read_csv(tmp_path / "iteration_results.csv")
+    assert [r["status"] for r in rows] == ["OK", "OK", "ERROR", "OK", "OK"]
+    found = points((tmp_path / "report.md").read_text())
+    assert found["Breaking point"].startswith("iteration 3,")
+    assert found["Stability point"].startswith("iteration 2,")  # the largest success *before* the break
+    ok_rows = [r for r in rows if r["status"] == "OK"]
+    best = max(ok_rows, key=lambda r: float(r["eps"]))
+    assert found["Optimal efficiency point"].startswith(f"iteration {best['iter']},")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fault_helpers import TINY_RAMP, RampMode, read_csv
+from helpers import TINY_RAMP, RampMode, read_csv
 from psycopg import sql
 
-from pgstress.schema import MARKER, TableSql
+from pgstress.db.schema import MARKER, TableSql
 
 USER_ROWS = [(1, "the user's first row"), (2, "second"), (3, "third")]
 
