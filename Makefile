@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint typecheck bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,18 @@ run: $(VENV)/.installed
 		--start-epochs 10000 --end-epochs 100000 --step-epochs 10000 \
 		--drop-table --truncate-before-start
 
-test: $(VENV)/.installed-test
-	$(PY) -m ruff check .
+# ruff, mypy, then the suite against real PostgreSQL.
+test: lint typecheck
 	$(PY) -m pytest
+
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check .
+
+typecheck: $(VENV)/.installed-test
+	$(PY) -m mypy
 
 bench: $(VENV)/.installed
 	$(PY) bench/run_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

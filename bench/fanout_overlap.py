@@ -19,10 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 
 from pgstress.config import RunConfig
-from pgstress.fanout_runner import run_fanout
-from pgstress.payloads import format_names, get_codec
-from pgstress.results import AsyncRow
-from pgstress.schema import TableSql, prepare_table
+from pgstress.db.control import ControlSession
+from pgstress.db.schema import TableSql, prepare_table
+from pgstress.redaction import secrets_in_use
+from pgstress.rows import OK, AsyncRow, Row
+from pgstress.run.fanout import async_row, fanout_guard, open_fanout
+from pgstress.run.iteration import Iteration, LevelResult
+from pgstress.run.ramp import run_ramp
+from pgstress.workload.payloads import Codec, format_names, get_codec
 
 
 class InlineExecutor(Executor):
@@ -37,12 +41,25 @@ class InlineExecutor(Executor):
         return future
 
 
-class Rows:
-    def __init__(self) -> None:
-        self.rows: list[AsyncRow] = []
+def run_level(config: RunConfig, dsn: str, codec: Codec, executor: Executor | None) -> AsyncRow:
+    """The fan-out's one level as a ramp runs it, its codec work in `executor` (None: pgstress's own threads)."""
+    secrets = secrets_in_use(dsn)
+    rows: list[Row] = []
 
-    def write(self, row: object) -> None:
-        self.rows.append(row)  # type: ignore[arg-type]
+    def to_row(level: LevelResult) -> AsyncRow:
+        return async_row(level, config.payload_format, config.async_concurrency)
+
+    control = ControlSession(dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms)
+    try:
+        with open_fanout(config, dsn, codec, secrets, codec_executor=executor) as driver:
+            iteration = Iteration(config, driver, control, to_row, secrets, fanout_guard(config, []))
+            run_ramp(config.epoch_ramp(), iteration, rows.append,
+                     max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
+    finally:
+        control.close()
+    (row,) = rows
+    assert isinstance(row, AsyncRow)
+    return row
 
 
 def main() -> None:
@@ -71,10 +88,8 @@ def main() -> None:
             config = RunConfig(mode="async", table=args.table, payload_format=args.payload_format,
                                start_epochs=args.epochs, end_epochs=args.epochs, async_concurrency=args.concurrency,
                                memory_trace="off")  # fmt: skip
-            sink = Rows()
-            run_fanout(config, args.dsn, [sink], codec_executor=executor)
-            r = sink.rows[0]
-            assert r.status == "OK", r.error
+            r = run_level(config, args.dsn, codec, executor)
+            assert r.status == OK, r.error
             print(f"| {name} | {r.write_s:.2f} | {r.write_cpu_s:.2f} ({r.write_cpu_s / r.write_s:.2f})"
                   f" | {r.write_encode_busy_s / r.write_s:.0%} | {r.write_db_only_s / r.write_s:.0%}"
                   f" | {r.read_s:.2f} | {r.read_cpu_s:.2f} ({r.read_cpu_s / r.read_s:.2f})"

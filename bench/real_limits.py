@@ -18,36 +18,40 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
 from pgstress.config import RunConfig
-from pgstress.faults import DB_LIMIT, MAX_ALLOC, classify
-from pgstress.payloads import EncodedPayload
-from pgstress.schema import TableSql, prepare_table
-from pgstress.server import open_server
-from pgstress.sync_runner import SyncDatabase, run_sync
+from pgstress.db.psycopg_adapter import SyncDatabase
+from pgstress.db.schema import TableSql, prepare_table
+from pgstress.db.server import ServerInfo, open_server
+from pgstress.rows import DB_LIMIT
+from pgstress.run.faults import MAX_ALLOC, classify
+from pgstress.session import run_session
+from pgstress.workload.payloads import EncodedPayload
 
 JSONB_EPOCHS = 600_000
 
 
-def jsonb_case(dsn: str) -> tuple[str, str]:
-    """Through run_sync exactly as a ramp would reach it."""
-    config = RunConfig(dsn=dsn, table="pgstress_real_limit_jsonb", payload_format="jsonb", start_epochs=JSONB_EPOCHS,
-                       end_epochs=JSONB_EPOCHS, step_epochs=1, memory_trace="off")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        prepare_table(conn, TableSql(config.table, "JSONB"), drop=True, truncate=False)
+def jsonb_case(server: ServerInfo) -> tuple[str, str]:
+    """Through the sync mode's whole run (no files written), exactly as a ramp would reach it."""
+    config = RunConfig(dsn=server.dsn, table="pgstress_real_limit_jsonb", payload_format="jsonb",
+                       start_epochs=JSONB_EPOCHS, end_epochs=JSONB_EPOCHS, step_epochs=1, drop_table=True,
+                       memory_trace="off")  # fmt: skip
     try:
-        outcome, _ = run_sync(config, dsn, [])
-        row = outcome.rows[0]
+        row = run_session(config, server, outputs=[]).ramps[0].rows[0]
         return row.status, row.error
     finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
             conn.execute(TableSql(config.table, "JSONB").drop())
 
 
-def message_case(dsn: str) -> tuple[str, str]:
+def message_case(server: ServerInfo) -> tuple[str, str]:
     """The runner's own insert and classification, with a value just past MaxAllocSize."""
+    dsn = server.dsn
     table = TableSql("pgstress_real_limit_bytea", "BYTEA")
     with psycopg.connect(dsn, autocommit=True) as conn:
         prepare_table(conn, table, drop=True, truncate=False)
@@ -77,7 +81,7 @@ def main() -> int:
     for name in CASES if args.case == "all" else [args.case]:
         with open_server(args.dsn) as server:
             started = time.perf_counter()
-            status, message = CASES[name](server.dsn)
+            status, message = CASES[name](server)
             elapsed = time.perf_counter() - started
         verdict = "as expected" if status == DB_LIMIT else "UNEXPECTED"
         failures += status != DB_LIMIT

@@ -15,8 +15,6 @@ Everything runs one measurement at a time; the embedded server is removed at exi
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import os
 import signal
 import statistics
@@ -36,17 +34,23 @@ import psycopg  # noqa: E402
 import zstandard  # noqa: E402
 
 from pgstress.config import RunConfig  # noqa: E402
-from pgstress.copy_stream import binary_copy_frame  # noqa: E402
-from pgstress.environment import collect_host  # noqa: E402
-from pgstress.epochs import generate  # noqa: E402
-from pgstress.measure import MIB, PhaseMeasure, PhaseMeter, StageClock  # noqa: E402
-from pgstress.payloads import CodecOptions, EncodedPayload, encode_epochs, format_names, get_codec  # noqa: E402
-from pgstress.payloads.ndjson_zstd_codec import ZSTD_THREADS, compression_params, ndjson_lines  # noqa: E402
-from pgstress.report import Column, markdown_table  # noqa: E402
-from pgstress.results import read_rows  # noqa: E402
-from pgstress.schema import TableSql, prepare_table  # noqa: E402
-from pgstress.server import embedded_server  # noqa: E402
-from pgstress.sync_runner import SyncDatabase, SyncIteration  # noqa: E402
+from pgstress.db.control import ControlSession  # noqa: E402
+from pgstress.db.copy_binary import binary_copy_frame  # noqa: E402
+from pgstress.db.psycopg_adapter import SyncDatabase  # noqa: E402
+from pgstress.db.schema import TableSql, prepare_table  # noqa: E402
+from pgstress.db.server import embedded_server  # noqa: E402
+from pgstress.host import collect_host  # noqa: E402
+from pgstress.output.csv import read_rows  # noqa: E402
+from pgstress.output.tables import Column, markdown_table  # noqa: E402
+from pgstress.redaction import secrets_in_use  # noqa: E402
+from pgstress.rows import OK, SyncRow  # noqa: E402
+from pgstress.run.iteration import Iteration, LevelResult  # noqa: E402
+from pgstress.run.measure import MIB, StageClock, release_freed_memory  # noqa: E402
+from pgstress.run.record import encode_record  # noqa: E402
+from pgstress.run.sync import open_sync, sync_row  # noqa: E402
+from pgstress.workload.epochs import generate  # noqa: E402
+from pgstress.workload.payloads import CodecOptions, format_names, get_codec  # noqa: E402
+from pgstress.workload.payloads.ndjson_zstd_codec import ZSTD_THREADS, compression_params, ndjson_lines  # noqa: E402
 
 SEED = 42
 COPY_TARGET = 1.15
@@ -70,12 +74,6 @@ def c(title: str, key: str, digits: int | None = None) -> Column:
     return Column(title, lambda row, _k=key: row.get(_k), digits)
 
 
-try:
-    _malloc_trim: Callable[[int], int] | None = ctypes.CDLL("libc.so.6").malloc_trim
-except (OSError, AttributeError):
-    _malloc_trim = None
-
-
 @contextmanager
 def _quiet_gc() -> Iterator[None]:
     """Start each measurement from a collected heap, its free memory handed back to the OS.
@@ -83,24 +81,8 @@ def _quiet_gc() -> Iterator[None]:
     The previous measurement's garbage is not this one's cost, and a phase's resident growth is
     then not hidden by reusing memory an earlier phase left in the allocator.
     """
-    gc.collect()
-    if _malloc_trim is not None:
-        _malloc_trim(0)
+    release_freed_memory()
     yield
-
-
-class RecordingMeter(PhaseMeter):
-    """pgstress's own phase meter, keeping each phase's measure for the bench to read."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.measures: list[PhaseMeasure] = []
-
-    @contextmanager
-    def phase(self) -> Iterator[PhaseMeasure]:
-        with super().phase() as measure:
-            self.measures.append(measure)
-            yield measure
 
 
 @dataclass
@@ -145,11 +127,14 @@ def _timed(work: Callable[[], object]) -> float:
 
 def insert_vs_copy(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
     codec = get_codec(fmt)
-    payload = encode_epochs(codec, generate(size, SEED, (1,)), StageClock())
+    payload = encode_record(codec, size, SEED, (1,), StageClock())
     head, tail = binary_copy_frame(payload, spec.column_type == "JSONB")
     stream = memoryview(head + bytes(payload.data) + tail)  # built before any timing
     raw = psycopg.connect(bench.dsn)
+    control = ControlSession(bench.dsn, spec, 0)
     stores = {method: SyncDatabase(bench.dsn, spec, 0, method) for method in ("insert", "copy")}
+    for store in stores.values():
+        store.conn.execute("SELECT 1")  # connected before any timing
     samples: dict[str, list[float]] = {"raw": [], "insert": [], "copy": []}
     writers: dict[str, Callable[[], object]] = {
         "raw": lambda: _raw_copy(raw, spec, stream),
@@ -160,7 +145,7 @@ def insert_vs_copy(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
         for rep in range(bench.reps):
             order = ["raw", "copy", "insert"]
             for method in order[rep % 3 :] + order[: rep % 3]:  # rotate: no method always goes first
-                stores["copy"].truncate()
+                control.truncate()
                 try:
                     samples[method].append(_timed(writers[method]))
                 except psycopg.errors.ProgramLimitExceeded as exc:
@@ -170,9 +155,10 @@ def insert_vs_copy(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
                                     "note": f"refused by the server: {' '.join(str(exc).split())[:90]}"})  # fmt: skip
                     _say(f"A {fmt} {size:,}: over the format's limit ({exc.sqlstate})")
                     return
-        stores["copy"].truncate()
+        control.truncate()
     finally:
         raw.close()
+        control.close()
         for store in stores.values():
             store.close()
     best = {method: min(values) for method, values in samples.items()}
@@ -202,22 +188,33 @@ class IterationResult:
 
 
 def run_iteration(bench: Bench, spec: TableSql, fmt: str, size: int, *, trace: bool, method: str) -> IterationResult:
+    """One sync iteration exactly as the ramp runs it (pgstress's own Iteration and sync driver)."""
     config = RunConfig(payload_format=fmt, table=spec.table, seed=SEED, memory_trace="on" if trace else "off",
                        write_method=method)
     codec = get_codec(fmt, CodecOptions(zstd_level=config.zstd_level))
-    db = SyncDatabase(bench.dsn, spec, 0, method)
-    meter = RecordingMeter()
+    secrets = secrets_in_use(bench.dsn)
+    levels: list[LevelResult] = []
+
+    def to_row(level: LevelResult) -> SyncRow:
+        levels.append(level)  # kept for the write phase's own measure
+        return sync_row(level, config.payload_format)
+
+    control = ControlSession(bench.dsn, spec, config.statement_timeout_ms)
     try:
-        db.truncate()
-        with _quiet_gc():
-            started = time.perf_counter()
-            row = SyncIteration(config, db, codec, meter)(1, size)
-            wall = time.perf_counter() - started
+        with open_sync(config, bench.dsn, codec, secrets) as driver:
+            control.truncate()
+            driver.db.conn.execute("SELECT 1")  # connected before the timing
+            iteration = Iteration(config, driver, control, to_row, secrets)
+            with _quiet_gc():
+                started = time.perf_counter()
+                row = iteration(1, size)
+                wall = time.perf_counter() - started
     finally:
-        db.close()
-    if row.status != "OK":
+        control.close()
+    if row.status != OK:
         raise RuntimeError(f"{fmt} {size} {method}: {row.status} {row.error}")
-    write = meter.measures[0]
+    assert levels[0].write is not None
+    write = levels[0].write.measure
     growth = write.rss_peak_mb - write.rss_start_mb if write.rss_peak_mb is not None and write.rss_start_mb else None
     return IterationResult(row.write_s, row.read_s, wall, row.client_payload_mb, growth, row)
 
@@ -280,9 +277,9 @@ def ramp(bench: Bench, fmt: str, end: int, *extra: str) -> dict:
         started = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, timeout=3 * 3600, check=False)
         wall = time.perf_counter() - started
-        rows = read_rows(csv_path) if csv_path.exists() else []
-    ok = sum(r["status"] == "OK" for r in rows)
-    timed = sum(float(r["total_s"] or 0) for r in rows)
+        rows = read_rows(csv_path, SyncRow) if csv_path.exists() else []
+    ok = sum(r.status == OK for r in rows)
+    timed = sum(r.total_s or 0.0 for r in rows)
     result = {
         "format": fmt, "ramp": f"10k-{end // 1000}k/10k", "options": " ".join(extra) or "(defaults)",
         "iterations": len(rows), "ok": ok, "wall_s": wall, "timed_s": timed, "exit": done.returncode,
@@ -351,7 +348,7 @@ def zstd_threads(bench: Bench, size: int) -> None:
         clock = StageClock()
         with _quiet_gc():
             started = time.perf_counter()
-            payload: EncodedPayload = encode_epochs(codec, generate(size, SEED, (1,)), clock)
+            payload = encode_record(codec, size, SEED, (1,), clock)
             wall = time.perf_counter() - started
         bench.add("G", {"format": fmt, "epochs": size, "gen_s": clock.get("gen"), "encode_s": clock.get("encode"),
                         "hash_s": clock.get("verify"), "wall_s": wall, "encoded_mib": payload.size / MIB,

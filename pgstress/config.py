@@ -1,15 +1,12 @@
-"""The frozen run configuration and the redaction of secrets from anything we print."""
+"""The frozen run configuration: every option of one run, validated by cli.py."""
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg.conninfo
+from pgstress.redaction import redact_dsn
 
-MODES = ("sync", "async")
 MEMORY_TRACE_MODES = ("auto", "on", "off")
 AUTO_TRACE_ALL_UP_TO = 20  # --memory-trace auto traces every iteration of a ramp this short ...
 AUTO_TRACE_SAMPLES = 5  # ... and about this many, evenly spread and ending with the last, of a longer one
@@ -68,51 +65,19 @@ class RunConfig:
         stride = self.trace_stride
         return stride > 0 and (iteration % stride == 0 or iteration == self.ramp_length)
 
-    def epoch_ramp(self) -> list[int]:
-        """The linear ramp start, start+step, ... <= end."""
-        return list(range(self.start_epochs, self.end_epochs + 1, self.step_epochs))
+    def sampled_iterations(self) -> list[int]:
+        """The iterations `--memory-trace auto` traces on a long ramp (empty when it traces all or none)."""
+        stride, n = self.trace_stride, self.ramp_length
+        if stride <= 1:
+            return []
+        return sorted({*range(stride, n + 1, stride), n})
+
+    def epoch_ramp(self) -> range:
+        """The linear ramp start, start+step, ... <= end (a range: never built as a list)."""
+        return range(self.start_epochs, self.end_epochs + 1, self.step_epochs)
 
     def as_public_dict(self) -> dict[str, object]:
         """Every option, with the DSN's password removed."""
         values = asdict(self)
         values["dsn"] = redact_dsn(self.dsn) if self.dsn else None
         return values
-
-
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z0-9+.-]+://[^:/@\s]*:)(?P<secret>[^@\s]*)(?P<tail>@)", re.I)
-_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.I)
-
-
-def redact_dsn(dsn: str) -> str:
-    """A DSN (URL or key=value form) with its password replaced by ***."""
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        if parts.password:
-            host = parts.hostname or ""
-            if parts.port:
-                host = f"{host}:{parts.port}"
-            user = parts.username or ""
-            netloc = f"{user}:***@{host}"
-            dsn = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-        return _KEYWORD_PASSWORD.sub(r"\g<head>***", dsn)
-    return _KEYWORD_PASSWORD.sub(r"\g<head>***", dsn)
-
-
-def dsn_password(dsn: str | None) -> str | None:
-    """The password a DSN carries, if any (to scrub it from messages)."""
-    if not dsn:
-        return None
-    try:
-        return psycopg.conninfo.conninfo_to_dict(dsn).get("password") or None  # type: ignore[return-value]
-    except psycopg.ProgrammingError:
-        match = _URL_PASSWORD.search(dsn) or _KEYWORD_PASSWORD.search(dsn)
-        return match.group("secret") if match else None
-
-
-def scrub(text: str, *secrets: str | None) -> str:
-    """Remove every given secret, and any password=... or URL password, from text."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    text = _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
-    return _KEYWORD_PASSWORD.sub(r"\g<head>***", text)

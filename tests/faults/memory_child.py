@@ -1,6 +1,6 @@
 """Run pgstress with the address space squeezed during one iteration: a real MemoryError in the client.
 
-    python memory_child.py MODE ITERATION HEADROOM_MIB pgstress-options...
+    python memory_child.py ITERATION HEADROOM_MIB pgstress-options...
 
 Before ITERATION the soft RLIMIT_AS is set to the current address space plus HEADROOM_MIB; after it
 the limit is restored, so the run can go on and write its report. A subprocess, because the limit
@@ -13,7 +13,7 @@ import resource
 import sys
 from pathlib import Path
 
-from fault_helpers import RAMP_MODES, install_hooks
+from helpers import install_hooks
 
 from pgstress import cli
 
@@ -28,9 +28,8 @@ def address_space_bytes() -> int:
 
 
 def main() -> int:
-    mode_name, iteration, headroom_mib, *argv = sys.argv[1:]
-    mode = next(mode for mode in RAMP_MODES if mode.name == mode_name)
-    hooks = install_hooks(mode, setattr)
+    iteration, headroom_mib, *argv = sys.argv[1:]
+    hooks = install_hooks(setattr)
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
 
     def squeeze() -> None:

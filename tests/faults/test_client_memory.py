@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fault_helpers import RampMode, assert_report_breaking, read_csv
+from helpers import REPO, RampMode, assert_report_breaking, read_csv
 
-REPO = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("memory_child.py")
 
 
@@ -17,12 +16,12 @@ def test_memory_error_in_the_client(embedded_dsn: str, table_name: str, ramp_mod
     """Iteration 2 (30 MiB bson values) gets 16 MiB of address space: CLIENT_MEMORY; iteration 3 is OK again."""
     report = tmp_path / "report.md"
     child = subprocess.run(
-        [sys.executable, str(CHILD), ramp_mode.name, "2", "16", *ramp_mode.argv(), "--dsn", embedded_dsn,
+        [sys.executable, str(CHILD), "2", "16", *ramp_mode.argv(), "--dsn", embedded_dsn,
          "--table", table_name, "--drop-table", "--payload-format", "bson", "--start-epochs", "1000",
          "--end-epochs", "199000", "--step-epochs", "99000", "--memory-trace", "off",
          ramp_mode.csv_option, str(ramp_mode.csv_path(tmp_path)), "--report-md", str(report)],
-        capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-        check=False,
+        capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])},
     )  # fmt: skip
 
     assert child.returncode == 0, child.stderr

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fault_helpers import ASYNC, RampMode, install_hooks, read_csv
+from helpers import ASYNC, RampMode, install_hooks, read_csv
 from psycopg import sql
 
-from pgstress.resume import sidecar_path
+from pgstress.output.run_record import run_record_path
 
 RAMP = ["--start-epochs", "1000", "--end-epochs", "4000", "--step-epochs", "1000", "--memory-trace", "off"]
 
@@ -41,7 +41,7 @@ def test_resume_finishes_an_interrupted_ramp(server_dsn: str, db: psycopg.Connec
     argv = [*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, *RAMP]
     argv += ["--keep-data-between-iterations"] if keep else []
     earlier = _interrupted_run(run_cli, hooks, argv, csv)
-    assert json.loads(sidecar_path(csv).read_text())["ramp"]["seed"] == 42
+    assert json.loads(run_record_path(csv).read_text())["ramp"]["seed"] == 42
 
     result = run_cli(*argv, "--resume")
 
@@ -124,7 +124,7 @@ def test_resumed_async_ramp_guards_memory_from_the_earlier_levels(server_dsn: st
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The memory guard of a resumed fan-out extrapolates from the levels read back from the CSV: with a
     tiny --max-client-memory-mb (not part of the ramp's identity) the first level it would run is refused."""
-    hooks = install_hooks(ASYNC, monkeypatch.setattr)
+    hooks = install_hooks(monkeypatch.setattr)
     csv = ASYNC.csv_path(tmp_path)
     # bson (~320 B/epoch): the encoded bytes alone put level 3 over 1 MiB, whatever the RSS history of
     # this test process (a long pytest run may show no resident growth at all for these small levels).

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import psycopg.conninfo
 import pytest
-from fault_helpers import TINY_RAMP, RampMode, add_insert_trigger, create_pgstress_table, read_csv
+from helpers import TINY_RAMP, RampMode, add_insert_trigger, create_pgstress_table, read_csv
 from psycopg import sql
 
 PASSWORD = "Pw-7c1b-Secr3t-4411"

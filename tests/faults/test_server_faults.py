@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fault_helpers import (
+from helpers import (
     TINY_RAMP,
     PrivateServer,
     RampMode,
@@ -91,11 +91,14 @@ def test_server_restarted_between_iterations(private_server: PrivateServer, ramp
     assert "- **Breaking point:** none reached" in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("dsn", [
+    "host=127.0.0.1 port=1 dbname=bench user=bench password=Refused-Pw-7731 connect_timeout=5",
+    "postgresql://bench:Refused-Pw-7731@127.0.0.1:1/bench?connect_timeout=5",
+], ids=["key=value", "URL"])
 @pytest.mark.parametrize("via", ["--dsn", "PG_DSN"])
 def test_connection_refused_at_start(ramp_mode: RampMode, run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     via: str) -> None:
+                                     via: str, dsn: str) -> None:
     """Nothing listens on 127.0.0.1:1: one line naming host and port, no password, no traceback, exit 1."""
-    dsn = "host=127.0.0.1 port=1 dbname=bench user=bench password=Refused-Pw-7731 connect_timeout=5"
     argv = [*ramp_mode.argv(), *TINY_RAMP]
     if via == "--dsn":
         argv += ["--dsn", dsn]

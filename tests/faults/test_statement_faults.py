@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fault_helpers import (
+from helpers import (
     ASYNC,
     TINY_RAMP,
     RampMode,
@@ -25,9 +25,10 @@ from fault_helpers import (
 )
 from psycopg import sql
 
-from pgstress.epochs import generate
-from pgstress.measure import StageClock
-from pgstress.payloads import encode_epochs, get_codec
+from pgstress.run.measure import StageClock
+from pgstress.run.record import encode_epochs
+from pgstress.workload.epochs import generate
+from pgstress.workload.payloads import get_codec
 
 ASYNC_3 = replace(ASYNC, concurrency=3)
 

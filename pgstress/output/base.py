@@ -1,0 +1,109 @@
+"""What every output is given, and the one small interface each implements.
+
+The session calls, in this order: `begin` once, before any ramp; for each ramp (one, or one per
+payload format with `--payload-format all`) `ramp_started`, `row` as soon as each row exists,
+`ramp_ended`; `finish` once with the whole run; `close` always, also after an error. An output
+overrides only what it needs. Outputs run in their registration order (session.py), so one that
+finishes later sees what earlier ones produced (`RunResult.files`, `RunResult.charts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgstress.config import RunConfig
+from pgstress.db.environment import ServerDetails
+from pgstress.db.server import ServerInfo
+from pgstress.host import HostInfo
+from pgstress.rows import Row
+from pgstress.run.ramp import RampOutcome
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What is known before the first iteration."""
+
+    config: RunConfig
+    host: HostInfo
+    server: ServerInfo
+    server_details: ServerDetails
+
+
+@dataclass(frozen=True)
+class RampPlan:
+    """One ramp about to run: its own configuration (own table with `all`), and how progress names it."""
+
+    config: RunConfig
+    title: str
+    label: str = ""  # the format, when several ramps run
+    levels: Sequence[int] = ()  # the levels still to run
+    done_before: int = 0  # levels an earlier run already measured (--resume)
+    previous: Sequence[Row] = ()  # their rows, read back from the CSV
+
+
+@dataclass
+class RampResult:
+    """One ramp as it ended: every row (a resumed ramp's earlier rows first) and the table's final size."""
+
+    plan: RampPlan
+    outcome: RampOutcome
+    table_bytes: int | None = None
+    details: ServerDetails | None = None  # the table's payload column settings
+    memory_limit_mb: float | None = None  # the memory guard's limit, where the mode has one
+
+    @property
+    def rows(self) -> list[Row]:
+        return self.outcome.rows
+
+    @property
+    def config(self) -> RunConfig:
+        return self.plan.config
+
+
+@dataclass
+class RunResult:
+    """The whole run, for the outputs' `finish`."""
+
+    context: RunContext
+    ramps: list[RampResult] = field(default_factory=list)
+    finished_at: str = ""
+    files: list[Path] = field(default_factory=list)  # written so far, in order
+    charts: list[Any] = field(default_factory=list)  # output.charts.PlottedChart, drawn before the report
+    charts_not_drawn: list[str] = field(default_factory=list)  # titles of charts without a single point
+
+    @property
+    def config(self) -> RunConfig:
+        return self.context.config
+
+    @property
+    def interrupted(self) -> bool:
+        return any(ramp.outcome.interrupted for ramp in self.ramps)
+
+    @property
+    def rows(self) -> list[Row]:
+        return [row for ramp in self.ramps for row in ramp.rows]
+
+
+class Output:
+    """One thing a run produces (a file, the terminal). Every method does nothing unless overridden."""
+
+    def begin(self, context: RunContext) -> None:
+        """Before the first ramp."""
+
+    def ramp_started(self, plan: RampPlan) -> None:
+        """A ramp begins."""
+
+    def row(self, plan: RampPlan, row: Row) -> None:
+        """A row is finished; called at once, before the next iteration starts."""
+
+    def ramp_ended(self, ramp: RampResult) -> None:
+        """A ramp ended (finished, stopped, or interrupted)."""
+
+    def finish(self, result: RunResult) -> None:
+        """The run is over: write what is written from the whole run."""
+
+    def close(self) -> None:
+        """Release what the output holds; called after finish, and also when the run failed."""

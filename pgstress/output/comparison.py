@@ -1,0 +1,243 @@
+"""The report of `--payload-format all`: one ramp per format, each on its own table, compared side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pgstress.output.analysis import Points, find_points
+from pgstress.output.base import RampResult, RunResult
+from pgstress.output.markdown import (
+    TITLE,
+    Metric,
+    ReportParts,
+    chart_section,
+    interrupted_banner,
+    ramp_conclusion,
+    render_context,
+)
+from pgstress.output.tables import Column, col, markdown_table
+from pgstress.rows import OK, Row
+
+MAX_COMPARED_LEVELS = 12  # rows per side-by-side table; the full table holds every iteration
+NOISE_PERCENT = 10  # a speed lead smaller than this is not called a win (single runs vary 10-30 %)
+
+
+def _format(run: RampResult) -> str:
+    return run.config.payload_format
+
+
+def _points(run: RampResult) -> Points:
+    return find_points(run.rows)
+
+
+NOT_RUN = "—"
+
+
+def compared_levels(runs: Sequence[RampResult], limit: int = MAX_COMPARED_LEVELS) -> list[int]:
+    """The record sizes the side-by-side tables show: evenly spaced over every size any format ran,
+    first and last included, plus each format's breaking point."""
+    levels = sorted({row.epochs for run in runs for row in run.rows})
+    if len(levels) > limit:
+        picks = {levels[round(i * (len(levels) - 1) / (limit - 1))] for i in range(limit)}
+    else:
+        picks = set(levels)
+    picks |= {row.epochs for run in runs if (row := _points(run).breaking) is not None}
+    return sorted(picks)
+
+
+def metric_cell(run: RampResult, epochs: int, field: str) -> object:
+    """The value at that size; the status when the iteration failed; NOT_RUN when it never ran."""
+    row = next((r for r in run.rows if r.epochs == epochs), None)
+    if row is None:
+        return NOT_RUN
+    if row.status != OK:
+        return row.status
+    value = getattr(row, field, None)
+    return NOT_RUN if value is None else value
+
+
+def _metric_column(run: RampResult, metric: Metric) -> Column:
+    return Column(_format(run), lambda epochs: metric_cell(run, epochs, metric.field), metric.digits)
+
+
+def side_by_side_table(runs: Sequence[RampResult], metric: Metric, levels: Sequence[int]) -> str:
+    columns = [Column("epochs", lambda epochs: f"{epochs:,}"), *(_metric_column(run, metric) for run in runs)]
+    return markdown_table(levels, columns)
+
+
+def _ok_row(run: RampResult, epochs: int) -> Row | None:
+    return next((r for r in run.rows if r.epochs == epochs and r.status == OK), None)
+
+
+def _largest_working(run: RampResult) -> int | None:
+    points = _points(run)
+    if points.breaking is not None:
+        return points.stability.epochs if points.stability is not None else None
+    return max((r.epochs for r in run.rows if r.status == OK), default=None)
+
+
+def _memory_peak(row: Row) -> tuple[float, str] | None:
+    traced = [v for v in (row.write_peak_mb, row.read_peak_mb) if v is not None]
+    if traced:
+        return max(traced), "tracemalloc peak"
+    resident = [v for v in (row.write_rss_peak_mb, row.read_rss_peak_mb) if v is not None]
+    return (max(resident), "resident peak") if resident else None
+
+
+def _ranking(values: dict[str, float], unit: str, digits: int, *, lowest: bool) -> tuple[str, str]:
+    """The winner and a phrase listing the others, e.g. 'against 3.1 MiB (jsonb), 4.0 MiB (bson)'."""
+    ordered = sorted(values.items(), key=lambda item: item[1], reverse=not lowest)
+    winner = ordered[0][0]
+    others = ", ".join(f"{value:,.{digits}f} {unit} ({name})" for name, value in ordered[1:])
+    return winner, (f" against {others}" if others else "")
+
+
+def recommendation(runs: Sequence[RampResult], parts: ReportParts) -> list[str]:
+    """Markdown lines that pick a format per concern, written from the numbers."""
+    if not runs:
+        return ["No format ran, so there is nothing to compare."]
+    intro: list[str] = []
+    bullets: list[str] = []
+    wins: dict[str, list[str]] = {_format(run): [] for run in runs}
+    compared = [run for run in runs if any(row.status == OK for row in run.rows)]
+    left_out = [_format(run) for run in runs if run not in compared]
+    if left_out:
+        intro.append(f"{' and '.join(left_out)} had no successful iteration and is left out of the size, speed and"
+                     " memory comparison.")
+    shared = [epochs for epochs in sorted({r.epochs for run in compared for r in run.rows})
+              if all(_ok_row(run, epochs) is not None for run in compared)]
+    if shared and len(compared) > 1:
+        level = shared[-1]
+        rows = {_format(run): row for run in compared if (row := _ok_row(run, level)) is not None}
+        intro.append(f"Sizes compared at {level:,} epochs, the largest record every compared format wrote and read"
+                     f" back; speed over all {len(shared)} sizes that every one of them completed:")
+        stored = {name: value for name, row in rows.items() if (value := getattr(row, parts.stored_field)) is not None}
+        if stored:
+            best, rest = _ranking(stored, "MiB", 2, lowest=True)
+            per_epoch = stored[best] * 1048576 / level
+            bullets.append(f"**smallest on disk: {best}**, {stored[best]:,.2f} MiB per record"
+                           f" ({per_epoch:,.0f} bytes per epoch){rest}.")
+            wins[best].append("smallest on disk")
+        # Speed over every size all formats completed, not one size: a single iteration is too noisy.
+        seconds = {_format(run): [getattr(_ok_row(run, epochs), parts.seconds_field) for epochs in shared]
+                   for run in compared}
+        speed = {name: sum(shared) / sum(spent) for name, spent in seconds.items()
+                 if None not in spent and sum(spent) > 0}
+        if speed:
+            best, rest = _ranking(speed, "epochs/s", 0, lowest=False)
+            ordered = sorted(speed.values(), reverse=True)
+            margin = (ordered[0] / ordered[1] - 1) * 100 if len(ordered) > 1 else None
+            close = f"; only {margin:.0f} % ahead of the next, within one run's noise" if margin is not None \
+                and margin < NOISE_PERCENT else ""
+            bullets.append(f"**fastest: {best}**, {sum(seconds[best]):,.2f} s to write and read one record of each of"
+                           f" the {len(shared)} sizes, {speed[best]:,.0f} epochs/s{rest}{close}.")
+            if not close:
+                wins[best].append("fastest")
+        peaks = {name: peak for name, row in rows.items() if (peak := _memory_peak(row)) is not None}
+        if peaks:
+            kind = next(iter(peaks.values()))[1]
+            best, rest = _ranking({name: value for name, (value, _) in peaks.items()}, "MiB", 1, lowest=True)
+            bullets.append(f"**lowest client memory: {best}**, {peaks[best][0]:,.1f} MiB {kind} of the"
+                           f" heavier phase{rest}.")
+            wins[best].append("lowest memory")
+    elif len(compared) > 1:
+        intro.append("No record size succeeded in every format, so they cannot be compared at one size.")
+    largest = {_format(run): _largest_working(run) for run in runs}
+    broken = {_format(run): row for run in runs if (row := _points(run).breaking) is not None}
+    working = {name: epochs for name, epochs in largest.items() if epochs is not None}
+    if working:
+        top = max(working.values())
+        leaders = [name for name, epochs in working.items() if epochs == top]
+        if broken:
+            each = "; ".join(f"{name}: {epochs:,} epochs" if epochs is not None else f"{name}: none"
+                             for name, epochs in largest.items())
+            breaks = "; ".join(f"{name} broke at {row.epochs:,} epochs ({row.status})" for name, row in broken.items())
+            bullets.append(f"**largest size that works: {' and '.join(leaders)}** ({each}); {breaks}.")
+            for name in leaders:
+                wins[name].append("largest size that works")
+        else:
+            bullets.append(f"**largest size that works:** no format broke; all worked up to {top:,} epochs"
+                           " (the end of the ramp).")
+    closing: list[str] = []
+    ranked = sorted(wins.items(), key=lambda item: len(item[1]), reverse=True)
+    if ranked[0][1] and (len(ranked) == 1 or len(ranked[0][1]) > len(ranked[1][1])):
+        name, reasons = ranked[0]
+        closing.append(f"On these numbers **{name}** is the format to choose: {', '.join(reasons)}.")
+    elif any(reasons for _, reasons in ranked):
+        closing.append("No format wins outright: choose by the concern that matters most to you.")
+    closing.append(f"These are single measurements on this machine; differences under ~{NOISE_PERCENT} % can be noise.")
+    lines = [" ".join(intro), ""] if intro else []
+    if bullets:
+        lines += [f"- {bullet}" for bullet in bullets] + [""]
+    return [*lines, " ".join(closing)]
+
+
+def _points_table(runs: Sequence[RampResult], unit: str) -> str:
+    def breaking(run: RampResult) -> str:
+        row = _points(run).breaking
+        return "none reached" if row is None else f"{row.epochs:,} epochs (iteration {row.iter}, {row.status})"
+
+    def stability(run: RampResult) -> str:
+        row = _points(run).stability
+        return "none" if row is None else f"{row.epochs:,} epochs"
+
+    def optimal(run: RampResult) -> str:
+        row = _points(run).optimal
+        return "none" if row is None else f"{row.epochs:,} epochs, {row.efficiency or 0:,.0f} {unit}"
+
+    columns = [
+        Column("format", lambda run: _format(run)),
+        Column("iterations run", lambda run: f"{len(run.rows)} of {run.outcome.planned_levels}"),
+        Column("breaking point", breaking), Column("stability point", stability),
+        Column("optimal efficiency point", optimal),
+    ]
+    return markdown_table(runs, columns)
+
+
+def render_comparison(result: RunResult, parts: ReportParts, planned_formats: int) -> str:
+    """The report of a run of one ramp per format."""
+    runs, unit = result.ramps, parts.throughput.unit
+    out = [f"{TITLE}: payload formats compared", ""]
+    if result.interrupted:
+        out += interrupted_banner(f"during format {len(runs)} of {planned_formats}")
+    out += render_context(result, parts)
+
+    out += ["## 4. Breaking point, stability point, optimal efficiency point of each format", "",
+            _points_table(runs, unit), ""]
+    broken = [(run, row) for run in runs if (row := _points(run).breaking) is not None]
+    out += [f"- {_format(run)} breaking error: {row.error}" for run, row in broken if row.error]
+    if broken:
+        out.append("")
+
+    out += ["## 5. Recommendation", "", *recommendation(runs, parts), ""]
+    out += ["### Each format on its own", ""]
+    out += [f"- **{_format(run)}**: " + " ".join(ramp_conclusion(run, parts)) for run in runs]
+    out.append("")
+
+    levels = compared_levels(runs)
+    all_levels = {row.epochs for run in runs for row in run.rows}
+    out += ["## 6. Side by side at the same record sizes", ""]
+    shown = f"{len(levels)} of the {len(all_levels)} record sizes run" if len(levels) < len(all_levels) else \
+        "every record size run"
+    out += [f"Each table shows {shown} (the full table is below and in the CSV). A status instead of a number:"
+            f" that iteration failed; {NOT_RUN}: not measured (the format's ramp had stopped, or the column was"
+            " not measured).", ""]
+    for metric in parts.compared:
+        out += [f"### {metric.title}", "", side_by_side_table(runs, metric, levels), ""]
+
+    out += chart_section(result, 7)
+
+    out += ["## 8. Complete table of every iteration", ""]
+    all_rows = result.rows
+    out += [markdown_table(all_rows, [col("format"), *parts.columns]) if all_rows else "_No iteration finished._", ""]
+    if all_rows:
+        out += ["### Where the time and memory went", "",
+                markdown_table(all_rows, [col("format"), *parts.breakdown_columns]), ""]
+    out += parts.sections(all_rows)
+    notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None)
+    out += ["## How the figures were obtained", "", *notes,
+            "- Each format ran its own ramp on its own table (`<table>_<format>`), one after another in one process;"
+            " freed memory was handed back to the OS between formats, but a later format's resident (RSS) peaks"
+            " can still include memory an earlier one left behind: compare formats by the tracemalloc peaks.",
+            ""]
+    return "\n".join(out)

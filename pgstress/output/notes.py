@@ -1,0 +1,119 @@
+""""How the figures were obtained": each mode's notes, about the run they sit in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from pgstress.config import RunConfig
+from pgstress.rows import Row
+
+
+def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
+    """Which iterations have tracemalloc peaks, and why the others do not."""
+    if not config.trace_stride:
+        return "`--memory-trace off`: the tracemalloc peak columns are empty."
+    text = (f"`write_peak_mb` / `read_peak_mb` are tracemalloc peaks of {passes}, because tracemalloc slows"
+            " allocation 2.5-6x and would distort the timings.")
+    sampled = config.sampled_iterations()
+    if sampled:
+        text += (f" That pass costs 3-4x the timed client work, so on this {config.ramp_length}-iteration ramp"
+                 f" `--memory-trace auto` takes it only for iterations {', '.join(map(str, sampled))} (every"
+                 f" {config.trace_stride}th and the last); the other rows leave the peak columns empty."
+                 " `--memory-trace on` takes it for every iteration.")
+    traced = [row.iter for row in rows if row.write_peak_mb is not None or row.read_peak_mb is not None]
+    if rows and not traced:
+        text += (" No iteration that finished has a peak (the run ended before the first traced iteration, or the"
+                 " traced ones failed before their client work), so the peak columns are empty and the memory"
+                 " chart is not drawn.")
+    elif sampled and rows:
+        text += f" Of the iterations that finished, these have peaks: {', '.join(map(str, traced))}."
+    return text
+
+
+SYNC_WRITE_METHODS = {
+    "insert": "Write method `insert`: one parameterised INSERT per record over psycopg (bytea as a binary"
+    " parameter, jsonb as text), what applications do; the connection is in autocommit, so `insert_s` includes"
+    " the commit. For values of hundreds of MiB most of it is the driver's send (psycopg drives libpq"
+    " non-blocking: 300 MiB took 7-22 s here against 2.4-2.9 s in blocking mode; bench/results.md);"
+    " `--write-method copy` shows the server's own cost.",
+    "copy": "Write method `copy`: one binary `COPY ... FROM STDIN (FORMAT BINARY)` per record over psycopg, the"
+    " value streamed in 1 MiB chunks (the floor of what the server needs); `insert_s` includes the commit.",
+}
+ASYNC_WRITE_METHODS = {
+    "insert": "Write method `insert`: one parameterised INSERT per record over asyncpg (bytea as a binary"
+    " parameter, jsonb in its binary form: a version byte, then the JSON text), each committed as it returns.",
+    "copy": "Write method `copy`: one binary COPY per record through asyncpg's `copy_to_table`, the value"
+    " streamed in 1 MiB chunks, each committed as it returns.",
+}
+SIZES_NOTE = "Sizes are MiB (2^20 bytes)."
+VERIFY_NOTE = "- Every record read back is decoded and compared with what was written (epoch count and content hash)."
+
+
+def sync_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | None) -> list[str]:
+    trace = trace_note(config, rows, "the same client-side work, repeated in an untimed pass after each timed"
+                                     " phase (generate + encode; select + decode + verify)")
+    return [
+        "- Times are wall-clock `time.perf_counter()` seconds with tracemalloc **off**.",
+        "- `write_s` = generate + encode + insert + commit; `read_s` = select + decode back to Python objects."
+        " The content hash computed for verification is excluded from both and reported as `verify_s`.",
+        f"- {trace}",
+        f"- {SYNC_WRITE_METHODS[config.write_method]}",
+        "- `*_rss_peak_mb` is the phase's own resident peak (Linux VmHWM, reset at the phase start via"
+        " /proc/self/clear_refs); `*_rss_delta_mb` is how far the phase raised the process's resident"
+        " high-water mark (0 when it set no new high).",
+        "- `eps` = epochs / (write_s + read_s): the write + read throughput of one record, the figure the optimal"
+        " efficiency point maximises.",
+        "- `db_payload_mb` = `pg_column_size(payload)` (after TOAST compression); `db_row_mb` = `pg_column_size(t.*)`."
+        f" {SIZES_NOTE}",
+        VERIFY_NOTE,
+    ]
+
+
+def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | None) -> list[str]:
+    c = config.async_concurrency
+    cpu_count = os.cpu_count()
+    threads = max(1, min(c, cpu_count or 1))
+    trace = trace_note(config, rows, "untimed passes after each timed batch: for writes, generating and encoding"
+                                     " all C records again, concurrently in the same thread pool and holding all C"
+                                     " values at once (no database work); for reads, the whole read batch again")
+    limit = (f"{memory_limit_mb:,.0f} MiB" + (" (`--max-client-memory-mb`)" if config.max_client_memory_mb
+                                              else " (80 % of the RAM available at the start)")
+             if memory_limit_mb else "none (the available RAM could not be read)")
+    return [
+        f"- Each level starts C = {c} tasks at once over a pool of exactly {c} asyncpg connections, each with"
+        f" `statement_timeout` = {config.statement_timeout_ms} ms. A write task generates and encodes its own record"
+        f" (codec work runs in a pool of min(C, CPUs) = {threads} threads: more threads than cores only fight"
+        " over the GIL) and stores it; then every record written is read back concurrently by id"
+        " (SELECT, then decode and verify in the thread pool).",
+        f"- {ASYNC_WRITE_METHODS[config.write_method]}",
+        "- `write_s` / `read_s` are wall-clock `time.perf_counter()` seconds of the whole concurrent batch, from"
+        " starting the C tasks until the last one finished, with tracemalloc **off**. Unlike sync mode the"
+        " content hash kept for verification is inside the batch (it overlaps other records' work and cannot be"
+        " subtracted); its summed time is `verify_s`.",
+        "- `write_rps` = writes_ok / write_s; `read_rps` = reads_ok / read_s; `write_eps` = epochs x writes_ok /"
+        " write_s: the write throughput summed over the C concurrent records, the figure the optimal efficiency"
+        " point maximises. `reads_total` counts the records that were written, the only ones that can be read.",
+        "- Latency of one record: write = from its task's start to its INSERT returning; read = from its SELECT"
+        f" to its verification. Percentiles use linear interpolation over the {c} records (with fewer than 100,"
+        " p99 sits close to the maximum).",
+        "- Client CPU vs database wait: `*_cpu_s` is this process's CPU time (all threads, user + system) during"
+        " the batch; `write_encode_busy_s` / `read_decode_busy_s` is the wall time during which at least one"
+        " record was generating/encoding (decoding/verifying); `*_db_only_s` is the wall time during which at least"
+        " one INSERT (SELECT) was in flight and no record was doing client work. zstd (de)compression releases the"
+        " GIL and runs on several cores at once; orjson, bson and building the epoch dicts hold it and take turns."
+        f" A local server competes for the same {cpu_count or '?'} CPUs; its CPU time is not in `*_cpu_s`.",
+        "- A level is OK only when every write and every read succeeded. Otherwise `status` is the most frequent"
+        " failure class among its records, `error` starts with `CLASS xN of C records` and the ok/total counts,"
+        " then the first message of that class, and `failures` counts every class.",
+        f"- {trace}",
+        f"- Memory guard (limit {limit}): before each level, its client memory is estimated as C x epochs times"
+        " the cost per record-epoch of the largest level already run (the highest of: resident growth above the"
+        " ramp's start, timed and traced passes included; tracemalloc peaks; encoded bytes). The first level"
+        " always runs. A level over the limit is recorded as `CLIENT_MEMORY` without running, and the ramp stops."
+        " `estimated_client_mb` / `measured_client_mb` show the estimate and what the level then used.",
+        "- `*_rss_delta_mb` is how far the batch raised the process's resident high-water mark (0 when it set no"
+        " new high). `db_table_mb` = `pg_total_relation_size` after the level; `db_payload_per_record_mb` = mean"
+        f" `pg_column_size(payload)` of the level's records. {SIZES_NOTE}",
+        VERIFY_NOTE,
+    ]

@@ -1,0 +1,64 @@
+"""The run record beside the CSV, `<csv>.run.json`: which ramp the CSV holds, so `--resume` can check it.
+
+It names the options that shape the numbers and the server they were measured on (password
+removed). Not in it: where outputs go, set-up actions (--drop-table, --truncate-before-start)
+and the stop rule, which change no measured number.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pgstress import __version__
+from pgstress.config import RunConfig
+from pgstress.db.server import resolve_dsn
+from pgstress.output.base import Output, RunContext, RunResult
+from pgstress.output.files import write_atomic
+from pgstress.redaction import redact_dsn
+
+RAMP_OPTIONS = (
+    "mode", "table", "payload_format", "start_epochs", "end_epochs", "step_epochs", "keep_data_between_iterations",
+    "statement_timeout_ms", "async_concurrency", "seed", "zstd_level", "memory_trace", "write_method",
+)  # fmt: skip
+
+
+def run_record_path(csv_path: str | Path) -> Path:
+    path = Path(csv_path)
+    return path.with_name(path.name + ".run.json")
+
+
+def ramp_identity(config: RunConfig) -> dict[str, Any]:
+    dsn, _source = resolve_dsn(config.dsn)
+    identity: dict[str, Any] = {name: getattr(config, name) for name in RAMP_OPTIONS}
+    identity["server"] = redact_dsn(dsn) if dsn else "embedded (a fresh throwaway server each run)"
+    return identity
+
+
+def read_identity(path: Path) -> dict[str, Any]:
+    """The ramp a run record names; raises OSError, ValueError, KeyError or TypeError when it is not one."""
+    ramp = json.loads(path.read_text(encoding="utf-8"))["ramp"]
+    if not isinstance(ramp, dict):
+        raise TypeError("its 'ramp' is not an object")
+    return ramp
+
+
+class RunRecordOutput(Output):
+    """Written once the run can start, before its first row; a resumed run keeps the record it continues."""
+
+    def __init__(self, config: RunConfig, csv_path: str | Path, *, resuming: bool) -> None:
+        self.config = config
+        self.path = run_record_path(csv_path)
+        self.resuming = resuming
+        self.written = False
+
+    def begin(self, context: RunContext) -> None:
+        if not self.resuming:
+            text = json.dumps({"pgstress": __version__, "ramp": ramp_identity(self.config)}, indent=2) + "\n"
+            write_atomic(self.path, text)
+            self.written = True
+
+    def finish(self, result: RunResult) -> None:
+        if self.written:
+            result.files.append(self.path)

@@ -1,0 +1,127 @@
+"""The typed row contract: one result row per sync iteration or async level, as every output reads it.
+
+A row's fields are its CSV columns; `COLUMNS` puts them in the CSV's order, the spec's columns
+first, then the extras. Sizes are MiB, times seconds; None means not measured (the iteration
+failed before that measurement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+# The status of a row: OK, or the class of the failure (see run/faults.py for how each is recognised).
+OK: Final = "OK"
+DB_LIMIT: Final = "DB_LIMIT"
+TIMEOUT: Final = "TIMEOUT"
+CONNECTION_LOST: Final = "CONNECTION_LOST"
+CLIENT_MEMORY: Final = "CLIENT_MEMORY"
+VERIFY_FAILED: Final = "VERIFY_FAILED"
+ERROR: Final = "ERROR"
+
+
+@dataclass(kw_only=True)
+class Row:
+    """What every row has, whatever the mode."""
+
+    iter: int
+    epochs: int
+    status: str = OK
+    error: str = ""
+    format: str = ""
+    write_s: float | None = None
+    read_s: float | None = None
+    write_peak_mb: float | None = None
+    read_peak_mb: float | None = None
+    write_rss_delta_mb: float | None = None
+    read_rss_delta_mb: float | None = None
+    write_rss_peak_mb: float | None = None
+    read_rss_peak_mb: float | None = None
+    verify_s: float | None = None
+
+    COLUMNS: ClassVar[tuple[str, ...]] = ()
+    # The column the optimal efficiency point maximises, and how the report names it.
+    EFFICIENCY: ClassVar[str] = "eps"
+
+    @property
+    def efficiency(self) -> float | None:
+        value = getattr(self, self.EFFICIENCY)
+        return None if value is None else float(value)
+
+
+@dataclass(kw_only=True)
+class SyncRow(Row):
+    """One sync iteration: one record written, then read back."""
+
+    total_s: float | None = None
+    eps: float | None = None
+    client_payload_mb: float | None = None
+    db_payload_mb: float | None = None
+    db_row_mb: float | None = None
+    gen_s: float | None = None
+    encode_s: float | None = None
+    insert_s: float | None = None
+    select_s: float | None = None
+    decode_s: float | None = None
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "iter", "epochs", "status", "write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb",
+        "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error",
+        # extras
+        "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
+        "read_rss_peak_mb",
+    )  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class AsyncRow(Row):
+    """One async level: C records written at once, then read back at once.
+
+    `write_s` / `read_s` are wall times of the whole concurrent batch; latencies are per record.
+    """
+
+    concurrency: int = 1
+    write_rps: float | None = None
+    read_rps: float | None = None
+    writes_ok: int = 0
+    writes_total: int = 0
+    reads_ok: int = 0
+    reads_total: int = 0
+    payload_total_mb: float | None = None
+    payload_per_record_mb: float | None = None
+    db_table_mb: float | None = None
+    write_eps: float | None = None
+    read_eps: float | None = None
+    write_p50_ms: float | None = None
+    write_p95_ms: float | None = None
+    write_p99_ms: float | None = None
+    write_max_ms: float | None = None
+    read_p50_ms: float | None = None
+    read_p95_ms: float | None = None
+    read_p99_ms: float | None = None
+    read_max_ms: float | None = None
+    failures: str = ""
+    db_payload_per_record_mb: float | None = None
+    write_latency_sum_s: float | None = None
+    read_latency_sum_s: float | None = None
+    write_cpu_s: float | None = None
+    write_encode_busy_s: float | None = None
+    write_db_only_s: float | None = None
+    read_cpu_s: float | None = None
+    read_decode_busy_s: float | None = None
+    read_db_only_s: float | None = None
+    estimated_client_mb: float | None = None
+    measured_client_mb: float | None = None
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "iter", "concurrency", "epochs", "status", "write_s", "read_s", "write_rps", "read_rps", "writes_ok",
+        "writes_total", "reads_ok", "reads_total", "payload_total_mb", "payload_per_record_mb", "db_table_mb",
+        "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error",
+        # extras
+        "format", "write_eps", "read_eps", "write_p50_ms", "write_p95_ms", "write_p99_ms", "write_max_ms",
+        "read_p50_ms", "read_p95_ms", "read_p99_ms", "read_max_ms", "failures", "db_payload_per_record_mb",
+        "write_latency_sum_s", "read_latency_sum_s", "write_cpu_s", "write_encode_busy_s", "write_db_only_s",
+        "read_cpu_s", "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
+        "estimated_client_mb", "measured_client_mb",
+    )  # fmt: skip
+    EFFICIENCY: ClassVar[str] = "write_eps"

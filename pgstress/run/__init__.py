@@ -1,0 +1,1 @@
+"""Running a ramp: the loop, the one iteration template both modes follow, measuring, faults."""

@@ -1,0 +1,205 @@
+"""The one iteration both modes follow.
+
+In order: the memory guard's verdict, connections revived, the table truncated (unless
+`--keep-data-between-iterations`), the write phase timed, its client work traced again untimed,
+the read phase timed (of the records written), traced again, the stored sizes. Any failure
+becomes the level's status. A mode supplies only what differs: its driver's calls, and how many
+records a level holds (one in sync mode, C in async mode). Its `to_row` turns the result into
+the mode's row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pgstress.config import RunConfig
+from pgstress.db.control import ControlSession
+from pgstress.rows import CONNECTION_LOST, Row
+from pgstress.run.faults import ClientMemoryGuard, Fault, classify
+from pgstress.run.measure import PhaseMeasure, PhaseMeter, current_rss_mb, mib, traced_peak_mb
+from pgstress.run.memory_guard import MemoryGuard
+from pgstress.run.ramp import StopRamp
+from pgstress.run.record import RecordWork, Stream
+
+
+class Driver(Protocol):
+    """A mode's driver calls. Each record's own failure is kept in its RecordWork; what they raise
+    fails the whole level."""
+
+    def streams(self, iteration: int) -> list[Stream]:
+        """The generator stream of each record of this level."""
+        ...
+
+    def revive(self) -> None:
+        """Replace connections the server closed since their last use, outside every timed phase."""
+        ...
+
+    def write(self, epochs: int, streams: list[Stream]) -> list[RecordWork]:
+        """Generate, encode and store one record per stream; the timed write phase."""
+        ...
+
+    def encode_only(self, epochs: int, streams: list[Stream]) -> None:
+        """The write phase's client work without the database, for the traced pass."""
+        ...
+
+    def read(self, written: list[RecordWork]) -> list[RecordWork]:
+        """Select, decode and verify every record written; the timed read phase."""
+        ...
+
+    def recover(self, lost: bool) -> None:
+        """After a failure of the whole level: drop what cannot be used again."""
+        ...
+
+
+@dataclass
+class Phase:
+    """The write or the read phase of one level: each record's work and the phase's measures."""
+
+    records: list[RecordWork]
+    measure: PhaseMeasure
+    cpu_s: float  # this process's CPU seconds (all threads) during the phase
+    traced_peak_mb: float | None = None  # tracemalloc peak of the untimed repeat of its client work
+
+    @property
+    def ok(self) -> list[RecordWork]:
+        return [record for record in self.records if record.ok]
+
+    def stage_s(self, name: str) -> float:
+        return sum(record.clock.get(name) for record in self.records)
+
+
+@dataclass
+class LevelResult:
+    """Everything one iteration measured, for the mode's `to_row`."""
+
+    iteration: int
+    epochs: int
+    streams: list[Stream]
+    write: Phase | None = None
+    read: Phase | None = None
+    stored: dict[int, tuple[int, int]] = field(default_factory=dict)  # record id -> (payload, row) bytes stored
+    table_bytes: int | None = None
+    fault: Fault | None = None  # a failure of the level as a whole (the truncate, a pool, the guard)
+    estimated_client_mb: float | None = None
+    client_mb: float | None = None  # resident growth above the ramp's start, every pass of the level included
+
+    @property
+    def record_faults(self) -> list[Fault]:
+        records = [*(self.write.records if self.write else []), *(self.read.records if self.read else [])]
+        return [record.fault for record in records if record.fault is not None]
+
+    @property
+    def verify_s(self) -> float:
+        return sum(phase.stage_s("verify") for phase in (self.write, self.read) if phase is not None)
+
+    def stored_payload_bytes(self) -> list[int]:
+        return [payload for payload, _row in self.stored.values()]
+
+
+def most_frequent_fault(faults: list[Fault]) -> tuple[Fault, Counter[str]]:
+    """The first fault of the most frequent class, and the count of every class."""
+    counts = Counter(fault.status for fault in faults)
+    status = counts.most_common(1)[0][0]
+    return next(fault for fault in faults if fault.status == status), counts
+
+
+def fill_common(row: Row, level: LevelResult) -> None:
+    """What every mode's row takes from a level the same way: tracemalloc peaks and verification time."""
+    row.write_peak_mb = level.write.traced_peak_mb if level.write else None
+    row.read_peak_mb = level.read.traced_peak_mb if level.read else None
+    if level.write is not None:
+        row.verify_s = level.verify_s
+
+
+def fill_rss(row: Row, prefix: str, phase: Phase) -> None:
+    setattr(row, f"{prefix}_rss_delta_mb", phase.measure.rss_delta_mb)
+    setattr(row, f"{prefix}_rss_peak_mb", phase.measure.rss_peak_mb)
+
+
+@dataclass
+class Iteration:
+    """Runs one level of the ramp with a mode's driver; called by run_ramp with (iteration, epochs)."""
+
+    config: RunConfig
+    driver: Driver
+    control: ControlSession
+    to_row: Callable[[LevelResult], Row]
+    secrets: tuple[str, ...]
+    guard: MemoryGuard | None = None
+    meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
+    start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
+
+    def __call__(self, iteration: int, epochs: int) -> Row:
+        level = LevelResult(iteration, epochs, self.driver.streams(iteration))
+        units = len(level.streams) * epochs
+        if self.guard is not None:
+            level.estimated_client_mb = self.guard.estimate_mb(units)
+            refusal = self.guard.refusal(units)
+            if refusal is not None:
+                level.fault = classify(ClientMemoryGuard(refusal))
+                raise StopRamp(self.to_row(level), f"was stopped by the client memory guard ({refusal})")
+        try:
+            self._run(level)
+        except Exception as exc:  # noqa: BLE001 - a failure outside any record's work fails the level
+            level.fault = classify(exc, *self.secrets)
+            lost = level.fault.status == CONNECTION_LOST
+            self.driver.recover(lost)
+            self.control.recover(lost)
+        if self.guard is not None:
+            self.observe(level)
+        return self.to_row(level)
+
+    def observe(self, level: LevelResult) -> None:
+        """Teach the memory guard what this level's records cost the client."""
+        assert self.guard is not None
+        sent = [record.size for record in level.write.records if record.size] if level.write else []
+        self.guard.observe(len(level.streams) * level.epochs, level.client_mb,
+                           level.write.traced_peak_mb if level.write else None,
+                           level.read.traced_peak_mb if level.read else None,
+                           mib(sum(sent)) if sent else None)
+
+    def _run(self, level: LevelResult) -> None:
+        self.driver.revive()
+        self.control.revive()
+        if level.iteration > self.config.start_iter and not self.config.keep_data_between_iterations:
+            self.control.truncate()
+        traced = self.config.traces_memory(level.iteration)
+        rss_peaks: list[float | None] = []
+
+        level.write = self._phase(lambda: self.driver.write(level.epochs, level.streams), rss_peaks)
+        encoded = [record.stream for record in level.write.records if record.size]
+        if traced and encoded:
+            level.write.traced_peak_mb = self._traced(
+                lambda: self.driver.encode_only(level.epochs, encoded), rss_peaks)
+        written = level.write.ok
+        if written:
+            level.read = self._phase(lambda: self.driver.read(written), rss_peaks)
+            if traced:
+                level.read.traced_peak_mb = self._traced(lambda: self.driver.read(written), rss_peaks)
+            try:
+                level.stored = self.control.stored_sizes([record.record_id for record in written
+                                                          if record.record_id is not None])
+                level.table_bytes = self.control.total_size()
+            except Exception:
+                if not level.record_faults:
+                    raise
+                # the records' own failures already say what went wrong; the sizes stay unknown
+        known = [peak for peak in rss_peaks if peak is not None] or [current_rss_mb()]
+        level.client_mb = max(0.0, max(known) - self.start_rss_mb)
+
+    def _phase(self, work: Callable[[], list[RecordWork]], rss_peaks: list[float | None]) -> Phase:
+        cpu_started = time.process_time()
+        with self.meter.phase() as measure:
+            records = work()
+        rss_peaks.append(measure.rss_peak_mb)
+        return Phase(records, measure, time.process_time() - cpu_started)
+
+    def _traced(self, work: Callable[[], object], rss_peaks: list[float | None]) -> float:
+        with self.meter.phase() as measure:
+            peak = traced_peak_mb(work)
+        rss_peaks.append(measure.rss_peak_mb)
+        return peak

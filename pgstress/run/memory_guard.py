@@ -1,0 +1,61 @@
+"""Client memory: what the machine has, and what a level will need, extrapolated from the levels run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgstress.run.measure import MIB, proc_kib
+
+DEFAULT_MEMORY_SHARE = 0.8  # of the RAM available when the run starts
+
+
+def available_ram_mb() -> float | None:
+    found = proc_kib(Path("/proc/meminfo"), "MemAvailable")
+    if found is not None:
+        return found / 1024
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / MIB
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_memory_limit_mb() -> float | None:
+    available = available_ram_mb()
+    return available * DEFAULT_MEMORY_SHARE if available else None
+
+
+@dataclass
+class MemoryGuard:
+    """Refuses a level whose client memory, extrapolated from the levels already run, passes the limit.
+
+    The unit is one record-epoch (C records x N epochs). The cost per unit is taken from the
+    largest level measured so far (small levels are dominated by fixed costs and would
+    over-estimate less reliably than they under-estimate): the highest of its resident growth
+    above the ramp's start, its tracemalloc peaks and the encoded bytes it held.
+    """
+
+    limit_mb: float | None
+    per_unit_mb: float | None = None
+    _largest_units: int = 0
+
+    def observe(self, units: int, *measured_mb: float | None) -> None:
+        known = [value for value in measured_mb if value is not None and value > 0]
+        if not known or units < self._largest_units:
+            return
+        self._largest_units = units
+        self.per_unit_mb = max(known) / units
+
+    def estimate_mb(self, units: int) -> float | None:
+        return None if self.per_unit_mb is None else self.per_unit_mb * units
+
+    def refusal(self, units: int) -> str | None:
+        """Why a level of `units` record-epochs must not run, or None."""
+        estimate = self.estimate_mb(units)
+        if self.limit_mb is None or estimate is None or estimate <= self.limit_mb:
+            return None
+        return (
+            f"estimated client memory {estimate:,.1f} MiB for this level exceeds --max-client-memory-mb"
+            f" {self.limit_mb:,.0f}; level not run, ramp stopped"
+        )

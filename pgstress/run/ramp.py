@@ -1,0 +1,72 @@
+"""The loop over the epoch ramp that both modes share: each row out at once, the stop rule, Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pgstress.rows import OK, Row
+
+# Signals that end a run the way Ctrl-C does: `kill`, and the terminal closing (tmux, ssh, a closed window).
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class StopRamp(Exception):
+    """Raised by a level that must be the ramp's last: its row is recorded, then the ramp ends.
+
+    `reason` completes the sentence "The ramp ..." (e.g. "was stopped by the client memory guard (...)").
+    """
+
+    def __init__(self, row: Row, reason: str) -> None:
+        super().__init__(reason)
+        self.row = row
+        self.reason = reason
+
+
+@dataclass
+class RampOutcome:
+    rows: list[Row] = field(default_factory=list)
+    interrupted: bool = False
+    stop_reason: str | None = None
+    planned_levels: int = 0
+
+
+def run_ramp(
+    levels: Sequence[int],
+    run_level: Callable[[int, int], Row],
+    on_row: Callable[[Row], None],
+    *,
+    max_consecutive_failures: int,
+    first_iter: int = 1,
+) -> RampOutcome:
+    """Run each level in order; every finished row goes to `on_row` at once.
+
+    Stops after `max_consecutive_failures` failed levels in a row (levels never run are not
+    invented), after a level that raises StopRamp (its row is recorded), or on Ctrl-C, where the
+    level in progress is abandoned and not recorded.
+    """
+    outcome = RampOutcome(planned_levels=len(levels))
+    failures_in_a_row = 0
+    try:
+        for offset, epochs in enumerate(levels):
+            try:
+                row = run_level(first_iter + offset, epochs)
+            except StopRamp as stop:
+                row, outcome.stop_reason = stop.row, stop.reason
+            outcome.rows.append(row)
+            on_row(row)
+            if outcome.stop_reason is not None:
+                break
+            failures_in_a_row = 0 if row.status == OK else failures_in_a_row + 1
+            if failures_in_a_row >= max_consecutive_failures:
+                outcome.stop_reason = (
+                    f"stopped after {failures_in_a_row} consecutive failed iterations"
+                    f" (--max-consecutive-failures {max_consecutive_failures})"
+                )
+                break
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    return outcome

@@ -1,0 +1,96 @@
+"""One record's client-side work, timed by stage: generate + encode (+ the content hash kept to verify
+it), and decode + verify what was read back; and what an iteration keeps of each record it handled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from pgstress.run.faults import Fault
+from pgstress.run.latency import Span
+from pgstress.run.measure import StageClock
+from pgstress.workload.epochs import ContentHash, Epoch, EpochChunk, generate
+from pgstress.workload.payloads import Codec, EncodedPayload, VerifyError
+
+Stream = tuple[int, ...]  # the generator's stream of one record: (iteration,) in sync, (iteration, task) in async
+Expected = tuple[int, str]  # what a record must read back as: its epoch count and content hash
+
+
+@dataclass
+class RecordWork:
+    """One record's write or read inside an iteration: what happened, how big, and when."""
+
+    stream: Stream
+    clock: StageClock = field(default_factory=StageClock)
+    latency_s: float = 0.0
+    fault: Fault | None = None
+    record_id: int | None = None
+    expected: Expected | None = None
+    size: int = 0  # bytes sent (write) or received (read); 0 = not known
+    cpu_span: Span | None = None  # generate + encode, or decode + verify
+    db_span: Span | None = None  # insert, or select
+
+    @property
+    def ok(self) -> bool:
+        return self.fault is None
+
+
+def encode_epochs(codec: Codec, chunks: Iterable[EpochChunk], clock: StageClock) -> EncodedPayload:
+    """Generate and encode, timing `gen`, `encode` and the hashing kept for verification (`verify`)."""
+    content = ContentHash()
+
+    def dict_chunks() -> Iterator[list[Epoch]]:
+        source = iter(chunks)
+        while True:
+            with clock.stage("gen"):
+                chunk = next(source, None)
+                if chunk is None:
+                    return
+                epochs = chunk.as_dicts()
+            with clock.stage("verify"):
+                content.update_table(chunk.table)
+            yield epochs
+
+    gen_and_verify_before = clock.get("gen") + clock.get("verify")
+    with clock.stage("encode"):
+        data = codec.encode_stream(dict_chunks())
+    # The encode stage's wall time includes the generator work it pulled; take that back out.
+    clock.seconds["encode"] -= clock.get("gen") + clock.get("verify") - gen_and_verify_before
+    return EncodedPayload(data=data, epochs=content.count, content_hash=content.hexdigest())
+
+
+def encode_record(codec: Codec, epochs: int, seed: int, stream: Stream, clock: StageClock) -> EncodedPayload:
+    """The record of `epochs` epochs that (seed, stream) fixes, encoded."""
+    return encode_epochs(codec, generate(epochs, seed, stream), clock)
+
+
+def decode_and_verify(
+    codec: Codec, data: bytes | bytearray | memoryview, expected: EncodedPayload | Expected, clock: StageClock
+) -> int:
+    """Decode back to Python objects and compare with what was written; returns the epoch count."""
+    want_count, want_hash = (
+        (expected.epochs, expected.content_hash) if isinstance(expected, EncodedPayload) else expected
+    )
+    content = ContentHash()
+    decoded = codec.decode_stream(data)
+    while True:
+        with clock.stage("decode"):
+            epochs = next(decoded, None)
+        if epochs is None:
+            break
+        with clock.stage("verify"):
+            try:
+                content.update_dicts(epochs)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise VerifyError(f"decoded epoch is malformed: {exc}") from exc
+    if content.count != want_count:
+        raise VerifyError(f"read back {content.count} epochs, wrote {want_count}")
+    if content.hexdigest() != want_hash:
+        raise VerifyError(f"content hash differs: read {content.hexdigest()}, wrote {want_hash}")
+    return content.count
+
+
+def check_stored_columns(stored: Expected, expected: Expected) -> None:
+    """The row's own epochs and content_hash columns must say what was written, too."""
+    if stored != expected:
+        raise VerifyError("the row's epochs/content_hash columns differ from what was written")

@@ -1,0 +1,131 @@
+"""One run: the tables made ready, then a ramp for the mode (or one per payload format with `all`),
+every finished row and the final record handed to the outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import psycopg
+
+from pgstress.config import ALL_FORMATS, RunConfig
+from pgstress.db.control import ControlSession
+from pgstress.db.environment import ServerDetails, collect_server
+from pgstress.db.schema import TableSql, check_table, prepare_table
+from pgstress.db.server import ServerInfo
+from pgstress.host import collect_host
+from pgstress.modes import MODES, Mode
+from pgstress.output.base import Output, RampPlan, RampResult, RunContext, RunResult
+from pgstress.output.charts import ChartsOutput
+from pgstress.output.csv import CsvOutput
+from pgstress.output.report import MarkdownOutput
+from pgstress.output.run_record import RunRecordOutput
+from pgstress.output.terminal import make_progress
+from pgstress.redaction import secrets_in_use
+from pgstress.resume import Resumption
+from pgstress.rows import Row
+from pgstress.run.iteration import Iteration
+from pgstress.run.measure import release_freed_memory
+from pgstress.run.ramp import RampOutcome, run_ramp
+from pgstress.workload.payloads import CodecOptions, format_names, get_codec
+
+OutputFactory = Callable[[RunConfig, Mode, bool], Output]  # (config, mode, resuming) -> the output
+
+# Every output of a run, registered here and nowhere else. They finish in this order: the charts before
+# the report that links them, the terminal last, naming every file written.
+OUTPUTS: tuple[OutputFactory, ...] = (
+    lambda config, mode, resuming: RunRecordOutput(config, mode.csv_path(config), resuming=resuming),
+    lambda config, mode, resuming: CsvOutput(mode.csv_path(config), mode.row_type, append=resuming),
+    lambda config, mode, resuming: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
+    lambda config, mode, resuming: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
+    lambda config, mode, resuming: make_progress(quiet=config.quiet, line=mode.progress_line),
+)
+
+
+def ramp_configs(config: RunConfig) -> list[RunConfig]:
+    """One configuration per ramp: with `--payload-format all`, one per format on the table `<table>_<format>`."""
+    if config.payload_format != ALL_FORMATS:
+        return [config]
+    return [replace(config, payload_format=name, table=f"{config.table}_{name}") for name in format_names()]
+
+
+def longest_table_suffix() -> int:
+    return max(len(f"_{name}") for name in format_names())
+
+
+def prepare_tables(dsn: str, configs: Sequence[RunConfig], *, drop: bool, truncate: bool) -> list[ServerDetails]:
+    """Every table approved before any is touched; then each created or emptied as asked."""
+    specs = [TableSql(c.table, get_codec(c.payload_format).column_type) for c in configs]
+    with psycopg.connect(dsn) as conn:
+        for spec in specs:
+            check_table(conn, spec, drop=drop)
+        for spec in specs:
+            prepare_table(conn, spec, drop=drop, truncate=truncate)
+        return [collect_server(conn, c.table) for c in configs]
+
+
+def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | None = None,
+                outputs: Sequence[Output] | None = None) -> RunResult:
+    """Run the whole run; the outputs get every row at once and the result at the end, also when interrupted."""
+    mode = MODES[config.mode]
+    configs = ramp_configs(resumption.runner_config if resumption else config)
+    truncate = config.truncate_before_start or (resumption is not None and resumption.truncate_first)
+    details = prepare_tables(server.dsn, configs, drop=config.drop_table, truncate=truncate)
+    result = RunResult(RunContext(config, collect_host(), server, details[0]))
+    if outputs is None:
+        outputs = [make(config, mode, resumption is not None) for make in OUTPUTS]
+    try:
+        for output in outputs:
+            output.begin(result.context)
+        for index, (ramp_config, found) in enumerate(zip(configs, details)):
+            if index:
+                release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
+            label = f"{ramp_config.payload_format}" if len(configs) > 1 else ""
+            title = mode.title(ramp_config, server)
+            if len(configs) > 1:
+                title = f"format {index + 1} of {len(configs)}: {title}"
+            previous = resumption.previous if resumption else []
+            plan = RampPlan(ramp_config, title, label, ramp_config.epoch_ramp(), len(previous), previous)
+            ramp = run_one_ramp(plan, mode, server, outputs)
+            ramp.details = found
+            result.ramps.append(ramp)
+            if ramp.outcome.interrupted:
+                break
+        for output in outputs:
+            output.finish(result)
+    finally:
+        for output in outputs:
+            output.close()
+    return result
+
+
+def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequence[Output]) -> RampResult:
+    config = plan.config
+    codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
+    secrets = secrets_in_use(config.dsn, server.dsn)
+    guard = mode.memory_guard(config, plan.previous) if mode.memory_guard else None
+    control = ControlSession(server.dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms)
+
+    def hand_out(row: Row) -> None:
+        for output in outputs:
+            output.row(plan, row)
+
+    for output in outputs:
+        output.ramp_started(plan)
+    try:
+        with mode.open_driver(config, server.dsn, codec, secrets) as driver:
+            iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard)
+            outcome = run_ramp(plan.levels, iteration, hand_out,
+                               max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
+        try:
+            table_bytes: int | None = control.total_size()
+        except psycopg.Error:  # the final size is a nicety; a server gone leaves it unknown
+            table_bytes = None
+    finally:
+        control.close()
+    whole = RampOutcome([*plan.previous, *outcome.rows], outcome.interrupted, outcome.stop_reason,
+                        plan.done_before + len(plan.levels))
+    ramp = RampResult(plan, whole, table_bytes, memory_limit_mb=guard.limit_mb if guard else None)
+    for output in outputs:
+        output.ramp_ended(ramp)
+    return ramp

@@ -1,0 +1,1 @@
+"""What is stored: the seeded epochs and the payload formats that encode them."""

@@ -1,0 +1,108 @@
+"""Every bad option value: exit 2, one line naming the option, nothing written, nothing touched."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgstress.cli import build_parser, parse_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+BAD_ARGUMENTS = [
+    (["--start-epochs", "0"], "--start-epochs"),
+    (["--start-epochs", "-5"], "--start-epochs"),
+    (["--start-epochs", "ten"], "--start-epochs"),
+    (["--start-epochs", "1.5"], "--start-epochs"),
+    (["--end-epochs", "0"], "--end-epochs"),
+    (["--step-epochs", "0"], "--step-epochs"),
+    (["--step-epochs", "-1"], "--step-epochs"),
+    (["--start-epochs", "200", "--end-epochs", "100"], "--end-epochs"),
+    (["--payload-format", "xml"], "--payload-format"),
+    (["--mode", "turbo"], "--mode"),
+    (["--table", "bad;name"], "--table"),
+    (["--table", "1abc"], "--table"),
+    (["--table", 'a"b'], "--table"),
+    (["--table", ""], "--table"),
+    (["--table", "x" * 64], "--table"),
+    (["--table", "stress\n"], "--table"),
+    (["--async-concurrency", "0"], "--async-concurrency"),
+    (["--async-concurrency", "many"], "--async-concurrency"),
+    (["--statement-timeout-ms", "-1"], "--statement-timeout-ms"),
+    (["--zstd-level", "0"], "--zstd-level"),
+    (["--zstd-level", "23"], "--zstd-level"),
+    (["--seed", "-3"], "--seed"),
+    (["--max-consecutive-failures", "0"], "--max-consecutive-failures"),
+    (["--memory-trace", "maybe"], "--memory-trace"),
+    (["--write-method", "teleport"], "--write-method"),
+    (["--results-csv", ""], "--results-csv"),
+    (["--no-such-option"], "--no-such-option"),
+]
+
+
+@pytest.mark.parametrize(("argv", "option"), BAD_ARGUMENTS, ids=[" ".join(a) for a, _ in BAD_ARGUMENTS])
+def test_bad_value_is_one_line_exit_2(argv: list[str], option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_config(argv)
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert option in lines[0]
+    assert "Traceback" not in captured.err
+
+
+def test_defaults_are_the_seeds() -> None:
+    config = parse_config([])
+    assert (config.mode, config.table, config.payload_format) == ("sync", "stress_records", "ndjson_zstd")
+    assert (config.start_epochs, config.end_epochs, config.step_epochs) == (10_000, 1_000_000, 10_000)
+    assert (config.statement_timeout_ms, config.async_concurrency, config.zstd_level) == (0, 10, 3)
+    assert config.results_csv == "iteration_results.csv"
+    assert config.async_results_csv == "async_fanout_results.csv"
+    assert config.report_md == "stress_test_report.md"
+    assert len(config.epoch_ramp()) == 100
+    assert config.epoch_ramp()[-1] == 1_000_000
+
+
+def test_help_gives_every_option_a_text_and_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    for action in parser._actions:  # argparse keeps its options here; the public help text is built from them
+        assert action.help, action.option_strings
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("(default: sync)", "(default: stress_records)", "(default: ndjson_zstd)", "(default: 10000)",
+                  "(default: 1000000)", "(default: iteration_results.csv)", "(default: stress_test_report.md)",
+                  "(default: 42)", "(default: auto)", "(default: insert)"):
+        assert shown in text, shown
+
+
+def test_ramp_stops_at_or_below_end() -> None:
+    config = parse_config(["--start-epochs", "5", "--end-epochs", "20", "--step-epochs", "7"])
+    assert list(config.epoch_ramp()) == [5, 12, 19]
+
+
+def test_bad_input_through_the_real_entry_point_touches_nothing(
+    tmp_path: Path, server_dsn: str, db: psycopg.Connection, table_name: str
+) -> None:
+    """`python main.py` with a bad value: exit 2, one line, no CSV or report, the table unchanged."""
+    db.execute(f'CREATE TABLE "{table_name}" (id int)')
+    db.execute(f'INSERT INTO "{table_name}" VALUES (1), (2)')
+    csv_path, report_path = tmp_path / "r.csv", tmp_path / "r.md"
+    argv = [
+        sys.executable, "main.py", "--dsn", server_dsn, "--table", table_name, "--drop-table",
+        "--truncate-before-start", "--start-epochs", "100", "--end-epochs", "50",
+        "--results-csv", str(csv_path), "--report-md", str(report_path),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PG_DSN"}
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "--end-epochs" in done.stderr
+    assert not csv_path.exists() and not report_path.exists()
+    assert db.execute(f'SELECT count(*) FROM "{table_name}"').fetchone() == (2,)
