@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import psycopg.conninfo
 
-from pgstress.redaction import dsn_password, redact_dsn, scrub
+from pgstress.redaction import dsn_secrets, parse_dsn, redact_dsn, scrub
 
 
 class ServerUnavailable(Exception):
@@ -65,15 +64,17 @@ def resolve_dsn(cli_dsn: str | None) -> tuple[str | None, str]:
 
 def describe_target(dsn: str, source: str | None = None) -> str:
     """host:port (or socket dir), database and where the DSN came from, for messages; never the password."""
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "the server given by the DSN (which could not be parsed)"
-    host = str(params.get("host") or os.environ.get("PGHOST") or "the default socket")
-    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    params = parse_dsn(dsn)
+    if params is None:
+        return "the server given by the DSN (which libpq cannot parse)"
+    hosts = (params.get("host") or os.environ.get("PGHOST") or "the default socket").split(",")
+    ports = (params.get("port") or os.environ.get("PGPORT") or "5432").split(",")
+    if len(ports) == 1:
+        ports *= len(hosts)
+    where = ", ".join(f"{host}:{port}" for host, port in zip(hosts, ports))
     details = [f"database {params['dbname']}"] if params.get("dbname") else []
     details += [f"from {source}"] if source else []
-    return f"{host}:{port}" + (f" ({', '.join(details)})" if details else "")
+    return scrub(where + (f" ({', '.join(details)})" if details else ""), *dsn_secrets(dsn))
 
 
 def probe(dsn: str, source: str | None = None) -> None:
@@ -84,7 +85,7 @@ def probe(dsn: str, source: str | None = None) -> None:
     except psycopg.Error as exc:
         detail = " ".join(str(exc).split())
         raise ServerUnavailable(
-            f"cannot connect to {describe_target(dsn, source)}: {scrub(detail, dsn_password(dsn))}"
+            scrub(f"cannot connect to {describe_target(dsn, source)}: {detail}", *dsn_secrets(dsn))
         ) from None
 
 
