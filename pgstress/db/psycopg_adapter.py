@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from pgstress.db.copy_binary import binary_copy_chunks, jsonb_text
 from pgstress.db.schema import TableSql
-from pgstress.workload.payloads import EncodedPayload
+from pgstress.workload.payloads import EncodedPayload, VerifyError
 
 
 class _RawBinaryLoader(Loader):
@@ -138,6 +138,6 @@ class SyncDatabase(Session):
         found = cursor.fetchone()
         if found is None:
             cursor.close()
-            raise LookupError(f"record {record_id} is not in table {self.table.table!r}")
+            raise VerifyError(f"record {record_id} is no longer in table {self.table.table!r}")
         view, epochs, content_hash = found
         return cursor, jsonb_text(view) if self._jsonb else view, int(epochs), str(content_hash)

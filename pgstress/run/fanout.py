@@ -198,8 +198,10 @@ def open_fanout(config: RunConfig, dsn: str, codec: Codec, secrets: tuple[str, .
 
 def fanout_guard(config: RunConfig, earlier: Sequence[Row]) -> MemoryGuard:
     """The memory guard of a fan-out ramp; a resumed ramp's earlier levels teach it as levels it ran itself."""
-    limit = float(config.max_client_memory_mb) if config.max_client_memory_mb else default_memory_limit_mb()
-    guard = MemoryGuard(limit)
+    if config.max_client_memory_mb:
+        guard = MemoryGuard(float(config.max_client_memory_mb))
+    else:
+        guard = MemoryGuard(default_memory_limit_mb(), from_machine=True)
     for row in earlier:
         if isinstance(row, AsyncRow):
             guard.observe(row.concurrency * row.epochs, row.measured_client_mb, row.write_peak_mb, row.read_peak_mb,

@@ -197,3 +197,38 @@ def test_mixed_failures_in_one_level_keep_the_most_frequent_class(server_dsn: st
     assert "statement timeout" in cause and "refused by a trigger" not in cause
     mode.assert_nothing_written(rows[1])
     assert_report_breaking(tmp_path / "report.md", 2, 2000, "TIMEOUT", "TIMEOUT x2 of 3 records")
+
+
+# A trigger changes what is stored for iteration 2's records, so what is read back differs from what was sent.
+STORED_DIFFERENTLY = {
+    "bson, its length byte": ("bson", "NEW.payload := set_byte(NEW.payload, 0, get_byte(NEW.payload, 0) # 255);"),
+    "bson, a byte inside": ("bson", "NEW.payload := set_byte(NEW.payload, length(NEW.payload) / 2,"
+                                    " get_byte(NEW.payload, length(NEW.payload) / 2) # 1);"),
+    "ndjson_zstd, its magic number": ("ndjson_zstd", "NEW.payload := set_byte(NEW.payload, 0, 0);"),
+    "ndjson_zstd, a byte of the frame": ("ndjson_zstd", "NEW.payload := set_byte(NEW.payload, length(NEW.payload) / 2,"
+                                                        " get_byte(NEW.payload, length(NEW.payload) / 2) # 255);"),
+    "jsonb, a value": ("jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,7,cycle_count}', '-1');"),
+}
+
+
+@pytest.mark.parametrize("case", STORED_DIFFERENTLY, ids=STORED_DIFFERENTLY)
+def test_stored_bytes_changed_on_the_server_fail_verification(case: str, server_dsn: str, db: psycopg.Connection,
+                                                              fault_table: str, ramp_mode: RampMode, run_cli,
+                                                              tmp_path: Path) -> None:
+    """Whether what was read back cannot be decompressed, cannot be parsed or differs in one value, it is
+    VERIFY_FAILED, in every format and both modes; the next iteration is OK."""
+    payload_format, change = STORED_DIFFERENTLY[case]
+    create_pgstress_table(db, fault_table, payload_format)
+    add_insert_trigger(db, fault_table, f"IF NEW.epochs = 2000 THEN {change} END IF; RETURN NEW;")
+
+    result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", fault_table, "--payload-format", payload_format,
+                     *TINY_RAMP)
+
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "VERIFY_FAILED", "OK"]
+    cause = ramp_mode.assert_failed(rows[1], "VERIFY_FAILED", failed=ramp_mode.concurrency)
+    assert cause.startswith(("VerifyError: what was read back cannot be decoded: ", "VerifyError: content hash differs",
+                             "VerifyError: decoded epoch is malformed")), cause
+    assert rows[1]["read_s"] == "" if not ramp_mode.fans_out else rows[1]["reads_ok"] == "0"
+    ramp_mode.assert_intact_ok(rows[2])
