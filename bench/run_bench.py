@@ -36,6 +36,7 @@ import zstandard  # noqa: E402
 from pgstress.config import RunConfig  # noqa: E402
 from pgstress.db.control import ControlSession  # noqa: E402
 from pgstress.db.copy_binary import binary_copy_frame  # noqa: E402
+from pgstress.db.ownership import TableClaim  # noqa: E402
 from pgstress.db.psycopg_adapter import SyncDatabase  # noqa: E402
 from pgstress.db.schema import TableSql, prepare_table  # noqa: E402
 from pgstress.db.server import embedded_server  # noqa: E402
@@ -102,8 +103,7 @@ class Bench:
     def table_for(self, fmt: str) -> TableSql:
         spec = TableSql(f"pgstress_bench_{fmt}", get_codec(fmt).column_type)
         with psycopg.connect(self.dsn) as conn:
-            prepare_table(conn, spec, drop=True, truncate=False)
-        return spec
+            return prepare_table(conn, spec, drop=True, truncate=False)  # its OID pinned, as a run's
 
     def add(self, section: str, row: dict) -> None:
         self.sections.setdefault(section, []).append(row)
@@ -131,7 +131,7 @@ def insert_vs_copy(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
     head, tail = binary_copy_frame(payload, spec.column_type == "JSONB")
     stream = memoryview(head + bytes(payload.data) + tail)  # built before any timing
     raw = psycopg.connect(bench.dsn)
-    control = ControlSession(bench.dsn, spec, 0)
+    control = ControlSession(TableClaim(bench.dsn, [spec.table], 0), spec)
     stores = {method: SyncDatabase(bench.dsn, spec, 0, method) for method in ("insert", "copy")}
     for store in stores.values():
         store.conn.execute("SELECT 1")  # connected before any timing
@@ -158,7 +158,7 @@ def insert_vs_copy(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
         control.truncate()
     finally:
         raw.close()
-        control.close()
+        control.claim.close()
         for store in stores.values():
             store.close()
     best = {method: min(values) for method, values in samples.items()}
@@ -199,9 +199,9 @@ def run_iteration(bench: Bench, spec: TableSql, fmt: str, size: int, *, trace: b
         levels.append(level)  # kept for the write phase's own measure
         return sync_row(level, config.payload_format)
 
-    control = ControlSession(bench.dsn, spec, config.statement_timeout_ms)
+    control = ControlSession(TableClaim(bench.dsn, [spec.table], config.statement_timeout_ms), spec)
     try:
-        with open_sync(config, bench.dsn, codec, secrets) as driver:
+        with open_sync(config, bench.dsn, spec, codec, secrets) as driver:
             control.truncate()
             driver.db.conn.execute("SELECT 1")  # connected before the timing
             iteration = Iteration(config, driver, control, to_row, secrets)
@@ -210,7 +210,7 @@ def run_iteration(bench: Bench, spec: TableSql, fmt: str, size: int, *, trace: b
                 row = iteration(1, size)
                 wall = time.perf_counter() - started
     finally:
-        control.close()
+        control.claim.close()
     if row.status != OK:
         raise RuntimeError(f"{fmt} {size} {method}: {row.status} {row.error}")
     assert levels[0].write is not None

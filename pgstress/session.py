@@ -1,9 +1,16 @@
-"""One run: the tables made ready, then a ramp for the mode (or one per payload format with `all`),
-every finished row and the final record handed to the outputs."""
+"""One run: the tables claimed and made ready, then a ramp for the mode (or one per payload format with
+`all`), every finished row and the final record handed to the outputs.
+
+The order makes the run safe to point at someone's server: the tables are claimed first (a table
+another run uses is refused), then checked, created, dropped or emptied in one transaction that
+commits only once the first ramp's connections are open, so a run that cannot start leaves
+nothing behind.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
 from dataclasses import replace
 
 import psycopg
@@ -11,7 +18,8 @@ import psycopg
 from pgstress.config import ALL_FORMATS, RunConfig
 from pgstress.db.control import ControlSession
 from pgstress.db.environment import ServerDetails, collect_server
-from pgstress.db.schema import TableSql, check_table, prepare_table
+from pgstress.db.ownership import TableClaim
+from pgstress.db.schema import TableRefused, TableSql, prepare_table
 from pgstress.db.server import ServerInfo
 from pgstress.host import collect_host
 from pgstress.modes import MODES, Mode
@@ -24,10 +32,10 @@ from pgstress.output.terminal import make_progress
 from pgstress.redaction import secrets_in_use
 from pgstress.resume import Resumption
 from pgstress.rows import Row
-from pgstress.run.iteration import Iteration
+from pgstress.run.iteration import Driver, Iteration
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import RampOutcome, run_ramp
-from pgstress.workload.payloads import CodecOptions, format_names, get_codec
+from pgstress.workload.payloads import Codec, CodecOptions, format_names, get_codec
 
 OutputFactory = Callable[[RunConfig, Mode, bool], Output]  # (config, mode, resuming) -> the output
 
@@ -53,58 +61,81 @@ def longest_table_suffix() -> int:
     return max(len(f"_{name}") for name in format_names())
 
 
-def prepare_tables(dsn: str, configs: Sequence[RunConfig], *, drop: bool, truncate: bool) -> list[ServerDetails]:
-    """Every table approved before any is touched; then each created or emptied as asked."""
-    specs = [TableSql(c.table, get_codec(c.payload_format).column_type) for c in configs]
-    with psycopg.connect(dsn) as conn:
-        for spec in specs:
-            check_table(conn, spec, drop=drop)
-        for spec in specs:
-            prepare_table(conn, spec, drop=drop, truncate=truncate)
-        return [collect_server(conn, c.table) for c in configs]
+def _codec(config: RunConfig) -> Codec:
+    return get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
 
 
 def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | None = None,
                 outputs: Sequence[Output] | None = None) -> RunResult:
-    """Run the whole run; the outputs get every row at once and the result at the end, also when interrupted."""
+    """Run the whole run; the outputs get every row at once and the result at the end, also when interrupted.
+
+    Raises TableRefused (TableInUse) before anything is touched, and ServerUnavailable when the first
+    ramp's connections cannot be opened (nothing created then either).
+    """
     mode = MODES[config.mode]
     configs = ramp_configs(resumption.runner_config if resumption else config)
+    codecs = [_codec(c) for c in configs]
     truncate = config.truncate_before_start or (resumption is not None and resumption.truncate_first)
-    details = prepare_tables(server.dsn, configs, drop=config.drop_table, truncate=truncate)
-    result = RunResult(RunContext(config, collect_host(), server, details[0]))
+    secrets = secrets_in_use(config.dsn, server.dsn)
+    claim = TableClaim(server.dsn, [c.table for c in configs], config.statement_timeout_ms)
     if outputs is None:
         outputs = [make(config, mode, resumption is not None) for make in OUTPUTS]
-    try:
-        for output in outputs:
-            output.begin(result.context)
-        for index, (ramp_config, found) in enumerate(zip(configs, details)):
-            if index:
-                release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
-            label = f"{ramp_config.payload_format}" if len(configs) > 1 else ""
-            title = mode.title(ramp_config, server)
-            if len(configs) > 1:
-                title = f"format {index + 1} of {len(configs)}: {title}"
-            previous = resumption.previous if resumption else []
-            plan = RampPlan(ramp_config, title, label, ramp_config.epoch_ramp(), len(previous), previous)
-            ramp = run_one_ramp(plan, mode, server, outputs)
-            ramp.details = found
-            result.ramps.append(ramp)
-            if ramp.outcome.interrupted:
-                break
-        for output in outputs:
-            output.finish(result)
-    finally:
-        for output in outputs:
-            output.close()
+    with closing(claim), ExitStack() as first_driver_scope:
+        claim.revive()  # connects, and takes every table's lock: TableInUse when another run holds one
+        with claim.conn.transaction():  # nothing is created, dropped or emptied unless the run can start
+            tables = [prepare_table(claim.conn, TableSql(c.table, codec.column_type), drop=config.drop_table,
+                                    truncate=truncate) for c, codec in zip(configs, codecs)]
+            first_driver = first_driver_scope.enter_context(
+                mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets))
+        details = _server_details(server.dsn, tables)
+        result = RunResult(RunContext(config, collect_host(), server, details[0]))
+        try:
+            for output in outputs:
+                output.begin(result.context)
+            for index, (ramp_config, table) in enumerate(zip(configs, tables)):
+                if index:
+                    release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
+                driver = (_already_open(first_driver) if index == 0
+                          else mode.open_driver(ramp_config, server.dsn, table, codecs[index], secrets))
+                plan = _plan(mode, ramp_config, server, index, len(configs), resumption)
+                ramp = run_one_ramp(plan, mode, outputs, ControlSession(claim, table), driver, secrets)
+                ramp.details = details[index]
+                result.ramps.append(ramp)
+                if ramp.outcome.interrupted:
+                    break
+            for output in outputs:
+                output.finish(result)
+        finally:
+            for output in outputs:
+                output.close()
     return result
 
 
-def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequence[Output]) -> RampResult:
+def _server_details(dsn: str, tables: Sequence[TableSql]) -> list[ServerDetails]:
+    """The server's settings as any session gets them (the control session sets its own statement_timeout)."""
+    with psycopg.connect(dsn) as conn:
+        return [collect_server(conn, table.table) for table in tables]
+
+
+def _plan(mode: Mode, config: RunConfig, server: ServerInfo, index: int, count: int,
+          resumption: Resumption | None) -> RampPlan:
+    label = config.payload_format if count > 1 else ""
+    title = mode.title(config, server)
+    if count > 1:
+        title = f"format {index + 1} of {count}: {title}"
+    previous = resumption.previous if resumption else []
+    return RampPlan(config, title, label, config.epoch_ramp(), len(previous), previous)
+
+
+@contextmanager
+def _already_open(driver: Driver) -> Iterator[Driver]:
+    yield driver  # closed by the scope that opened it
+
+
+def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control: ControlSession,
+                 open_driver: AbstractContextManager[Driver], secrets: tuple[str, ...]) -> RampResult:
     config = plan.config
-    codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
-    secrets = secrets_in_use(config.dsn, server.dsn)
     guard = mode.memory_guard(config, plan.previous) if mode.memory_guard else None
-    control = ControlSession(server.dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms)
 
     def hand_out(row: Row) -> None:
         for output in outputs:
@@ -112,17 +143,14 @@ def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequen
 
     for output in outputs:
         output.ramp_started(plan)
+    with open_driver as driver:
+        iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard)
+        outcome = run_ramp(plan.levels, iteration, hand_out,
+                           max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
     try:
-        with mode.open_driver(config, server.dsn, codec, secrets) as driver:
-            iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard)
-            outcome = run_ramp(plan.levels, iteration, hand_out,
-                               max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
-        try:
-            table_bytes: int | None = control.total_size()
-        except psycopg.Error:  # the final size is a nicety; a server gone leaves it unknown
-            table_bytes = None
-    finally:
-        control.close()
+        table_bytes: int | None = control.total_size()
+    except (psycopg.Error, TableRefused):  # the final size is a nicety; a server gone leaves it unknown
+        table_bytes = None
     whole = RampOutcome([*plan.previous, *outcome.rows], outcome.interrupted, outcome.stop_reason,
                         plan.done_before + len(plan.levels))
     ramp = RampResult(plan, whole, table_bytes, memory_limit_mb=guard.limit_mb if guard else None)

@@ -345,5 +345,14 @@ def add_insert_trigger(conn: psycopg.Connection, table: str, plpgsql_body: str) 
     )
 
 
+def content_hash(payload_format: str, epochs: int, stream: tuple[int, ...], seed: int = 42) -> str:
+    """The content hash of the record a run writes for (epochs, stream): a trigger can pick that one record.
+    (Ids cannot: they are never restarted, so which id a record gets depends on all that ran before.)"""
+    from pgstress.run.measure import StageClock
+    from pgstress.run.record import encode_record
+
+    return encode_record(get_codec(payload_format), epochs, seed, stream, StageClock()).content_hash
+
+
 def drop_trigger_function(conn: psycopg.Connection, table: str) -> None:
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}() CASCADE").format(sql.Identifier(f"{table}_fault")))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import TINY_RAMP, PrivateServer
 
 from pgstress.cli import build_parser, parse_config
 
@@ -118,3 +119,21 @@ def test_every_way_to_start_it_is_the_same_program(command: list[str]) -> None:
     assert done.stderr == "pgstress: error: argument --start-epochs: 0 must be >= 1\n"
     helped = subprocess.run([*command, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: pgstress ")
+
+
+def test_nothing_is_created_before_the_run_can_start(private_server: PrivateServer, run_cli, tmp_path: Path) -> None:
+    """More async connections than the server allows: exit 1, and the table --drop-table named is still the
+    user's (the drop, the new table and the run record wait until the pool is open), no file written."""
+    with psycopg.connect(private_server.dsn, autocommit=True) as conn:
+        allowed = int(conn.execute("SELECT current_setting('max_connections')::int").fetchone()[0])
+        conn.execute("CREATE TABLE users_table (id int PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO users_table VALUES (1, 'kept'), (2, 'kept too')")
+        result = run_cli("--mode", "async", "--async-concurrency", str(allowed + 20), "--dsn", private_server.dsn,
+                         "--table", "users_table", "--drop-table", *TINY_RAMP)
+        assert result.code == 1, result.err
+        lines = result.err.splitlines()
+        assert len(lines) == 1 and f"cannot open {allowed + 20} asyncpg connections" in lines[0], result.err
+        assert conn.execute("SELECT id, note FROM users_table ORDER BY id").fetchall() == [(1, "kept"), (2, "kept too")]
+        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgstress-fanout'"
+                            ).fetchone() == (0,)
+    assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ import asyncpg
 import psycopg.conninfo
 
 from pgstress.db.copy_binary import JSONB_VERSION, binary_copy_chunks, jsonb_text
-from pgstress.db.schema import TableSql
+from pgstress.db.schema import TableNotOurs, TableSql
 from pgstress.workload.payloads import EncodedPayload, VerifyError
 
 APPLICATION_NAME = "pgstress-fanout"
@@ -73,6 +73,7 @@ class FanoutDatabase:
         self._copy = write_method == "copy"
         self._insert = table.insert(("$1", "$2", "$3")).as_string(None)
         self._select = table.select_payload("$1").as_string(None)
+        self._owned = table.owned_condition().as_string(None)
 
     @classmethod
     async def open(cls, dsn: str, table: TableSql, connections: int, statement_timeout_ms: int,
@@ -160,11 +161,16 @@ class FanoutDatabase:
         """Store one record with the configured write method; returns its id."""
         async with self.connection() as conn:
             if not self._copy:
-                return int(await conn.fetchval(self._insert, payload.data, payload.epochs, payload.content_hash))
-            await conn.copy_to_table(
+                record_id = await conn.fetchval(self._insert, payload.data, payload.epochs, payload.content_hash)
+                if record_id is None:
+                    raise TableNotOurs(self.table.table)
+                return int(record_id)
+            status = await conn.copy_to_table(
                 self.table.table, source=_as_async(binary_copy_chunks(payload, self._jsonb)),
-                columns=["payload", "epochs", "content_hash"], format="binary",
+                columns=["payload", "epochs", "content_hash"], format="binary", where=self._owned,
             )
+            if status != "COPY 1":
+                raise TableNotOurs(self.table.table)
             return int(await conn.fetchval("SELECT lastval()"))  # this session's nextval of the id
 
     async def fetch(self, record_id: int) -> tuple[memoryview, int, str]:

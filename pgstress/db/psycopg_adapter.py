@@ -14,7 +14,7 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.types.json import Jsonb
 
 from pgstress.db.copy_binary import binary_copy_chunks, jsonb_text
-from pgstress.db.schema import TableSql
+from pgstress.db.schema import TableNotOurs, TableSql
 from pgstress.workload.payloads import EncodedPayload, VerifyError
 
 
@@ -114,7 +114,8 @@ class SyncDatabase(Session):
         if self._jsonb:
             value = Jsonb(payload.data, dumps=_identity)  # type: ignore[arg-type]  # a bytearray goes to libpq as is
         row = self.conn.execute(self._insert_sql, [value, payload.epochs, payload.content_hash]).fetchone()
-        assert row is not None
+        if row is None:
+            raise TableNotOurs(self.table.table)
         return int(row[0])
 
     def copy(self, payload: EncodedPayload) -> int:
@@ -123,6 +124,8 @@ class SyncDatabase(Session):
             with cursor.copy(self.table.copy_in()) as copy:
                 for chunk in binary_copy_chunks(payload, self._jsonb):
                     copy.write(chunk)
+            if cursor.rowcount != 1:
+                raise TableNotOurs(self.table.table)
             row = cursor.execute("SELECT lastval()").fetchone()  # this session's nextval of the id
         assert row is not None
         return int(row[0])

@@ -168,7 +168,7 @@ class FanoutDriver:
 
 
 @contextmanager
-def open_fanout(config: RunConfig, dsn: str, codec: Codec, secrets: tuple[str, ...],
+def open_fanout(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...],
                 codec_executor: Executor | None = None) -> Iterator[FanoutDriver]:
     """The fan-out's event loop, its pool of exactly C connections and its codec threads, for one ramp.
 
@@ -179,7 +179,6 @@ def open_fanout(config: RunConfig, dsn: str, codec: Codec, secrets: tuple[str, .
     # the failures that matter are already counted per record.
     logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)
     concurrency = config.async_concurrency
-    table = TableSql(config.table, codec.column_type)
     threads = ThreadPoolExecutor(codec_threads(concurrency), thread_name_prefix="pgstress-codec")
     with _stop_signals_as_ctrl_c(), LoopRunner() as runner, threads, codec_executor or threads as pool:
         try:

@@ -19,6 +19,7 @@ from helpers import (
     RampMode,
     add_insert_trigger,
     assert_report_breaking,
+    content_hash,
     create_pgstress_table,
     drop_trigger_function,
     read_csv,
@@ -44,11 +45,12 @@ def test_statement_timeout(server_dsn: str, db: psycopg.Connection, fault_table:
                            tmp_path: Path) -> None:
     """Iteration 2's insert outlasts statement_timeout: TIMEOUT, and iteration 3 runs as usual.
 
-    Only odd ids sleep (ids restart at 1 each iteration): the sync record, one of the two async ones,
-    whose sibling is written and read back all the same."""
+    Only the level's first record sleeps: the sync record, one of the two async ones, whose sibling
+    is written and read back all the same."""
     create_pgstress_table(db, fault_table, "ndjson_zstd")
+    first = content_hash("ndjson_zstd", 2000, ramp_mode.streams(2)[0])
     add_insert_trigger(db, fault_table,
-                       "IF NEW.epochs = 2000 AND NEW.id % 2 = 1 THEN PERFORM pg_sleep(60); END IF; RETURN NEW;")
+                       f"IF NEW.content_hash = '{first}' THEN PERFORM pg_sleep(60); END IF; RETURN NEW;")
 
     result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", fault_table, *TINY_RAMP,
                      "--statement-timeout-ms", "1500")
@@ -177,10 +179,11 @@ def test_mixed_failures_in_one_level_keep_the_most_frequent_class(server_dsn: st
     (TIMEOUT). The row keeps one status, the most frequent class; `failures` counts each class."""
     mode = ASYNC_3
     create_pgstress_table(db, fault_table, "bson")
+    refused = content_hash("bson", 2000, mode.streams(2)[0])
     add_insert_trigger(
         db, fault_table,
-        "IF NEW.epochs = 2000 AND NEW.id = 1 THEN RAISE EXCEPTION 'refused by a trigger'; END IF;"
-        " IF NEW.epochs = 2000 AND NEW.id > 1 THEN PERFORM pg_sleep(60); END IF; RETURN NEW;",
+        f"IF NEW.content_hash = '{refused}' THEN RAISE EXCEPTION 'refused by a trigger'; END IF;"
+        " IF NEW.epochs = 2000 THEN PERFORM pg_sleep(60); END IF; RETURN NEW;",
     )
 
     result = run_cli(*mode.argv(), "--dsn", server_dsn, "--table", fault_table, "--payload-format", "bson",

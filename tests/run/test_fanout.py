@@ -351,7 +351,7 @@ def test_server_stopped_mid_level_is_connection_lost_and_the_run_ends(tmp_path: 
 # --- failures in a level ------------------------------------------------------------------------------------
 
 def reject_odd_ids(db: psycopg.Connection, table_name: str, condition: str) -> None:
-    """Ids run 1..C in each level (TRUNCATE ... RESTART IDENTITY, and a rejected row still takes its id),
+    """Each level of an even C takes the next C ids (never restarted, and a rejected row still takes its id),
     so rejecting odd ids rejects exactly half of the C records of a level where `condition` holds."""
     prepare_table(db, TableSql(table_name, "BYTEA"), drop=False, truncate=False)
     db.execute(f'ALTER TABLE "{table_name}" ADD CONSTRAINT half CHECK (NOT ({condition}) OR id % 2 = 0)')
@@ -380,7 +380,7 @@ def test_some_records_rejected_are_counted_and_the_stop_rule_applies(
         # all 8 were encoded and sent; the server refused 4
         assert float(r["payload_total_mb"]) == pytest.approx(8 * float(r["payload_per_record_mb"]), rel=1e-12)
     ids = [row[0] for row in db.execute(f'SELECT id FROM "{table_name}" ORDER BY id').fetchall()]
-    assert ids == [2, 4, 6, 8]  # the last level's survivors, nothing else
+    assert ids == [18, 20, 22, 24]  # the last level's survivors (level 3 took ids 17-24), nothing else
 
     report = (tmp_path / "report.md").read_text()
     found = points(report)
