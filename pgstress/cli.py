@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -24,13 +25,17 @@ from pgstress.db.server import ServerUnavailable, open_server
 from pgstress.modes import MODES
 from pgstress.output.analysis import find_points
 from pgstress.output.base import RunResult
-from pgstress.redaction import scrub, secrets_in_use
+from pgstress.output.paths import output_problem, planned_files
+from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
 from pgstress.run.ramp import STOP_SIGNALS
 from pgstress.session import longest_table_suffix, run_session
 from pgstress.workload.payloads import format_names
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+PG_INTEGER_MAX = 2_147_483_647
+# Descriptors a run needs besides its async connections (stdio, the control session, logs, charts' fonts).
+_OTHER_FILES = 64
 EXIT_BAD_INPUT = 2
 EXIT_SERVER = 1
 EXIT_BROKE = 3  # --fail-on-break: a breaking point was reached
@@ -43,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
+def _int_at_least(minimum: int, maximum: int | None = None, why_maximum: str = "") -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text, 10)
@@ -51,16 +56,16 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} must be at most {maximum}{why_maximum}")
         return value
 
     return parse
 
 
-def _zstd_level(text: str) -> int:
-    value = _int_at_least(1)(text)
-    if value > 22:
-        raise argparse.ArgumentTypeError(f"{value} must be between 1 and 22")
-    return value
+_epochs = _int_at_least(1, PG_INTEGER_MAX, " (a record's epoch count is stored in a PostgreSQL integer column)")
+_zstd_level = _int_at_least(1, 22, " (zstd's highest level)")
+_statement_timeout = _int_at_least(0, PG_INTEGER_MAX, " (PostgreSQL's largest statement_timeout, in ms)")
 
 
 def _identifier(text: str) -> str:
@@ -92,14 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", type=_identifier, default=defaults.table, help="benchmark table name")
     p.add_argument("--payload-format", choices=(*format_names(), ALL_FORMATS), default=defaults.payload_format,
                    help="the payload encoding; all: one ramp per format, each on <table>_<format>, compared")
-    p.add_argument("--start-epochs", type=_int_at_least(1), default=defaults.start_epochs, help="first record size")
-    p.add_argument("--end-epochs", type=_int_at_least(1), default=defaults.end_epochs,
+    p.add_argument("--start-epochs", type=_epochs, default=defaults.start_epochs, help="first record size")
+    p.add_argument("--end-epochs", type=_epochs, default=defaults.end_epochs,
                    help="last record size (>= start)")
-    p.add_argument("--step-epochs", type=_int_at_least(1), default=defaults.step_epochs, help="ramp increment")
+    p.add_argument("--step-epochs", type=_epochs, default=defaults.step_epochs, help="ramp increment")
     p.add_argument("--drop-table", action="store_true", help="drop and recreate the table before the run")
     p.add_argument("--truncate-before-start", action="store_true", help="empty the table before the first iteration")
     p.add_argument("--keep-data-between-iterations", action="store_true", help="do not truncate between iterations")
-    p.add_argument("--statement-timeout-ms", type=_int_at_least(0), default=defaults.statement_timeout_ms,
+    p.add_argument("--statement-timeout-ms", type=_statement_timeout, default=defaults.statement_timeout_ms,
                    help="statement_timeout of every session (0 = none)")
     p.add_argument("--results-csv", type=_path, default=defaults.results_csv,
                    help="sync mode's CSV, one row per iteration")
@@ -145,7 +150,43 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
                          f" (at most {63 - longest_table_suffix()} characters, to leave room for _<format>)")
         if args.resume:
             parser.error("argument --resume: not available with --payload-format all yet")
-    return RunConfig(**vars(args))
+    open_files = _open_files_limit()
+    if args.mode == "async" and args.async_concurrency > open_files - _OTHER_FILES:
+        parser.error(f"argument --async-concurrency: {args.async_concurrency} connections need as many open files;"
+                     f" this process may open {open_files} (ulimit -n), {_OTHER_FILES} of them kept for the"
+                     " rest of the run")
+    dsn_problem = _dsn_problem(args.dsn)
+    if dsn_problem is not None:
+        parser.error(dsn_problem)
+    config = RunConfig(**vars(args))
+    mode = MODES[config.mode]
+    files = planned_files(_option_name(mode.csv_option), mode.csv_path(config), config.report_md,
+                          [] if config.no_charts else [chart.name for chart in mode.charts])
+    path_problem = output_problem(files)
+    if path_problem is not None:
+        parser.error(path_problem)
+    return config
+
+
+def _option_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _open_files_limit() -> int:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return 1 << 30
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 30
+
+
+def _dsn_problem(cli_dsn: str | None) -> str | None:
+    """A connection string libpq cannot parse is bad input; its text is not quoted (it may hold a password)."""
+    for source, dsn in (("argument --dsn", cli_dsn), ("PG_DSN", None if cli_dsn else os.environ.get("PG_DSN"))):
+        if dsn and parse_dsn(dsn) is None:
+            return f"{source}: libpq cannot parse this connection string (not shown: it may hold a password)"
+    return None
 
 
 def exit_status(result: RunResult) -> int:

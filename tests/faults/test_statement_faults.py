@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,6 +22,7 @@ from helpers import (
     create_pgstress_table,
     drop_trigger_function,
     read_csv,
+    tmpfs,
 )
 from psycopg import sql
 
@@ -130,24 +130,19 @@ def tiny_tablespace(db: psycopg.Connection, table_name: str) -> Iterator[str]:
     """A tablespace on a 1 MiB tmpfs: a real 'No space left on device' for the table put there."""
     data_directory = db.execute("SELECT current_setting('data_directory')").fetchone()[0]
     owner = os.stat(data_directory)
-    mount_point = tempfile.mkdtemp(prefix="pgstress-full-")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size=1m,mode=0700,uid={owner.st_uid},gid={owner.st_gid}", "tmpfs",
-         mount_point], capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        os.rmdir(mount_point)
-        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {mounted.stderr.strip()}")
     name = f"{table_name}_space"
-    try:
-        db.execute(sql.SQL("CREATE TABLESPACE {} LOCATION {}").format(sql.Identifier(name), sql.Literal(mount_point)))
-        yield name
-    finally:
-        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table_name)))
-        with contextlib.suppress(psycopg.Error):
-            db.execute(sql.SQL("DROP TABLESPACE IF EXISTS {}").format(sql.Identifier(name)))
-        subprocess.run(["umount", mount_point], check=False)
-        os.rmdir(mount_point)
+    where = Path(tempfile.mkdtemp(prefix="pgstress-full-"))  # under /tmp: the server's own user reaches it
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(where.rmdir)
+        mount_point = cleanup.enter_context(tmpfs(where, f"size=1m,mode=0700,uid={owner.st_uid},gid={owner.st_gid}"))
+        try:
+            db.execute(sql.SQL("CREATE TABLESPACE {} LOCATION {}").format(sql.Identifier(name),
+                                                                        sql.Literal(str(mount_point))))
+            yield name
+        finally:
+            db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table_name)))
+            with contextlib.suppress(psycopg.Error):
+                db.execute(sql.SQL("DROP TABLESPACE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def test_disk_full(server_dsn: str, db: psycopg.Connection, table_name: str, tiny_tablespace: str,
