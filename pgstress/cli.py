@@ -25,6 +25,7 @@ from pgstress.db.server import ServerUnavailable, open_server
 from pgstress.modes import MODES
 from pgstress.output.analysis import find_points
 from pgstress.output.base import RunResult
+from pgstress.output.files import OutputFailed
 from pgstress.output.paths import output_problem, planned_files
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
@@ -39,6 +40,7 @@ _OTHER_FILES = 64
 EXIT_BAD_INPUT = 2
 EXIT_SERVER = 1
 EXIT_BROKE = 3  # --fail-on-break: a breaking point was reached
+EXIT_WRITE = 4  # a result file could not be written (a full disk): the rows already written are intact
 EXIT_INTERRUPTED = 130
 
 
@@ -192,6 +194,8 @@ def _dsn_problem(cli_dsn: str | None) -> str | None:
 def exit_status(result: RunResult) -> int:
     if result.interrupted:
         return EXIT_INTERRUPTED
+    if result.failed_outputs:
+        return EXIT_WRITE
     if result.config.fail_on_break and any(find_points(ramp.rows).breaking is not None for ramp in result.ramps):
         return EXIT_BROKE
     return 0
@@ -214,16 +218,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         with open_server(config.dsn) as server:
-            return exit_status(run_session(config, server, resumption))
+            result = run_session(config, server, resumption)
     except ServerUnavailable as exc:
         print(f"pgstress: {scrub(str(exc), *secrets)}", file=sys.stderr)
         return EXIT_SERVER
     except TableRefused as exc:
         print(f"pgstress: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OutputFailed as exc:  # the run record, before the first iteration: nothing ran
+        print(f"pgstress: {exc}; nothing was run", file=sys.stderr)
+        return EXIT_WRITE
     except KeyboardInterrupt:
         print("pgstress: interrupted before any iteration finished", file=sys.stderr)
         return EXIT_INTERRUPTED
     except psycopg.Error as exc:
         print(f"pgstress: database error during set-up: {scrub(' '.join(str(exc).split()), *secrets)}", file=sys.stderr)
         return EXIT_SERVER
+    for failure in result.failed_outputs:
+        print(f"pgstress: {failure}", file=sys.stderr)
+    return exit_status(result)

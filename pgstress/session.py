@@ -4,7 +4,8 @@
 The order makes the run safe to point at someone's server: the tables are claimed first (a table
 another run uses is refused), then checked, created, dropped or emptied in one transaction that
 commits only once the first ramp's connections are open, so a run that cannot start leaves
-nothing behind.
+nothing behind. Whatever ends the run (its end, an output that cannot be written) every output
+still finishes with what was measured.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pgstress.modes import MODES, Mode
 from pgstress.output.base import Output, RampPlan, RampResult, RunContext, RunResult
 from pgstress.output.charts import ChartsOutput
 from pgstress.output.csv import CsvOutput
+from pgstress.output.files import OutputFailed
 from pgstress.output.report import MarkdownOutput
 from pgstress.output.run_record import RunRecordOutput
 from pgstress.output.terminal import make_progress
@@ -34,7 +36,7 @@ from pgstress.resume import Resumption
 from pgstress.rows import Row
 from pgstress.run.iteration import Driver, Iteration
 from pgstress.run.measure import release_freed_memory
-from pgstress.run.ramp import RampOutcome, run_ramp
+from pgstress.run.ramp import EndRamp, RampOutcome, run_ramp
 from pgstress.workload.payloads import Codec, CodecOptions, format_names, get_codec
 
 OutputFactory = Callable[[RunConfig, Mode, bool], Output]  # (config, mode, resuming) -> the output
@@ -69,8 +71,9 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 outputs: Sequence[Output] | None = None) -> RunResult:
     """Run the whole run; the outputs get every row at once and the result at the end, also when interrupted.
 
-    Raises TableRefused (TableInUse) before anything is touched, and ServerUnavailable when the first
-    ramp's connections cannot be opened (nothing created then either).
+    Raises TableRefused (TableInUse) before anything is touched, ServerUnavailable when the first ramp's
+    connections cannot be opened (nothing created then either), and OutputFailed when an output cannot
+    even begin (the run record); failures of outputs later on are in `RunResult.failed_outputs`.
     """
     mode = MODES[config.mode]
     configs = ramp_configs(resumption.runner_config if resumption else config)
@@ -89,25 +92,22 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets))
         details = _server_details(server.dsn, tables)
         result = RunResult(RunContext(config, collect_host(), server, details[0]))
+        for output in outputs:
+            output.begin(result.context)  # the run record (OutputFailed: nothing ran)
         try:
-            for output in outputs:
-                output.begin(result.context)
             for index, (ramp_config, table) in enumerate(zip(configs, tables)):
                 if index:
                     release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
                 driver = (_already_open(first_driver) if index == 0
                           else mode.open_driver(ramp_config, server.dsn, table, codecs[index], secrets))
                 plan = _plan(mode, ramp_config, server, index, len(configs), resumption)
-                ramp = run_one_ramp(plan, mode, outputs, ControlSession(claim, table), driver, secrets)
+                ramp = run_one_ramp(plan, mode, outputs, ControlSession(claim, table), driver, secrets, result)
                 ramp.details = details[index]
                 result.ramps.append(ramp)
-                if ramp.outcome.interrupted:
+                if ramp.outcome.interrupted or result.failed_outputs:
                     break
-            for output in outputs:
-                output.finish(result)
         finally:
-            for output in outputs:
-                output.close()
+            _finish(outputs, result)
     return result
 
 
@@ -132,14 +132,34 @@ def _already_open(driver: Driver) -> Iterator[Driver]:
     yield driver  # closed by the scope that opened it
 
 
+def _finish(outputs: Sequence[Output], result: RunResult) -> None:
+    """Every output finishes and closes; one that cannot write is recorded, the others still write."""
+    for output in outputs:
+        try:
+            output.finish(result)
+        except OutputFailed as failed:
+            result.failed_outputs.append(str(failed))
+    for output in outputs:
+        output.close()
+
+
 def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control: ControlSession,
-                 open_driver: AbstractContextManager[Driver], secrets: tuple[str, ...]) -> RampResult:
+                 open_driver: AbstractContextManager[Driver], secrets: tuple[str, ...],
+                 result: RunResult) -> RampResult:
     config = plan.config
     guard = mode.memory_guard(config, plan.previous) if mode.memory_guard else None
 
     def hand_out(row: Row) -> None:
+        """Every output gets the row; one that cannot write it ends the ramp once all have it."""
+        failed = []
         for output in outputs:
-            output.row(plan, row)
+            try:
+                output.row(plan, row)
+            except OutputFailed as exc:
+                failed.append(str(exc))
+        if failed:
+            result.failed_outputs.extend(failed)
+            raise EndRamp(f"was stopped because a result could not be saved ({failed[0]})")
 
     for output in outputs:
         output.ramp_started(plan)

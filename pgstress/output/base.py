@@ -73,6 +73,7 @@ class RunResult:
     files: list[Path] = field(default_factory=list)  # written so far, in order
     charts: list[Any] = field(default_factory=list)  # output.charts.PlottedChart, drawn before the report
     charts_not_drawn: list[str] = field(default_factory=list)  # titles of charts without a single point
+    failed_outputs: list[str] = field(default_factory=list)  # one line per file that could not be written
 
     @property
     def config(self) -> RunConfig:

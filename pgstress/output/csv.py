@@ -1,14 +1,17 @@
-"""The CSV of a mode's rows: the header once, then each row appended and flushed as soon as it exists."""
+"""The CSV of a mode's rows: the header once, then each row appended as one whole line as soon as it exists."""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pgstress.output.base import Output, RampPlan, RunResult
+from pgstress.output.files import AppendOnlyFile, OutputFailed
 from pgstress.rows import Row
 
 
@@ -21,22 +24,31 @@ def _cell(value: Any) -> str:
 
 
 class CsvOutput(Output):
-    """Appends to an existing CSV when resuming (its header is already there), else starts a new one."""
+    """Appends to an existing CSV when resuming (its header is already there), else starts a new one.
+
+    Each row is one whole line written at once: a full disk leaves every earlier row intact and no
+    half line (see AppendOnlyFile); the failure then ends the run (OutputFailed).
+    """
 
     def __init__(self, path: str | Path, row_type: type[Row], *, append: bool = False) -> None:
         self.path = Path(path)
         self._columns = row_type.COLUMNS
         self._append = append
-        self._file: IO[str] | None = None
+        self._file: AppendOnlyFile | None = None
+        self._failed = False
 
     def row(self, plan: RampPlan, row: Row) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a" if self._append else "w", newline="", encoding="utf-8")
-            if not self._append or self._file.tell() == 0:
-                csv.writer(self._file).writerow(self._columns)
-        csv.writer(self._file).writerow([_cell(getattr(row, name)) for name in self._columns])
-        self._file.flush()
+        if self._failed:
+            return
+        try:
+            if self._file is None:
+                self._file = AppendOnlyFile(self.path, append=self._append)
+                if self._file.size == 0:
+                    self._file.append(csv_line(self._columns))
+            self._file.append(csv_line([_cell(getattr(row, name)) for name in self._columns]))
+        except OutputFailed:
+            self._failed = True
+            raise
 
     def finish(self, result: RunResult) -> None:
         if self._file is not None or (self._append and self.path.exists()):
@@ -46,6 +58,13 @@ class CsvOutput(Output):
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def csv_line(cells: Sequence[str]) -> bytes:
+    """One CSV line, as the csv module writes it (quoted where needed, CRLF), as bytes."""
+    text = io.StringIO()
+    csv.writer(text).writerow(cells)
+    return text.getvalue().encode("utf-8")
 
 
 def read_rows(path: Path, row_type: type[Row]) -> list[Row]:

@@ -26,6 +26,17 @@ class StopRamp(Exception):
         self.reason = reason
 
 
+class EndRamp(Exception):
+    """Raised by `on_row` when the row was taken but the ramp cannot go on (an output failed to write it).
+
+    `reason` completes the sentence "The ramp ..." like StopRamp's.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class RampOutcome:
     rows: list[Row] = field(default_factory=list)
@@ -45,8 +56,8 @@ def run_ramp(
     """Run each level in order; every finished row goes to `on_row` at once.
 
     Stops after `max_consecutive_failures` failed levels in a row (levels never run are not
-    invented), after a level that raises StopRamp (its row is recorded), or on Ctrl-C, where the
-    level in progress is abandoned and not recorded.
+    invented), after a level that raises StopRamp (its row is recorded), when `on_row` raises
+    EndRamp, or on Ctrl-C, where the level in progress is abandoned and not recorded.
     """
     outcome = RampOutcome(planned_levels=len(levels))
     failures_in_a_row = 0
@@ -57,7 +68,10 @@ def run_ramp(
             except StopRamp as stop:
                 row, outcome.stop_reason = stop.row, stop.reason
             outcome.rows.append(row)
-            on_row(row)
+            try:
+                on_row(row)
+            except EndRamp as end:
+                outcome.stop_reason = end.reason
             if outcome.stop_reason is not None:
                 break
             failures_in_a_row = 0 if row.status == OK else failures_in_a_row + 1

@@ -1,5 +1,7 @@
 """Output that cannot be written: refused before the server is contacted when it can be known up front
-(exit 2, one line naming the option, nothing written).
+(exit 2, one line naming the option, nothing written), and a disk that fills mid-run ends the run
+cleanly (exit 4, one line naming the file, every row already written intact, the report still written
+where its own path allows).
 
 The refusals run against a closed port: had the server been contacted, the exit status would be 1.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import TINY_RAMP, tmpfs
+from helpers import SYNC, TINY_RAMP, RampMode, fill_up, read_csv, tmpfs
 
 NO_SERVER = ["--dsn", "host=127.0.0.1 port=1 connect_timeout=5"]
 
@@ -59,3 +61,47 @@ def test_a_read_only_directory_is_refused_before_the_server(option: str, run_cli
         mode = ["--mode", "async"] if option == "--async-results-csv" else []
         result = run_cli(*mode, *NO_SERVER, *TINY_RAMP, option, str(read_only / "out" / "file"))
         _refused(result, option, "is not writable (read-only filesystem)")
+
+
+def _fill_mid_run(mode: RampMode, report_dir: Path | None, dsn: str, table: str, hooks, run_cli,
+                  tmp_path: Path) -> tuple[object, Path, Path, int]:
+    """A ramp whose CSV is on a small tmpfs, filled to the last byte after iteration 2: the first row that needs
+    one more page fails (the part of it written is cut back), and the ramp stops there."""
+    small = tmp_path / "small"
+    csv = small / "results.csv"
+    report = (report_dir or small) / "report.md"
+    hooks.after[2] = lambda row: fill_up(small)
+    result = run_cli(*mode.argv(), "--dsn", dsn, "--table", table, "--memory-trace", "off",
+                     "--start-epochs", "100", "--end-epochs", "6000", "--step-epochs", "100",
+                     mode.csv_option, str(csv), "--report-md", str(report))
+    assert result.code == 4, result.err
+    assert "Traceback" not in result.err
+    assert csv.read_bytes().endswith(b"\r\n")  # whole lines only
+    rows = read_csv(csv)
+    saved = len(rows)
+    assert saved >= 2 and [int(row["iter"]) for row in rows] == list(range(1, saved + 1))
+    assert all(row["status"] == "OK" for row in rows)
+    assert result.err.splitlines()[0] == f"pgstress: could not write {csv}: No space left on device [Errno 28]"
+    assert not [path for path in small.iterdir() if path.name.startswith(".pgstress-")]  # no temporary file
+    assert f"[{saved + 1}/60]" in result.out and f"[{saved + 2}/60]" not in result.out  # it stopped there
+    return result, csv, report, saved
+
+
+def test_a_disk_that_fills_mid_run_ends_it_cleanly(server_dsn: str, db, table_name: str, ramp_mode: RampMode, hooks,
+                                                   run_cli, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "small", "size=64k"):
+        result, csv, report, saved = _fill_mid_run(ramp_mode, tmp_path, server_dsn, table_name, hooks, run_cli,
+                                                   tmp_path)
+    assert len(result.err.splitlines()) == 1
+    text = report.read_text(encoding="utf-8")
+    assert f"The ramp was stopped because a result could not be saved (could not write {csv}" in text
+    assert f"{saved + 1} of 60 planned iterations ran" in text and "INTERRUPTED" not in text
+
+
+def test_a_report_on_the_full_disk_is_one_more_line(server_dsn: str, db, table_name: str, hooks, run_cli,
+                                                     tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "small", "size=64k"):
+        result, _csv, report, _saved = _fill_mid_run(SYNC, None, server_dsn, table_name, hooks, run_cli, tmp_path)
+        assert result.err.splitlines()[1:] == [
+            f"pgstress: could not write {report}: No space left on device [Errno 28]"]
+        assert not report.exists()
