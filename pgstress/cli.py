@@ -216,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ResumeRefused as exc:
         print(f"pgstress: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if resumption is not None and resumption.notice:
+        print(f"pgstress: {resumption.notice}", file=sys.stderr)
     try:
         with open_server(config.dsn) as server:
             result = run_session(config, server, resumption)

@@ -39,16 +39,17 @@ from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import EndRamp, RampOutcome, run_ramp
 from pgstress.workload.payloads import Codec, CodecOptions, format_names, get_codec
 
-OutputFactory = Callable[[RunConfig, Mode, bool], Output]  # (config, mode, resuming) -> the output
+OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (config, mode, resumption) -> the output
 
 # Every output of a run, registered here and nowhere else. They finish in this order: the charts before
 # the report that links them, the terminal last, naming every file written.
 OUTPUTS: tuple[OutputFactory, ...] = (
-    lambda config, mode, resuming: RunRecordOutput(config, mode.csv_path(config), resuming=resuming),
-    lambda config, mode, resuming: CsvOutput(mode.csv_path(config), mode.row_type, append=resuming),
-    lambda config, mode, resuming: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
-    lambda config, mode, resuming: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
-    lambda config, mode, resuming: make_progress(quiet=config.quiet, line=mode.progress_line),
+    lambda config, mode, resumption: RunRecordOutput(config, mode.csv_path(config), resuming=resumption is not None),
+    lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.row_type, append=resumption is not None,
+                                               keep_bytes=resumption.csv_bytes if resumption else None),
+    lambda config, mode, resumption: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
+    lambda config, mode, resumption: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
+    lambda config, mode, resumption: make_progress(quiet=config.quiet, line=mode.progress_line),
 )
 
 
@@ -82,7 +83,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
     secrets = secrets_in_use(config.dsn, server.dsn)
     claim = TableClaim(server.dsn, [c.table for c in configs], config.statement_timeout_ms)
     if outputs is None:
-        outputs = [make(config, mode, resumption is not None) for make in OUTPUTS]
+        outputs = [make(config, mode, resumption) for make in OUTPUTS]
     with closing(claim), ExitStack() as first_driver_scope:
         claim.revive()  # connects, and takes every table's lock: TableInUse when another run holds one
         with claim.conn.transaction():  # nothing is created, dropped or emptied unless the run can start

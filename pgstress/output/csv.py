@@ -6,13 +6,13 @@ import csv
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from pgstress.output.base import Output, RampPlan, RunResult
 from pgstress.output.files import AppendOnlyFile, OutputFailed
-from pgstress.rows import Row
+from pgstress.rows import CLIENT_MEMORY, CONNECTION_LOST, DB_LIMIT, ERROR, OK, TIMEOUT, VERIFY_FAILED, Row
 
 
 def _cell(value: Any) -> str:
@@ -30,10 +30,12 @@ class CsvOutput(Output):
     half line (see AppendOnlyFile); the failure then ends the run (OutputFailed).
     """
 
-    def __init__(self, path: str | Path, row_type: type[Row], *, append: bool = False) -> None:
+    def __init__(self, path: str | Path, row_type: type[Row], *, append: bool = False,
+                 keep_bytes: int | None = None) -> None:
         self.path = Path(path)
         self._columns = row_type.COLUMNS
         self._append = append
+        self._keep_bytes = keep_bytes  # --resume: the length of the CSV's whole lines (a cut last line dropped)
         self._file: AppendOnlyFile | None = None
         self._failed = False
 
@@ -42,7 +44,7 @@ class CsvOutput(Output):
             return
         try:
             if self._file is None:
-                self._file = AppendOnlyFile(self.path, append=self._append)
+                self._file = AppendOnlyFile(self.path, append=self._append, keep_bytes=self._keep_bytes)
                 if self._file.size == 0:
                     self._file.append(csv_line(self._columns))
             self._file.append(csv_line([_cell(getattr(row, name)) for name in self._columns]))
@@ -67,15 +69,64 @@ def csv_line(cells: Sequence[str]) -> bytes:
     return text.getvalue().encode("utf-8")
 
 
-def read_rows(path: Path, row_type: type[Row]) -> list[Row]:
+class CsvDamaged(ValueError):
+    """A CSV pgstress cannot read back as rows; the message says where (it completes "<path> ...")."""
+
+
+_STATUSES = frozenset({OK, DB_LIMIT, TIMEOUT, CONNECTION_LOST, CLIENT_MEMORY, VERIFY_FAILED, ERROR})
+
+
+@dataclass(frozen=True)
+class CsvContents:
+    """What a CSV holds: its rows, and whether its last line was cut off (written only in part)."""
+
+    rows: list[Row]
+    whole_bytes: int  # the length of its whole lines: where a cut last line starts
+    cut_tail: bytes  # a last line without its line end (b"" when there is none): never read as a row
+
+
+def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
     """The CSV's rows as `row_type` objects (empty cells are None; the CSV writes floats exactly).
 
-    Raises ValueError or TypeError on a row that does not fit `row_type`.
+    Strict, since the rows become part of a new run's results: the header must be `row_type`'s, and
+    every whole line a row of exactly its columns with values of their types and a known status.
+    A last line without a line end was cut off while being written; it is returned apart, unread.
+    Raises CsvDamaged (OSError when the file cannot be read).
     """
+    data = path.read_bytes()
+    whole = data.rfind(b"\n") + 1
+    try:
+        text = data[:whole].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CsvDamaged(f"is not UTF-8 text (byte {exc.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
     kinds = {field.name: str(field.type) for field in fields(row_type)}
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [row_type(**{name: _value(kinds[name], cell) for name, cell in raw.items() if name in kinds})
-                for raw in csv.DictReader(handle)]
+    rows: list[Row] = []
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise CsvDamaged("has no whole header line")
+        if tuple(header) != row_type.COLUMNS:
+            raise CsvDamaged(f"does not start with the header of this mode's CSV ({len(header)} columns)")
+        for cells in reader:
+            line = reader.line_num
+            if len(cells) != len(header):
+                raise CsvDamaged(f"line {line} has {len(cells)} fields, the header {len(header)}")
+            values = {name: _checked_value(kinds[name], cell, line, name) for name, cell in zip(header, cells)}
+            if values["status"] not in _STATUSES:
+                raise CsvDamaged(f"line {line}: {values['status']!r} is not a pgstress status")
+            rows.append(row_type(**values))
+    except csv.Error as exc:
+        raise CsvDamaged(f"line {reader.line_num} is not CSV ({exc})") from None
+    return CsvContents(rows, whole, data[whole:])
+
+
+def _checked_value(kind: str, cell: str, line: int, name: str) -> Any:
+    try:
+        return _value(kind, cell)
+    except ValueError:
+        what = "whole number" if kind.startswith("int") else "number"
+        raise CsvDamaged(f"line {line}, column {name}: {cell[:40]!r} is not a {what}") from None
 
 
 def _value(kind: str, cell: str) -> Any:

@@ -49,12 +49,14 @@ class AppendOnlyFile:
     (a full disk) is cut back to the last whole record before OutputFailed is raised.
     """
 
-    def __init__(self, path: Path, *, append: bool) -> None:
+    def __init__(self, path: Path, *, append: bool, keep_bytes: int | None = None) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | (0 if append else os.O_TRUNC)
             self._fd = os.open(path, flags, 0o666)
+            if keep_bytes is not None:  # a damaged tail (--resume) is cut off before anything is added
+                os.ftruncate(self._fd, keep_bytes)
             self.size = os.lseek(self._fd, 0, os.SEEK_END)
         except OSError as exc:
             raise OutputFailed(path, exc) from None
