@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 import psycopg
 
+from pgstress import interrupts
 from pgstress.config import (
     ALL_FORMATS,
     AUTO_TRACE_ALL_UP_TO,
@@ -29,7 +29,6 @@ from pgstress.output.files import OutputFailed
 from pgstress.output.paths import output_problem, planned_files
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
-from pgstress.run.ramp import STOP_SIGNALS
 from pgstress.session import longest_table_suffix, run_session
 from pgstress.workload.payloads import format_names
 
@@ -201,41 +200,61 @@ def exit_status(result: RunResult) -> int:
     return 0
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _say(line: str) -> None:
+    print(f"pgstress: {line}", file=sys.stderr, flush=True)
+
+
+def _interrupted_line(finished: int) -> str:
+    cause = interrupts.signal_name() or "Ctrl-C"
+    if not finished:
+        return f"interrupted ({cause}) before any iteration finished"
+    return f"interrupted ({cause}); the report covers the {finished} iteration{'s' * (finished != 1)} that finished"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run, and say how it ended: one line on stderr for anything but a run that ended as planned."""
+    restore_signals = interrupts.install()
+    finished: list[RunResult] = []  # the run's result, once there is one
+    try:
+        return _main(argv, finished)
+    except KeyboardInterrupt:  # a stop signal outside the run's own handling (parsing, connecting, after the end)
+        if finished and finished[0].reported_interrupted is False:
+            return exit_status(finished[0])  # it came after the report was written: the run had finished
+        _say(_interrupted_line(len(finished[0].rows) if finished else 0))
+        return EXIT_INTERRUPTED
+    finally:
+        restore_signals()
+
+
+def _main(argv: Sequence[str] | None, finished: list[RunResult]) -> int:
     config = parse_config(argv)
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, _raise_interrupt)
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     mode = MODES[config.mode]
     try:
         resumption = load_resumption(config, mode.csv_path(config), mode.row_type) if config.resume else None
     except ResumeRefused as exc:
-        print(f"pgstress: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return EXIT_BAD_INPUT
     if resumption is not None and resumption.notice:
-        print(f"pgstress: {resumption.notice}", file=sys.stderr)
+        _say(resumption.notice)
     try:
         with open_server(config.dsn) as server:
             result = run_session(config, server, resumption)
+            finished.append(result)
     except ServerUnavailable as exc:
-        print(f"pgstress: {scrub(str(exc), *secrets)}", file=sys.stderr)
+        _say(scrub(str(exc), *secrets))
         return EXIT_SERVER
     except TableRefused as exc:
-        print(f"pgstress: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return EXIT_BAD_INPUT
     except OutputFailed as exc:  # the run record, before the first iteration: nothing ran
-        print(f"pgstress: {exc}; nothing was run", file=sys.stderr)
+        _say(f"{exc}; nothing was run")
         return EXIT_WRITE
-    except KeyboardInterrupt:
-        print("pgstress: interrupted before any iteration finished", file=sys.stderr)
-        return EXIT_INTERRUPTED
     except psycopg.Error as exc:
-        print(f"pgstress: database error during set-up: {scrub(' '.join(str(exc).split()), *secrets)}", file=sys.stderr)
+        _say(f"database error during set-up: {scrub(' '.join(str(exc).split()), *secrets)}")
         return EXIT_SERVER
     for failure in result.failed_outputs:
-        print(f"pgstress: {failure}", file=sys.stderr)
+        _say(failure)
+    if result.interrupted:
+        _say(_interrupted_line(len(result.rows)))
     return exit_status(result)

@@ -4,18 +4,19 @@
 The order makes the run safe to point at someone's server: the tables are claimed first (a table
 another run uses is refused), then checked, created, dropped or emptied in one transaction that
 commits only once the first ramp's connections are open, so a run that cannot start leaves
-nothing behind. Whatever ends the run (its end, an output that cannot be written) every output
-still finishes with what was measured.
+nothing behind. Whatever ends the run (its end, a stop signal, an output that cannot be written)
+every output still finishes with what was measured.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import replace
 
 import psycopg
 
+from pgstress import interrupts
 from pgstress.config import ALL_FORMATS, RunConfig
 from pgstress.db.control import ControlSession
 from pgstress.db.environment import ServerDetails, collect_server
@@ -84,13 +85,14 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
     claim = TableClaim(server.dsn, [c.table for c in configs], config.statement_timeout_ms)
     if outputs is None:
         outputs = [make(config, mode, resumption) for make in OUTPUTS]
-    with closing(claim), ExitStack() as first_driver_scope:
+    held = ExitStack()  # the claim and the first driver, released whatever signals arrive (interrupts.run_to_end)
+    try:
+        held.callback(claim.close)
         claim.revive()  # connects, and takes every table's lock: TableInUse when another run holds one
         with claim.conn.transaction():  # nothing is created, dropped or emptied unless the run can start
             tables = [prepare_table(claim.conn, TableSql(c.table, codec.column_type), drop=config.drop_table,
                                     truncate=truncate) for c, codec in zip(configs, codecs)]
-            first_driver = first_driver_scope.enter_context(
-                mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets))
+            first_driver = held.enter_context(mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets))
         details = _server_details(server.dsn, tables)
         result = RunResult(RunContext(config, collect_host(), server, details[0]))
         for output in outputs:
@@ -107,9 +109,13 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 result.ramps.append(ramp)
                 if ramp.outcome.interrupted or result.failed_outputs:
                     break
+        except KeyboardInterrupt:
+            result.stopped = True  # between ramps or before the first: the report still covers what finished
         finally:
             _finish(outputs, result)
-    return result
+        return result
+    finally:
+        interrupts.run_to_end(held.close)
 
 
 def _server_details(dsn: str, tables: Sequence[TableSql]) -> list[ServerDetails]:
@@ -134,14 +140,15 @@ def _already_open(driver: Driver) -> Iterator[Driver]:
 
 
 def _finish(outputs: Sequence[Output], result: RunResult) -> None:
-    """Every output finishes and closes; one that cannot write is recorded, the others still write."""
-    for output in outputs:
-        try:
-            output.finish(result)
-        except OutputFailed as failed:
-            result.failed_outputs.append(str(failed))
-    for output in outputs:
-        output.close()
+    """Every output finishes and closes, whatever signals arrive now; one that cannot write is recorded."""
+    with interrupts.deferred():
+        for output in outputs:
+            try:
+                output.finish(result)
+            except OutputFailed as failed:
+                result.failed_outputs.append(str(failed))
+        for output in outputs:
+            output.close()
 
 
 def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control: ControlSession,
@@ -164,14 +171,19 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
 
     for output in outputs:
         output.ramp_started(plan)
-    with open_driver as driver:
-        iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard)
-        outcome = run_ramp(plan.levels, iteration, hand_out,
-                           max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
+    outcome = RampOutcome(planned_levels=len(plan.levels))
+    table_bytes: int | None = None
     try:
-        table_bytes: int | None = control.total_size()
-    except (psycopg.Error, TableRefused):  # the final size is a nicety; a server gone leaves it unknown
-        table_bytes = None
+        with open_driver as driver:
+            iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard)
+            outcome = run_ramp(plan.levels, iteration, hand_out,
+                               max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
+        try:
+            table_bytes = control.total_size()
+        except (psycopg.Error, TableRefused):  # the final size is a nicety; a server gone leaves it unknown
+            table_bytes = None
+    except KeyboardInterrupt:  # outside the levels (the driver opening or closing, the size): what ran is kept
+        outcome.interrupted = True
     whole = RampOutcome([*plan.previous, *outcome.rows], outcome.interrupted, outcome.stop_reason,
                         plan.done_before + len(plan.levels))
     ramp = RampResult(plan, whole, table_bytes, memory_limit_mb=guard.limit_mb if guard else None)

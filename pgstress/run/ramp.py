@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pgstress import interrupts
 from pgstress.rows import OK, Row
-
-# Signals that end a run the way Ctrl-C does: `kill`, and the terminal closing (tmux, ssh, a closed window).
-STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
-    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
 
 
 class StopRamp(Exception):
@@ -57,12 +52,14 @@ def run_ramp(
 
     Stops after `max_consecutive_failures` failed levels in a row (levels never run are not
     invented), after a level that raises StopRamp (its row is recorded), when `on_row` raises
-    EndRamp, or on Ctrl-C, where the level in progress is abandoned and not recorded.
+    EndRamp, or on a stop signal, where the level in progress is abandoned and not recorded.
     """
     outcome = RampOutcome(planned_levels=len(levels))
     failures_in_a_row = 0
     try:
         for offset, epochs in enumerate(levels):
+            if interrupts.stop_requested():  # a signal counted while a section had to finish first
+                raise KeyboardInterrupt
             try:
                 row = run_level(first_iter + offset, epochs)
             except StopRamp as stop:
