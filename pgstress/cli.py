@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -201,7 +202,8 @@ def exit_status(result: RunResult) -> int:
 
 
 def _say(line: str) -> None:
-    print(f"pgstress: {line}", file=sys.stderr, flush=True)
+    with contextlib.suppress(OSError):  # a stderr that cannot be written (2>/dev/full) has nothing left to tell
+        print(f"pgstress: {line}", file=sys.stderr, flush=True)
 
 
 def _interrupted_line(finished: int) -> str:

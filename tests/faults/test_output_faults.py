@@ -8,10 +8,12 @@ The refusals run against a closed port: had the server been contacted, the exit 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import SYNC, TINY_RAMP, RampMode, fill_up, read_csv, tmpfs
+from helpers import REPO, SYNC, TINY_RAMP, RampMode, fill_up, read_csv, tmpfs
 
 NO_SERVER = ["--dsn", "host=127.0.0.1 port=1 connect_timeout=5"]
 
@@ -105,3 +107,29 @@ def test_a_report_on_the_full_disk_is_one_more_line(server_dsn: str, db, table_n
         assert result.err.splitlines()[1:] == [
             f"pgstress: could not write {report}: No space left on device [Errno 28]"]
         assert not report.exists()
+
+
+@pytest.mark.parametrize("stdout", ["a full device", "a closed pipe"])
+def test_a_terminal_that_cannot_be_written_does_not_sink_the_run(stdout: str, embedded_dsn: str, table_name: str,
+                                                                 tmp_path: Path) -> None:
+    """Progress is not a result: with stdout on /dev/full, or a pipe whose reader is gone (`| head -1`), the
+    run goes on silently, writes its CSV and report, and says so in one line."""
+    argv = [sys.executable, "main.py", "--dsn", embedded_dsn, "--table", table_name, *TINY_RAMP, "--no-charts",
+            "--results-csv", str(tmp_path / "r.csv"), "--report-md", str(tmp_path / "r.md")]
+    if stdout == "a full device":
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(argv, cwd=REPO, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+        code, err = done.returncode, done.stderr
+    else:
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.readline()  # the title line, then the reader goes away
+        proc.stdout.close()
+        err = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    reason = "No space left on device" if stdout == "a full device" else "Broken pipe"
+    assert code == 0, err
+    assert err.splitlines() == [f"pgstress: could not write to stdout ({reason}); the run goes on without"
+                                " progress lines"]
+    assert [row["status"] for row in read_csv(tmp_path / "r.csv")] == ["OK", "OK", "OK"]
+    assert "- **Breaking point:** none reached" in (tmp_path / "r.md").read_text(encoding="utf-8")
