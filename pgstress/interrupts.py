@@ -2,11 +2,12 @@
 
 The first signal stops what runs: it raises KeyboardInterrupt, or, while an event loop waits
 (`while_waiting`), cancels the loop's task instead (raising inside a driver's protocol callbacks
-crashed the interpreter). Every later signal is only counted: the run is already stopping, and
-nothing may interrupt its clean-up (the report, the embedded server's stop, the temporary
-directory's removal), however many signals arrive. Sections that must run to their end whatever
-the moment (`deferred`) count even the first signal without raising; `stop_requested` then says
-that the run was asked to stop.
+crashed the interpreter). A signal soon after it is only counted: the run is already stopping, and
+a double Ctrl-C must not cut its clean-up short. Sections that must run to their end whatever the
+moment (`deferred`: the report, the embedded server's stop, the temporary directory's removal, each
+bounded by its own timeouts) count every signal without raising; `stop_requested` then says that
+the run was asked to stop. Only when stopping takes longer than FORCE_AFTER_S (a driver waiting on
+a server that does not answer its cancel) does a further signal force its way out of that wait.
 
 This module imports nothing of pgstress, so main.py installs it before importing anything heavy.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,9 +30,13 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
 )
 
 
+FORCE_AFTER_S = 10.0  # a stop still under way this long after the first signal: the next one forces it
+
+
 @dataclass
 class _State:
     received: list[int] = field(default_factory=list)  # every stop signal so far, in order
+    first_at: float = 0.0  # time.monotonic() of the first
     deferring: int = 0  # depth of `deferred` sections
     on_stop: Callable[[], None] | None = None  # while an event loop waits: how to stop it instead of raising
 
@@ -41,7 +47,11 @@ _state = _State()
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     first = not _state.received
     _state.received.append(signum)
-    if not first or _state.deferring:
+    if first:
+        _state.first_at = time.monotonic()
+    elif time.monotonic() - _state.first_at < FORCE_AFTER_S:
+        return  # the run is stopping: nothing may cut that short
+    if _state.deferring:
         return
     if _state.on_stop is not None:
         _state.on_stop()

@@ -188,7 +188,8 @@ class FanoutDatabase:
         leftovers = [task for task in asyncio.all_tasks() if task is not current]
         for task in leftovers:
             task.cancel()
-        await asyncio.gather(*leftovers, return_exceptions=True)
+        if leftovers:  # a task waiting on a connection that lost its result never ends: wait a while only
+            await asyncio.wait(leftovers, timeout=_CLOSE_TIMEOUT_S)
         if self.memory_failures:  # a connection that failed to allocate may never answer a polite close
             self.pool.terminate()
             return
