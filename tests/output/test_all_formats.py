@@ -38,7 +38,7 @@ def expected_cell(row: dict[str, str] | None, field: str, digits: int) -> str:
         return NOT_RUN
     if row["status"] != "OK":
         return row["status"]
-    return f"{float(row[field]):,.{digits}f}"
+    return f"{float(row[field]):,.{digits}f}" if row[field] else NOT_RUN  # e.g. no pg_stat_statements
 
 
 def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
@@ -200,6 +200,6 @@ def test_an_interrupted_format_is_the_last_and_the_report_says_so() -> None:
     context = RunContext(config, collect_host(), ServerInfo("", "--dsn", False), ServerDetails())
     ramps = [ramp_of("bson", [ok(1000, 500, 0.2, 9.0)]),
              ramp_of("jsonb", [ok(1000, 500, 0.2, 9.0)], interrupted=True)]
-    text = render_comparison(RunResult(context, ramps), SYNC_REPORT, planned_formats=3)
+    text = render_comparison(RunResult(context, ramps), SYNC_REPORT, planned_ramps=3)
     assert "> **INTERRUPTED** (Ctrl-C) during format 2 of 3; this report covers what finished." in text
     assert "| ndjson_zstd |" not in text
