@@ -86,6 +86,20 @@ def _statements_missing(conn: psycopg.Connection) -> tuple[str | None, str, bool
     return schema, "", track_utility != "off"
 
 
+def _io_missing(conn: psycopg.Connection, version_num: int) -> str:
+    """Why the write phase's pg_stat_io figures cannot be had ('' when they can)."""
+    if version_num < IO_SINCE:
+        return f"PostgreSQL {_major(version_num)} has no pg_stat_io (it came in 16)"
+    try:
+        conn.execute(FLUSH_STATS)
+    except psycopg.Error as exc:
+        conn.rollback()
+        return (f"this role may not call pg_stat_force_next_flush(), so a phase's I/O cannot be told from the next"
+                f" one's ({' '.join(str(exc).split())})")
+    conn.rollback()
+    return ""
+
+
 def probe_measures(conn: psycopg.Connection) -> MeasureSupport:
     """What this server can tell about each level, and why not where it cannot; reads only."""
     row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
@@ -99,7 +113,7 @@ def probe_measures(conn: psycopg.Connection) -> MeasureSupport:
         statements_schema=schema,
         statements_missing=statements_missing,
         tracks_utility=tracks_utility,
-        io_missing="" if version_num >= IO_SINCE else f"PostgreSQL {major} has no pg_stat_io (it came in 16)",
+        io_missing=_io_missing(conn, version_num),
         compression_missing="" if version_num >= COMPRESSION_SINCE
         else f"PostgreSQL {major} has no pg_column_compression (it came in 14)",
     )
