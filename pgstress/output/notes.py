@@ -70,9 +70,10 @@ def server_notes(config: RunConfig, per_level: str) -> list[str]:
         " filled for a failed write too: what the attempt cost.",
         f"- `server_write_ms` / `server_read_ms`: the server's own execution time of this table's {statement} and"
         f" SELECT{per_level} (`pg_stat_statements` total_exec_time, the difference across the phase; statements that"
-        " failed are not recorded). It excludes receiving an INSERT's parameter, parse/bind and the commit's WAL"
-        f" flush; a SELECT's includes detoasting the value and sending it to the client.{copy_note}"
-        " `insert_s` minus `server_write_ms` is what the driver, the wire and the commit took.",
+        " failed are not recorded). It excludes receiving an INSERT's parameter and converting it at bind (for jsonb:"
+        " parsing the JSON text), and the commit's WAL flush; a SELECT's includes detoasting the value and sending it"
+        f" to the client.{copy_note} `insert_s` minus `server_write_ms` is therefore the driver, the wire, bind and"
+        " the commit.",
         "- `io_written_mb`, `io_extended_mb`, `io_fsyncs` (PostgreSQL 16+): `pg_stat_io` differences across the"
         " write phase for relations, summed over all server processes (this run's backends publish their"
         " statistics first; the checkpointer and background writer publish on their own schedule)."

@@ -9,6 +9,7 @@ from pgstress.config import RunConfig
 from pgstress.db.server_measures import MeasureSupport
 from pgstress.output.tables import Column, col, markdown_table
 from pgstress.rows import OK, AsyncRow, Row
+from pgstress.workload.payloads import get_codec
 
 # Above this share of insert_s outside the server's execution, the report says the driver dominates the write.
 DRIVER_DOMINATES = 0.5
@@ -29,7 +30,7 @@ def wal_per_stored(row: Row) -> float | None:
 
 
 def outside_server_s(row: Row) -> float | None:
-    """insert_s minus the server's execution of the write statements: what the driver, the wire and the commit took."""
+    """insert_s minus the server's execution of the write statements: the driver, the wire, bind and the commit."""
     if row.insert_s is None or row.server_write_ms is None:
         return None
     return row.insert_s - row.server_write_ms / 1000
@@ -44,9 +45,9 @@ IO_COLUMNS = (col("io_written_mb", digits=1), col("io_extended_mb", digits=1), c
 SERVER_TABLE = (
     col("iter"), col("epochs"), col("status"), col("stored_compression", "stored as"), col("heap_mb", digits=2),
     col("toast_mb", digits=2), col("wal_mb", digits=2), Column("WAL / stored", wal_per_stored, 2),
-    col("insert_s", digits=3), col("server_write_ms", digits=1), Column("insert_s outside server", outside_server_s, 3),
-    col("select_s", digits=3), col("server_read_ms", digits=1), *IO_COLUMNS, col("checkpoints"),
-    col("other_sessions"),
+    col("insert_s", digits=3), col("server_write_ms", digits=1),
+    Column("insert_s outside execution", outside_server_s, 3), col("select_s", digits=3),
+    col("server_read_ms", digits=1), *IO_COLUMNS, col("checkpoints"), col("other_sessions"),
 )  # fmt: skip
 
 
@@ -93,8 +94,18 @@ def idle_text(rows: Sequence[Row], embedded: bool) -> str:
             " their WAL and I/O are included in those rows' `wal_mb` and `io_*` figures.")
 
 
+def _outside_execution(config: RunConfig, row: Row) -> str:
+    """What `insert_s` holds besides the statement's execution, for this write method and column type."""
+    if config.write_method == "copy":
+        return "the COPY's set-up, the `SELECT lastval()` that returns the id, and the commit"
+    if get_codec(row.format).column_type == "JSONB":
+        return ("the driver handing the value over, the wire, the server parsing the JSON text into jsonb at bind"
+                " (which pg_stat_statements does not count), and the commit")
+    return "the driver handing the value over, the wire, bind (a copy of the bytes) and the commit"
+
+
 def write_split_sentences(rows: Sequence[Row], config: RunConfig) -> list[str]:
-    """Where the write time went at the largest successful size: the server's execution against the rest."""
+    """Where the write time went at the largest successful size: the statement's execution against the rest."""
     split = [row for row in rows if row.status == OK and _outside_share(row) is not None]
     if not split:
         return []
@@ -105,10 +116,10 @@ def write_split_sentences(rows: Sequence[Row], config: RunConfig) -> list[str]:
     sentences = [
         f"At {top.epochs:,} epochs `insert_s` was {top.insert_s:,.3f} s{summed}, of which the server executed the"
         f" {_write_statement(config)} for {top.server_write_ms / 1000:,.3f} s ({(1 - share) * 100:.0f} %);"
-        f" the other {rest:,.3f} s ({share * 100:.0f} %) were the driver handing the value over, the wire,"
-        " parse/bind and the commit."]
-    if share > DRIVER_DOMINATES:
-        sentences.append("The driver dominates the write, not PostgreSQL.")
+        f" the other {rest:,.3f} s ({share * 100:.0f} %) were {_outside_execution(config, top)}."]
+    driver_bound = config.write_method != "copy" and get_codec(top.format).column_type != "JSONB"
+    if share > DRIVER_DOMINATES and driver_bound:
+        sentences.append("The driver and the wire dominate the write, not PostgreSQL's work.")
         if config.write_method == "insert" and not isinstance(top, AsyncRow):
             sentences.append("psycopg sends a parameter with libpq in non-blocking mode, which for values of hundreds"
                              " of MiB costs several times the server's own work (bench/results.md);"
