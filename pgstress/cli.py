@@ -123,9 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-trace", choices=MEMORY_TRACE_MODES, default=defaults.memory_trace,
                    help="tracemalloc peaks from a separate untimed pass: on (every iteration), off, or auto (every"
                         f" iteration of a ramp up to {AUTO_TRACE_ALL_UP_TO}, else ~{AUTO_TRACE_SAMPLES} of them)")
-    p.add_argument("--write-method", choices=WRITE_METHODS, default=defaults.write_method,
-                   help="insert: one parameterised INSERT as psycopg sends it (non-blocking); insert_blocking (sync"
-                        " mode): the same INSERT with libpq's blocking send; copy: binary COPY")
+    p.add_argument("--write-method", choices=WRITE_METHODS, default=argparse.SUPPRESS,
+                   help="insert_blocking (sync mode): one parameterised INSERT sent with libpq's blocking send;"
+                        " insert: the same INSERT as psycopg sends it by default (non-blocking: far slower for huge"
+                        " values); copy: binary COPY (default: insert_blocking in sync mode, insert in async mode)")
     p.add_argument("--toast-compression", choices=(*TOAST_COMPRESSIONS, ALL_COMPRESSIONS),
                    default=defaults.toast_compression,
                    help="the payload column's COMPRESSION (PostgreSQL 14+; default: the server's"
@@ -155,7 +156,7 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         parser.error(f"argument --end-epochs: {args.end_epochs} is below --start-epochs {args.start_epochs}")
     if args.payload_format == ALL_FORMATS and args.mode == "async":
         parser.error("argument --payload-format: all is not available with --mode async yet; run one format")
-    if args.write_method == "insert_blocking" and args.mode == "async":
+    if getattr(args, "write_method", None) == "insert_blocking" and args.mode == "async":
         parser.error("argument --write-method: insert_blocking is libpq's send mode, used by sync mode (psycopg);"
                      " asyncpg does not use libpq: use insert or copy")
     config = RunConfig(**vars(args))

@@ -14,6 +14,9 @@ AUTO_TRACE_SAMPLES = 5  # ... and about this many, evenly spread and ending with
 ALL_FORMATS = "all"  # --payload-format all: one ramp per registered format, compared in one report
 # insert: psycopg's own (non-blocking) send; insert_blocking: the same INSERT with libpq's blocking send; copy
 WRITE_METHODS = ("insert", "insert_blocking", "copy")
+# The default in sync mode: psycopg's non-blocking send of one huge parameter costs up to 4x the whole INSERT
+# (bench/results.md, section I), a driver's cost rather than PostgreSQL's. asyncpg has no libpq send mode.
+SYNC_WRITE_METHOD, ASYNC_WRITE_METHOD = "insert_blocking", "insert"
 TOAST_COMPRESSIONS = ("default", "pglz", "lz4")  # the payload column's COMPRESSION; default: the server's setting
 ALL_COMPRESSIONS = "all"  # --toast-compression all: one ramp per method below, compared in one report
 COMPARED_COMPRESSIONS = ("pglz", "lz4")
@@ -42,7 +45,7 @@ class RunConfig:
     zstd_level: int = 3
     max_consecutive_failures: int = 3
     memory_trace: str = "auto"  # on: every iteration; off: none; auto: see trace_stride
-    write_method: str = "insert"
+    write_method: str = SYNC_WRITE_METHOD  # async mode: ASYNC_WRITE_METHOD unless another is given
     toast_compression: str = "default"
     storage: str = "extended"
     start_iter: int = 1
@@ -51,6 +54,10 @@ class RunConfig:
     no_charts: bool = False
     quiet: bool = False
     fail_on_break: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode == "async" and self.write_method == SYNC_WRITE_METHOD:
+            object.__setattr__(self, "write_method", ASYNC_WRITE_METHOD)  # the mode's default (frozen dataclass)
 
     @property
     def ramp_length(self) -> int:

@@ -14,6 +14,8 @@ statistic and never installs an extension on a user's server. All queries run on
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -205,35 +207,46 @@ class ServerMeasures:
                  insert=sql.Literal(sql.SQL("INSERT INTO {} ").format(self.table.ident).as_string(None)),
                  copy=sql.Literal(sql.SQL("COPY {}").format(self.table.ident).as_string(None)))
 
-    def counters(self) -> Counters:
+    @contextmanager
+    def _untimed(self) -> Iterator[psycopg.Connection]:
+        """The session's connection in a transaction without statement_timeout: --statement-timeout-ms bounds the
+        measured statements, not reading the server's statistics (pg_stat_statements reads a file of texts)."""
         conn = self.session.conn
+        with conn.transaction():
+            conn.execute("SET LOCAL statement_timeout = 0")
+            yield conn
+
+    def counters(self) -> Counters:
         if self.support.io:
-            conn.execute(FLUSH_STATS)  # this session's own pending I/O, before reading everyone's
-        row = conn.execute(self._counters).fetchone()
+            # This session's own pending I/O first; a backend publishes only outside a transaction.
+            self.session.conn.execute(FLUSH_STATS)
+        with self._untimed() as conn:
+            row = conn.execute(self._counters).fetchone()
+            found = conn.execute(self._statements).fetchall() if self._statements is not None else []
         assert row is not None
         wal, checkpoints, others, written, extended, fsyncs = row
         io = (_int(written), _int(extended), _int(fsyncs)) if self.support.io else None
-        statements = {}
-        if self._statements is not None:
-            for is_read, queryid, calls, exec_ms in conn.execute(self._statements).fetchall():
-                statements[(READ if is_read else WRITE, int(queryid))] = StatementTotals(int(calls), float(exec_ms))
+        statements = {(READ if is_read else WRITE, int(queryid)): StatementTotals(int(calls), float(exec_ms))
+                      for is_read, queryid, calls, exec_ms in found}
         return Counters(_int(wal), None if checkpoints is None else int(checkpoints), int(others), io, statements)
 
     def relation_bytes(self) -> tuple[int, int]:
         """(main relation, TOAST relation with its index) of the table, in bytes."""
-        row = self.session.conn.execute(
-            "SELECT pg_relation_size(c.oid), COALESCE(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0)"
-            " FROM pg_class c WHERE c.oid = to_regclass(%s)", [self.table.ident.as_string(None)]
-        ).fetchone()
+        with self._untimed() as conn:
+            row = conn.execute(
+                "SELECT pg_relation_size(c.oid), COALESCE(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0)"
+                " FROM pg_class c WHERE c.oid = to_regclass(%s)", [self.table.ident.as_string(None)]
+            ).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def stored_compression(self, record_ids: list[int]) -> str | None:
         """The compression the stored values use (pglz, lz4, none; several joined by '+'), None where unknown."""
         if self.support.compression_missing or not record_ids:
             return None
-        found = self.session.conn.execute(
-            sql.SQL("SELECT DISTINCT pg_column_compression(payload) FROM {} WHERE id = ANY(%s)").format(
-                self.table.ident), [record_ids]).fetchall()
+        with self._untimed() as conn:
+            found = conn.execute(
+                sql.SQL("SELECT DISTINCT pg_column_compression(payload) FROM {} WHERE id = ANY(%s)").format(
+                    self.table.ident), [record_ids]).fetchall()
         return "+".join(sorted(str(method or "none") for (method,) in found)) or None
 
 

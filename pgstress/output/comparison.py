@@ -221,7 +221,10 @@ def _method_against(payload_format: str, base: RampResult, other: RampResult, pa
     faster, slower = speed > 1 + NOISE_PERCENT / 100, speed < 1 / (1 + NOISE_PERCENT / 100)
     disk = _percent(new_stored, old_stored) if new_stored and old_stored else ""
     larger = bool(new_stored and old_stored and round((new_stored / old_stored - 1) * 100) > 0)
-    if faster and larger:
+    if new.stored_compression == old.stored_compression == "none":
+        verdict = ("neither method compresses these bytes (both stored them uncompressed), so the choice makes no"
+                   " difference")
+    elif faster and larger:
         verdict = (f"{new_method} writes {speed:.1f}x faster for {disk.replace(' larger', ' more')} disk: choose"
                    f" {new_method} unless disk space matters more to you than write time")
     elif faster:
@@ -306,7 +309,8 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int)
             f" that iteration failed; {NOT_RUN}: not measured (the {noun}'s ramp had stopped, or the column was"
             " not measured).", ""]
     for metric in parts.compared:
-        out += [f"### {metric.title}", "", side_by_side_table(runs, metric, levels), ""]
+        if any(getattr(row, metric.field, None) is not None for row in result.rows):  # e.g. no pg_stat_statements
+            out += [f"### {metric.title}", "", side_by_side_table(runs, metric, levels), ""]
 
     out += chart_section(result, 7)
 

@@ -31,17 +31,21 @@ def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
     return text
 
 
+# What psycopg's default non-blocking send cost against libpq's blocking send, one INSERT of a 306 MiB bson value
+# (1,000,000 epochs) on the embedded server: bench/results.md, section I.
+DRIVER_COST = ("handing the message to the kernel took 27.6 s with psycopg's default non-blocking send against 0.46 s"
+               " with libpq's blocking send, for 2.5-2.7 s of server execution (bench/results.md, section I)")
 SYNC_WRITE_METHODS = {
+    "insert_blocking": "Write method `insert_blocking` (the default): one parameterised INSERT per record over"
+    " psycopg (bytea as a binary parameter, jsonb as text) with the connection's libpq in blocking mode"
+    " (`conn.pgconn.nonblocking = 0`, how psycopg2 and libpq's own clients send), so libpq hands the whole message"
+    " to the kernel itself; the connection is in autocommit, so `insert_s` includes the commit. psycopg 3's own"
+    f" default send costs far more for huge values, which is the driver, not PostgreSQL: {DRIVER_COST};"
+    " `--write-method insert` measures that.",
     "insert": "Write method `insert`: one parameterised INSERT per record over psycopg (bytea as a binary"
-    " parameter, jsonb as text), what applications do; the connection is in autocommit, so `insert_s` includes"
-    " the commit. For values of hundreds of MiB most of it is the driver's send (psycopg drives libpq"
-    " non-blocking: 300 MiB took 7-22 s here against 2.4-2.9 s in blocking mode; bench/results.md);"
-    " `--write-method copy` shows the server's own cost.",
-    "insert_blocking": "Write method `insert_blocking`: the same parameterised INSERT over psycopg, with the"
-    " connection's libpq in blocking mode (`conn.pgconn.nonblocking = 0`), so libpq hands the whole message to the"
-    " kernel itself instead of psycopg flushing it piece by piece; the server receives the same statement and"
-    " value. An application gets this only by setting that flag (psycopg2 sends this way); `insert_s` includes the"
-    " commit.",
+    " parameter, jsonb as text) sent as psycopg 3 sends it by default, libpq in non-blocking mode with psycopg"
+    " flushing the message piece by piece; `insert_s` includes the commit. For values of hundreds of MiB most of"
+    f" it is that send: {DRIVER_COST}. `--write-method insert_blocking` sends the same INSERT the fast way.",
     "copy": "Write method `copy`: one binary `COPY ... FROM STDIN (FORMAT BINARY)` per record over psycopg, the"
     " value streamed in 1 MiB chunks (the floor of what the server needs); `insert_s` includes the commit.",
 }
@@ -58,6 +62,8 @@ VERIFY_NOTE = "- Every record read back is decoded and compared with what was wr
 def server_notes(config: RunConfig, per_level: str) -> list[str]:
     """What the server-side columns mean; `per_level` says how a level's records add up ('' in sync mode)."""
     statement = "COPY" if config.write_method == "copy" else "INSERT"
+    unused = (" With STORAGE EXTERNAL the server never compresses the value, so the compression method is not used."
+              if config.storage == "external" and config.toast_compression != "default" else "")
     copy_note = (" A COPY's execution includes receiving the streamed value from the client, so with"
                  " `--write-method copy` it also holds the transfer." if config.write_method == "copy" else "")
     return [
@@ -82,7 +88,7 @@ def server_notes(config: RunConfig, per_level: str) -> list[str]:
         " workers not idle at the start or the end of the write phase (or whose state this role cannot see);"
         " above 0, `wal_mb` and the I/O columns may include their work.",
         f"- `toast_compression` / `storage`: the payload column's COMPRESSION and STORAGE as configured"
-        f" (`--toast-compression {config.toast_compression}`, `--storage {config.storage}`).",
+        f" (`--toast-compression {config.toast_compression}`, `--storage {config.storage}`).{unused}",
     ]
 
 
