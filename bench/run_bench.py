@@ -441,6 +441,48 @@ def _storage_row(bench: Bench, fmt: str, size: int, name: str, measured: list[Sy
          f" WAL {med('wal_mb') or 0:,.1f} MiB  load {_load()}")
 
 
+def measures_cost(bench: Bench, fmt: str, size: int) -> None:
+    """Whole iterations with and without the server-side measures, alternating: do they change the timings, and
+    what do they add to an iteration's wall time?"""
+    config = RunConfig(payload_format=fmt, table=f"pgstress_bench_{fmt}_measured", seed=SEED, memory_trace="off")
+    (details,) = prepare_tables(bench.dsn, [config], drop=True, truncate=False)
+    samples: dict[bool, list[tuple[SyncRow, float]]] = {True: [], False: []}
+    for rep in range(2 * bench.storage_reps):
+        measured = rep % 2 == 0
+        started = time.perf_counter()
+        row = _measured_iteration(bench, config, details.measures if measured else None, size)
+        samples[measured].append((row, time.perf_counter() - started))
+    snapshot_ms = _snapshot_ms(bench, config, details.measures)
+    for measured, found in samples.items():
+        rows = [r for r, _ in found]
+        bench.add("J", {
+            "format": fmt, "epochs": size, "measures": "on" if measured else "off", "reps": len(found),
+            "write_s": _median([r.write_s or 0.0 for r in rows]), "read_s": _median([r.read_s or 0.0 for r in rows]),
+            "write_range": _spread([r.write_s or 0.0 for r in rows]),
+            "wall_s": _median([wall for _, wall in found]), "load": _load(),
+            "snapshot_ms": snapshot_ms if measured else None,
+        })  # fmt: skip
+    _say(f"J {fmt} {size:,}: " + ", ".join(f"{r['measures']}: write {r['write_s']:.3f}s read {r['read_s']:.3f}s"
+                                           f" wall {r['wall_s']:.3f}s" for r in bench.sections["J"][-2:]))
+
+
+def _snapshot_ms(bench: Bench, config: RunConfig, support: object) -> float:
+    """Median milliseconds of one reading of the server's counters (what each level does three times)."""
+    spec = TableSql(config.table, get_codec(config.payload_format).column_type)
+    control = ControlSession(bench.dsn, spec, 0)
+    try:
+        measures = ServerMeasures(control, spec, support)  # type: ignore[arg-type]
+        measures.counters()  # connected before timing
+        times = []
+        for _ in range(50):
+            started = time.perf_counter()
+            measures.counters()
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        control.close()
+    return _median(times)
+
+
 def _measured_iteration(bench: Bench, config: RunConfig, support: object, size: int) -> SyncRow:
     """One sync iteration as the ramp runs it, with the server-side measures the server offers."""
     codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
@@ -606,6 +648,15 @@ TABLES: dict[str, tuple[str, list[Column], str]] = {
        " query to libpq until the whole Bind message is in the kernel (psycopg's flush loop in non-blocking"
        " mode; libpq's own loop in blocking mode), `wait s` from then until the result. `server s`: the"
        " server's execution of that INSERT (pg_stat_statements). Modes alternate order per repetition."),
+    "J": ("J. The server-side measures' own cost (medians of the repetitions)", [
+        c("format", "format"), c("epochs", "epochs", 0), c("measures", "measures"), c("reps", "reps"),
+        c("write_s", "write_s", 3), c("write_s min-max", "write_range"), c("read_s", "read_s", 3),
+        c("iteration wall s", "wall_s", 3), c("one counters reading ms", "snapshot_ms", 2), c("load after", "load"),
+    ], "Whole pgstress iterations (sync, memory trace off) alternating with (`on`) and without (`off`) the"
+       " server-side measures; `iteration wall s` includes the connection set-up and every query between the"
+       " phases. The measures run outside the timed phases, so write_s and read_s should differ only by noise."
+       " `one counters reading ms`: the median of 50 readings of the server's counters (a level reads them three"
+       " times, plus the relation sizes and the stored compression once)."),
     "G": ("G. Generate + encode alone (no database)", [
         c("format", "format"), c("epochs", "epochs", 0), c("gen_s", "gen_s", 3), c("encode_s", "encode_s", 3),
         c("hash_s", "hash_s", 3), c("wall s", "wall_s", 3), c("encoded MiB", "encoded_mib", 1),
@@ -639,7 +690,7 @@ def render(bench: Bench, started: str, finished: str, elapsed: float, load_start
         f"- Load average (1/5/15 min) at start {load_start}, at end {load_end}. The machine is shared with"
         " other work: single runs are noisy (±20-30 %), hence best-of-N and rotated order.", "",
     ]  # fmt: skip
-    for key in ("A", "B", "C", "D", "F", "E", "G", "H", "I"):
+    for key in ("A", "B", "C", "D", "F", "E", "G", "H", "I", "J"):
         rows = bench.sections.get(key)
         if not rows:
             continue
@@ -673,10 +724,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace-reps", type=int, default=2, help="on/off pairs for B and C")
     parser.add_argument("--ramp-end", type=int, default=300_000, help="end of the D ramps (0: skip them)")
     parser.add_argument("--full-ramp", action="store_true", help="also run the full default ndjson_zstd ramp to 1M")
-    parser.add_argument("--sections", default="ABCDEGHI",
+    parser.add_argument("--sections", default="ABCDEGHIJ",
                         help="which sections to run (letters; F follows C and D; H: storage choices, I: the driver's"
-                             " share of an INSERT)")
-    parser.add_argument("--storage-reps", type=int, default=3, help="repetitions per storage choice in H")
+                             " share of an INSERT, J: the server-side measures' own cost)")
+    parser.add_argument("--storage-reps", type=int, default=3,
+                        help="repetitions per storage choice in H (J: on/off pairs)")
     parser.add_argument("--storage-method", default=RunConfig().write_method, help="H's --write-method")
     parser.add_argument("--dsn", default=None,
                         help="measure on this server instead of a throwaway embedded one (H needs lz4, which the"
@@ -725,6 +777,10 @@ def main(argv: list[str] | None = None) -> int:
             for fmt in formats:
                 for size in sizes:
                     driver_share(bench, fmt, size)
+        if "J" in args.sections:
+            for fmt in formats:
+                for size in sizes:
+                    measures_cost(bench, fmt, size)
     elapsed = time.perf_counter() - started_wall
     finished = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     command = "python bench/run_bench.py" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(
