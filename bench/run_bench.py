@@ -471,7 +471,7 @@ def _snapshot_ms(bench: Bench, config: RunConfig, support: object) -> float:
     spec = TableSql(config.table, get_codec(config.payload_format).column_type)
     control = ControlSession(bench.dsn, spec, 0)
     try:
-        measures = ServerMeasures(control, spec, support)  # type: ignore[arg-type]
+        measures = ServerMeasures(control, spec, support)
         measures.counters()  # connected before timing
         times = []
         for _ in range(50):
