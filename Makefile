@@ -1,17 +1,21 @@
 # The README's two commands. Both create .venv and install what they need on first use.
+# Another Python: make test PYTHON=python3.10 VENV=.venv-3.10 (any of 3.10 to 3.13).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
 .PHONY: run test lint typecheck bench clean
 
-$(VENV)/.installed: requirements.txt
+# pgstress itself goes in editable, so the venv also has the `pgstress` console script.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	$(PIP) -r requirements-test.txt
 	touch $@
 
 # A short sync ramp (10k -> 100k epochs, step 10k, ndjson_zstd) on a throwaway embedded PostgreSQL.
@@ -35,4 +39,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/run_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf .venv .venv-* .pytest_cache .ruff_cache .mypy_cache pgstress.egg-info

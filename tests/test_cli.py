@@ -107,3 +107,15 @@ def test_bad_input_through_the_real_entry_point_touches_nothing(
     assert len(done.stderr.strip().splitlines()) == 1 and "--end-epochs" in done.stderr
     assert not csv_path.exists() and not report_path.exists()
     assert db.execute(f'SELECT count(*) FROM "{table_name}"').fetchone() == (2,)
+
+
+@pytest.mark.parametrize("command", [["pgstress"], [sys.executable, "-m", "pgstress"], [sys.executable, "main.py"]],
+                         ids=["console script", "python -m pgstress", "python main.py"])
+def test_every_way_to_start_it_is_the_same_program(command: list[str]) -> None:
+    if command == ["pgstress"]:  # installed beside this Python by `make` (pip install -e .), as pipx would
+        command = [str(Path(sys.executable).with_name("pgstress"))]
+    done = subprocess.run([*command, "--start-epochs", "0"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == "pgstress: error: argument --start-epochs: 0 must be >= 1\n"
+    helped = subprocess.run([*command, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: pgstress ")

@@ -25,6 +25,7 @@ else:  # pragma: no cover - exercised by the suite on Python 3.10
     class LoopRunner:
         def __init__(self) -> None:
             self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)  # as asyncio.Runner does: code asking for "the" loop gets this one
             self._interrupts = 0
 
         def __enter__(self) -> LoopRunner:
@@ -67,10 +68,12 @@ else:  # pragma: no cover - exercised by the suite on Python 3.10
                 leftovers = asyncio.all_tasks(loop)
                 for task in leftovers:
                     task.cancel()
-                loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+                if leftovers:  # gather() of nothing would make its future on another loop
+                    loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:
+                asyncio.set_event_loop(None)
                 loop.close()
 
 __all__ = ["LoopRunner"]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 CHUNK_EPOCHS = 10_000
 
@@ -48,7 +49,7 @@ class EpochChunk:
     """A run of consecutive epochs: as a structured array (for hashing) and as dicts."""
 
     start: int
-    table: np.ndarray
+    table: npt.NDArray[np.void]  # a structured array of EPOCH_DTYPE
 
     def as_dicts(self) -> list[Epoch]:
         return _dicts_from_columns([self.table[key].tolist() for key in EPOCH_KEYS])
@@ -104,7 +105,7 @@ class ContentHash:
         self._hash = hashlib.blake2b(digest_size=16)
         self.count = 0
 
-    def update_table(self, table: np.ndarray) -> None:
+    def update_table(self, table: npt.NDArray[np.void]) -> None:
         self._hash.update(np.ascontiguousarray(table).tobytes())
         self.count += len(table)
 

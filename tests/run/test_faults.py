@@ -1,7 +1,7 @@
 """classify(): the status class of any failure, and with the value's size, which limit a failure is and
 by how much the value passed it.
 
-Pure logic on the drivers' own exception classes and messages (as facts.md records them); the real
+Pure logic on the drivers' own exception classes and messages (as bench/real_limits.py sees them); the real
 server refusing is in faults/test_statement_faults.py (jsonb, imitated) and bench/real_limits.py (both real).
 """
 
@@ -82,7 +82,7 @@ def test_dropped_connection_with_a_value_past_1_gib_is_the_message_limit() -> No
 
 
 def test_dropped_connection_just_under_1_gib_is_still_the_message_limit() -> None:
-    """facts.md: values from ~1,073,741,785 bytes already drop the connection (the message has other fields)."""
+    """Values from ~1,073,741,785 bytes already drop the connection (the message has other fields too)."""
     fault = classify(psycopg.OperationalError(DROPPED), value_size=1_073_741_790)
     assert fault.status == DB_LIMIT
     assert "33 bytes (0.0%) under it" in fault.message

@@ -1,0 +1,7 @@
+"""`python -m pgstress`: the same command as `pgstress` and `python main.py`."""
+
+import sys
+
+from pgstress.cli import main
+
+sys.exit(main())
