@@ -1,18 +1,19 @@
-"""One run: the tables made ready, then a ramp for the mode (or one per payload format with `all`),
-every finished row and the final record handed to the outputs."""
+"""One run: the tables made ready, then a ramp for the mode (or one per payload format and/or TOAST
+compression method with `all`), every finished row and the final record handed to the outputs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import psycopg
 
-from pgstress.config import ALL_FORMATS, RunConfig
+from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label
 from pgstress.db.control import ControlSession
 from pgstress.db.environment import ServerDetails, collect_server
 from pgstress.db.schema import TableSql, check_table, prepare_table
 from pgstress.db.server import ServerInfo
+from pgstress.db.server_measures import ServerMeasures
+from pgstress.db.storage import StorageChoice, apply_storage, check_storage
 from pgstress.host import collect_host
 from pgstress.modes import MODES, Mode
 from pgstress.output.base import Output, RampPlan, RampResult, RunContext, RunResult
@@ -27,7 +28,7 @@ from pgstress.rows import Row
 from pgstress.run.iteration import Iteration
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import RampOutcome, run_ramp
-from pgstress.workload.payloads import CodecOptions, format_names, get_codec
+from pgstress.workload.payloads import CodecOptions, get_codec
 
 OutputFactory = Callable[[RunConfig, Mode, bool], Output]  # (config, mode, resuming) -> the output
 
@@ -42,25 +43,18 @@ OUTPUTS: tuple[OutputFactory, ...] = (
 )
 
 
-def ramp_configs(config: RunConfig) -> list[RunConfig]:
-    """One configuration per ramp: with `--payload-format all`, one per format on the table `<table>_<format>`."""
-    if config.payload_format != ALL_FORMATS:
-        return [config]
-    return [replace(config, payload_format=name, table=f"{config.table}_{name}") for name in format_names()]
-
-
-def longest_table_suffix() -> int:
-    return max(len(f"_{name}") for name in format_names())
-
-
 def prepare_tables(dsn: str, configs: Sequence[RunConfig], *, drop: bool, truncate: bool) -> list[ServerDetails]:
-    """Every table approved before any is touched; then each created or emptied as asked."""
+    """The server's support for the storage asked and every table approved before any is touched; then each
+    created or emptied as asked, its payload column set to the storage asked."""
     specs = [TableSql(c.table, get_codec(c.payload_format).column_type) for c in configs]
+    choices = [StorageChoice(c.toast_compression, c.storage) for c in configs]
     with psycopg.connect(dsn) as conn:
+        support = check_storage(conn, choices)
         for spec in specs:
             check_table(conn, spec, drop=drop)
-        for spec in specs:
+        for spec, choice in zip(specs, choices):
             prepare_table(conn, spec, drop=drop, truncate=truncate)
+            apply_storage(conn, spec, choice, support)
         return [collect_server(conn, c.table) for c in configs]
 
 
@@ -80,13 +74,13 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
         for index, (ramp_config, found) in enumerate(zip(configs, details)):
             if index:
                 release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
-            label = f"{ramp_config.payload_format}" if len(configs) > 1 else ""
+            label = ramp_label(config, ramp_config)
             title = mode.title(ramp_config, server)
             if len(configs) > 1:
-                title = f"format {index + 1} of {len(configs)}: {title}"
+                title = f"{compared_noun(config)} {index + 1} of {len(configs)}: {title}"
             previous = resumption.previous if resumption else []
             plan = RampPlan(ramp_config, title, label, ramp_config.epoch_ramp(), len(previous), previous)
-            ramp = run_one_ramp(plan, mode, server, outputs)
+            ramp = run_one_ramp(plan, mode, server, outputs, found)
             ramp.details = found
             result.ramps.append(ramp)
             if ramp.outcome.interrupted:
@@ -99,12 +93,16 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
     return result
 
 
-def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequence[Output]) -> RampResult:
+def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequence[Output],
+                 details: ServerDetails | None = None) -> RampResult:
     config = plan.config
     codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
     secrets = secrets_in_use(config.dsn, server.dsn)
     guard = mode.memory_guard(config, plan.previous) if mode.memory_guard else None
-    control = ControlSession(server.dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms)
+    table = TableSql(config.table, codec.column_type)
+    control = ControlSession(server.dsn, table, config.statement_timeout_ms)
+    support = details.measures if details is not None else None
+    measures = ServerMeasures(control, table, support) if support is not None else None
 
     def hand_out(row: Row) -> None:
         for output in outputs:
@@ -114,7 +112,8 @@ def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequen
         output.ramp_started(plan)
     try:
         with mode.open_driver(config, server.dsn, codec, secrets) as driver:
-            iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard)
+            iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard,
+                                  measures)
             outcome = run_ramp(plan.levels, iteration, hand_out,
                                max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
         try:
