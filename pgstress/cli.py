@@ -14,15 +14,22 @@ import psycopg
 
 from pgstress import interrupts
 from pgstress.config import (
+    ALL_COMPRESSIONS,
     ALL_FORMATS,
     AUTO_TRACE_ALL_UP_TO,
     AUTO_TRACE_SAMPLES,
+    IDENTIFIER_MAX,
     MEMORY_TRACE_MODES,
+    STORAGES,
+    TOAST_COMPRESSIONS,
     WRITE_METHODS,
     RunConfig,
+    is_compared,
+    longest_table_suffix,
 )
 from pgstress.db.schema import TableRefused
 from pgstress.db.server import ServerUnavailable, open_server
+from pgstress.db.storage import StorageUnsupported
 from pgstress.modes import MODES
 from pgstress.output.analysis import find_points
 from pgstress.output.base import RunResult
@@ -30,7 +37,7 @@ from pgstress.output.files import OutputFailed
 from pgstress.output.paths import output_problem, planned_files
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
-from pgstress.session import longest_table_suffix, run_session
+from pgstress.session import run_session
 from pgstress.workload.payloads import format_names
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -123,8 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-trace", choices=MEMORY_TRACE_MODES, default=defaults.memory_trace,
                    help="tracemalloc peaks from a separate untimed pass: on (every iteration), off, or auto (every"
                         f" iteration of a ramp up to {AUTO_TRACE_ALL_UP_TO}, else ~{AUTO_TRACE_SAMPLES} of them)")
-    p.add_argument("--write-method", choices=WRITE_METHODS, default=defaults.write_method,
-                   help="insert: one parameterised INSERT (what applications do); copy: binary COPY")
+    p.add_argument("--write-method", choices=WRITE_METHODS, default=argparse.SUPPRESS,
+                   help="insert_blocking (sync mode): one parameterised INSERT sent with libpq's blocking send;"
+                        " insert: the same INSERT as psycopg sends it by default (non-blocking: far slower for huge"
+                        " values); copy: binary COPY (default: insert_blocking in sync mode, insert in async mode)")
+    p.add_argument("--toast-compression", choices=(*TOAST_COMPRESSIONS, ALL_COMPRESSIONS),
+                   default=defaults.toast_compression,
+                   help="the payload column's COMPRESSION (PostgreSQL 14+; default: the server's"
+                        " default_toast_compression); all: one ramp per method (pglz, lz4), each on <table>_<method>,"
+                        " compared")
+    p.add_argument("--storage", choices=STORAGES, default=defaults.storage,
+                   help="the payload column's STORAGE: extended (compressed, out of line when large), external (out"
+                        " of line, never compressed), main (compressed, kept in line as long as possible)")
     p.add_argument("--resume", action="store_true",
                    help="continue the ramp whose first iterations its CSV (--results-csv, async: --async-results-csv)"
                         " already holds (same options, checked)")
@@ -144,14 +161,11 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     args = parser.parse_args(argv)
     if args.end_epochs < args.start_epochs:
         parser.error(f"argument --end-epochs: {args.end_epochs} is below --start-epochs {args.start_epochs}")
-    if args.payload_format == ALL_FORMATS:
-        if args.mode == "async":
-            parser.error("argument --payload-format: all is not available with --mode async yet; run one format")
-        if len(args.table) + longest_table_suffix() > 63:
-            parser.error(f"argument --table: {args.table!r} is too long for --payload-format all"
-                         f" (at most {63 - longest_table_suffix()} characters, to leave room for _<format>)")
-        if args.resume:
-            parser.error("argument --resume: not available with --payload-format all yet")
+    if args.payload_format == ALL_FORMATS and args.mode == "async":
+        parser.error("argument --payload-format: all is not available with --mode async yet; run one format")
+    if getattr(args, "write_method", None) == "insert_blocking" and args.mode == "async":
+        parser.error("argument --write-method: insert_blocking is libpq's send mode, used by sync mode (psycopg);"
+                     " asyncpg does not use libpq: use insert or copy")
     open_files = _open_files_limit()
     if args.mode == "async" and args.async_concurrency > open_files - _OTHER_FILES:
         parser.error(f"argument --async-concurrency: {args.async_concurrency} connections need as many open files;"
@@ -161,6 +175,13 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     if dsn_problem is not None:
         parser.error(dsn_problem)
     config = RunConfig(**vars(args))
+    if is_compared(config):
+        suffix = longest_table_suffix(config)
+        if len(config.table) + suffix > IDENTIFIER_MAX:
+            parser.error(f"argument --table: {config.table!r} is too long for one table per compared ramp (at most"
+                         f" {IDENTIFIER_MAX - suffix} characters, to leave room for the {suffix}-character suffix)")
+        if config.resume:
+            parser.error("argument --resume: not available when ramps are compared (all) yet")
     mode = MODES[config.mode]
     files = planned_files(_option_name(mode.csv_option), mode.csv_path(config), config.report_md,
                           [] if config.no_charts else [chart.name for chart in mode.charts])
@@ -246,7 +267,7 @@ def _main(argv: Sequence[str] | None, finished: list[RunResult]) -> int:
     except ServerUnavailable as exc:
         _say(scrub(str(exc), *secrets))
         return EXIT_SERVER
-    except TableRefused as exc:
+    except (TableRefused, StorageUnsupported) as exc:
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
     except OutputFailed as exc:  # the run record, before the first iteration: nothing ran

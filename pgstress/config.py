@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from pgstress.redaction import redact_dsn
+from pgstress.workload.payloads import format_names
 
 MEMORY_TRACE_MODES = ("auto", "on", "off")
 AUTO_TRACE_ALL_UP_TO = 20  # --memory-trace auto traces every iteration of a ramp this short ...
 AUTO_TRACE_SAMPLES = 5  # ... and about this many, evenly spread and ending with the last, of a longer one
 ALL_FORMATS = "all"  # --payload-format all: one ramp per registered format, compared in one report
-WRITE_METHODS = ("insert", "copy")
+# insert: psycopg's own (non-blocking) send; insert_blocking: the same INSERT with libpq's blocking send; copy
+WRITE_METHODS = ("insert", "insert_blocking", "copy")
+# The default in sync mode: psycopg's non-blocking send of one huge parameter costs up to 4x the whole INSERT
+# (bench/results.md, section I), a driver's cost rather than PostgreSQL's. asyncpg has no libpq send mode.
+SYNC_WRITE_METHOD, ASYNC_WRITE_METHOD = "insert_blocking", "insert"
+TOAST_COMPRESSIONS = ("default", "pglz", "lz4")  # the payload column's COMPRESSION; default: the server's setting
+ALL_COMPRESSIONS = "all"  # --toast-compression all: one ramp per method below, compared in one report
+COMPARED_COMPRESSIONS = ("pglz", "lz4")
+STORAGES = ("extended", "external", "main")  # the payload column's STORAGE
+IDENTIFIER_MAX = 63  # PostgreSQL's identifier limit (NAMEDATALEN - 1 bytes)
 
 
 @dataclass(frozen=True)
@@ -35,13 +45,19 @@ class RunConfig:
     zstd_level: int = 3
     max_consecutive_failures: int = 3
     memory_trace: str = "auto"  # on: every iteration; off: none; auto: see trace_stride
-    write_method: str = "insert"
+    write_method: str = SYNC_WRITE_METHOD  # async mode: ASYNC_WRITE_METHOD unless another is given
+    toast_compression: str = "default"
+    storage: str = "extended"
     start_iter: int = 1
     resume: bool = False
     max_client_memory_mb: int | None = None  # async memory guard; None = 80 % of the RAM available at start
     no_charts: bool = False
     quiet: bool = False
     fail_on_break: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode == "async" and self.write_method == SYNC_WRITE_METHOD:
+            object.__setattr__(self, "write_method", ASYNC_WRITE_METHOD)  # the mode's default (frozen dataclass)
 
     @property
     def ramp_length(self) -> int:
@@ -81,3 +97,46 @@ class RunConfig:
         values = asdict(self)
         values["dsn"] = redact_dsn(self.dsn) if self.dsn else None
         return values
+
+
+def ramp_configs(config: RunConfig) -> list[RunConfig]:
+    """One configuration per ramp: `--payload-format all` runs one per format, `--toast-compression all` one per
+    method, both together one per pair; each on its own table `<table>_<format>_<method>` (only the parts that vary).
+    """
+    formats = list(format_names()) if config.payload_format == ALL_FORMATS else [config.payload_format]
+    methods = list(COMPARED_COMPRESSIONS) if config.toast_compression == ALL_COMPRESSIONS \
+        else [config.toast_compression]
+    if len(formats) == 1 and len(methods) == 1:
+        return [config]
+    return [replace(config, payload_format=name, toast_compression=method,
+                    table=config.table + _suffix(name if len(formats) > 1 else None,
+                                                 method if len(methods) > 1 else None))
+            for name in formats for method in methods]
+
+
+def _suffix(payload_format: str | None, method: str | None) -> str:
+    return "".join(f"_{part}" for part in (payload_format, method) if part)
+
+
+def longest_table_suffix(config: RunConfig) -> int:
+    """How many characters `ramp_configs` appends to `--table` at most (0 when it runs one ramp)."""
+    return max(len(ramp.table) for ramp in ramp_configs(config)) - len(config.table)
+
+
+def ramp_label(whole: RunConfig, ramp: RunConfig) -> str:
+    """How the reports name one ramp of a compared run: what varies between its ramps ("bson lz4"); empty alone."""
+    parts = [ramp.payload_format if whole.payload_format == ALL_FORMATS else "",
+             ramp.toast_compression if whole.toast_compression == ALL_COMPRESSIONS else ""]
+    return " ".join(part for part in parts if part)
+
+
+def compared_noun(config: RunConfig) -> str:
+    """What one ramp of a compared run is: a format, a compression method, or a combination of both."""
+    formats, methods = config.payload_format == ALL_FORMATS, config.toast_compression == ALL_COMPRESSIONS
+    return "combination" if formats and methods else "format" if formats else "compression method" if methods \
+        else "ramp"
+
+
+def is_compared(config: RunConfig) -> bool:
+    """Whether the run compares several ramps (`all` for the format, the compression, or both)."""
+    return config.payload_format == ALL_FORMATS or config.toast_compression == ALL_COMPRESSIONS

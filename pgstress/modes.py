@@ -44,7 +44,11 @@ class Mode:
         return str(getattr(config, self.csv_option))
 
     def title(self, config: RunConfig, server: ServerInfo) -> str:
-        return f"{self.describe(config)}, {config.payload_format} into {config.table}, against {server.describe()}"
+        stored = [] if config.toast_compression == "default" else [config.toast_compression]
+        stored += [] if config.storage == "extended" else [f"storage {config.storage}"]
+        column = f" ({', '.join(stored)})" if stored else ""
+        return (f"{self.describe(config)}, {config.payload_format}{column} into {config.table},"
+                f" against {server.describe()}")
 
 
 SYNC = Mode(

@@ -20,6 +20,13 @@ VERIFY_FAILED: Final = "VERIFY_FAILED"
 ERROR: Final = "ERROR"
 
 
+# The columns both modes append after their own extras: the payload column's settings, then what the server paid.
+SERVER_COLUMNS = (
+    "toast_compression", "storage", "wal_mb", "heap_mb", "toast_mb", "stored_compression", "server_write_ms",
+    "server_read_ms", "io_written_mb", "io_extended_mb", "io_fsyncs", "checkpoints", "other_sessions",
+)  # fmt: skip
+
+
 @dataclass(kw_only=True)
 class Row:
     """What every row has, whatever the mode."""
@@ -38,6 +45,22 @@ class Row:
     write_rss_peak_mb: float | None = None
     read_rss_peak_mb: float | None = None
     verify_s: float | None = None
+    insert_s: float | None = None  # sync: the insert stage; async: summed over the level's stored records
+    select_s: float | None = None  # sync: the select stage; async: summed over the level's records read
+    # The payload column as configured, and what the server paid (db/server_measures.py); empty: not measured.
+    toast_compression: str = ""
+    storage: str = ""
+    wal_mb: float | None = None
+    heap_mb: float | None = None
+    toast_mb: float | None = None
+    stored_compression: str = ""
+    server_write_ms: float | None = None
+    server_read_ms: float | None = None
+    io_written_mb: float | None = None
+    io_extended_mb: float | None = None
+    io_fsyncs: int | None = None
+    checkpoints: int | None = None
+    other_sessions: int | None = None
 
     COLUMNS: ClassVar[tuple[str, ...]] = ()
     # The column the optimal efficiency point maximises, and how the report names it.
@@ -60,8 +83,6 @@ class SyncRow(Row):
     db_row_mb: float | None = None
     gen_s: float | None = None
     encode_s: float | None = None
-    insert_s: float | None = None
-    select_s: float | None = None
     decode_s: float | None = None
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
@@ -69,7 +90,7 @@ class SyncRow(Row):
         "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error",
         # extras
         "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
-        "read_rss_peak_mb",
+        "read_rss_peak_mb", *SERVER_COLUMNS,
     )  # fmt: skip
 
 
@@ -122,6 +143,6 @@ class AsyncRow(Row):
         "read_p50_ms", "read_p95_ms", "read_p99_ms", "read_max_ms", "failures", "db_payload_per_record_mb",
         "write_latency_sum_s", "read_latency_sum_s", "write_cpu_s", "write_encode_busy_s", "write_db_only_s",
         "read_cpu_s", "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
-        "estimated_client_mb", "measured_client_mb",
+        "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_COLUMNS,
     )  # fmt: skip
     EFFICIENCY: ClassVar[str] = "write_eps"

@@ -1,5 +1,5 @@
-"""One run: the tables claimed and made ready, then a ramp for the mode (or one per payload format with
-`all`), every finished row and the final record handed to the outputs.
+"""One run: the tables claimed and made ready, then a ramp for the mode (or one per payload format and/or
+TOAST compression method with `all`), every finished row and the final record handed to the outputs.
 
 The order makes the run safe to point at someone's server: the tables are claimed first (a table
 another run uses is refused), then checked, created, dropped or emptied in one transaction that
@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import replace
 
 import psycopg
 
 from pgstress import interrupts
-from pgstress.config import ALL_FORMATS, RunConfig
+from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label
 from pgstress.db.control import ControlSession
 from pgstress.db.environment import ServerDetails, collect_server
 from pgstress.db.ownership import TableClaim
 from pgstress.db.schema import TableRefused, TableSql, prepare_table
 from pgstress.db.server import ServerInfo
+from pgstress.db.server_measures import ServerMeasures
+from pgstress.db.storage import StorageChoice, apply_storage, check_storage
 from pgstress.host import collect_host
 from pgstress.modes import MODES, Mode
 from pgstress.output.base import Output, RampPlan, RampResult, RunContext, RunResult
@@ -38,7 +39,7 @@ from pgstress.rows import Row
 from pgstress.run.iteration import Driver, Iteration
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import EndRamp, RampOutcome, run_ramp
-from pgstress.workload.payloads import Codec, CodecOptions, format_names, get_codec
+from pgstress.workload.payloads import Codec, CodecOptions, get_codec
 
 OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (config, mode, resumption) -> the output
 
@@ -54,17 +55,6 @@ OUTPUTS: tuple[OutputFactory, ...] = (
 )
 
 
-def ramp_configs(config: RunConfig) -> list[RunConfig]:
-    """One configuration per ramp: with `--payload-format all`, one per format on the table `<table>_<format>`."""
-    if config.payload_format != ALL_FORMATS:
-        return [config]
-    return [replace(config, payload_format=name, table=f"{config.table}_{name}") for name in format_names()]
-
-
-def longest_table_suffix() -> int:
-    return max(len(f"_{name}") for name in format_names())
-
-
 def _codec(config: RunConfig) -> Codec:
     return get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
 
@@ -73,9 +63,10 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 outputs: Sequence[Output] | None = None) -> RunResult:
     """Run the whole run; the outputs get every row at once and the result at the end, also when interrupted.
 
-    Raises TableRefused (TableInUse) before anything is touched, ServerUnavailable when the first ramp's
-    connections cannot be opened (nothing created then either), and OutputFailed when an output cannot
-    even begin (the run record); failures of outputs later on are in `RunResult.failed_outputs`.
+    Raises TableRefused (TableInUse) or StorageUnsupported before anything is touched, ServerUnavailable
+    when the first ramp's connections cannot be opened (nothing created then either), and OutputFailed
+    when an output cannot even begin (the run record); failures of outputs later on are in
+    `RunResult.failed_outputs`.
     """
     mode = MODES[config.mode]
     configs = ramp_configs(resumption.runner_config if resumption else config)
@@ -89,11 +80,10 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
     try:
         held.callback(claim.close)
         claim.revive()  # connects, and takes every table's lock: TableInUse when another run holds one
-        with claim.conn.transaction():  # nothing is created, dropped or emptied unless the run can start
-            tables = [prepare_table(claim.conn, TableSql(c.table, codec.column_type), drop=config.drop_table,
-                                    truncate=truncate) for c, codec in zip(configs, codecs)]
+        # nothing is created, dropped or emptied unless the run can start (its first driver opens)
+        with preparing_tables(claim.conn, configs, drop=config.drop_table, truncate=truncate) as tables:
             first_driver = held.enter_context(mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets))
-        details = _server_details(server.dsn, tables)
+        details = server_details(server.dsn, tables)
         result = RunResult(RunContext(config, collect_host(), server, details[0]))
         for output in outputs:
             output.begin(result.context)  # the run record (OutputFailed: nothing ran)
@@ -103,8 +93,11 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                     release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
                 driver = (_already_open(first_driver) if index == 0
                           else mode.open_driver(ramp_config, server.dsn, table, codecs[index], secrets))
-                plan = _plan(mode, ramp_config, server, index, len(configs), resumption)
-                ramp = run_one_ramp(plan, mode, outputs, ControlSession(claim, table), driver, secrets, result)
+                plan = _plan(mode, config, ramp_config, server, index, len(configs), resumption)
+                support = details[index].measures
+                measures = ServerMeasures(claim, table, support) if support is not None else None
+                ramp = run_one_ramp(plan, mode, outputs, ControlSession(claim, table), driver, secrets, result,
+                                    measures)
                 ramp.details = details[index]
                 result.ramps.append(ramp)
                 if ramp.outcome.interrupted or result.failed_outputs:
@@ -118,20 +111,35 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
         interrupts.run_to_end(held.close)
 
 
-def _server_details(dsn: str, tables: Sequence[TableSql]) -> list[ServerDetails]:
+@contextmanager
+def preparing_tables(conn: psycopg.Connection, configs: Sequence[RunConfig], *, drop: bool,
+                     truncate: bool) -> Iterator[list[TableSql]]:
+    """The storage asked checked (reads only: StorageUnsupported), then, in one transaction on `conn` (the
+    run's claim connection) that commits when the block ends and rolls back if it raises: every table
+    approved, created, dropped or emptied, its OID pinned, its payload column set to the storage asked."""
+    choices = [StorageChoice(c.toast_compression, c.storage) for c in configs]
+    support = check_storage(conn, choices)
+    with conn.transaction():
+        tables = [prepare_table(conn, TableSql(c.table, get_codec(c.payload_format).column_type), drop=drop,
+                                truncate=truncate) for c in configs]
+        for table, choice in zip(tables, choices):
+            apply_storage(conn, table, choice, support)
+        yield tables
+
+
+def server_details(dsn: str, tables: Sequence[TableSql]) -> list[ServerDetails]:
     """The server's settings as any session gets them (the control session sets its own statement_timeout)."""
     with psycopg.connect(dsn) as conn:
         return [collect_server(conn, table.table) for table in tables]
 
 
-def _plan(mode: Mode, config: RunConfig, server: ServerInfo, index: int, count: int,
+def _plan(mode: Mode, whole: RunConfig, config: RunConfig, server: ServerInfo, index: int, count: int,
           resumption: Resumption | None) -> RampPlan:
-    label = config.payload_format if count > 1 else ""
     title = mode.title(config, server)
     if count > 1:
-        title = f"format {index + 1} of {count}: {title}"
+        title = f"{compared_noun(whole)} {index + 1} of {count}: {title}"
     previous = resumption.previous if resumption else []
-    return RampPlan(config, title, label, config.epoch_ramp(), len(previous), previous)
+    return RampPlan(config, title, ramp_label(whole, config), config.epoch_ramp(), len(previous), previous)
 
 
 @contextmanager
@@ -153,7 +161,7 @@ def _finish(outputs: Sequence[Output], result: RunResult) -> None:
 
 def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control: ControlSession,
                  open_driver: AbstractContextManager[Driver], secrets: tuple[str, ...],
-                 result: RunResult) -> RampResult:
+                 result: RunResult, measures: ServerMeasures | None = None) -> RampResult:
     config = plan.config
     guard = mode.memory_guard(config, plan.previous) if mode.memory_guard else None
 
@@ -175,7 +183,8 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
     table_bytes: int | None = None
     try:
         with open_driver as driver:
-            iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard)
+            iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard,
+                                  measures)
             outcome = run_ramp(plan.levels, iteration, hand_out,
                                max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
         try:

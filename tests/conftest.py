@@ -11,12 +11,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import RAMP_MODES, IterationHooks, PrivateServer, RampMode, install_hooks
+from helpers import PG15_ENV, RAMP_MODES, IterationHooks, PrivateServer, RampMode, install_hooks
 
 from pgstress import cli
 from pgstress.db.server import embedded_server
 
-PG15_ENV = "PGSTRESS_TEST_PG15_DSN"
 SERVER_NAMES = ["embedded"] + (["pg15"] if os.environ.get(PG15_ENV) else [])
 _table_numbers = itertools.count()
 

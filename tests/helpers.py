@@ -32,6 +32,7 @@ from pgstress.rows import Row
 from pgstress.workload.payloads import get_codec
 
 REPO = Path(__file__).resolve().parent.parent
+PG15_ENV = "PGSTRESS_TEST_PG15_DSN"  # the machine's PostgreSQL 15, when .ci/run (or you) exports it
 ASYNC_CONCURRENCY = 2
 TINY_RAMP = ["--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000", "--memory-trace", "off"]
 

@@ -88,7 +88,8 @@ def test_help_gives_every_option_a_text_and_its_default(capsys: pytest.CaptureFi
     text = " ".join(capsys.readouterr().out.split())
     for shown in ("(default: sync)", "(default: stress_records)", "(default: ndjson_zstd)", "(default: 10000)",
                   "(default: 1000000)", "(default: iteration_results.csv)", "(default: stress_test_report.md)",
-                  "(default: 42)", "(default: auto)", "(default: insert)"):
+                  "(default: 42)", "(default: auto)", "(default: insert_blocking in sync mode, insert in async"
+                  " mode)"):
         assert shown in text, shown
 
 

@@ -12,10 +12,15 @@ from pgstress import session
 from pgstress.output.base import Output, RampPlan, RampResult, RunContext, RunResult
 from pgstress.rows import Row
 
+SERVER_HEADER = [  # both modes end with the payload column's settings and what the server paid
+    "toast_compression", "storage", "wal_mb", "heap_mb", "toast_mb", "stored_compression", "server_write_ms",
+    "server_read_ms", "io_written_mb", "io_extended_mb", "io_fsyncs", "checkpoints", "other_sessions",
+]  # fmt: skip
 SYNC_HEADER = [
     "iter", "epochs", "status", "write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb",
     "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error", "format",
     "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
+    *SERVER_HEADER,
 ]  # fmt: skip
 ASYNC_HEADER = [
     "iter", "concurrency", "epochs", "status", "write_s", "read_s", "write_rps", "read_rps", "writes_ok",
@@ -25,7 +30,7 @@ ASYNC_HEADER = [
     "read_p99_ms", "read_max_ms", "failures", "db_payload_per_record_mb", "write_latency_sum_s",
     "read_latency_sum_s", "write_cpu_s", "write_encode_busy_s", "write_db_only_s", "read_cpu_s",
     "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
-    "estimated_client_mb", "measured_client_mb",
+    "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_HEADER,
 ]  # fmt: skip
 COMMON_SECTIONS = [
     "# PostgreSQL huge-payload stress test report", "## 1. Run metadata", "## 2. Configuration", "## 3. Server",
@@ -33,10 +38,11 @@ COMMON_SECTIONS = [
     "## 6. Complete comparison table",
 ]
 SECTIONS = {
-    "sync": [*COMMON_SECTIONS, "### Where the time and memory went", "## 7. Charts",
-             "## How the figures were obtained"],
+    "sync": [*COMMON_SECTIONS, "### Where the time and memory went", "### What PostgreSQL paid (server side)",
+             "## 7. Charts", "## How the figures were obtained"],
     "async": [*COMMON_SECTIONS, "### Async fan-out table (2 concurrent records per level)",
-              "### Where the time and memory went", "### Per-record latency (ms, successful records)",
+              "### Where the time and memory went", "### What PostgreSQL paid (server side)",
+              "### Per-record latency (ms, successful records)",
               "### Client CPU vs database wait", "## 7. Charts", "## How the figures were obtained"],
 }
 HEADERS = {"sync": SYNC_HEADER, "async": ASYNC_HEADER}

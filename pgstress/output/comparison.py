@@ -1,12 +1,15 @@
-"""The report of `--payload-format all`: one ramp per format, each on its own table, compared side by side."""
+"""The report of a compared run: one ramp per payload format (`--payload-format all`), per TOAST compression
+method (`--toast-compression all`) or per pair of both, each on its own table, compared side by side."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pgstress.config import compared_noun
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.markdown import (
+    SERVER_HEADING,
     TITLE,
     Metric,
     ReportParts,
@@ -15,6 +18,7 @@ from pgstress.output.markdown import (
     ramp_conclusion,
     render_context,
 )
+from pgstress.output.server_side import server_section
 from pgstress.output.tables import Column, col, markdown_table
 from pgstress.rows import OK, Row
 
@@ -23,7 +27,8 @@ NOISE_PERCENT = 10  # a speed lead smaller than this is not called a win (single
 
 
 def _format(run: RampResult) -> str:
-    return run.config.payload_format
+    """How the comparison names a ramp: what varies between the ramps (the format, the method, or both)."""
+    return run.plan.label or run.config.payload_format
 
 
 def _points(run: RampResult) -> Points:
@@ -92,10 +97,10 @@ def _ranking(values: dict[str, float], unit: str, digits: int, *, lowest: bool) 
     return winner, (f" against {others}" if others else "")
 
 
-def recommendation(runs: Sequence[RampResult], parts: ReportParts) -> list[str]:
-    """Markdown lines that pick a format per concern, written from the numbers."""
+def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "format") -> list[str]:
+    """Markdown lines that pick a `noun` (format, compression, combination) per concern, written from the numbers."""
     if not runs:
-        return ["No format ran, so there is nothing to compare."]
+        return [f"No {noun} ran, so there is nothing to compare."]
     intro: list[str] = []
     bullets: list[str] = []
     wins: dict[str, list[str]] = {_format(run): [] for run in runs}
@@ -109,7 +114,7 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts) -> list[str]:
     if shared and len(compared) > 1:
         level = shared[-1]
         rows = {_format(run): row for run in compared if (row := _ok_row(run, level)) is not None}
-        intro.append(f"Sizes compared at {level:,} epochs, the largest record every compared format wrote and read"
+        intro.append(f"Sizes compared at {level:,} epochs, the largest record every compared {noun} wrote and read"
                      f" back; speed over all {len(shared)} sizes that every one of them completed:")
         stored = {name: value for name, row in rows.items() if (value := getattr(row, parts.stored_field)) is not None}
         if stored:
@@ -141,7 +146,7 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts) -> list[str]:
                            f" heavier phase{rest}.")
             wins[best].append("lowest memory")
     elif len(compared) > 1:
-        intro.append("No record size succeeded in every format, so they cannot be compared at one size.")
+        intro.append(f"No record size succeeded in every {noun}, so they cannot be compared at one size.")
     largest = {_format(run): _largest_working(run) for run in runs}
     broken = {_format(run): row for run in runs if (row := _points(run).breaking) is not None}
     working = {name: epochs for name, epochs in largest.items() if epochs is not None}
@@ -156,15 +161,15 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts) -> list[str]:
             for name in leaders:
                 wins[name].append("largest size that works")
         else:
-            bullets.append(f"**largest size that works:** no format broke; all worked up to {top:,} epochs"
+            bullets.append(f"**largest size that works:** no {noun} broke; all worked up to {top:,} epochs"
                            " (the end of the ramp).")
     closing: list[str] = []
     ranked = sorted(wins.items(), key=lambda item: len(item[1]), reverse=True)
     if ranked[0][1] and (len(ranked) == 1 or len(ranked[0][1]) > len(ranked[1][1])):
         name, reasons = ranked[0]
-        closing.append(f"On these numbers **{name}** is the format to choose: {', '.join(reasons)}.")
+        closing.append(f"On these numbers **{name}** is the {noun} to choose: {', '.join(reasons)}.")
     elif any(reasons for _, reasons in ranked):
-        closing.append("No format wins outright: choose by the concern that matters most to you.")
+        closing.append(f"No {noun} wins outright: choose by the concern that matters most to you.")
     closing.append(f"These are single measurements on this machine; differences under ~{NOISE_PERCENT} % can be noise.")
     lines = [" ".join(intro), ""] if intro else []
     if bullets:
@@ -172,7 +177,80 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts) -> list[str]:
     return [*lines, " ".join(closing)]
 
 
-def _points_table(runs: Sequence[RampResult], unit: str) -> str:
+def _percent(new: float, old: float) -> str:
+    change = (new / old - 1) * 100
+    return f"{abs(change):.0f} % {'larger' if change > 0 else 'smaller'}" if round(change) else "the same size"
+
+
+def _against(new: float | None, old: float | None, what: str, digits: int, unit: str) -> str:
+    if new is None or old is None:
+        return ""
+    return f", {what} {new:,.{digits}f} {unit} against {old:,.{digits}f} {unit}"
+
+
+def _method_against(payload_format: str, base: RampResult, other: RampResult, parts: ReportParts) -> str | None:
+    """One method against the baseline for one format: the largest size both completed, and the speed over all."""
+    shared = [epochs for epochs in sorted({row.epochs for row in other.rows})
+              if _ok_row(base, epochs) is not None and _ok_row(other, epochs) is not None]
+    if not shared:
+        return None
+    new_method, old_method = other.config.toast_compression, base.config.toast_compression
+    top = shared[-1]
+    new, old = _ok_row(other, top), _ok_row(base, top)
+    assert new is not None and old is not None
+    if new.write_s is None or old.write_s is None:
+        return None
+    text = (f"- **{payload_format} with {new_method}**: write {new.write_s:,.3f} s against {old.write_s:,.3f} s with"
+            f" {old_method} at {top:,} epochs")
+    new_stored, old_stored = getattr(new, parts.stored_field), getattr(old, parts.stored_field)
+    if new_stored and old_stored:
+        text += (f", {_percent(new_stored, old_stored)} on disk ({new_stored:,.2f} MiB against {old_stored:,.2f} MiB"
+                 f" per record, stored as {new.stored_compression or '?'} against {old.stored_compression or '?'})")
+    text += _against(new.wal_mb, old.wal_mb, "WAL", 2, "MiB")
+    new_server = new.server_write_ms / 1000 if new.server_write_ms is not None else None
+    old_server = old.server_write_ms / 1000 if old.server_write_ms is not None else None
+    text += _against(new_server, old_server, "the server's own write", 3, "s")
+    new_total = sum(row.write_s or 0.0 for epochs in shared if (row := _ok_row(other, epochs)) is not None)
+    old_total = sum(row.write_s or 0.0 for epochs in shared if (row := _ok_row(base, epochs)) is not None)
+    if new_total <= 0 or old_total <= 0:
+        return text + "."
+    speed = old_total / new_total
+    over = f"over the {len(shared)} sizes both completed" if len(shared) > 1 else "at that size"
+    text += f"; {over}, writes took {new_total:,.2f} s with {new_method} against {old_total:,.2f} s with {old_method}"
+    # Sizes are exact; only the times are noisy.
+    faster, slower = speed > 1 + NOISE_PERCENT / 100, speed < 1 / (1 + NOISE_PERCENT / 100)
+    disk = _percent(new_stored, old_stored) if new_stored and old_stored else ""
+    larger = bool(new_stored and old_stored and round((new_stored / old_stored - 1) * 100) > 0)
+    if new.stored_compression == old.stored_compression == "none":
+        verdict = ("neither method compresses these bytes (both stored them uncompressed), so the choice makes no"
+                   " difference")
+    elif faster and larger:
+        verdict = (f"{new_method} writes {speed:.1f}x faster for {disk.replace(' larger', ' more')} disk: choose"
+                   f" {new_method} unless disk space matters more to you than write time")
+    elif faster:
+        verdict = f"{new_method} writes {speed:.1f}x faster and stores no more: choose {new_method}"
+    elif slower:
+        verdict = f"{old_method} writes {1 / speed:.1f}x faster: keep {old_method}"
+    else:
+        verdict = (f"the write times differ by less than {NOISE_PERCENT} %, within one run's noise: choose by the"
+                   " size on disk")
+    return f"{text}: {verdict}."
+
+
+def storage_recommendation(runs: Sequence[RampResult], parts: ReportParts) -> list[str]:
+    """Per payload format, each TOAST compression method against the first one run (pglz), in words with numbers."""
+    groups: dict[str, list[RampResult]] = {}
+    for run in runs:
+        groups.setdefault(run.config.payload_format, []).append(run)
+    lines = []
+    for payload_format, group in groups.items():
+        if len({run.config.toast_compression for run in group}) < 2:
+            continue
+        lines += [line for other in group[1:] if (line := _method_against(payload_format, group[0], other, parts))]
+    return lines
+
+
+def _points_table(runs: Sequence[RampResult], unit: str, noun: str) -> str:
     def breaking(run: RampResult) -> str:
         row = _points(run).breaking
         return "none reached" if row is None else f"{row.epochs:,} epochs (iteration {row.iter}, {row.status})"
@@ -186,7 +264,7 @@ def _points_table(runs: Sequence[RampResult], unit: str) -> str:
         return "none" if row is None else f"{row.epochs:,} epochs, {row.efficiency or 0:,.0f} {unit}"
 
     columns = [
-        Column("format", lambda run: _format(run)),
+        Column(noun, lambda run: _format(run)),
         Column("iterations run", lambda run: f"{len(run.rows)} of {run.outcome.planned_levels}"),
         Column("breaking point", breaking), Column("stability point", stability),
         Column("optimal efficiency point", optimal),
@@ -194,23 +272,31 @@ def _points_table(runs: Sequence[RampResult], unit: str) -> str:
     return markdown_table(runs, columns)
 
 
-def render_comparison(result: RunResult, parts: ReportParts, planned_formats: int) -> str:
-    """The report of a run of one ramp per format."""
+COMPARED_TITLES = {"format": "payload formats compared", "compression method": "TOAST compression methods compared",
+                   "combination": "payload formats and TOAST compression methods compared"}
+
+
+def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int) -> str:
+    """The report of a run of one ramp per format, per compression method, or per pair of both."""
     runs, unit = result.ramps, parts.throughput.unit
-    out = [f"{TITLE}: payload formats compared", ""]
+    noun = compared_noun(result.config)
+    out = [f"{TITLE}: {COMPARED_TITLES[noun]}", ""]
     if result.interrupted:
-        out += interrupted_banner(f"during format {len(runs)} of {planned_formats}")
+        out += interrupted_banner(f"during {noun} {len(runs)} of {planned_ramps}")
     out += render_context(result, parts)
 
-    out += ["## 4. Breaking point, stability point, optimal efficiency point of each format", "",
-            _points_table(runs, unit), ""]
+    out += [f"## 4. Breaking point, stability point, optimal efficiency point of each {noun}", "",
+            _points_table(runs, unit, noun), ""]
     broken = [(run, row) for run in runs if (row := _points(run).breaking) is not None]
     out += [f"- {_format(run)} breaking error: {row.error}" for run, row in broken if row.error]
     if broken:
         out.append("")
 
-    out += ["## 5. Recommendation", "", *recommendation(runs, parts), ""]
-    out += ["### Each format on its own", ""]
+    out += ["## 5. Recommendation", "", *recommendation(runs, parts, noun), ""]
+    storage = storage_recommendation(runs, parts)
+    if storage:
+        out += ["### TOAST compression", "", *storage, ""]
+    out += [f"### Each {noun} on its own", ""]
     out += [f"- **{_format(run)}**: " + " ".join(ramp_conclusion(run, parts)) for run in runs]
     out.append("")
 
@@ -220,24 +306,30 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_formats: in
     shown = f"{len(levels)} of the {len(all_levels)} record sizes run" if len(levels) < len(all_levels) else \
         "every record size run"
     out += [f"Each table shows {shown} (the full table is below and in the CSV). A status instead of a number:"
-            f" that iteration failed; {NOT_RUN}: not measured (the format's ramp had stopped, or the column was"
+            f" that iteration failed; {NOT_RUN}: not measured (the {noun}'s ramp had stopped, or the column was"
             " not measured).", ""]
     for metric in parts.compared:
-        out += [f"### {metric.title}", "", side_by_side_table(runs, metric, levels), ""]
+        if any(getattr(row, metric.field, None) is not None for row in result.rows):  # e.g. no pg_stat_statements
+            out += [f"### {metric.title}", "", side_by_side_table(runs, metric, levels), ""]
 
     out += chart_section(result, 7)
 
     out += ["## 8. Complete table of every iteration", ""]
     all_rows = result.rows
-    out += [markdown_table(all_rows, [col("format"), *parts.columns]) if all_rows else "_No iteration finished._", ""]
+    which = [col("format")] + ([col("toast_compression", "compression")] if noun != "format" else [])
+    out += [markdown_table(all_rows, [*which, *parts.columns]) if all_rows else "_No iteration finished._", ""]
     if all_rows:
         out += ["### Where the time and memory went", "",
-                markdown_table(all_rows, [col("format"), *parts.breakdown_columns]), ""]
+                markdown_table(all_rows, [*which, *parts.breakdown_columns]), ""]
+    support = runs[0].details.measures if runs and runs[0].details is not None else None
+    out += server_section(all_rows, result.config, support, result.context.server.embedded, SERVER_HEADING)
     out += parts.sections(all_rows)
     notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None)
+    tables = {"format": "`<table>_<format>`", "compression method": "`<table>_<method>`",
+              "combination": "`<table>_<format>_<method>`"}[noun]
     out += ["## How the figures were obtained", "", *notes,
-            "- Each format ran its own ramp on its own table (`<table>_<format>`), one after another in one process;"
-            " freed memory was handed back to the OS between formats, but a later format's resident (RSS) peaks"
-            " can still include memory an earlier one left behind: compare formats by the tracemalloc peaks.",
+            f"- Each {noun} ran its own ramp on its own table ({tables}), one after another in one process;"
+            f" freed memory was handed back to the OS between ramps, but a later {noun}'s resident (RSS) peaks"
+            f" can still include memory an earlier one left behind: compare them by the tracemalloc peaks.",
             ""]
     return "\n".join(out)

@@ -31,12 +31,21 @@ def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
     return text
 
 
+# What psycopg's default non-blocking send cost against libpq's blocking send, one INSERT of a 306 MiB bson value
+# (1,000,000 epochs) on the embedded server: bench/results.md, section I.
+DRIVER_COST = ("handing the message to the kernel took 27.6 s with psycopg's default non-blocking send against 0.46 s"
+               " with libpq's blocking send, for 2.5-2.7 s of server execution (bench/results.md, section I)")
 SYNC_WRITE_METHODS = {
+    "insert_blocking": "Write method `insert_blocking` (the default): one parameterised INSERT per record over"
+    " psycopg (bytea as a binary parameter, jsonb as text) with the connection's libpq in blocking mode"
+    " (`conn.pgconn.nonblocking = 0`, how psycopg2 and libpq's own clients send), so libpq hands the whole message"
+    " to the kernel itself; the connection is in autocommit, so `insert_s` includes the commit. psycopg 3's own"
+    f" default send costs far more for huge values, which is the driver, not PostgreSQL: {DRIVER_COST};"
+    " `--write-method insert` measures that.",
     "insert": "Write method `insert`: one parameterised INSERT per record over psycopg (bytea as a binary"
-    " parameter, jsonb as text), what applications do; the connection is in autocommit, so `insert_s` includes"
-    " the commit. For values of hundreds of MiB most of it is the driver's send (psycopg drives libpq"
-    " non-blocking: 300 MiB took 7-22 s here against 2.4-2.9 s in blocking mode; bench/results.md);"
-    " `--write-method copy` shows the server's own cost.",
+    " parameter, jsonb as text) sent as psycopg 3 sends it by default, libpq in non-blocking mode with psycopg"
+    " flushing the message piece by piece; `insert_s` includes the commit. For values of hundreds of MiB most of"
+    f" it is that send: {DRIVER_COST}. `--write-method insert_blocking` sends the same INSERT the fast way.",
     "copy": "Write method `copy`: one binary `COPY ... FROM STDIN (FORMAT BINARY)` per record over psycopg, the"
     " value streamed in 1 MiB chunks (the floor of what the server needs); `insert_s` includes the commit.",
 }
@@ -48,6 +57,39 @@ ASYNC_WRITE_METHODS = {
 }
 SIZES_NOTE = "Sizes are MiB (2^20 bytes)."
 VERIFY_NOTE = "- Every record read back is decoded and compared with what was written (epoch count and content hash)."
+
+
+def server_notes(config: RunConfig, per_level: str) -> list[str]:
+    """What the server-side columns mean; `per_level` says how a level's records add up ('' in sync mode)."""
+    statement = "COPY" if config.write_method == "copy" else "INSERT"
+    unused = (" With STORAGE EXTERNAL the server never compresses the value, so the compression method is not used."
+              if config.storage == "external" and config.toast_compression != "default" else "")
+    copy_note = (" A COPY's execution includes receiving the streamed value from the client, so with"
+                 " `--write-method copy` it also holds the transfer." if config.write_method == "copy" else "")
+    return [
+        "- Server side, read between the timed phases on a separate connection (never inside them): `wal_mb` is the"
+        " WAL the write phase generated (`pg_wal_lsn_diff` of `pg_current_wal_insert_lsn()` before and after it:"
+        " the value, the TOAST and heap tuples, index entries, the commit, full-page images after a checkpoint);"
+        " `heap_mb` / `toast_mb` are the table's main relation (`pg_relation_size`) and its TOAST relation with"
+        " its index (`pg_total_relation_size` of the TOAST table) after the write; `stored_compression` is what"
+        " the stored values use (`pg_column_compression`: pglz, lz4, or none when stored uncompressed). These are"
+        " filled for a failed write too: what the attempt cost.",
+        f"- `server_write_ms` / `server_read_ms`: the server's own execution time of this table's {statement} and"
+        f" SELECT{per_level} (`pg_stat_statements` total_exec_time, the difference across the phase; statements that"
+        " failed are not recorded). It excludes receiving an INSERT's parameter and converting it at bind (for jsonb:"
+        " parsing the JSON text), and the commit's WAL flush; a SELECT's includes detoasting the value and sending it"
+        f" to the client.{copy_note} `insert_s` minus `server_write_ms` is therefore the driver, the wire, bind and"
+        " the commit.",
+        "- `io_written_mb`, `io_extended_mb`, `io_fsyncs` (PostgreSQL 16+): `pg_stat_io` differences across the"
+        " write phase for relations, summed over all server processes (this run's backends publish their"
+        " statistics first; the checkpointer and background writer publish on their own schedule)."
+        " `checkpoints`: checkpoints the server counted from the write phase's start to the read phase's end"
+        " (a checkpoint is counted when it completes). `other_sessions`: other client sessions or autovacuum"
+        " workers not idle at the start or the end of the write phase (or whose state this role cannot see);"
+        " above 0, `wal_mb` and the I/O columns may include their work.",
+        f"- `toast_compression` / `storage`: the payload column's COMPRESSION and STORAGE as configured"
+        f" (`--toast-compression {config.toast_compression}`, `--storage {config.storage}`).{unused}",
+    ]
 
 
 def sync_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | None) -> list[str]:
@@ -66,6 +108,7 @@ def sync_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | 
         " efficiency point maximises.",
         "- `db_payload_mb` = `pg_column_size(payload)` (after TOAST compression); `db_row_mb` = `pg_column_size(t.*)`."
         f" {SIZES_NOTE}",
+        *server_notes(config, ""),
         VERIFY_NOTE,
     ]
 
@@ -116,5 +159,8 @@ def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float |
         "- `*_rss_delta_mb` is how far the batch raised the process's resident high-water mark (0 when it set no"
         " new high). `db_table_mb` = `pg_total_relation_size` after the level; `db_payload_per_record_mb` = mean"
         f" `pg_column_size(payload)` of the level's records. {SIZES_NOTE}",
+        "- `insert_s` / `select_s`: each successful record's time in its INSERT (or COPY) / SELECT call, summed over"
+        " the level's records (they overlap, so the sum can exceed the batch's wall time).",
+        *server_notes(config, ", summed over the level's records (they run at once on C server processes)"),
         VERIFY_NOTE,
     ]

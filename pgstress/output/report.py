@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pgstress.config import ALL_FORMATS
+from pgstress.config import is_compared, ramp_configs
 from pgstress.host import utc_now_text
 from pgstress.output.base import Output, RunResult
 from pgstress.output.comparison import render_comparison
 from pgstress.output.files import write_atomic
 from pgstress.output.markdown import ReportParts, render_run
-from pgstress.workload.payloads import format_names
 
 
 class MarkdownOutput(Output):
@@ -33,6 +32,6 @@ class MarkdownOutput(Output):
         result.files.append(self.path)
 
     def render(self, result: RunResult) -> str:
-        if result.config.payload_format == ALL_FORMATS:
-            return render_comparison(result, self.parts, planned_formats=len(format_names()))
+        if is_compared(result.config):
+            return render_comparison(result, self.parts, planned_ramps=len(ramp_configs(result.config)))
         return render_run(result, self.parts, self.csv_path)

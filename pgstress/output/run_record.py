@@ -21,6 +21,7 @@ from pgstress.redaction import redact_dsn
 RAMP_OPTIONS = (
     "mode", "table", "payload_format", "start_epochs", "end_epochs", "step_epochs", "keep_data_between_iterations",
     "statement_timeout_ms", "async_concurrency", "seed", "zstd_level", "memory_trace", "write_method",
+    "toast_compression", "storage",
 )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from pgstress.config import RunConfig
 from pgstress.db.asyncpg_adapter import FanoutDatabase
 from pgstress.db.schema import TableSql
 from pgstress.db.server import ServerUnavailable, describe_target
+from pgstress.db.server_measures import FLUSH_STATS
 from pgstress.redaction import scrub
 from pgstress.rows import AsyncRow, Row
 from pgstress.run.event_loop import LoopRunner
@@ -72,6 +73,9 @@ class FanoutDriver:
 
     def recover(self, lost: bool) -> None:
         """The pool replaces a lost connection itself; `revive` checks them all before the next level."""
+
+    def flush_stats(self) -> None:
+        self._run(self.db.on_every_connection(FLUSH_STATS))
 
     # writes
 
@@ -200,8 +204,9 @@ def _spans(phase: Phase, kind: str) -> list[Span]:
     return [span for record in phase.records if (span := getattr(record, f"{kind}_span")) is not None]
 
 
-def _batch_columns(row: AsyncRow, prefix: str, phase: Phase, epochs: int, work: str) -> None:
-    """The columns a write batch and a read batch fill alike (`prefix` write or read)."""
+def _batch_columns(row: AsyncRow, prefix: str, phase: Phase, epochs: int, work: str, database_stage: str) -> None:
+    """The columns a write batch and a read batch fill alike (`prefix` write or read; `database_stage` insert_s or
+    select_s: the successful records' time in their database call, summed)."""
     wall_s, ok = phase.measure.wall_s, len(phase.ok)
     setattr(row, f"{prefix}_s", wall_s)
     setattr(row, f"{prefix}s_total", len(phase.records))
@@ -214,6 +219,8 @@ def _batch_columns(row: AsyncRow, prefix: str, phase: Phase, epochs: int, work: 
     setattr(row, f"{prefix}_cpu_s", phase.cpu_s)
     setattr(row, f"{prefix}_{work}_busy_s", busy_s(_spans(phase, "cpu")))
     setattr(row, f"{prefix}_db_only_s", only_s(_spans(phase, "db"), _spans(phase, "cpu")))
+    stored = [record.db_span for record in phase.ok if record.db_span is not None]
+    setattr(row, database_stage, sum(end - start for start, end in stored) if stored else None)
     fill_rss(row, prefix, phase)
 
 
@@ -224,13 +231,13 @@ def async_row(level: LevelResult, payload_format: str, concurrency: int) -> Asyn
                    estimated_client_mb=level.estimated_client_mb, measured_client_mb=level.client_mb)
     fill_common(row, level)
     if level.write is not None:
-        _batch_columns(row, "write", level.write, level.epochs, "encode")
+        _batch_columns(row, "write", level.write, level.epochs, "encode", "insert_s")
         sent = [record.size for record in level.write.records if record.size]
         if sent:
             row.payload_total_mb = mib(sum(sent))
             row.payload_per_record_mb = row.payload_total_mb / len(sent)
     if level.read is not None:
-        _batch_columns(row, "read", level.read, level.epochs, "decode")
+        _batch_columns(row, "read", level.read, level.epochs, "decode", "select_s")
     stored = level.stored_payload_bytes()
     if stored:
         row.db_payload_per_record_mb = mib(sum(stored) / len(stored))

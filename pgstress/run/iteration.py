@@ -1,9 +1,11 @@
 """The one iteration both modes follow.
 
 In order: the memory guard's verdict, connections revived, the table truncated (unless
-`--keep-data-between-iterations`), the write phase timed, its client work traced again untimed,
-the read phase timed (of the records written), traced again, the stored sizes. Any failure
-becomes the level's status. A mode supplies only what differs: its driver's calls, and how many
+`--keep-data-between-iterations`), the server's counters read, the write phase timed, the
+counters and the table's sizes read again, its client work traced again untimed, the read phase
+timed (of the records written), the counters read again, traced again, the stored sizes. The
+server-side reads run between the timed phases, never inside them. Any failure becomes the
+level's status. A mode supplies only what differs: its driver's calls, and how many
 records a level holds (one in sync mode, C in async mode). Its `to_row` turns the result into
 the mode's row.
 """
@@ -14,16 +16,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pgstress.config import RunConfig
 from pgstress.db.control import ControlSession
+from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, add_read_cost, write_cost
 from pgstress.rows import CONNECTION_LOST, Row
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
 from pgstress.run.measure import PhaseMeasure, PhaseMeter, current_rss_mb, mib, traced_peak_mb
 from pgstress.run.memory_guard import MemoryGuard
 from pgstress.run.ramp import StopRamp
 from pgstress.run.record import RecordWork, Stream
+
+T = TypeVar("T")
 
 
 class Driver(Protocol):
@@ -52,6 +57,10 @@ class Driver(Protocol):
 
     def recover(self, lost: bool) -> None:
         """After a failure of the whole level: drop what cannot be used again."""
+        ...
+
+    def flush_stats(self) -> None:
+        """Have the server publish the data connections' pending statistics now (server_measures.FLUSH_STATS)."""
         ...
 
 
@@ -86,6 +95,7 @@ class LevelResult:
     fault: Fault | None = None  # a failure of the level as a whole (the truncate, a pool, the guard)
     estimated_client_mb: float | None = None
     client_mb: float | None = None  # resident growth above the ramp's start, every pass of the level included
+    server: ServerCost | None = None  # what the server paid (measured only with server measures)
 
     @property
     def record_faults(self) -> list[Fault]:
@@ -108,11 +118,32 @@ def most_frequent_fault(faults: list[Fault]) -> tuple[Fault, Counter[str]]:
 
 
 def fill_common(row: Row, level: LevelResult) -> None:
-    """What every mode's row takes from a level the same way: tracemalloc peaks and verification time."""
+    """What every mode's row takes from a level the same way: tracemalloc peaks, verification time, what the
+    server paid."""
     row.write_peak_mb = level.write.traced_peak_mb if level.write else None
     row.read_peak_mb = level.read.traced_peak_mb if level.read else None
     if level.write is not None:
         row.verify_s = level.verify_s
+    if level.server is not None:
+        fill_server(row, level.server)
+
+
+def _mib_or_none(n_bytes: int | None) -> float | None:
+    return None if n_bytes is None else mib(n_bytes)
+
+
+def fill_server(row: Row, cost: ServerCost) -> None:
+    row.wal_mb = _mib_or_none(cost.wal_bytes)
+    row.heap_mb = _mib_or_none(cost.heap_bytes)
+    row.toast_mb = _mib_or_none(cost.toast_bytes)
+    row.stored_compression = cost.stored_compression or ""
+    row.server_write_ms = cost.write_ms
+    row.server_read_ms = cost.read_ms
+    row.io_written_mb = _mib_or_none(cost.io_written_bytes)
+    row.io_extended_mb = _mib_or_none(cost.io_extended_bytes)
+    row.io_fsyncs = cost.io_fsyncs
+    row.checkpoints = cost.checkpoints
+    row.other_sessions = cost.other_sessions
 
 
 def fill_rss(row: Row, prefix: str, phase: Phase) -> None:
@@ -130,6 +161,7 @@ class Iteration:
     to_row: Callable[[LevelResult], Row]
     secrets: tuple[str, ...]
     guard: MemoryGuard | None = None
+    measures: ServerMeasures | None = None  # the server-side measures; None: not taken
     meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
     start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
 
@@ -141,7 +173,7 @@ class Iteration:
             refusal = self.guard.refusal(units)
             if refusal is not None:
                 level.fault = classify(ClientMemoryGuard(refusal))
-                raise StopRamp(self.to_row(level), f"was stopped by the client memory guard ({refusal})")
+                raise StopRamp(self._row(level), f"was stopped by the client memory guard ({refusal})")
         try:
             self._run(level)
         except Exception as exc:  # noqa: BLE001 - a failure outside any record's work fails the level
@@ -151,7 +183,12 @@ class Iteration:
             self.control.recover(lost)
         if self.guard is not None:
             self.observe(level)
-        return self.to_row(level)
+        return self._row(level)
+
+    def _row(self, level: LevelResult) -> Row:
+        row = self.to_row(level)
+        row.toast_compression, row.storage = self.config.toast_compression, self.config.storage
+        return row
 
     def observe(self, level: LevelResult) -> None:
         """Teach the memory guard what this level's records cost the client."""
@@ -170,26 +207,61 @@ class Iteration:
         traced = self.config.traces_memory(level.iteration)
         rss_peaks: list[float | None] = []
 
+        start = self._counters()
         level.write = self._phase(lambda: self.driver.write(level.epochs, level.streams), rss_peaks)
+        written = level.write.ok
+        ids = [record.record_id for record in written if record.record_id is not None]
+        after_write = self._unless_records_failed(level, lambda: self._write_cost(level, start, ids))
         encoded = [record.stream for record in level.write.records if record.size]
         if traced and encoded:
             level.write.traced_peak_mb = self._traced(
                 lambda: self.driver.encode_only(level.epochs, encoded), rss_peaks)
-        written = level.write.ok
         if written:
             level.read = self._phase(lambda: self.driver.read(written), rss_peaks)
+            if start is not None and after_write is not None:
+                self._unless_records_failed(level, lambda: self._read_cost(level, start, after_write))
             if traced:
                 level.read.traced_peak_mb = self._traced(lambda: self.driver.read(written), rss_peaks)
-            try:
-                level.stored = self.control.stored_sizes([record.record_id for record in written
-                                                          if record.record_id is not None])
-                level.table_bytes = self.control.total_size()
-            except Exception:
-                if not level.record_faults:
-                    raise
-                # the records' own failures already say what went wrong; the sizes stay unknown
+            self._unless_records_failed(level, lambda: self._stored_sizes(level, ids))
         known = [peak for peak in rss_peaks if peak is not None] or [current_rss_mb()]
         level.client_mb = max(0.0, max(known) - self.start_rss_mb)
+
+    @staticmethod
+    def _unless_records_failed(level: LevelResult, work: Callable[[], T]) -> T | None:
+        """Run a measurement between the phases; when it fails after records failed, the records' own failures
+        already say what went wrong (a server gone, say), so what it would have measured stays unknown."""
+        try:
+            return work()
+        except Exception:
+            if not level.record_faults:
+                raise
+            return None
+
+    def _stored_sizes(self, level: LevelResult, ids: list[int]) -> None:
+        level.stored = self.control.stored_sizes(ids)
+        level.table_bytes = self.control.total_size()
+
+    def _counters(self) -> Counters | None:
+        """The server's counters now, with the data connections' pending I/O statistics published first."""
+        if self.measures is None:
+            return None
+        if self.measures.support.io:
+            self.driver.flush_stats()
+        return self.measures.counters()
+
+    def _write_cost(self, level: LevelResult, start: Counters | None, ids: list[int]) -> Counters | None:
+        after = self._counters()
+        if self.measures is None or start is None or after is None:
+            return None
+        level.server = write_cost(start, after)
+        level.server.heap_bytes, level.server.toast_bytes = self.measures.relation_bytes()
+        level.server.stored_compression = self.measures.stored_compression(ids)
+        return after
+
+    def _read_cost(self, level: LevelResult, start: Counters, after_write: Counters) -> None:
+        after = self._counters()
+        if level.server is not None and after is not None:
+            add_read_cost(level.server, start, after_write, after)
 
     def _phase(self, work: Callable[[], list[RecordWork]], rss_peaks: list[float | None]) -> Phase:
         cpu_started = time.process_time()

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pgstress.config import RunConfig
 from pgstress.db.psycopg_adapter import SyncDatabase
 from pgstress.db.schema import TableSql
+from pgstress.db.server_measures import FLUSH_STATS
 from pgstress.rows import CONNECTION_LOST, OK, SyncRow
 from pgstress.run.faults import classify
 from pgstress.run.iteration import LevelResult, Phase, fill_common, fill_rss, most_frequent_fault
@@ -37,6 +38,9 @@ class SyncDriver:
 
     def recover(self, lost: bool) -> None:
         self.db.recover(lost)
+
+    def flush_stats(self) -> None:
+        self.db.conn.execute(FLUSH_STATS)
 
     def close(self) -> None:
         self.db.close()

@@ -28,7 +28,8 @@ def test_server_section_names_version_kind_settings_compression_and_final_size(r
     assert (f"- `statement_timeout`: {default_timeout} (server default; this run's sessions set 60000 ms from"
             " --statement-timeout-ms, 0 = none)") in server
     toast = db.execute("SELECT current_setting('default_toast_compression')").fetchone()[0]
-    assert f"- `payload` column compression: default (follows default_toast_compression = {toast})" in server
+    assert (f"- `payload` column: compression default (follows default_toast_compression = {toast}),"
+            " storage extended\n") in server
     size = db.execute("SELECT pg_total_relation_size(%s)", [f'"{table_name}"']).fetchone()[0]
     assert f"- Table `{table_name}` total size at the end (pg_total_relation_size): {size / 1048576:,.2f} MiB" in server
     assert f"Connection: --dsn → `{redact_dsn(server_dsn)}`" in text

@@ -24,14 +24,15 @@ from pgstress.workload.epochs import generate
 from pgstress.workload.payloads import format_names, get_codec
 
 # Timer noise: what the phases do outside their named stages (a few Python calls, the clock's
-# own reads, ~15 us per decoded chunk) takes ~0.1-2 ms here. Every row may be off by 5 ms + 3 %
-# (the scheduler can preempt us there on a busy shared machine); the median row must be within
-# 1 ms + 1.5 %, which a stage missing from the split (the smallest, select, takes several ms
-# here) would break.
+# own reads, the switch between a decoded chunk and its hashing) takes 0.7-1.3 % of the read phase
+# on Python 3.11 here and 1.2-1.8 % on 3.13 (60k ndjson_zstd epochs, 3 runs each). Every row may be
+# off by 5 ms + 3 % (the scheduler can preempt us there on a busy shared machine); the median row
+# must be within 1 ms + 2.5 %, which a stage missing from the split would break: the smallest,
+# select, is checked below to be larger than that.
 ABS_NOISE_S = 0.005
 REL_NOISE = 0.03
 MEDIAN_ABS_S = 0.001
-MEDIAN_REL = 0.015
+MEDIAN_REL = 0.025
 
 
 def _median_ok(gaps: list[float], phase_s: list[float]) -> bool:
