@@ -1,7 +1,7 @@
 """Output that cannot be written: refused before the server is contacted when it can be known up front
 (exit 2, one line naming the option, nothing written), and a disk that fills mid-run ends the run
 cleanly (exit 4, one line naming the file, every row already written intact, the report still written
-where its own path allows).
+where its own path allows). The client's files: one server (the embedded one) is enough.
 
 The refusals run against a closed port: had the server been contacted, the exit status would be 1.
 """
@@ -89,10 +89,10 @@ def _fill_mid_run(mode: RampMode, report_dir: Path | None, dsn: str, table: str,
     return result, csv, report, saved
 
 
-def test_a_disk_that_fills_mid_run_ends_it_cleanly(server_dsn: str, db, table_name: str, ramp_mode: RampMode, hooks,
-                                                   run_cli, tmp_path: Path) -> None:
+def test_a_disk_that_fills_mid_run_ends_it_cleanly(embedded_dsn: str, embedded_db, table_name: str,
+                                                   ramp_mode: RampMode, hooks, run_cli, tmp_path: Path) -> None:
     with tmpfs(tmp_path / "small", "size=64k"):
-        result, csv, report, saved = _fill_mid_run(ramp_mode, tmp_path, server_dsn, table_name, hooks, run_cli,
+        result, csv, report, saved = _fill_mid_run(ramp_mode, tmp_path, embedded_dsn, table_name, hooks, run_cli,
                                                    tmp_path)
     assert len(result.err.splitlines()) == 1
     text = report.read_text(encoding="utf-8")
@@ -100,10 +100,10 @@ def test_a_disk_that_fills_mid_run_ends_it_cleanly(server_dsn: str, db, table_na
     assert f"{saved + 1} of 60 planned iterations ran" in text and "INTERRUPTED" not in text
 
 
-def test_a_report_on_the_full_disk_is_one_more_line(server_dsn: str, db, table_name: str, hooks, run_cli,
+def test_a_report_on_the_full_disk_is_one_more_line(embedded_dsn: str, embedded_db, table_name: str, hooks, run_cli,
                                                      tmp_path: Path) -> None:
     with tmpfs(tmp_path / "small", "size=64k"):
-        result, _csv, report, _saved = _fill_mid_run(SYNC, None, server_dsn, table_name, hooks, run_cli, tmp_path)
+        result, _csv, report, _saved = _fill_mid_run(SYNC, None, embedded_dsn, table_name, hooks, run_cli, tmp_path)
         assert result.err.splitlines()[1:] == [
             f"pgstress: could not write {report}: No space left on device [Errno 28]"]
         assert not report.exists()

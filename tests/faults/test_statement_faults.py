@@ -200,8 +200,6 @@ def test_mixed_failures_in_one_level_keep_the_most_frequent_class(server_dsn: st
 # A trigger changes what is stored for iteration 2's records, so what is read back differs from what was sent.
 STORED_DIFFERENTLY = {
     "bson, its length byte": ("bson", "NEW.payload := set_byte(NEW.payload, 0, get_byte(NEW.payload, 0) # 255);"),
-    "bson, a byte inside": ("bson", "NEW.payload := set_byte(NEW.payload, length(NEW.payload) / 2,"
-                                    " get_byte(NEW.payload, length(NEW.payload) / 2) # 1);"),
     "ndjson_zstd, its magic number": ("ndjson_zstd", "NEW.payload := set_byte(NEW.payload, 0, 0);"),
     "ndjson_zstd, a byte of the frame": ("ndjson_zstd", "NEW.payload := set_byte(NEW.payload, length(NEW.payload) / 2,"
                                                         " get_byte(NEW.payload, length(NEW.payload) / 2) # 255);"),
@@ -210,17 +208,21 @@ STORED_DIFFERENTLY = {
 
 
 @pytest.mark.parametrize("case", STORED_DIFFERENTLY, ids=STORED_DIFFERENTLY)
-def test_stored_bytes_changed_on_the_server_fail_verification(case: str, server_dsn: str, db: psycopg.Connection,
-                                                              fault_table: str, ramp_mode: RampMode, run_cli,
-                                                              tmp_path: Path) -> None:
+def test_stored_bytes_changed_on_the_server_fail_verification(case: str, embedded_dsn: str,
+                                                              embedded_db: psycopg.Connection, table_name: str,
+                                                              ramp_mode: RampMode, run_cli, tmp_path: Path) -> None:
     """Whether what was read back cannot be decompressed, cannot be parsed or differs in one value, it is
-    VERIFY_FAILED, in every format and both modes; the next iteration is OK."""
+    VERIFY_FAILED, in every format and both modes; the next iteration is OK. (The client's verdict: one
+    server is enough.)"""
     payload_format, change = STORED_DIFFERENTLY[case]
-    create_pgstress_table(db, fault_table, payload_format)
-    add_insert_trigger(db, fault_table, f"IF NEW.epochs = 2000 THEN {change} END IF; RETURN NEW;")
-
-    result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", fault_table, "--payload-format", payload_format,
-                     *TINY_RAMP)
+    create_pgstress_table(embedded_db, table_name, payload_format)
+    add_insert_trigger(embedded_db, table_name, f"IF NEW.epochs = 2000 THEN {change} END IF; RETURN NEW;")
+    try:
+        result = run_cli(*ramp_mode.argv(), "--dsn", embedded_dsn, "--table", table_name,
+                         "--payload-format", payload_format, *TINY_RAMP)
+    finally:
+        embedded_db.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table_name)))
+        drop_trigger_function(embedded_db, table_name)
 
     assert result.code == 0, result.err
     rows = read_csv(ramp_mode.csv_path(tmp_path))
