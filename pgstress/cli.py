@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-client-memory-mb", type=_int_at_least(1), default=defaults.max_client_memory_mb,
                    help="async: do not start a level whose estimated client memory passes this"
                         " (None: 80%% of the RAM available at start)")
+    p.add_argument("--repeat", type=_int_at_least(1), default=defaults.repeat,
+                   help="measure each size this many times in a row, each a fresh record (a rep column); the report"
+                        " and charts show the median and the min-max of the repetitions")
+    p.add_argument("--export-json", type=_path, default=defaults.export_json,
+                   help="also write the whole run as one self-describing JSON record (the input of `pgstress"
+                        " compare`)")
     p.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts beside the report")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors and the final summary")
     p.add_argument("--fail-on-break", action="store_true",

@@ -79,7 +79,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
             if len(configs) > 1:
                 title = f"{compared_noun(config)} {index + 1} of {len(configs)}: {title}"
             previous = resumption.previous if resumption else []
-            plan = RampPlan(ramp_config, title, label, ramp_config.epoch_ramp(), len(previous), previous)
+            plan = RampPlan(ramp_config, title, label, ramp_config.epoch_ramp(), ramp_config.start_iter - 1, previous)
             ramp = run_one_ramp(plan, mode, server, outputs, found)
             ramp.details = found
             result.ramps.append(ramp)
@@ -115,7 +115,8 @@ def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequen
             iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard,
                                   measures)
             outcome = run_ramp(plan.levels, iteration, hand_out,
-                               max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
+                               max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter,
+                               repeat=config.repeat, first_rep=config.start_rep)
         try:
             table_bytes: int | None = control.total_size()
         except psycopg.Error:  # the final size is a nicety; a server gone leaves it unknown

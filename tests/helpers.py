@@ -233,12 +233,12 @@ class IterationHooks:
     after: dict[int, Callable[[Row], None]] = field(default_factory=dict)
 
     def wrap(self, run_ramp: Callable[..., Any]) -> Callable[..., Any]:
-        def hooked_run_ramp(levels: Sequence[int], run_level: Callable[[int, int], Row], *args: Any,
+        def hooked_run_ramp(levels: Sequence[int], run_level: Callable[[int, int, int], Row], *args: Any,
                             **options: Any) -> Any:
-            def level(iteration: int, epochs: int) -> Row:
+            def level(iteration: int, epochs: int, rep: int) -> Row:
                 if iteration in self.before:
                     self.before[iteration]()
-                row = run_level(iteration, epochs)
+                row = run_level(iteration, epochs, rep)
                 if iteration in self.after:
                     self.after[iteration](row)
                 return row

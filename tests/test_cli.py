@@ -41,6 +41,10 @@ BAD_ARGUMENTS = [
     (["--memory-trace", "maybe"], "--memory-trace"),
     (["--write-method", "teleport"], "--write-method"),
     (["--results-csv", ""], "--results-csv"),
+    (["--repeat", "0"], "--repeat"),
+    (["--repeat", "-2"], "--repeat"),
+    (["--repeat", "three"], "--repeat"),
+    (["--export-json", ""], "--export-json"),
     (["--no-such-option"], "--no-such-option"),
 ]
 

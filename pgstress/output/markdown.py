@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pgstress.config import RunConfig
 from pgstress.db.environment import ServerDetails
 from pgstress.db.server import ServerInfo
-from pgstress.output.analysis import Points, Throughput, conclusion, find_points
+from pgstress.output.analysis import Points, Throughput, conclusion, find_points, optimal_caveat
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.charts import chart_links
+from pgstress.output.noise import repetitions_section, with_rep
 from pgstress.output.notes import async_notes, sync_notes
 from pgstress.output.server_side import server_section, write_split_sentences
 from pgstress.output.tables import (
@@ -224,22 +225,30 @@ def interrupted_banner(done: str) -> list[str]:
     return [f"> **INTERRUPTED** (Ctrl-C) {done}; this report covers what finished.", ""]
 
 
-def _point_line(label: str, row: Row | None, none_text: str, parts: ReportParts) -> str:
+def _point_line(label: str, row: Row | None, none_text: str, parts: ReportParts, median: bool = False) -> str:
     if row is None:
         return f"- **{label}:** {none_text}"
     value = row.efficiency
-    extra = f", {row.EFFICIENCY} {value:,.0f} {parts.throughput.unit}" if value is not None else ""
+    which = " (median of its repetitions)" if median else ""
+    extra = f", {row.EFFICIENCY} {value:,.0f} {parts.throughput.unit}{which}" if value is not None else ""
     return f"- **{label}:** iteration {row.iter}, {row.epochs:,} epochs, status {row.status}{extra}"
 
 
-def points_section(points: Points, parts: ReportParts) -> list[str]:
+def points_section(points: Points, parts: ReportParts, rows: Sequence[Row] = ()) -> list[str]:
     out = ["## 4. Breaking point, stability point, optimal efficiency point", ""]
-    out.append(_point_line("Breaking point", points.breaking, "none reached", parts))
+    repeated = points.repetitions > 1
+    breaking = _point_line("Breaking point", points.breaking, "none reached", parts)
+    if points.breaking is not None and points.breaking_repetitions > 1:
+        breaking += f" ({points.breaking_failed} of {points.breaking_repetitions} repetitions failed)"
+    out.append(breaking)
     if points.breaking is not None and points.breaking.error:
         out.append(f"  - error: {cell(points.breaking.error)}")
     no_stability = "none (no iteration succeeded before the breaking point)"
-    out.append(_point_line("Stability point", points.stability, no_stability, parts))
-    out.append(_point_line("Optimal efficiency point", points.optimal, "none (no iteration succeeded)", parts))
+    out.append(_point_line("Stability point", points.stability, no_stability, parts, repeated))
+    out.append(_point_line("Optimal efficiency point", points.optimal, "none (no iteration succeeded)", parts,
+                           repeated))
+    if points.optimal is not None and rows:
+        out.append(f"  - {optimal_caveat(rows, points, parts.throughput)}")
     return [*out, ""]
 
 
@@ -251,7 +260,12 @@ def ramp_conclusion(ramp: RampResult, parts: ReportParts) -> list[str]:
 
 
 def resumed_section(ramp: RampResult, csv_path: str) -> list[str]:
-    done, planned = len(ramp.plan.previous), ramp.outcome.planned_levels
+    done, planned = ramp.plan.done_before, ramp.outcome.planned_levels
+    if ramp.config.start_rep > 1:  # the earlier run measured part of the size this run began with
+        return ["## Resumed run", "",
+                f"Iterations 1-{done} and the first {ramp.config.start_rep - 1} repetition(s) of iteration {done + 1}"
+                f" were measured by an earlier run of this same ramp and read back from `{csv_path}` (checked"
+                f" against its run record); this run measured the rest.", ""]
     if not done:
         return []
     ran = "none: every level was already in the CSV" if done >= planned else f"{done + 1}-{planned}"
@@ -280,11 +294,12 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
     if outcome.interrupted:
         out += interrupted_banner(f"after {len(rows)} of {outcome.planned_levels} planned iterations")
     out += render_context(result, parts)
-    out += points_section(find_points(rows), parts)
+    out += points_section(find_points(rows), parts, rows)
     out += ["## 5. Final conclusion", "", " ".join(ramp_conclusion(ramp, parts)), ""]
+    out += repetitions_section(rows, parts.throughput.column, parts.stored_field)
     out += ["## 6. Complete comparison table", ""]
     out += parts.table_intro(ramp.config)
-    out += [markdown_table(rows, parts.columns) if rows else "_No iteration finished._", ""]
+    out += [markdown_table(rows, with_rep(rows, parts.columns)) if rows else "_No iteration finished._", ""]
     if rows:
         out += ["### Where the time and memory went", "", markdown_table(rows, parts.breakdown_columns), ""]
     support = ramp.details.measures if ramp.details is not None else None

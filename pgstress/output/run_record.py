@@ -21,8 +21,10 @@ from pgstress.redaction import redact_dsn
 RAMP_OPTIONS = (
     "mode", "table", "payload_format", "start_epochs", "end_epochs", "step_epochs", "keep_data_between_iterations",
     "statement_timeout_ms", "async_concurrency", "seed", "zstd_level", "memory_trace", "write_method",
-    "toast_compression", "storage",
+    "toast_compression", "storage", "repeat",
 )  # fmt: skip
+# What a run record written before an option existed means by it: the default then in force.
+RECORDED_BEFORE = {"repeat": 1}
 
 
 def run_record_path(csv_path: str | Path) -> Path:
@@ -42,7 +44,7 @@ def read_identity(path: Path) -> dict[str, Any]:
     ramp = json.loads(path.read_text(encoding="utf-8"))["ramp"]
     if not isinstance(ramp, dict):
         raise TypeError("its 'ramp' is not an object")
-    return ramp
+    return {**RECORDED_BEFORE, **ramp}
 
 
 class RunRecordOutput(Output):
