@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import psycopg
@@ -84,6 +87,22 @@ def _path(text: str) -> str:
     return text
 
 
+def _new_file(text: str) -> str:
+    """A file the run may create or replace: not a directory, its folder (or the nearest one that exists, which
+    the run creates the rest under) writable. Checked before anything runs, so a run is not wasted on it."""
+    path = Path(_path(text)).absolute()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory")
+    folder = next(parent for parent in path.parents if parent.exists())
+    try:  # a file made and removed at once: permission bits do not tell root, or a read-only or special file system
+        handle, probe = tempfile.mkstemp(prefix=".pgstress-probe-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be written in {folder}: {exc.strerror}") from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = RunConfig()
     p = _Parser(
@@ -144,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=_int_at_least(1), default=defaults.repeat,
                    help="measure each size this many times in a row, each a fresh record (a rep column); the report"
                         " and charts show the median and the min-max of the repetitions")
-    p.add_argument("--export-json", type=_path, default=defaults.export_json,
+    p.add_argument("--export-json", type=_new_file, default=defaults.export_json,
                    help="also write the whole run as one self-describing JSON record (the input of `pgstress"
                         " compare`)")
     p.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts beside the report")

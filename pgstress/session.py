@@ -19,6 +19,7 @@ from pgstress.modes import MODES, Mode
 from pgstress.output.base import Output, RampPlan, RampResult, RunContext, RunResult
 from pgstress.output.charts import ChartsOutput
 from pgstress.output.csv import CsvOutput
+from pgstress.output.json_export import JsonExportOutput
 from pgstress.output.report import MarkdownOutput
 from pgstress.output.run_record import RunRecordOutput
 from pgstress.output.terminal import make_progress
@@ -39,6 +40,7 @@ OUTPUTS: tuple[OutputFactory, ...] = (
     lambda config, mode, resuming: CsvOutput(mode.csv_path(config), mode.row_type, append=resuming),
     lambda config, mode, resuming: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
     lambda config, mode, resuming: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
+    lambda config, mode, resuming: JsonExportOutput(config.export_json, mode.report),
     lambda config, mode, resuming: make_progress(quiet=config.quiet, line=mode.progress_line),
 )
 

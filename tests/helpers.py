@@ -94,6 +94,18 @@ def read_chart_data(path: Path) -> dict[str, Any]:
         return json.loads(image.text[DATA_KEY])  # type: ignore[attr-defined]
 
 
+def read_run_json(path: Path) -> dict[str, Any]:
+    """An --export-json record, validated against the schema kept in the repository."""
+    import jsonschema
+
+    from pgstress.output.json_export import SCHEMA_FILE
+
+    record = json.loads(path.read_text(encoding="utf-8"))
+    jsonschema.validate(record, json.loads(SCHEMA_FILE.read_text(encoding="utf-8")),
+                        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return record
+
+
 def count_rows(conn: psycopg.Connection, table: str) -> int:
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
     return int(row[0]) if row else 0

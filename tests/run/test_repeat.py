@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import TINY_RAMP, create_pgstress_table, read_chart_data, read_csv, report_points
+from helpers import TINY_RAMP, create_pgstress_table, read_chart_data, read_csv, read_run_json, report_points
 from psycopg import sql
 
 from pgstress.output.repetitions import group_sizes, noisy_sizes, size_rows
@@ -62,7 +62,8 @@ def test_repeat_3_on_a_4_size_ramp_one_repetition_rejected_for_real(
     db.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT one_in_three CHECK (content_hash <> {})").format(
         sql.Identifier(table_name), sql.Literal(rejected)))
 
-    result = run_cli("--dsn", server_dsn, "--table", table_name, *RAMP_OF_4, "--repeat", "3", charts=True)
+    result = run_cli("--dsn", server_dsn, "--table", table_name, *RAMP_OF_4, "--repeat", "3",
+                     "--export-json", str(tmp_path / "run.json"), charts=True)
 
     assert result.code == 0, result.err
     rows = read_csv(tmp_path / "iteration_results.csv")
@@ -98,6 +99,16 @@ def test_repeat_3_on_a_4_size_ramp_one_repetition_rejected_for_real(
         times = sorted(float(row["write_s"]) for row in rows if row["epochs"] == str(epochs))
         assert (band_epochs, low, median, high) == (epochs, times[0], times[1], times[2])
     assert chart["breaking"] == {"": 2000} and chart["failures"] == {"": [2000]}
+
+    record = read_run_json(tmp_path / "run.json")
+    (ramp,) = record["ramps"]
+    assert record["status"] == ramp["status"] == "finished" and ramp["repetitions"] == 3
+    assert [(row["iter"], row["rep"], row["status"]) for row in ramp["rows"]] == [
+        (int(row["iter"]), int(row["rep"]), row["status"]) for row in rows]
+    assert ramp["rows"][4]["error"] == rows[4]["error"]
+    breaking = ramp["points"]["breaking"]
+    assert (breaking["epochs"], breaking["failed_repetitions"], breaking["repetitions"]) == (2000, 1, 3)
+    assert ramp["points"]["median_of_repetitions"] is True
 
 
 def test_repeat_with_resume_finishes_the_size_cut_short(server_dsn: str, db: psycopg.Connection, table_name: str,
