@@ -14,6 +14,7 @@ from typing import NoReturn
 
 import psycopg
 
+from pgstress.compare.command import main as compare_main
 from pgstress.config import (
     ALL_COMPRESSIONS,
     ALL_FORMATS,
@@ -208,7 +209,10 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_config(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["compare"]:  # the subcommand; every other invocation is a run, as it always was
+        return compare_main(arguments[1:])
+    config = parse_config(arguments)
     for signum in STOP_SIGNALS:
         signal.signal(signum, _raise_interrupt)
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD

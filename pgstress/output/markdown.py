@@ -181,6 +181,8 @@ def render_context(result: RunResult, parts: ReportParts) -> list[str]:
         + (f"{host.ram_gib:.1f} GiB RAM" if host.ram_gib else "RAM unknown")
         + f", {host.os}",
         f"- Python: {host.python}",
+        *([f"- Load average at the start (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in host.load_average)}"]
+          if host.load_average else []),
         "- Libraries: " + ", ".join(f"{name} {version}" for name, version in host.packages.items()),
         "",
         "## 2. Configuration",

@@ -182,17 +182,17 @@ def _labelled(tracker: RampTracker, line: str) -> str:
     return f"{tracker.label} {line}" if tracker.label else line
 
 
-def _breaking_text(row: Row | None) -> str:
+def _breaking_text(row: Row | None, failed: str = "") -> str:
     if row is None:
         return "none reached"
     error = f" - {row.error}" if row.error else ""
-    return f"iteration {row.iter} ({row.epochs:,} epochs, {row.status}){error}"
+    return f"iteration {row.iter} ({row.epochs:,} epochs, {row.status}{failed}){error}"
 
 
-def _ok_point_text(row: Row | None, unit: str) -> str:
+def _ok_point_text(row: Row | None, unit: str, median: bool = False) -> str:
     if row is None:
         return "none"
-    rate = f", {row.efficiency:,.0f} {unit}" if row.efficiency is not None else ""
+    rate = f", {row.efficiency:,.0f} {unit}{' median' if median else ''}" if row.efficiency is not None else ""
     return f"{row.epochs:,} epochs (iteration {row.iter}{rate})"
 
 
@@ -208,9 +208,12 @@ def summary_lines(ramps: Sequence[tuple[str, Points]], files: Sequence[object], 
         if label:
             lines.append(f"{label}:")
             indent = "  "
-        lines.append(f"{indent}breaking point: {_breaking_text(points.breaking)}")
-        lines.append(f"{indent}stability point: {_ok_point_text(points.stability, unit)}")
-        lines.append(f"{indent}optimal efficiency: {_ok_point_text(points.optimal, unit)}")
+        failed = (f" in {points.breaking_failed} of {points.breaking_repetitions} repetitions"
+                  if points.breaking is not None and points.breaking_repetitions > 1 else "")
+        median = points.repetitions > 1
+        lines.append(f"{indent}breaking point: {_breaking_text(points.breaking, failed)}")
+        lines.append(f"{indent}stability point: {_ok_point_text(points.stability, unit, median)}")
+        lines.append(f"{indent}optimal efficiency: {_ok_point_text(points.optimal, unit, median)}")
     ordered = sorted(files, key=lambda path: _FILE_ORDER.get(Path(str(path)).suffix, len(_FILE_ORDER)))
     lines.append("wrote " + ", ".join(map(str, ordered)) if files else "wrote no file")
     if interrupted:
