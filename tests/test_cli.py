@@ -45,6 +45,8 @@ BAD_ARGUMENTS = [
     (["--repeat", "-2"], "--repeat"),
     (["--repeat", "three"], "--repeat"),
     (["--export-json", ""], "--export-json"),
+    (["--export-json", "/"], "--export-json"),  # a directory
+    (["--export-json", "/proc/pgstress.json"], "--export-json"),  # no file can be made there, even by root
     (["--no-such-option"], "--no-such-option"),
 ]
 
@@ -123,3 +125,7 @@ def test_every_way_to_start_it_is_the_same_program(command: list[str]) -> None:
     assert done.stderr == "pgstress: error: argument --start-epochs: 0 must be >= 1\n"
     helped = subprocess.run([*command, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: pgstress ")
+    compared = subprocess.run([*command, "compare", "only-one.json"], cwd=REPO, capture_output=True, text=True,
+                              timeout=60)  # the subcommand, reached the same way
+    assert compared.returncode == 2
+    assert compared.stderr.startswith("pgstress compare: error: give two runs or more")

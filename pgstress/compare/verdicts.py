@@ -107,8 +107,8 @@ class SizePair:
     def judgement(self) -> str:
         if not self.measured:
             return UNKNOWN
-        if sorted(set(self.a)) == sorted(set(self.b)) and len(set(self.a)) == 1:
-            return SAME  # the same value every time on both sides: nothing to tell apart
+        if sorted(self.a) == sorted(self.b) or (set(self.a) == set(self.b) and len(set(self.a)) == 1):
+            return SAME  # the very same measurements, or one value every time on both sides: nothing to tell apart
         if len(self.a) < MIN_REPETITIONS or len(self.b) < MIN_REPETITIONS:
             return UNKNOWN
         if max(self.b) < min(self.a):

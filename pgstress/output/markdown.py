@@ -303,7 +303,8 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
     out += parts.table_intro(ramp.config)
     out += [markdown_table(rows, with_rep(rows, parts.columns)) if rows else "_No iteration finished._", ""]
     if rows:
-        out += ["### Where the time and memory went", "", markdown_table(rows, parts.breakdown_columns), ""]
+        out += ["### Where the time and memory went", "",
+                markdown_table(rows, with_rep(rows, parts.breakdown_columns)), ""]
     support = ramp.details.measures if ramp.details is not None else None
     out += server_section(rows, ramp.config, support, result.context.server.embedded, SERVER_HEADING)
     out += parts.sections(rows)

@@ -38,6 +38,7 @@ def test_a_verdict_needs_three_repetitions_apart_at_most_sizes() -> None:
     single = [SizePair(1000, [1.0], [1.3]), SizePair(2000, [2.0], [2.0])]
     assert judge(WRITE, single).verdict == CANNOT_TELL  # one sample shows no noise; one size of two is unknown
     assert judge(WRITE, single[1:]).verdict == NO_DIFFERENCE  # the very same value
+    assert judge(WRITE, [SizePair(1000, [1.0, 2.0], [2.0, 1.0])]).verdict == NO_DIFFERENCE  # the same measurements
     assert judge(WRITE, apart[:1]).geometric_mean == pytest.approx(1.6 / 1.1)
 
 
