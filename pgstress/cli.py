@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import NoReturn
 
 import psycopg
@@ -35,6 +32,7 @@ from pgstress.db.storage import StorageUnsupported
 from pgstress.modes import MODES
 from pgstress.output.analysis import find_points
 from pgstress.output.base import RunResult
+from pgstress.output.writable import new_file
 from pgstress.redaction import scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
 from pgstress.run.ramp import STOP_SIGNALS
@@ -85,22 +83,6 @@ def _identifier(text: str) -> str:
 def _path(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path")
-    return text
-
-
-def _new_file(text: str) -> str:
-    """A file the run may create or replace: not a directory, its folder (or the nearest one that exists, which
-    the run creates the rest under) writable. Checked before anything runs, so a run is not wasted on it."""
-    path = Path(_path(text)).absolute()
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a directory")
-    folder = next(parent for parent in path.parents if parent.exists())
-    try:  # a file made and removed at once: permission bits do not tell root, or a read-only or special file system
-        handle, probe = tempfile.mkstemp(prefix=".pgstress-probe-", dir=folder)
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} cannot be written in {folder}: {exc.strerror}") from None
     return text
 
 
@@ -164,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=_int_at_least(1), default=defaults.repeat,
                    help="measure each size this many times in a row, each a fresh record (a rep column); the report"
                         " and charts show the median and the min-max of the repetitions")
-    p.add_argument("--export-json", type=_new_file, default=defaults.export_json,
+    p.add_argument("--export-json", type=new_file, default=defaults.export_json,
                    help="also write the whole run as one self-describing JSON record (the input of `pgstress"
                         " compare`)")
     p.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts beside the report")

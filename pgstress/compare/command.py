@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from pgstress.compare.loading import CompareRefused, LoadedRamp, LoadedRun, load_run
-from pgstress.compare.render import Comparison, draw_ratios, render_markdown, terminal_lines
+from pgstress.compare.render import Comparison, draw_ratios, render_markdown, run_names, terminal_lines
 from pgstress.compare.verdicts import common_sizes, judge, measures_present, pairs_of
 from pgstress.output.charts import chart_path
 from pgstress.output.files import write_atomic
+from pgstress.output.writable import new_file
 
 EXIT_BAD_INPUT = 2
 
@@ -28,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                             " measure at the sizes they have in common, its ratio, and a verdict from the noise.")
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="an --export-json record, or a results CSV with its <csv>.run.json beside it")
-    p.add_argument("--report-md", default=None, help="also write the comparison as markdown, the ratio chart beside")
+    p.add_argument("--report-md", type=new_file, default=None,
+                   help="also write the comparison as markdown, the ratio chart beside it")
     p.add_argument("--no-charts", action="store_true", help="do not draw the ratio chart beside --report-md")
     return p
 
@@ -88,8 +90,7 @@ def main(argv: Sequence[str]) -> int:
         chart = None
         if not args.no_charts:
             chart = chart_path(report, "ratios")
-            names = [run.path.name for run in runs]
-            if draw_ratios(names, comparisons, chart) is None:
+            if draw_ratios(run_names(runs), comparisons, chart) is None:
                 chart = None
         write_atomic(report, render_markdown(runs, comparisons, chart, report))
         print("wrote " + ", ".join(str(path) for path in (report, chart) if path is not None))

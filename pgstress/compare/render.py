@@ -38,7 +38,7 @@ class Comparison:
     verdicts: list[list[Verdict]] = field(default_factory=list)  # per later run, per measure
 
 
-def _names(runs: Sequence[LoadedRun]) -> list[str]:
+def run_names(runs: Sequence[LoadedRun]) -> list[str]:
     """How the reports name each run: its file name, or its path where two file names are the same."""
     names = [run.path.name for run in runs]
     return names if len(set(names)) == len(names) else [str(run.path) for run in runs]
@@ -131,7 +131,7 @@ def _cell_column(title: str, index: int) -> Column:
 
 def render_markdown(runs: Sequence[LoadedRun], comparisons: Sequence[Comparison], chart: Path | None,
                     report: Path) -> str:
-    names = _names(runs)
+    names = run_names(runs)
     out = ["# pgstress comparison", "",
            f"Runs compared, each against the first ({names[0]}): " + ", ".join(
                f"`{run.path}` ({run.mode}, {run.repetitions} repetition(s) per size)" for run in runs) + ".", "",
@@ -186,7 +186,7 @@ def _summary_rows(names: Sequence[str], comparison: Comparison) -> list[list[str
 
 def terminal_lines(runs: Sequence[LoadedRun], comparisons: Sequence[Comparison]) -> list[str]:
     """The plain-text table the terminal gets: what differs, then per measure the ratio and the verdict."""
-    names = _names(runs)
+    names = run_names(runs)
     lines = [f"pgstress compare: {', '.join(names[1:])} against {names[0]}"]
     lines += [f"  {row[0]}: " + " | ".join(row[1:]) for row in differences(runs)]
     for comparison in comparisons:

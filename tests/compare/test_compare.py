@@ -43,7 +43,10 @@ def test_a_verdict_needs_three_repetitions_apart_at_most_sizes() -> None:
 
 
 def _compare(run_cli_args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(["compare", *run_cli_args])
+    try:
+        code = cli.main(["compare", *run_cli_args])
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -197,3 +200,5 @@ def test_a_csv_needs_its_run_record(real_run: Path, capsys: pytest.CaptureFixtur
     assert missing[0] == 2 and "nowhere.json: cannot be read" in missing[2]
     alone = _compare([str(real_run / "run.json")], capsys)
     assert alone[0] == 2 and "two runs or more" in alone[2]
+    unwritable = _compare([str(real_run / "run.json")] * 2 + ["--report-md", "/proc/comparison.md"], capsys)
+    assert unwritable[0] == 2 and unwritable[1] == "" and "argument --report-md" in unwritable[2]
