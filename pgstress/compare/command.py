@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,8 +85,11 @@ def main(argv: Sequence[str]) -> int:
     except CompareRefused as exc:
         print(f"pgstress compare: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    for line in terminal_lines(runs, comparisons):
-        print(line)
+    try:
+        for line in terminal_lines(runs, comparisons):
+            print(line, flush=True)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted; the report is still written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if args.report_md:
         report = Path(args.report_md)
         chart = None
@@ -93,5 +98,6 @@ def main(argv: Sequence[str]) -> int:
             if draw_ratios(run_names(runs), comparisons, chart) is None:
                 chart = None
         write_atomic(report, render_markdown(runs, comparisons, chart, report))
-        print("wrote " + ", ".join(str(path) for path in (report, chart) if path is not None))
+        with contextlib.suppress(BrokenPipeError):
+            print("wrote " + ", ".join(str(path) for path in (report, chart) if path is not None), flush=True)
     return 0

@@ -52,31 +52,42 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _differences(runs: Sequence[LoadedRun], what: str, values: Sequence[dict[str, Any] | None]) -> list[list[str]]:
-    """[name, value in each run] of every key whose value differs between the runs."""
+def _differences(what: str, values: Sequence[dict[str, Any] | None]) -> list[list[str]]:
+    """[name, value in each run] of every key whose value differs between the runs that recorded it (what one
+    run did not record is not a difference: `not_recorded` says so once)."""
     keys: list[str] = []
     for found in values:
         keys += [key for key in (found or {}) if key not in keys and key.replace("-", "_") not in NOT_COMPARED]
     rows = []
     for key in keys:
-        cells = [_text((found or {}).get(key)) for found in values]
-        if len(set(cells)) > 1:
-            rows.append([f"{what}{key}", *cells])
+        recorded = {_text(found[key]) for found in values if found is not None and found.get(key) is not None}
+        if len(recorded) > 1:
+            rows.append([f"{what}{key}", *(_text((found or {}).get(key)) for found in values)])
     return rows
+
+
+def not_recorded(runs: Sequence[LoadedRun]) -> list[str]:
+    """Runs read from a CSV, which lacks the server's version and settings, the machine and how it ended."""
+    return [f"{name} was read from a CSV and its run record: its server version and settings, machine and end"
+            " are not recorded, so they are not compared" for name, run in zip(run_names(runs), runs)
+            if run.host is None]
 
 
 def differences(runs: Sequence[LoadedRun]) -> list[list[str]]:
     """What differs between the runs' configurations, servers and machines, and how each ended."""
     rows = [["how the run ended", *(run.status for run in runs)]]
-    rows += _differences(runs, "--", [{key.replace("_", "-"): value for key, value in run.config.items()}
+    recorded = [run.host is not None for run in runs]  # a CSV's run record names fewer options
+    options = [{key.replace("_", "-"): value for key, value in run.config.items()} for run in runs]
+    shared = set.intersection(*(set(found) for found in options))
+    rows += _differences("--", [{key: value for key, value in found.items() if key in shared or all(recorded)}
+                                for found in options])
+    rows += _differences("server ", [{key: value for key, value in run.server.items() if key != "settings"}
                                      for run in runs])
-    servers = [{key: value for key, value in run.server.items() if key != "settings"} for run in runs]
-    rows += _differences(runs, "server ", servers)
-    rows += _differences(runs, "server setting ", [run.server.get("settings") for run in runs])
-    hosts = [{key: value for key, value in (run.host or {}).items() if key not in ("packages", "started_at")}
-             if run.host is not None else None for run in runs]
-    rows += _differences(runs, "host ", hosts)
-    rows += _differences(runs, "package ", [run.host.get("packages") if run.host else None for run in runs])
+    rows += _differences("server setting ", [run.server.get("settings") for run in runs])
+    rows += _differences("host ", [{key: value for key, value in run.host.items() if key not in ("packages",
+                                                                                                 "started_at")}
+                                   if run.host is not None else None for run in runs])
+    rows += _differences("package ", [run.host.get("packages") if run.host else None for run in runs])
     return rows
 
 
@@ -138,7 +149,8 @@ def render_markdown(runs: Sequence[LoadedRun], comparisons: Sequence[Comparison]
            "## What differs between the runs", ""]
     out += [markdown_table(differences(runs), [_cell_column("", 0),
                                                *(_cell_column(name, i + 1) for i, name in enumerate(names))]), ""]
-    out += ["Options, server and machine not listed are the same in every run (or not recorded in any).", "",
+    out += [f"- {line}." for line in not_recorded(runs)]
+    out += ["", "Options, server and machine not listed are the same in every run that recorded them.", "",
             "## Verdicts", "", f"Rule: {RULE} Ratios are medians of the run over medians of the first run;"
             " the geometric mean is taken over the common sizes.", ""]
     for comparison in comparisons:
@@ -189,6 +201,7 @@ def terminal_lines(runs: Sequence[LoadedRun], comparisons: Sequence[Comparison])
     names = run_names(runs)
     lines = [f"pgstress compare: {', '.join(names[1:])} against {names[0]}"]
     lines += [f"  {row[0]}: " + " | ".join(row[1:]) for row in differences(runs)]
+    lines += [f"  ({line})" for line in not_recorded(runs)]
     for comparison in comparisons:
         title = f" ({comparison.key})" if comparison.key else ""
         lines.append(f"{len(comparison.sizes)} common size(s){title}, {_span(comparison.sizes)}:")

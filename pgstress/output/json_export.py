@@ -23,6 +23,7 @@ from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import Output, RampResult, RunResult
 from pgstress.output.files import write_atomic
 from pgstress.output.markdown import ReportParts, ramp_conclusion
+from pgstress.output.run_record import EMBEDDED_SERVER
 from pgstress.rows import Row
 
 SCHEMA_NAME = "pgstress-run"
@@ -110,7 +111,7 @@ def run_record(result: RunResult, parts: ReportParts) -> dict[str, Any]:
         "server": {
             "source": server.source,
             "embedded": server.embedded,
-            "connection": server.public_dsn,
+            "connection": EMBEDDED_SERVER if server.embedded else server.public_dsn,
             "libpq_environment": dict(server.libpq_env),
             "version": details.version,
             "settings": details.settings,

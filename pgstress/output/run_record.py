@@ -23,6 +23,8 @@ RAMP_OPTIONS = (
     "statement_timeout_ms", "async_concurrency", "seed", "zstd_level", "memory_trace", "write_method",
     "toast_compression", "storage", "repeat",
 )  # fmt: skip
+# How a record names the embedded server: its socket path changes every run and means nothing after it.
+EMBEDDED_SERVER = "embedded (a fresh throwaway server each run)"
 # What a run record written before an option existed means by it: the default then in force.
 RECORDED_BEFORE = {"repeat": 1}
 
@@ -35,7 +37,7 @@ def run_record_path(csv_path: str | Path) -> Path:
 def ramp_identity(config: RunConfig) -> dict[str, Any]:
     dsn, _source = resolve_dsn(config.dsn)
     identity: dict[str, Any] = {name: getattr(config, name) for name in RAMP_OPTIONS}
-    identity["server"] = redact_dsn(dsn) if dsn else "embedded (a fresh throwaway server each run)"
+    identity["server"] = redact_dsn(dsn) if dsn else EMBEDDED_SERVER
     return identity
 
 
