@@ -264,10 +264,11 @@ def ramp_conclusion(ramp: RampResult, parts: ReportParts) -> list[str]:
 def resumed_section(ramp: RampResult, csv_path: str) -> list[str]:
     done, planned = ramp.plan.done_before, ramp.outcome.planned_levels
     if ramp.config.start_rep > 1:  # the earlier run measured part of the size this run began with
+        earlier = f"Iterations 1-{done} and the first" if done else "The first"
         return ["## Resumed run", "",
-                f"Iterations 1-{done} and the first {ramp.config.start_rep - 1} repetition(s) of iteration {done + 1}"
-                f" were measured by an earlier run of this same ramp and read back from `{csv_path}` (checked"
-                f" against its run record); this run measured the rest.", ""]
+                f"{earlier} {ramp.config.start_rep - 1} repetition(s) of iteration {done + 1} were measured by an"
+                f" earlier run of this same ramp and read back from `{csv_path}` (checked against its run record);"
+                " this run measured the rest.", ""]
     if not done:
         return []
     ran = "none: every level was already in the CSV" if done >= planned else f"{done + 1}-{planned}"

@@ -142,5 +142,5 @@ def test_repeat_with_resume_finishes_the_size_cut_short(server_dsn: str, db: psy
     stored = db.execute(sql.SQL("SELECT content_hash FROM {}").format(sql.Identifier(table_name))).fetchall()
     assert stored == [(hashes[-1],)]  # truncated between repetitions too: only the last record is left
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "the first 1 repetition(s) of iteration 2 were measured by an earlier run" in report
+    assert "Iterations 1-1 and the first 1 repetition(s) of iteration 2 were measured by an earlier run" in report
     assert "3 of 3 planned iterations ran" in report
