@@ -84,18 +84,24 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
     except OSError as exc:
         raise ResumeRefused(f"--resume: cannot read {path}: {exc.strerror or exc}") from None
     previous = contents.rows
-    levels = config.epoch_ramp()
-    done = [(row.iter, row.epochs) for row in previous]
-    expected = list(zip(range(1, len(done) + 1), levels[: len(done)]))
-    if len(done) > len(levels) or done != expected:
+    levels, repeat = config.epoch_ramp(), config.repeat
+    done = [(row.iter, row.epochs, row.rep) for row in previous]
+    sizes_begun = -(-len(done) // repeat)
+    expected = [(i + 1, epochs, rep) for i, epochs in enumerate(levels[:sizes_begun]) for rep in range(1, repeat + 1)]
+    if sizes_begun > len(levels) or done != expected[: len(done)]:
+        shown = [step if repeat > 1 else step[:2] for step in done[:3]]
+        wanted = [step if repeat > 1 else step[:2] for step in expected[:3]]
         raise ResumeRefused(
             f"--resume: the rows of {path} are not this ramp's first iterations in order"
-            f" (found iter/epochs {done[:3]}..., expected {expected[:3]}...)"
+            f" (found iter/epochs{'/rep' if repeat > 1 else ''} {shown}..., expected {wanted}...)"
         )
+    next_size, reps_done = divmod(len(done), repeat)  # a size cut short is finished first, from its next rep
     notice = None
     if contents.cut_tail:
         notice = (f"--resume: the last line of {path} was cut off ({len(contents.cut_tail)} bytes without a line"
-                  f" end); it is dropped, and the ramp goes on after iteration {len(done)}")
-    next_epochs = levels[len(done)] if len(done) < len(levels) else config.end_epochs + config.step_epochs
-    return Resumption(path, previous, replace(config, start_epochs=next_epochs, start_iter=len(done) + 1),
+                  f" end); it is dropped, and the ramp goes on after iteration {next_size}"
+                  + (f", repetition {reps_done}" if reps_done else ""))
+    next_epochs = levels[next_size] if next_size < len(levels) else config.end_epochs + config.step_epochs
+    return Resumption(path, previous, replace(config, start_epochs=next_epochs, start_iter=next_size + 1,
+                                              start_rep=reps_done + 1),
                       csv_bytes=contents.whole_bytes if contents.cut_tail else None, notice=notice)

@@ -30,6 +30,7 @@ from pgstress.output.base import Output, RampPlan, RampResult, RunContext, RunRe
 from pgstress.output.charts import ChartsOutput
 from pgstress.output.csv import CsvOutput
 from pgstress.output.files import OutputFailed
+from pgstress.output.json_export import JsonExportOutput
 from pgstress.output.report import MarkdownOutput
 from pgstress.output.run_record import RunRecordOutput
 from pgstress.output.terminal import make_progress
@@ -51,6 +52,7 @@ OUTPUTS: tuple[OutputFactory, ...] = (
                                                keep_bytes=resumption.csv_bytes if resumption else None),
     lambda config, mode, resumption: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
     lambda config, mode, resumption: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
+    lambda config, mode, resumption: JsonExportOutput(config.export_json, mode.report),
     lambda config, mode, resumption: make_progress(quiet=config.quiet, line=mode.progress_line),
 )
 
@@ -139,7 +141,7 @@ def _plan(mode: Mode, whole: RunConfig, config: RunConfig, server: ServerInfo, i
     if count > 1:
         title = f"{compared_noun(whole)} {index + 1} of {count}: {title}"
     previous = resumption.previous if resumption else []
-    return RampPlan(config, title, ramp_label(whole, config), config.epoch_ramp(), len(previous), previous)
+    return RampPlan(config, title, ramp_label(whole, config), config.epoch_ramp(), config.start_iter - 1, previous)
 
 
 @contextmanager
@@ -186,7 +188,8 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
             iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard,
                                   measures)
             outcome = run_ramp(plan.levels, iteration, hand_out,
-                               max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
+                               max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter,
+                               repeat=config.repeat, first_rep=config.start_rep)
         try:
             table_bytes = control.total_size()
         except (psycopg.Error, TableRefused):  # the final size is a nicety; a server gone leaves it unknown
