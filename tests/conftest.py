@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,14 @@ def server_dsn(request: pytest.FixtureRequest) -> str:
     if request.param == "embedded":
         return request.getfixturevalue("embedded_dsn")
     return os.environ[PG15_ENV]
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A TMPDIR for an embedded server the test starts: short enough for its socket, wherever tmp_path is."""
+    path = Path(tempfile.mkdtemp(prefix="pgst-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -151,13 +151,25 @@ def embedded_server(settings: Mapping[str, str] = EMBEDDED_SETTINGS) -> Iterator
             interrupts.run_to_end(lambda: _remove_embedded(server, workdir))
 
 
+# The server's Unix socket lives in its data directory (<workdir>/pgdata-retry/.s.PGSQL.<port> at the
+# longest), and a socket's path has at most 107 bytes (sun_path, less its NUL).
+_SOCKET_PATH_MAX = 107
+_LONGEST_SOCKET_TAIL = len("/pgstress-12345678/pgdata-retry/.s.PGSQL.65535")
+_SHORT_TEMP_DIR = "/tmp"
+
+
 def _make_workdir() -> Path:
+    """A fresh directory under TMPDIR; under /tmp instead when TMPDIR's path is too long for the socket."""
+    base = tempfile.gettempdir()
+    too_long = len(os.fsencode(os.path.realpath(base))) + _LONGEST_SOCKET_TAIL > _SOCKET_PATH_MAX
+    if too_long:
+        base = _SHORT_TEMP_DIR
     try:
-        return Path(tempfile.mkdtemp(prefix="pgstress-"))
+        return Path(tempfile.mkdtemp(prefix="pgstress-", dir=base))
     except OSError as exc:
-        where = os.environ.get("TMPDIR") or tempfile.gettempdir()
+        where = f"{base} (TMPDIR is too long for a Unix socket)" if too_long else f"{base} (TMPDIR)"
         raise ServerUnavailable(
-            f"cannot create the embedded server's temporary directory under {where} (TMPDIR):"
+            f"cannot create the embedded server's temporary directory under {where}:"
             f" {exc.strerror or exc}"
         ) from None
 

@@ -7,14 +7,23 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
+import psycopg
 import psycopg.conninfo
 import pytest
 from helpers import REPO, interrupt_after_two_rows, read_csv
 
-from pgstress.db.server import LIBPQ_VARIABLES, ServerUnavailable, _start_embedded, libpq_environment, resolve_dsn
+from pgstress.db.server import (
+    LIBPQ_VARIABLES,
+    ServerUnavailable,
+    _start_embedded,
+    embedded_server,
+    libpq_environment,
+    resolve_dsn,
+)
 
 SECRET = "n0t-the-real-pw-71"  # trust/peer auth ignores it; it must still never be printed
 _KEYWORD_TO_VARIABLE = {"host": "PGHOST", "port": "PGPORT", "dbname": "PGDATABASE", "user": "PGUSER"}
@@ -85,10 +94,10 @@ def test_embedded_start_retries_once_then_reports_one_line(tmp_path: Path) -> No
         _start_embedded(broken, tmp_path)
 
 
-def user_env(tmp_path: Path) -> dict[str, str]:
-    """The user's environment with no DSN; TMPDIR puts the embedded data directory under tmp_path."""
+def user_env(short_tmp: Path) -> dict[str, str]:
+    """The user's environment with no DSN; TMPDIR puts the embedded data directory under short_tmp."""
     env = {k: v for k, v in os.environ.items() if k != "PG_DSN" and k not in LIBPQ_VARIABLES}
-    env["TMPDIR"] = str(tmp_path)
+    env["TMPDIR"] = str(short_tmp)
     return env
 
 
@@ -101,28 +110,42 @@ def postgres_processes_under(path: Path) -> list[psutil.Process]:
     return found
 
 
-def test_no_dsn_runs_on_an_embedded_server_and_removes_it(tmp_path: Path) -> None:
+def test_no_dsn_runs_on_an_embedded_server_and_removes_it(tmp_path: Path, short_tmp: Path) -> None:
     out = tmp_path / "out"
     argv = [sys.executable, "main.py", "--start-epochs", "1000", "--end-epochs", "2000", "--step-epochs", "1000",
             "--results-csv", str(out / "r.csv"), "--report-md", str(out / "r.md")]  # fmt: skip
-    done = subprocess.run(argv, cwd=REPO, env=user_env(tmp_path), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(argv, cwd=REPO, env=user_env(short_tmp), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert [r["status"] for r in read_csv(out / "r.csv")] == ["OK", "OK"]
     report = (out / "r.md").read_text()
     assert "embedded throwaway server" in report
     assert "Version: PostgreSQL 18" in report
-    assert not postgres_processes_under(tmp_path)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith("pgstress-")]  # data directory removed
+    assert not postgres_processes_under(short_tmp)
+    assert not [p for p in short_tmp.iterdir() if p.name.startswith("pgstress-")]  # data directory removed
+
+
+def test_a_tmpdir_too_long_for_a_socket_puts_the_server_under_tmp(monkeypatch: pytest.MonkeyPatch,
+                                                                  short_tmp: Path) -> None:
+    long_dir = short_tmp / ("d" * 100)
+    long_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long_dir))
+    with embedded_server() as info:
+        assert info.pgdata is not None and info.pgdata.parent.parent == Path("/tmp")
+        with psycopg.connect(info.dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert not info.pgdata.parent.exists()
+    assert not [p for p in long_dir.iterdir() if p.name.startswith("pgstress-")]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal closed"])
-def test_ctrl_c_writes_an_interrupted_report_and_stops_the_server(signum: int, tmp_path: Path) -> None:
+def test_ctrl_c_writes_an_interrupted_report_and_stops_the_server(signum: int, tmp_path: Path,
+                                                                  short_tmp: Path) -> None:
     out = tmp_path / "out"
     csv_path, report_path = out / "r.csv", out / "r.md"
     args = ["--start-epochs", "20000", "--end-epochs", "2000000", "--step-epochs", "20000",
             "--results-csv", str(csv_path), "--report-md", str(report_path)]  # fmt: skip
-    returncode, err = interrupt_after_two_rows(args, signum, env=user_env(tmp_path))
+    returncode, err = interrupt_after_two_rows(args, signum, env=user_env(short_tmp))
     assert returncode == 130, err
     assert "Traceback" not in err
     rows = read_csv(csv_path)
@@ -131,4 +154,4 @@ def test_ctrl_c_writes_an_interrupted_report_and_stops_the_server(signum: int, t
     report = report_path.read_text()
     assert "INTERRUPTED" in report
     assert f"after {len(rows)} of 100 planned iterations" in report
-    assert not postgres_processes_under(tmp_path)  # stopped (pg_ctl -w) before the tool exited
+    assert not postgres_processes_under(short_tmp)  # stopped (pg_ctl -w) before the tool exited
