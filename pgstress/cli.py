@@ -22,6 +22,7 @@ from pgstress.config import (
     TOAST_COMPRESSIONS,
     WRITE_METHODS,
     RunConfig,
+    data_connections,
     is_compared,
     longest_table_suffix,
 )
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pgstress: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        with open_server(config.dsn) as server:
+        with open_server(config.dsn, connections=data_connections(config)) as server:
             return exit_status(run_session(config, server, resumption))
     except ServerUnavailable as exc:
         print(f"pgstress: {scrub(str(exc), *secrets)}", file=sys.stderr)

@@ -140,3 +140,8 @@ def compared_noun(config: RunConfig) -> str:
 def is_compared(config: RunConfig) -> bool:
     """Whether the run compares several ramps (`all` for the format, the compression, or both)."""
     return config.payload_format == ALL_FORMATS or config.toast_compression == ALL_COMPRESSIONS
+
+
+def data_connections(config: RunConfig) -> int:
+    """The data connections a run holds open at once: async mode's pool of C, else one."""
+    return config.async_concurrency if config.mode == "async" else 1
