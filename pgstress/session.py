@@ -28,6 +28,7 @@ from pgstress.rows import Row
 from pgstress.run.iteration import Iteration
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import RampOutcome, run_ramp
+from pgstress.run.trace_budget import TraceLog
 from pgstress.workload.payloads import CodecOptions, get_codec
 
 OutputFactory = Callable[[RunConfig, Mode, bool], Output]  # (config, mode, resuming) -> the output
@@ -110,12 +111,14 @@ def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequen
 
     for output in outputs:
         output.ramp_started(plan)
+    memory_passes: TraceLog | None = None
     try:
         with mode.open_driver(config, server.dsn, codec, secrets) as driver:
             iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard,
                                   measures)
             outcome = run_ramp(plan.levels, iteration, hand_out,
                                max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
+            memory_passes = iteration.budget.finish()
         try:
             table_bytes: int | None = control.total_size()
         except psycopg.Error:  # the final size is a nicety; a server gone leaves it unknown
@@ -124,7 +127,8 @@ def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequen
         control.close()
     whole = RampOutcome([*plan.previous, *outcome.rows], outcome.interrupted, outcome.stop_reason,
                         plan.done_before + len(plan.levels))
-    ramp = RampResult(plan, whole, table_bytes, memory_limit_mb=guard.limit_mb if guard else None)
+    ramp = RampResult(plan, whole, table_bytes, memory_limit_mb=guard.limit_mb if guard else None,
+                      memory_passes=memory_passes)
     for output in outputs:
         output.ramp_ended(ramp)
     return ramp

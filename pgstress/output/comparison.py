@@ -18,6 +18,7 @@ from pgstress.output.markdown import (
     ramp_conclusion,
     render_context,
 )
+from pgstress.output.memory_pass import memory_pass_lines
 from pgstress.output.server_side import server_section
 from pgstress.output.tables import Column, col, markdown_table
 from pgstress.rows import OK, Row
@@ -327,7 +328,7 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int)
     notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None)
     tables = {"format": "`<table>_<format>`", "compression method": "`<table>_<method>`",
               "combination": "`<table>_<format>_<method>`"}[noun]
-    out += ["## How the figures were obtained", "", *notes,
+    out += ["## How the figures were obtained", "", *notes, *memory_pass_lines(runs),
             f"- Each {noun} ran its own ramp on its own table ({tables}), one after another in one process;"
             f" freed memory was handed back to the OS between ramps, but a later {noun}'s resident (RSS) peaks"
             f" can still include memory an earlier one left behind: compare them by the tracemalloc peaks.",

@@ -12,6 +12,7 @@ from pgstress.db.server import ServerInfo
 from pgstress.output.analysis import Points, Throughput, conclusion, find_points
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.charts import chart_links
+from pgstress.output.memory_pass import memory_pass_lines
 from pgstress.output.notes import async_notes, sync_notes
 from pgstress.output.server_side import server_section, write_split_sentences
 from pgstress.output.tables import (
@@ -292,5 +293,6 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
     out += parts.sections(rows)
     out += chart_section(result, 7)
     out += resumed_section(ramp, csv_path)
-    out += ["## How the figures were obtained", "", *parts.notes(ramp.config, rows, ramp.memory_limit_mb), ""]
+    out += ["## How the figures were obtained", "", *parts.notes(ramp.config, rows, ramp.memory_limit_mb),
+            *memory_pass_lines([ramp]), ""]
     return "\n".join(out)

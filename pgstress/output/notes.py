@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from pgstress.config import RunConfig
 from pgstress.rows import Row
+from pgstress.run.trace_budget import FREE_S, MAX_SHARE
 
 
 def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
@@ -14,19 +15,22 @@ def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
     if not config.trace_stride:
         return "`--memory-trace off`: the tracemalloc peak columns are empty."
     text = (f"`write_peak_mb` / `read_peak_mb` are tracemalloc peaks of {passes}, because tracemalloc slows"
-            " allocation 2.5-6x and would distort the timings.")
-    sampled = config.sampled_iterations()
-    if sampled:
-        text += (f" That pass costs 3-4x the timed client work, so on this {config.ramp_length}-iteration ramp"
-                 f" `--memory-trace auto` takes it only for iterations {', '.join(map(str, sampled))} (every"
-                 f" {config.trace_stride}th and the last); the other rows leave the peak columns empty."
+            " allocation 2.5-6x and would distort the timings; a peak always covers every record of its level.")
+    if config.memory_trace == "auto":
+        sampled = config.sampled_iterations()
+        planned = (f"iterations {', '.join(map(str, sampled))} (every {config.trace_stride}th and the last)"
+                   if sampled else "every iteration")
+        text += (f" That pass costs 3-4x the client work it repeats (about 4x a whole level of an async ramp at"
+                 f" C = 100), so `--memory-trace auto` plans it for {planned} of this {config.ramp_length}-iteration"
+                 f" ramp and takes each planned pass only while the passes stay within {MAX_SHARE:.0%} of the ramp's"
+                 f" time (the first {FREE_S:.0f} s of passes always); the other rows leave the peak columns empty."
                  " `--memory-trace on` takes it for every iteration.")
     traced = [row.iter for row in rows if row.write_peak_mb is not None or row.read_peak_mb is not None]
     if rows and not traced:
-        text += (" No iteration that finished has a peak (the run ended before the first traced iteration, or the"
-                 " traced ones failed before their client work), so the peak columns are empty and the memory"
-                 " chart is not drawn.")
-    elif sampled and rows:
+        text += (" No iteration that finished has a peak (the run ended before the first traced iteration, the"
+                 " traced ones failed before their client work, or the budget skipped their passes), so the peak"
+                 " columns are empty and the memory chart is not drawn.")
+    elif config.memory_trace == "auto" and rows:
         text += f" Of the iterations that finished, these have peaks: {', '.join(map(str, traced))}."
     return text
 

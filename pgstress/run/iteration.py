@@ -2,9 +2,10 @@
 
 In order: the memory guard's verdict, connections revived, the table truncated (unless
 `--keep-data-between-iterations`), the server's counters read, the write phase timed, the
-counters and the table's sizes read again, its client work traced again untimed, the read phase
-timed (of the records written), the counters read again, traced again, the stored sizes. The
-server-side reads run between the timed phases, never inside them. Any failure becomes the
+counters and the table's sizes read again, its client work traced again untimed (when the trace
+budget allows: run/trace_budget.py), the read phase timed (of the records written), the counters read
+again, traced again, the stored sizes. The server-side reads run between the timed phases, never
+inside them. Any failure becomes the
 level's status. A mode supplies only what differs: its driver's calls, and how many
 records a level holds (one in sync mode, C in async mode). Its `to_row` turns the result into
 the mode's row.
@@ -27,6 +28,7 @@ from pgstress.run.measure import PhaseMeasure, PhaseMeter, current_rss_mb, mib, 
 from pgstress.run.memory_guard import MemoryGuard
 from pgstress.run.ramp import StopRamp
 from pgstress.run.record import RecordWork, Stream
+from pgstress.run.trace_budget import TraceBudget
 
 T = TypeVar("T")
 
@@ -164,6 +166,10 @@ class Iteration:
     measures: ServerMeasures | None = None  # the server-side measures; None: not taken
     meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
     start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
+    budget: TraceBudget = field(init=False)  # which levels get the memory pass (--memory-trace auto: a share)
+
+    def __post_init__(self) -> None:
+        self.budget = TraceBudget(self.config)
 
     def __call__(self, iteration: int, epochs: int) -> Row:
         level = LevelResult(iteration, epochs, self.driver.streams(iteration))
@@ -204,7 +210,6 @@ class Iteration:
         self.control.revive()
         if level.iteration > self.config.start_iter and not self.config.keep_data_between_iterations:
             self.control.truncate()
-        traced = self.config.traces_memory(level.iteration)
         rss_peaks: list[float | None] = []
 
         start = self._counters()
@@ -213,15 +218,16 @@ class Iteration:
         ids = [record.record_id for record in written if record.record_id is not None]
         after_write = self._unless_records_failed(level, lambda: self._write_cost(level, start, ids))
         encoded = [record.stream for record in level.write.records if record.size]
-        if traced and encoded:
-            level.write.traced_peak_mb = self._traced(
-                lambda: self.driver.encode_only(level.epochs, encoded), rss_peaks)
+        if encoded:
+            level.write.traced_peak_mb = self._memory_pass(
+                level.iteration, "write", level.write, lambda: self.driver.encode_only(level.epochs, encoded),
+                rss_peaks)
         if written:
             level.read = self._phase(lambda: self.driver.read(written), rss_peaks)
             if start is not None and after_write is not None:
                 self._unless_records_failed(level, lambda: self._read_cost(level, start, after_write))
-            if traced:
-                level.read.traced_peak_mb = self._traced(lambda: self.driver.read(written), rss_peaks)
+            level.read.traced_peak_mb = self._memory_pass(
+                level.iteration, "read", level.read, lambda: self.driver.read(written), rss_peaks)
             self._unless_records_failed(level, lambda: self._stored_sizes(level, ids))
         known = [peak for peak in rss_peaks if peak is not None] or [current_rss_mb()]
         level.client_mb = max(0.0, max(known) - self.start_rss_mb)
@@ -270,8 +276,15 @@ class Iteration:
         rss_peaks.append(measure.rss_peak_mb)
         return Phase(records, measure, time.process_time() - cpu_started)
 
-    def _traced(self, work: Callable[[], object], rss_peaks: list[float | None]) -> float:
+    def _memory_pass(self, iteration: int, phase: str, timed: Phase, work: Callable[[], object],
+                     rss_peaks: list[float | None]) -> float | None:
+        """The tracemalloc peak of `work` (the timed phase's client work again, untimed) when the budget lets it
+        run; None when it does not."""
+        runs, _why = self.budget.decide(iteration, phase, timed.measure.wall_s)
+        if not runs:
+            return None
         with self.meter.phase() as measure:
             peak = traced_peak_mb(work)
         rss_peaks.append(measure.rss_peak_mb)
+        self.budget.spent(iteration, phase, timed.measure.wall_s, measure.wall_s)
         return peak
