@@ -5,7 +5,7 @@ In order: the memory guard's verdict, connections revived, the table truncated (
 counters and the table's sizes read again, its client work traced again untimed (when the trace
 budget allows: run/trace_budget.py), the read phase timed (of the records written), the counters read
 again, traced again, the stored sizes. The server-side reads run between the timed phases, never
-inside them. Any failure becomes the
+inside them; each phase is announced as it starts, for live progress. Any failure becomes the
 level's status. A mode supplies only what differs: its driver's calls, and how many
 records a level holds (one in sync mode, C in async mode). Its `to_row` turns the result into
 the mode's row.
@@ -23,7 +23,9 @@ from pgstress.config import RunConfig
 from pgstress.db.control import ControlSession
 from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, add_read_cost, write_cost
 from pgstress.rows import CONNECTION_LOST, Row
+from pgstress.run import level_events
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
+from pgstress.run.level_events import READ, WRITE, PhaseStart
 from pgstress.run.measure import PhaseMeasure, PhaseMeter, current_rss_mb, mib, traced_peak_mb
 from pgstress.run.memory_guard import MemoryGuard
 from pgstress.run.ramp import StopRamp
@@ -213,6 +215,7 @@ class Iteration:
         rss_peaks: list[float | None] = []
 
         start = self._counters()
+        level_events.phase_started(PhaseStart(WRITE, len(level.streams)))
         level.write = self._phase(lambda: self.driver.write(level.epochs, level.streams), rss_peaks)
         written = level.write.ok
         ids = [record.record_id for record in written if record.record_id is not None]
@@ -220,14 +223,15 @@ class Iteration:
         encoded = [record.stream for record in level.write.records if record.size]
         if encoded:
             level.write.traced_peak_mb = self._memory_pass(
-                level.iteration, "write", level.write, lambda: self.driver.encode_only(level.epochs, encoded),
-                rss_peaks)
+                level.iteration, WRITE, level.write, lambda: self.driver.encode_only(level.epochs, encoded),
+                len(encoded), rss_peaks)
         if written:
+            level_events.phase_started(PhaseStart(READ, len(written)))
             level.read = self._phase(lambda: self.driver.read(written), rss_peaks)
             if start is not None and after_write is not None:
                 self._unless_records_failed(level, lambda: self._read_cost(level, start, after_write))
             level.read.traced_peak_mb = self._memory_pass(
-                level.iteration, "read", level.read, lambda: self.driver.read(written), rss_peaks)
+                level.iteration, READ, level.read, lambda: self.driver.read(written), len(written), rss_peaks)
             self._unless_records_failed(level, lambda: self._stored_sizes(level, ids))
         known = [peak for peak in rss_peaks if peak is not None] or [current_rss_mb()]
         level.client_mb = max(0.0, max(known) - self.start_rss_mb)
@@ -276,13 +280,16 @@ class Iteration:
         rss_peaks.append(measure.rss_peak_mb)
         return Phase(records, measure, time.process_time() - cpu_started)
 
-    def _memory_pass(self, iteration: int, phase: str, timed: Phase, work: Callable[[], object],
+    def _memory_pass(self, iteration: int, phase: str, timed: Phase, work: Callable[[], object], records: int,
                      rss_peaks: list[float | None]) -> float | None:
         """The tracemalloc peak of `work` (the timed phase's client work again, untimed) when the budget lets it
         run; None when it does not."""
-        runs, _why = self.budget.decide(iteration, phase, timed.measure.wall_s)
+        runs, why = self.budget.decide(iteration, phase, timed.measure.wall_s)
         if not runs:
+            if why:
+                level_events.memory_pass_skipped(phase, why)
             return None
+        level_events.phase_started(PhaseStart(phase, records, memory_pass=True, why=why))
         with self.meter.phase() as measure:
             peak = traced_peak_mb(work)
         rss_peaks.append(measure.rss_peak_mb)
