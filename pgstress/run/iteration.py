@@ -26,8 +26,9 @@ from pgstress.rows import CONNECTION_LOST, Row
 from pgstress.run import level_events
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
 from pgstress.run.level_events import READ, WRITE, PhaseStart
+from pgstress.run.machine_memory import MachineMemoryWatch
 from pgstress.run.measure import PhaseMeasure, PhaseMeter, current_rss_mb, mib, traced_peak_mb
-from pgstress.run.memory_guard import MemoryGuard
+from pgstress.run.memory_guard import MemoryGuard, available_ram_mb
 from pgstress.run.ramp import StopRamp
 from pgstress.run.record import RecordWork, Stream
 from pgstress.run.trace_budget import TraceBudget
@@ -99,6 +100,7 @@ class LevelResult:
     fault: Fault | None = None  # a failure of the level as a whole (the truncate, a pool, the guard)
     estimated_client_mb: float | None = None
     client_mb: float | None = None  # resident growth above the ramp's start, every pass of the level included
+    machine_mb: float | None = None  # how far the machine's available memory fell below the ramp's start (guarded)
     server: ServerCost | None = None  # what the server paid (measured only with server measures)
 
     @property
@@ -169,9 +171,11 @@ class Iteration:
     meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
     start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
     budget: TraceBudget = field(init=False)  # which levels get the memory pass (--memory-trace auto: a share)
+    machine_start_mb: float | None = field(init=False)  # the machine's available memory when the ramp began
 
     def __post_init__(self) -> None:
         self.budget = TraceBudget(self.config)
+        self.machine_start_mb = available_ram_mb() if self.guard is not None else None
 
     def __call__(self, iteration: int, epochs: int) -> Row:
         level = LevelResult(iteration, epochs, self.driver.streams(iteration))
@@ -182,13 +186,16 @@ class Iteration:
             if refusal is not None:
                 level.fault = classify(ClientMemoryGuard(refusal))
                 raise StopRamp(self._row(level), f"was stopped by the client memory guard ({refusal})")
+        watch = MachineMemoryWatch(self.machine_start_mb)  # samples only for the memory guard
         try:
-            self._run(level)
+            with watch:
+                self._run(level)
         except Exception as exc:  # noqa: BLE001 - a failure outside any record's work fails the level
             level.fault = classify(exc, *self.secrets)
             lost = level.fault.status == CONNECTION_LOST
             self.driver.recover(lost)
             self.control.recover(lost)
+        level.machine_mb = watch.drop_mb
         if self.guard is not None:
             self.observe(level)
         return self._row(level)
@@ -205,7 +212,7 @@ class Iteration:
         self.guard.observe(len(level.streams) * level.epochs, level.client_mb,
                            level.write.traced_peak_mb if level.write else None,
                            level.read.traced_peak_mb if level.read else None,
-                           mib(sum(sent)) if sent else None)
+                           mib(sum(sent)) if sent else None, machine_mb=level.machine_mb)
 
     def _run(self, level: LevelResult) -> None:
         self.driver.revive()
