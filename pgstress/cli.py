@@ -155,8 +155,6 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     args = parser.parse_args(argv)
     if args.end_epochs < args.start_epochs:
         parser.error(f"argument --end-epochs: {args.end_epochs} is below --start-epochs {args.start_epochs}")
-    if args.payload_format == ALL_FORMATS and args.mode == "async":
-        parser.error("argument --payload-format: all is not available with --mode async yet; run one format")
     if getattr(args, "write_method", None) == "insert_blocking" and args.mode == "async":
         parser.error("argument --write-method: insert_blocking is libpq's send mode, used by sync mode (psycopg);"
                      " asyncpg does not use libpq: use insert or copy")
@@ -166,8 +164,6 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         if len(config.table) + suffix > IDENTIFIER_MAX:
             parser.error(f"argument --table: {config.table!r} is too long for one table per compared ramp (at most"
                          f" {IDENTIFIER_MAX - suffix} characters, to leave room for the {suffix}-character suffix)")
-        if config.resume:
-            parser.error("argument --resume: not available when ramps are compared (all) yet")
     return config
 
 

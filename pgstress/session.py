@@ -63,7 +63,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 outputs: Sequence[Output] | None = None) -> RunResult:
     """Run the whole run; the outputs get every row at once and the result at the end, also when interrupted."""
     mode = MODES[config.mode]
-    configs = ramp_configs(resumption.runner_config if resumption else config)
+    configs = [ramp.config for ramp in resumption.ramps] if resumption else ramp_configs(config)
     truncate = config.truncate_before_start or (resumption is not None and resumption.truncate_first)
     details = prepare_tables(server.dsn, configs, drop=config.drop_table, truncate=truncate)
     result = RunResult(RunContext(config, collect_host(), server, details[0]))
@@ -79,8 +79,9 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
             title = mode.title(ramp_config, server)
             if len(configs) > 1:
                 title = f"{compared_noun(config)} {index + 1} of {len(configs)}: {title}"
-            previous = resumption.previous if resumption else []
-            plan = RampPlan(ramp_config, title, label, ramp_config.epoch_ramp(), len(previous), previous)
+            previous = resumption.ramps[index].previous if resumption else []
+            levels = resumption.ramps[index].levels if resumption else ramp_config.epoch_ramp()
+            plan = RampPlan(ramp_config, title, label, levels, len(previous), previous)
             ramp = run_one_ramp(plan, mode, server, outputs, found)
             ramp.details = found
             result.ramps.append(ramp)
@@ -125,8 +126,10 @@ def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequen
             table_bytes = None
     finally:
         control.close()
-    whole = RampOutcome([*plan.previous, *outcome.rows], outcome.interrupted, outcome.stop_reason,
-                        plan.done_before + len(plan.levels))
+    stop_reason = outcome.stop_reason
+    if not plan.levels and plan.done_before < config.ramp_length:  # --resume of a compared run, an earlier ramp
+        stop_reason = f"had ended in the run this one resumes, after iteration {plan.done_before}"
+    whole = RampOutcome([*plan.previous, *outcome.rows], outcome.interrupted, stop_reason, config.ramp_length)
     ramp = RampResult(plan, whole, table_bytes, memory_limit_mb=guard.limit_mb if guard else None,
                       memory_passes=memory_passes)
     for output in outputs:

@@ -127,7 +127,10 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
         # Speed over every size all formats completed, not one size: a single iteration is too noisy.
         seconds = {_format(run): [getattr(_ok_row(run, epochs), parts.seconds_field) for epochs in shared]
                    for run in compared}
-        speed = {name: sum(shared) / sum(spent) for name, spent in seconds.items()
+        # Epochs handled in that time: one record per size in sync mode, a level's C records in async mode.
+        handled = {_format(run): sum(epochs * parts.records(row) for epochs in shared
+                                     if (row := _ok_row(run, epochs)) is not None) for run in compared}
+        speed = {name: handled[name] / sum(spent) for name, spent in seconds.items()
                  if None not in spent and sum(spent) > 0}
         if speed:
             best, rest = _ranking(speed, "epochs/s", 0, lowest=False)
@@ -135,8 +138,8 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
             margin = (ordered[0] / ordered[1] - 1) * 100 if len(ordered) > 1 else None
             close = f"; only {margin:.0f} % ahead of the next, within one run's noise" if margin is not None \
                 and margin < NOISE_PERCENT else ""
-            bullets.append(f"**fastest: {best}**, {sum(seconds[best]):,.2f} s to write and read one record of each of"
-                           f" the {len(shared)} sizes, {speed[best]:,.0f} epochs/s{rest}{close}.")
+            bullets.append(f"**fastest: {best}**, {sum(seconds[best]):,.2f} s {parts.speed_words} the {len(shared)}"
+                           f" sizes, {speed[best]:,.0f} epochs/s{rest}{close}.")
             if not close:
                 wins[best].append("fastest")
         peaks = {name: peak for name, row in rows.items() if (peak := _memory_peak(row)) is not None}

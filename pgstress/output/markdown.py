@@ -54,6 +54,8 @@ class ReportParts:
     table_intro: Callable[[RunConfig], list[str]] = lambda config: []
     sections: Callable[[Sequence[Row]], list[str]] = lambda rows: []  # under the full table, before the charts
     unused_options: frozenset[str] = field(default_factory=frozenset)  # options this mode does not read
+    records: Callable[[Row], int] = lambda row: 1  # records a successful row's `seconds_field` handled
+    speed_words: str = "to write and read one record of each of"  # what the comparison's speed timed
 
 
 def _share(part: float, whole: float) -> str:
@@ -141,6 +143,8 @@ ASYNC_REPORT = ReportParts(
         f"### Async fan-out table ({config.async_concurrency} concurrent records per level)", ""],
     sections=fanout_sections,
     unused_options=frozenset({"results_csv"}),
+    records=lambda row: row.writes_ok if isinstance(row, AsyncRow) else 1,
+    speed_words="to write the C records of each of",
 )
 
 
