@@ -64,6 +64,19 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _concurrency_list(text: str) -> tuple[int, ...]:
+    """One C ("10"), or a sweep of several ("1,4,16,64"): each a whole number >= 1, none twice."""
+    values: list[int] = []
+    for part in text.split(","):
+        if not part.strip():
+            raise argparse.ArgumentTypeError(f"{text!r} has an empty value; give C, or several as 1,4,16")
+        value = _int_at_least(1)(part.strip())
+        if value in values:
+            raise argparse.ArgumentTypeError(f"{value} is given twice in {text!r}")
+        values.append(value)
+    return tuple(values)
+
+
 def _zstd_level(text: str) -> int:
     value = _int_at_least(1)(text)
     if value > 22:
@@ -111,8 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="statement_timeout of every session (0 = none)")
     p.add_argument("--results-csv", type=_path, default=defaults.results_csv,
                    help="sync mode's CSV, one row per iteration")
-    p.add_argument("--async-concurrency", type=_int_at_least(1), default=defaults.async_concurrency,
-                   help="async mode: records written (then read) at once per level, each over its own connection")
+    p.add_argument("--async-concurrency", type=_concurrency_list, default=str(defaults.async_concurrency),
+                   metavar="C[,C...]",
+                   help="async mode: records written (then read) at once per level, each over its own connection;"
+                        " several (1,4,16,64): one ramp per C, each on <table>_c<C>, compared to find the C that"
+                        " stores the most epochs per second")
     p.add_argument("--async-results-csv", type=_path, default=defaults.async_results_csv,
                    help="async mode's CSV, one row per level")
     p.add_argument("--report-md", type=_path, default=defaults.report_md,
@@ -155,6 +171,11 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     args = parser.parse_args(argv)
     if args.end_epochs < args.start_epochs:
         parser.error(f"argument --end-epochs: {args.end_epochs} is below --start-epochs {args.start_epochs}")
+    concurrency = args.async_concurrency
+    if len(concurrency) > 1 and args.mode != "async":
+        parser.error(f"argument --async-concurrency: a list ({','.join(map(str, concurrency))}) sweeps async mode's"
+                     " concurrency; sync mode writes one record at a time (add --mode async)")
+    args.async_concurrency, args.concurrency_sweep = concurrency[0], concurrency if len(concurrency) > 1 else ()
     if getattr(args, "write_method", None) == "insert_blocking" and args.mode == "async":
         parser.error("argument --write-method: insert_blocking is libpq's send mode, used by sync mode (psycopg);"
                      " asyncpg does not use libpq: use insert or copy")

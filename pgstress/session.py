@@ -11,7 +11,7 @@ from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label
 from pgstress.db.control import ControlSession
 from pgstress.db.environment import ServerDetails, collect_server
 from pgstress.db.schema import TableSql, check_table, prepare_table
-from pgstress.db.server import ServerInfo
+from pgstress.db.server import ServerInfo, ServerUnavailable
 from pgstress.db.server_measures import ServerMeasures
 from pgstress.db.storage import StorageChoice, apply_storage, check_storage
 from pgstress.host import collect_host
@@ -21,11 +21,13 @@ from pgstress.output.charts import ChartsOutput
 from pgstress.output.csv import CsvOutput
 from pgstress.output.report import MarkdownOutput
 from pgstress.output.run_record import RunRecordOutput
+from pgstress.output.sweep_chart import SweepChartsOutput
 from pgstress.output.terminal import make_progress
 from pgstress.redaction import secrets_in_use
 from pgstress.resume import Resumption
 from pgstress.rows import Row
-from pgstress.run.iteration import Iteration
+from pgstress.run.faults import Fault, classify
+from pgstress.run.iteration import Iteration, LevelResult
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import RampOutcome, run_ramp
 from pgstress.run.trace_budget import TraceLog
@@ -39,6 +41,7 @@ OUTPUTS: tuple[OutputFactory, ...] = (
     lambda config, mode, resuming: RunRecordOutput(config, mode.csv_path(config), resuming=resuming),
     lambda config, mode, resuming: CsvOutput(mode.csv_path(config), mode.row_type, append=resuming),
     lambda config, mode, resuming: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
+    lambda config, mode, resuming: SweepChartsOutput(config.report_md, enabled=not config.no_charts),
     lambda config, mode, resuming: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
     lambda config, mode, resuming: make_progress(quiet=config.quiet, line=mode.progress_line),
 )
@@ -82,7 +85,10 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
             previous = resumption.ramps[index].previous if resumption else []
             levels = resumption.ramps[index].levels if resumption else ramp_config.epoch_ramp()
             plan = RampPlan(ramp_config, title, label, levels, len(previous), previous)
-            ramp = run_one_ramp(plan, mode, server, outputs, found)
+            # A sweep's later C learns the client's memory per record-epoch from the earlier ones of its format.
+            earlier = [row for done in result.ramps if done.config.payload_format == ramp_config.payload_format
+                       for row in done.rows]
+            ramp = run_one_ramp(plan, mode, server, outputs, found, earlier, sweep=bool(config.concurrency_sweep))
             ramp.details = found
             result.ramps.append(ramp)
             if ramp.outcome.interrupted:
@@ -96,11 +102,15 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
 
 
 def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequence[Output],
-                 details: ServerDetails | None = None) -> RampResult:
+                 details: ServerDetails | None = None, earlier: Sequence[Row] = (), *,
+                 sweep: bool = False) -> RampResult:
+    """One ramp. `earlier`: rows the memory guard learns from besides the ramp's own. In a sweep over C, a C whose
+    connections the server will not open is that C's result (its first level fails, its ramp ends), not the run's
+    end."""
     config = plan.config
     codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
     secrets = secrets_in_use(config.dsn, server.dsn)
-    guard = mode.memory_guard(config, plan.previous) if mode.memory_guard else None
+    guard = mode.memory_guard(config, [*earlier, *plan.previous]) if mode.memory_guard else None
     table = TableSql(config.table, codec.column_type)
     control = ControlSession(server.dsn, table, config.statement_timeout_ms)
     support = details.measures if details is not None else None
@@ -114,12 +124,17 @@ def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequen
         output.ramp_started(plan)
     memory_passes: TraceLog | None = None
     try:
-        with mode.open_driver(config, server.dsn, codec, secrets) as driver:
-            iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard,
-                                  measures)
-            outcome = run_ramp(plan.levels, iteration, hand_out,
-                               max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
-            memory_passes = iteration.budget.finish()
+        try:
+            with mode.open_driver(config, server.dsn, codec, secrets) as driver:
+                iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets,
+                                      guard, measures)
+                outcome = run_ramp(plan.levels, iteration, hand_out, first_iter=config.start_iter,
+                                   max_consecutive_failures=config.max_consecutive_failures)
+                memory_passes = iteration.budget.finish()
+        except ServerUnavailable as exc:
+            if not sweep or not plan.levels:
+                raise
+            outcome = unopened_ramp(plan, mode, classify(exc, *secrets), hand_out)
         try:
             table_bytes: int | None = control.total_size()
         except psycopg.Error:  # the final size is a nicety; a server gone leaves it unknown
@@ -135,3 +150,15 @@ def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequen
     for output in outputs:
         output.ramp_ended(ramp)
     return ramp
+
+
+def unopened_ramp(plan: RampPlan, mode: Mode, fault: Fault, hand_out: Callable[[Row], None]) -> RampOutcome:
+    """A ramp whose connections could not be opened (a C above what the server admits): its first level is
+    recorded as failed as a whole, with the reason, and the ramp ends."""
+    config = plan.config
+    level = LevelResult(config.start_iter, plan.levels[0], [], fault=fault)
+    row = mode.to_row(level, config)
+    row.toast_compression, row.storage = config.toast_compression, config.storage
+    hand_out(row)
+    return RampOutcome([row], stop_reason=f"could not open its {config.async_concurrency} connections, so it ran"
+                                          " no level", planned_levels=len(plan.levels))

@@ -1,11 +1,13 @@
 """The report of a compared run: one ramp per payload format (`--payload-format all`), per TOAST compression
-method (`--toast-compression all`) or per pair of both, each on its own table, compared side by side."""
+method (`--toast-compression all`), per C of a concurrency sweep, or per combination, each on its own table,
+compared side by side."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from pgstress.config import compared_noun
+from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS, RunConfig, compared_noun, is_compared
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.markdown import (
@@ -276,15 +278,31 @@ def _points_table(runs: Sequence[RampResult], unit: str, noun: str) -> str:
     return markdown_table(runs, columns)
 
 
-COMPARED_TITLES = {"format": "payload formats compared", "compression method": "TOAST compression methods compared",
-                   "combination": "payload formats and TOAST compression methods compared"}
+def compared_title(config: RunConfig) -> str:
+    """What the report compares: "payload formats compared", "... and concurrency levels (a sweep over C) compared"."""
+    varied = [what for what, varies in (("payload formats", config.payload_format == ALL_FORMATS),
+                                        ("TOAST compression methods", config.toast_compression == ALL_COMPRESSIONS),
+                                        ("concurrency levels (a sweep over C)", bool(config.concurrency_sweep)))
+              if varies]
+    listed = varied[0] if len(varied) == 1 else ", ".join(varied[:-1]) + " and " + varied[-1]
+    return f"{listed} compared"
 
 
-def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int) -> str:
-    """The report of a run of one ramp per format, per compression method, or per pair of both."""
-    runs, unit = result.ramps, parts.throughput.unit
-    noun = compared_noun(result.config)
-    out = [f"{TITLE}: {COMPARED_TITLES[noun]}", ""]
+def _recommendations(runs: Sequence[RampResult], parts: ReportParts, noun: str) -> list[str]:
+    out = [*recommendation(runs, parts, noun), ""]
+    storage = storage_recommendation(runs, parts)
+    if storage:
+        out += ["### TOAST compression", "", *storage, ""]
+    return out
+
+
+def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int, answer: Sequence[str] = ()) -> str:
+    """The report of a run of one ramp per format, per compression method, per C of a sweep, or per combination.
+    A sweep's `answer` (output/sweep.py) leads section 5; formats or methods compared besides are compared at
+    each C, since throughput across different C is the sweep's question, not theirs."""
+    runs, unit, config = result.ramps, parts.throughput.unit, result.config
+    noun = compared_noun(config)
+    out = [f"{TITLE}: {compared_title(config)}", ""]
     if result.interrupted:
         out += interrupted_banner(f"during {noun} {len(runs)} of {planned_ramps}")
     out += render_context(result, parts)
@@ -296,10 +314,17 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int)
     if broken:
         out.append("")
 
-    out += ["## 5. Recommendation", "", *recommendation(runs, parts, noun), ""]
-    storage = storage_recommendation(runs, parts)
-    if storage:
-        out += ["### TOAST compression", "", *storage, ""]
+    out += ["## 5. Recommendation", ""]
+    others = replace(config, concurrency_sweep=())  # what is compared besides C
+    if not config.concurrency_sweep:
+        out += _recommendations(runs, parts, noun)
+    else:
+        out += answer
+        if is_compared(others):
+            for c in config.concurrency_sweep:
+                at_c = [run for run in runs if run.config.async_concurrency == c]
+                out += [f"### {compared_noun(others).capitalize()}s compared at C = {c}", "",
+                        *_recommendations(at_c, parts, compared_noun(others))]
     out += [f"### Each {noun} on its own", ""]
     out += [f"- **{_format(run)}**: " + " ".join(ramp_conclusion(run, parts)) for run in runs]
     out.append("")
@@ -320,7 +345,8 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int)
 
     out += ["## 8. Complete table of every iteration", ""]
     all_rows = result.rows
-    which = [col("format")] + ([col("toast_compression", "compression")] if noun != "format" else [])
+    which = [col("format")] + ([col("toast_compression", "compression")]
+                               if config.toast_compression == ALL_COMPRESSIONS else [])
     out += [markdown_table(all_rows, [*which, *parts.columns]) if all_rows else "_No iteration finished._", ""]
     if all_rows:
         out += ["### Where the time and memory went", "",
@@ -329,8 +355,7 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int)
     out += server_section(all_rows, result.config, support, result.context.server.embedded, SERVER_HEADING)
     out += parts.sections(all_rows)
     notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None)
-    tables = {"format": "`<table>_<format>`", "compression method": "`<table>_<method>`",
-              "combination": "`<table>_<format>_<method>`"}[noun]
+    tables = ", ".join(f"`{run.config.table}`" for run in runs)
     out += ["## How the figures were obtained", "", *notes, *memory_pass_lines(runs),
             f"- Each {noun} ran its own ramp on its own table ({tables}), one after another in one process;"
             f" freed memory was handed back to the OS between ramps, but a later {noun}'s resident (RSS) peaks"

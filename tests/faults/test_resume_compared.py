@@ -1,4 +1,4 @@
-"""--resume of a compared run (`--payload-format all`, `--toast-compression all`) reads its one CSV as its ramps, in the
+"""--resume of a compared run (`--payload-format all`, a sweep over C) reads its one CSV as its ramps, in the
 order they ran: the ramps before the last one with rows had ended, the last goes on, the rest run in full. A
 CSV that is not that is refused with one line. (No server: the CSV and its run record are written here.)"""
 
@@ -14,9 +14,11 @@ from pgstress.output.base import RampPlan
 from pgstress.output.csv import CsvOutput
 from pgstress.output.run_record import ramp_identity, run_record_path
 from pgstress.resume import ResumeRefused, load_resumption
-from pgstress.rows import Row, SyncRow
+from pgstress.rows import AsyncRow, Row, SyncRow
 
 ALL = RunConfig(payload_format="all", dsn="host=nowhere", start_epochs=1000, end_epochs=2000, step_epochs=1000)
+SWEEP = RunConfig(mode="async", concurrency_sweep=(1, 3), async_concurrency=1, dsn="host=nowhere", start_epochs=1000,
+                  end_epochs=2000, step_epochs=1000)
 
 
 def written(tmp_path: Path, config: RunConfig, rows: list[Row]) -> Path:
@@ -42,6 +44,14 @@ def test_the_ramps_before_the_last_with_rows_ended_the_last_goes_on_the_rest_run
                                         ("ndjson_zstd", 0, False, [1000, 2000], 1)]
     assert [r.config.table for r in resumed.ramps] == ["stress_records_bson", "stress_records_jsonb",
                                                       "stress_records_ndjson_zstd"]
+
+
+def test_a_sweep_is_resumed_per_c(tmp_path: Path) -> None:
+    rows: list[Row] = [AsyncRow(iter=1, epochs=1000, concurrency=1, format="ndjson_zstd", toast_compression="default"),
+                       AsyncRow(iter=1, epochs=1000, concurrency=3, format="ndjson_zstd", toast_compression="default")]
+    resumed = load_resumption(SWEEP, written(tmp_path, SWEEP, rows), AsyncRow)
+    assert [(r.config.async_concurrency, r.ended, list(r.levels)) for r in resumed.ramps] == [
+        (1, True, []), (3, False, [2000])]
 
 
 @pytest.mark.parametrize(("rows", "message"), [
