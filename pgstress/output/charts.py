@@ -208,13 +208,19 @@ class ChartsOutput(Output):
         try:
             for spec in self.specs:
                 chart = draw_chart(spec, ramps, chart_path(self.report_md, spec.name))
-                if chart is None:
-                    result.charts_not_drawn.append(f"{spec.name} ({spec.title})")
-                else:
-                    result.charts.append(chart)
-                    result.files.append(chart.path)
+                keep_chart(result, chart, f"{spec.name} ({spec.title})")
         except Exception as exc:  # noqa: BLE001 - matplotlib or file trouble: say so and carry on
             print(f"pgstress: charts not drawn: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def keep_chart(result: RunResult, chart: PlottedChart | None, name: str) -> None:
+    """A drawn chart joins the run's charts (the report links them) and files; one without a point is named
+    among those not drawn."""
+    if chart is None:
+        result.charts_not_drawn.append(name)
+    else:
+        result.charts.append(chart)
+        result.files.append(chart.path)
 
 
 def chart_links(charts: Sequence[PlottedChart], report_md: str | Path) -> list[str]:

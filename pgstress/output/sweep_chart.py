@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from pgstress.output.base import Output, RunResult
-from pgstress.output.charts import DATA_KEY, PlottedChart, chart_path
+from pgstress.output.charts import DATA_KEY, PlottedChart, chart_path, keep_chart
 from pgstress.output.comparison import compared_levels
 from pgstress.output.sweep import SweepGroup, sweep_groups
 from pgstress.rows import OK, AsyncRow
@@ -96,10 +96,6 @@ class SweepChartsOutput(Output):
             for group in sweep_groups(result.ramps):
                 name = "sweep" + (f"_{group.name.replace(' ', '_')}" if group.name else "")
                 chart = draw_sweep_chart(group, chart_path(self.report_md, name))
-                if chart is None:
-                    result.charts_not_drawn.append(f"{name} (write throughput by concurrency)")
-                else:
-                    result.charts.append(chart)
-                    result.files.append(chart.path)
+                keep_chart(result, chart, f"{name} (write throughput by concurrency)")
         except Exception as exc:  # noqa: BLE001 - matplotlib or file trouble: say so and carry on
             print(f"pgstress: sweep chart not drawn: {type(exc).__name__}: {exc}", file=sys.stderr)

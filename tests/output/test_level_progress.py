@@ -9,24 +9,23 @@ import zlib
 
 import psycopg
 import pytest
-from helpers import CollectRows, add_insert_trigger, create_pgstress_table, given_server, wait_until
-from rich.console import Console
+from helpers import (
+    CollectRows,
+    FakeClock,
+    add_insert_trigger,
+    create_pgstress_table,
+    given_server,
+    panel_text,
+    wait_until,
+)
 
 from pgstress.config import RunConfig
 from pgstress.output import terminal
 from pgstress.output.base import RampPlan
 from pgstress.output.level_progress import LevelState
-from pgstress.output.terminal import LiveProgress, PlainProgress, RampTracker, async_line, make_progress
+from pgstress.output.terminal import PlainProgress, RampTracker, async_line, make_progress
 from pgstress.run.level_events import ENCODED, FETCHED, READ, STORED, VERIFIED, WRITE, PhaseStart
 from pgstress.session import run_session
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 50.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_a_level_counts_its_records_through_each_step() -> None:
@@ -58,9 +57,7 @@ def test_the_live_panel_shows_the_level_and_why_its_memory_pass_runs_or_not() ->
     tracker.level.on_skip(WRITE, "it would take about 44 s")
     tracker.level.on_phase(PhaseStart(READ, 100, memory_pass=True, why="--memory-trace on traces every level"))
     tracker.level.on_step(FETCHED, True)
-    console = Console(file=io.StringIO(), width=200, force_terminal=False, color_system=None)
-    console.print(LiveProgress.panel(tracker))
-    text = console.file.getvalue()  # type: ignore[attr-defined]
+    text = panel_text(tracker, width=200)
     assert "memory pass of the read batch (untimed, tracemalloc): 1/100 fetched, 0/100 verified, 0.0 s in it" in text
     assert "why the memory pass: --memory-trace on traces every level" in text
     assert "memory pass of the write batch skipped: it would take about 44 s" in text

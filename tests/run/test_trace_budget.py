@@ -4,6 +4,7 @@ their share of the ramp's time; `on` takes every pass, `off` none."""
 from __future__ import annotations
 
 import pytest
+from helpers import FakeClock
 
 from pgstress.config import RunConfig
 from pgstress.run.trace_budget import FIRST_RATIO, FREE_S, MAX_SHARE, TraceBudget
@@ -11,20 +12,12 @@ from pgstress.run.trace_budget import FIRST_RATIO, FREE_S, MAX_SHARE, TraceBudge
 SHORT = {"start_epochs": 1000, "end_epochs": 3000, "step_epochs": 1000}  # 3 levels: every one planned
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def budget(clock: FakeClock, memory_trace: str = "auto") -> TraceBudget:
     return TraceBudget(RunConfig(memory_trace=memory_trace, **SHORT), now=clock)
 
 
 def test_cheap_passes_are_always_taken_within_the_free_seconds() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     trace = budget(clock)
     clock.t = 0.5
     runs, why = trace.decide(1, "write", timed_s=0.5)  # estimated 2 s of pass after 0.5 s of ramp: 80 %, but free
@@ -34,7 +27,7 @@ def test_cheap_passes_are_always_taken_within_the_free_seconds() -> None:
 
 
 def test_an_expensive_pass_is_skipped_and_says_why() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     trace = budget(clock)
     clock.t = 11.0  # the seed's first level at C = 100: an 11 s write batch
     runs, why = trace.decide(1, "write", timed_s=11.0)
@@ -47,7 +40,7 @@ def test_an_expensive_pass_is_skipped_and_says_why() -> None:
 
 
 def test_a_pass_is_taken_once_the_ramp_has_run_long_enough() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     trace = budget(clock)
     clock.t = 100.0
     estimate = FIRST_RATIO * 8.0  # 32 s against 100 s of ramp: 24 % once taken
@@ -56,7 +49,7 @@ def test_a_pass_is_taken_once_the_ramp_has_run_long_enough() -> None:
 
 
 def test_the_ratio_is_learned_from_the_last_pass_of_that_phase() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     trace = budget(clock)
     trace.spent(1, "write", timed_s=1.0, pass_s=2.0)
     assert trace.estimate_s("write", 10.0) == 20.0
@@ -64,7 +57,7 @@ def test_the_ratio_is_learned_from_the_last_pass_of_that_phase() -> None:
 
 
 def test_levels_not_planned_have_no_pass_and_no_reason() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     trace = TraceBudget(RunConfig(), now=clock)  # the default 100-level ramp plans 20, 40, 60, 80, 100
     assert trace.decide(19, "write", 0.1) == (False, "")
     assert trace.decide(20, "write", 0.1)[1].startswith("--memory-trace auto samples every 20th level and the last")
@@ -73,14 +66,14 @@ def test_levels_not_planned_have_no_pass_and_no_reason() -> None:
 
 @pytest.mark.parametrize(("mode", "runs"), [("on", True), ("off", False)])
 def test_on_takes_every_pass_and_off_none(mode: str, runs: bool) -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     trace = budget(clock, memory_trace=mode)
     clock.t = 1.0
     assert trace.decide(1, "write", timed_s=1000.0)[0] is runs
 
 
 def test_the_log_says_what_share_the_passes_took() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     trace = budget(clock)
     trace.spent(1, "write", 1.0, FREE_S / 2)
     clock.t = 4 * FREE_S
