@@ -108,13 +108,17 @@ DEFAULT_MAX_CONNECTIONS = 100  # PostgreSQL's own default
 # pgstress's sessions beside the data connections (the control session, the set-up and settings connections),
 # with room to spare for a psql of the user's.
 OWN_CONNECTIONS = 10
+# The most data connections the embedded server admits: each is a server process of its own on this machine
+# (a few MiB each before any value), so a larger C is refused by the server ("too many clients") instead of
+# forking thousands of processes here.
+EMBEDDED_MAX_DATA_CONNECTIONS = 500
 
 
 def embedded_settings(connections: int) -> dict[str, str]:
     """The embedded server's settings for a run holding `connections` data connections at once: PostgreSQL's
     default max_connections (100) cannot take async mode's pool of 100 and the control session besides."""
-    needed = max(DEFAULT_MAX_CONNECTIONS, connections + OWN_CONNECTIONS)
-    return {**EMBEDDED_SETTINGS, "max_connections": str(needed)}
+    admitted = min(connections, EMBEDDED_MAX_DATA_CONNECTIONS)
+    return {**EMBEDDED_SETTINGS, "max_connections": str(max(DEFAULT_MAX_CONNECTIONS, admitted + OWN_CONNECTIONS))}
 
 
 @contextmanager

@@ -8,13 +8,21 @@ from pathlib import Path
 import pytest
 from helpers import read_csv
 
-from pgstress.db.server import DEFAULT_MAX_CONNECTIONS, LIBPQ_VARIABLES, OWN_CONNECTIONS, embedded_settings
+from pgstress.db.server import (
+    DEFAULT_MAX_CONNECTIONS,
+    EMBEDDED_MAX_DATA_CONNECTIONS,
+    LIBPQ_VARIABLES,
+    OWN_CONNECTIONS,
+    embedded_settings,
+)
 
 
-def test_max_connections_leaves_room_beside_the_pool() -> None:
+def test_max_connections_leaves_room_beside_the_pool_up_to_a_cap() -> None:
     assert embedded_settings(1)["max_connections"] == str(DEFAULT_MAX_CONNECTIONS)  # never below the default
     assert embedded_settings(100)["max_connections"] == str(100 + OWN_CONNECTIONS)
     assert embedded_settings(100)["shared_preload_libraries"] == "pg_stat_statements"
+    capped = str(EMBEDDED_MAX_DATA_CONNECTIONS + OWN_CONNECTIONS)  # a larger C: the server says no, not this machine
+    assert embedded_settings(100_000)["max_connections"] == capped
 
 
 def test_a_pool_of_100_runs_on_the_embedded_server(run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
