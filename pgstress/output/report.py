@@ -22,7 +22,8 @@ class MarkdownOutput(Output):
     def finish(self, result: RunResult) -> None:
         result.finished_at = result.finished_at or utc_now_text()
         if is_compared(result.config):
-            answer = sweep_answer(result.ramps, NOISE_PERCENT) if result.config.concurrency_sweep else []
+            sweep = result.config.concurrency_sweep
+            answer = sweep_answer(result.ramps, NOISE_PERCENT, sweep) if sweep else []
             text = render_comparison(result, self.parts, planned_ramps=len(ramp_configs(result.config)),
                                      answer=answer)
         else:

@@ -103,9 +103,14 @@ def per_c_table(group: SweepGroup, sizes: Sequence[int]) -> str:
     return markdown_table(group.runs, columns)
 
 
-def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float) -> list[str]:
-    """The answer in words: the best C from the numbers, and where each C broke."""
+def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float,
+                 planned: Sequence[int] = ()) -> list[str]:
+    """The answer in words: the best C from the numbers, and where each C broke. `planned`: every C of the sweep;
+    those without a ramp here never started (the run was interrupted before them)."""
     lines: list[str] = []
+    not_run = [f"C={c}" for c in planned if c not in group.concurrencies]
+    if not_run:
+        lines.append(f"- {' and '.join(not_run)} did not run: the run was interrupted before.")
     idle = [_c(run) for run in group.runs if not any(row.status == OK for row in run.rows)]
     working = [run for run in group.runs if _c(run) not in idle]
     if len(working) > 1 and sizes:
@@ -113,8 +118,9 @@ def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float) 
         (top, best), (second, runner_up) = speeds[0], speeds[1]
         others = ", ".join(f"{speed:,.0f} epochs/s ({_c(run)})" for speed, run in speeds[1:])
         span = f"{sizes[0]:,} epochs" if len(sizes) == 1 else f"{sizes[0]:,} to {sizes[-1]:,} epochs"
+        which = "record size" if len(sizes) == 1 else f"{len(sizes)} record sizes"
         lines.append(f"- **Most epochs per second: {_c(best)}**, {top:,.0f} epochs/s of write_eps over the"
-                     f" {len(sizes)} record sizes every C completed ({span}), against {others}.")
+                     f" {which} every C completed ({span}), against {others}.")
         lead = (top / second - 1) * 100 if second > 0 else None
         if lead is not None and lead < noise_percent:
             lines.append(f"- {_c(best)} is only {lead:.0f} % ahead of {_c(runner_up)}, within one run's noise:"
@@ -123,7 +129,7 @@ def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float) 
         lines.append("- No record size succeeded at every C, so the Cs cannot be compared at one size; see each C's"
                      " highest write_eps above.")
     elif working:
-        lines.append(f"- Only {_c(working[0])} had a successful level, so it is the only C that stored anything.")
+        lines.append(f"- Only {_c(working[0])} has successful levels, so there is no other C to compare it with.")
     if idle:
         lines.append(f"- {' and '.join(idle)} had no successful level.")
     broken = [(run, row) for run in group.runs if (row := find_points(run.rows).breaking) is not None]
@@ -136,18 +142,20 @@ def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float) 
         lines.append(f"- **Where it breaks:** {breaks}{held}.")
     else:
         top_size = max((row.epochs for run in group.runs for row in run.rows), default=0)
-        lines.append(f"- **Where it breaks:** no C broke; every C worked up to {top_size:,} epochs.")
+        which = "no C that ran broke; each" if not_run else "no C broke; every C"
+        lines.append(f"- **Where it breaks:** {which} worked up to {top_size:,} epochs.")
     return lines
 
 
-def sweep_answer(runs: Sequence[RampResult], noise_percent: float) -> list[str]:
-    """The report's answer to a sweep: per format and compression, the tables and the best C in words."""
+def sweep_answer(runs: Sequence[RampResult], noise_percent: float, planned: Sequence[int] = ()) -> list[str]:
+    """The report's answer to a sweep: per format and compression, the tables and the best C in words. `planned`:
+    every C of the sweep, so that a C an interrupted run never reached is named as such."""
     out: list[str] = []
     for group in sweep_groups(runs):
         if group.name:
             out += [f"### {group.name}: concurrency compared", ""]
         sizes = shared_sizes([run for run in group.runs if any(row.status == OK for row in run.rows)])
-        out += [*best_c_words(group, sizes, noise_percent), ""]
+        out += [*best_c_words(group, sizes, noise_percent, planned), ""]
         out += [f"`write_eps` = epochs x writes_ok / write_s: epochs stored per second by a level's whole write batch"
                 f" of C records. Per record size and C ({NOT_RUN}: that C's ramp had stopped; a status: that level"
                 " failed):", "", sweep_table(group), "", per_c_table(group, sizes), ""]

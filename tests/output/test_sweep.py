@@ -13,8 +13,12 @@ import pytest
 from helpers import count_rows, csv_header, read_chart_data, read_csv
 
 from pgstress.cli import parse_config
+from pgstress.config import RunConfig
+from pgstress.output.base import RampPlan, RampResult
 from pgstress.output.run_record import run_record_path
+from pgstress.output.sweep import best_c_words, shared_sizes, sweep_groups
 from pgstress.rows import AsyncRow
+from pgstress.run.ramp import RampOutcome
 
 RAMP = ("--start-epochs", "1000", "--end-epochs", "2000", "--step-epochs", "1000", "--memory-trace", "off")
 
@@ -153,3 +157,32 @@ def test_one_value_keeps_the_single_ramp() -> None:
     config = parse_config(["--mode", "async", "--async-concurrency", "4"])
     assert (config.async_concurrency, config.concurrency_sweep) == (4, ())
     assert parse_config(["--mode", "async", "--async-concurrency", "4,16"]).concurrency_sweep == (4, 16)
+
+
+# --- the answer in words, from rows made here ------------------------------------------------------------------
+
+def level(c: int, epochs: int, write_s: float, status: str = "OK") -> AsyncRow:
+    ok = c if status == "OK" else 0
+    return AsyncRow(iter=epochs // 1000, epochs=epochs, concurrency=c, status=status, write_s=write_s, writes_ok=ok,
+                    writes_total=c, write_eps=epochs * ok / write_s, error="" if status == "OK" else "too big")
+
+
+def ramp(c: int, *rows: AsyncRow) -> RampResult:
+    config = RunConfig(mode="async", async_concurrency=c)
+    return RampResult(RampPlan(config, f"C={c}", f"C={c}"), RampOutcome(rows=list(rows), planned_levels=2))
+
+
+def test_the_words_name_a_lead_within_noise_a_broken_c_and_a_c_never_run() -> None:
+    runs = [ramp(1, level(1, 1000, 0.10), level(1, 2000, 0.20)),  # 10,000 epochs/s
+            ramp(4, level(4, 1000, 0.38), level(4, 2000, 0.76, "DB_LIMIT"))]  # ~10,526 at the one size both did
+    [group] = sweep_groups(runs)
+    sizes = shared_sizes(group.runs)
+    assert sizes == [1000]
+    lines = best_c_words(group, sizes, noise_percent=10, planned=(1, 4, 16))
+    assert lines == [
+        "- C=16 did not run: the run was interrupted before.",
+        "- **Most epochs per second: C=4**, 10,526 epochs/s of write_eps over the record size every C completed"
+        " (1,000 epochs), against 10,000 epochs/s (C=1).",
+        "- C=4 is only 5 % ahead of C=1, within one run's noise: either C stores about as fast here.",
+        "- **Where it breaks:** C=4 broke at 2,000 epochs (DB_LIMIT: too big); C=1 did not break up to 2,000 epochs.",
+    ]
