@@ -17,9 +17,14 @@ from pgstress.run.level_events import STEPS, WRITE, PhaseStart
 HEARTBEAT_S = 5.0  # the plain face says where a level is after this long without a line
 
 
-def phase_name(phase: str, memory_pass: bool) -> str:
-    batch = "write batch" if phase == WRITE else "read batch"
-    return f"memory pass of the {batch} (untimed, tracemalloc)" if memory_pass else batch
+def phase_name(phase: str, memory_pass: bool, records: int) -> str:
+    """'write batch' (of C records), 'write phase' (of one), or the memory pass of either."""
+    name = f"{'write' if phase == WRITE else 'read'} {'batch' if records > 1 else 'phase'}"
+    return f"memory pass of the {name} (untimed, tracemalloc)" if memory_pass else name
+
+
+def skipped_text(phase: str, records: int, why: str) -> str:
+    return f"memory pass of the {phase_name(phase, False, records)} skipped: {why}"
 
 
 @dataclass
@@ -52,9 +57,12 @@ class LevelState:
             return (start is not None and self.done[step] == start.records and not start.memory_pass
                     and step != STEPS[start.phase][-1])
 
-    def on_skip(self, phase: str, why: str) -> None:
+    def on_skip(self, phase: str, why: str) -> str:
+        """Keep why a memory pass of this level was skipped; returns it as a line's text."""
         with self._lock:
-            self.skipped.append(f"memory pass of the {phase_name(phase, False)} skipped: {why}")
+            text = skipped_text(phase, self.start.records if self.start is not None else 0, why)
+            self.skipped.append(text)
+            return text
 
     def reset(self) -> None:
         with self._lock:
@@ -76,7 +84,9 @@ class LevelState:
             if start is None:
                 return "preparing (connections checked, table emptied)"
             steps = STEPS[start.phase][:1] if start.memory_pass and start.phase == WRITE else STEPS[start.phase]
-            counts = ", ".join(f"{self.done[step]}/{start.records} {step}" for step in steps)
-            failed = f", {self.failed} failed" if self.failed else ""
+            # One record (sync mode, C = 1): its stage says where it is; sync's driver counts no steps.
+            counts = "".join(f"{self.done[step]}/{start.records} {step}, " for step in steps) \
+                if start.records > 1 else ""
+            failed = f"{self.failed} failed, " if self.failed else ""
             spent = self.now() - self.started_at
-            return f"{phase_name(start.phase, start.memory_pass)}: {counts}{failed}, {spent:,.1f} s in it"
+            return f"{phase_name(start.phase, start.memory_pass, start.records)}: {counts}{failed}{spent:,.1f} s in it"

@@ -239,8 +239,7 @@ class Progress(Output):
 
     def memory_pass_skipped(self, phase: str, why: str) -> None:
         if self.tracker is not None:
-            self.tracker.level.on_skip(phase, why)
-            self._skip_line(self.tracker, phase, why)
+            self._skip_line(self.tracker, self.tracker.level.on_skip(phase, why))
 
     def row(self, plan: RampPlan, row: Row) -> None:
         assert self.tracker is not None
@@ -277,7 +276,7 @@ class Progress(Output):
     def _milestone(self, tracker: RampTracker) -> None:
         pass
 
-    def _skip_line(self, tracker: RampTracker, phase: str, why: str) -> None:
+    def _skip_line(self, tracker: RampTracker, text: str) -> None:
         pass
 
 
@@ -324,16 +323,16 @@ class PlainProgress(Progress):
     def _phase_line(self, tracker: RampTracker, start: PhaseStart) -> None:
         if start.records > 1:  # a level of one record says it all in its own line
             why = f": {start.why}" if start.why else ""
-            self.say(f"{tracker.level_prefix()}, {phase_name(start.phase, start.memory_pass)} of {start.records}"
-                     f" records started{why}")
+            name = phase_name(start.phase, start.memory_pass, start.records)
+            self.say(f"{tracker.level_prefix()}, {name} of {start.records} records started{why}")
 
     def _milestone(self, tracker: RampTracker) -> None:
         start = tracker.level.start
         if start is not None and start.records > 1:
             self.say(f"{tracker.level_prefix()}, {tracker.level.text()}")
 
-    def _skip_line(self, tracker: RampTracker, phase: str, why: str) -> None:
-        self.say(f"{tracker.level_prefix()}, memory pass of the {phase_name(phase, False)} skipped: {why}")
+    def _skip_line(self, tracker: RampTracker, text: str) -> None:
+        self.say(f"{tracker.level_prefix()}, {text}")
 
 
 class LiveProgress(Progress):

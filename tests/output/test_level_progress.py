@@ -46,6 +46,8 @@ def test_a_level_counts_its_records_through_each_step() -> None:
     assert state.text().startswith("memory pass of the read batch (untimed, tracemalloc): 2/2 fetched, 0/2 verified")
     state.on_phase(PhaseStart(WRITE, 2, memory_pass=True))
     assert state.text().startswith("memory pass of the write batch (untimed, tracemalloc): 0/2 encoded, 0.0 s")
+    state.on_phase(PhaseStart(READ, 1))  # one record (sync mode): no counts, its stage shows where it is
+    assert state.text() == "read phase: 0.0 s in it"
 
 
 def test_the_live_panel_shows_the_level_and_why_its_memory_pass_runs_or_not() -> None:
@@ -76,7 +78,7 @@ def test_plain_lines_name_the_level_and_leave_one_record_levels_to_their_row() -
     finally:
         progress.close()
     assert out.getvalue().splitlines()[1:] == [
-        "  bson [1/2] 1,000 epochs, memory pass of the read batch skipped: too dear",
+        "  bson [1/2] 1,000 epochs, memory pass of the read phase skipped: too dear",  # after a one-record phase
         "  bson [1/2] 1,000 epochs, memory pass of the write batch (untimed, tracemalloc) of 4 records started:"
         " planned",
     ]
