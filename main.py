@@ -2,7 +2,7 @@
 
 import sys
 
-from pgstress.cli import main
+from pgstress.entry import main
 
 if __name__ == "__main__":
     sys.exit(main())

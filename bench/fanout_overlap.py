@@ -20,6 +20,7 @@ import psycopg
 
 from pgstress.config import RunConfig
 from pgstress.db.control import ControlSession
+from pgstress.db.ownership import TableClaim
 from pgstress.db.schema import TableSql, prepare_table
 from pgstress.redaction import secrets_in_use
 from pgstress.rows import OK, AsyncRow, Row
@@ -41,7 +42,7 @@ class InlineExecutor(Executor):
         return future
 
 
-def run_level(config: RunConfig, dsn: str, codec: Codec, executor: Executor | None) -> AsyncRow:
+def run_level(config: RunConfig, dsn: str, table: TableSql, codec: Codec, executor: Executor | None) -> AsyncRow:
     """The fan-out's one level as a ramp runs it, its codec work in `executor` (None: pgstress's own threads)."""
     secrets = secrets_in_use(dsn)
     rows: list[Row] = []
@@ -49,14 +50,14 @@ def run_level(config: RunConfig, dsn: str, codec: Codec, executor: Executor | No
     def to_row(level: LevelResult) -> AsyncRow:
         return async_row(level, config.payload_format, config.async_concurrency)
 
-    control = ControlSession(dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms)
+    control = ControlSession(TableClaim(dsn, [table.table], config.statement_timeout_ms), table)
     try:
-        with open_fanout(config, dsn, codec, secrets, codec_executor=executor) as driver:
+        with open_fanout(config, dsn, table, codec, secrets, codec_executor=executor) as driver:
             iteration = Iteration(config, driver, control, to_row, secrets, fanout_guard(config, []))
             run_ramp(config.epoch_ramp(), iteration, rows.append,
                      max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
     finally:
-        control.close()
+        control.claim.close()
     (row,) = rows
     assert isinstance(row, AsyncRow)
     return row
@@ -72,7 +73,7 @@ def main() -> None:
     args = p.parse_args()
     codec = get_codec(args.payload_format)
     with psycopg.connect(args.dsn, autocommit=True) as conn:
-        prepare_table(conn, TableSql(args.table, codec.column_type), drop=True, truncate=True)
+        table = prepare_table(conn, TableSql(args.table, codec.column_type), drop=True, truncate=True)
     print(f"{args.concurrency} x {args.epochs:,} epochs, {args.payload_format}, load average {os.getloadavg()[0]:.2f}")
     print("| codec work | write_s | write cpu-s (cores) | encoding busy | db-only wait | read_s | read cpu-s (cores)"
           " | decoding busy | db-only wait |")
@@ -88,7 +89,7 @@ def main() -> None:
             config = RunConfig(mode="async", table=args.table, payload_format=args.payload_format,
                                start_epochs=args.epochs, end_epochs=args.epochs, async_concurrency=args.concurrency,
                                memory_trace="off")  # fmt: skip
-            r = run_level(config, args.dsn, codec, executor)
+            r = run_level(config, args.dsn, table, codec, executor)
             assert r.status == OK, r.error
             print(f"| {name} | {r.write_s:.2f} | {r.write_cpu_s:.2f} ({r.write_cpu_s / r.write_s:.2f})"
                   f" | {r.write_encode_busy_s / r.write_s:.0%} | {r.write_db_only_s / r.write_s:.0%}"

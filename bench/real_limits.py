@@ -54,7 +54,7 @@ def message_case(server: ServerInfo) -> tuple[str, str]:
     dsn = server.dsn
     table = TableSql("pgstress_real_limit_bytea", "BYTEA")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        prepare_table(conn, table, drop=True, truncate=False)
+        table = prepare_table(conn, table, drop=True, truncate=False)
     db = SyncDatabase(dsn, table, statement_timeout_ms=0)
     payload = EncodedPayload(data=bytes(MAX_ALLOC + 1000), epochs=0, content_hash="")
     try:

@@ -40,6 +40,8 @@ from psycopg import generators, postgres, sql, waiting  # noqa: E402
 from pgstress.config import RunConfig  # noqa: E402
 from pgstress.db.control import ControlSession  # noqa: E402
 from pgstress.db.copy_binary import binary_copy_frame  # noqa: E402
+from pgstress.db.environment import ServerDetails  # noqa: E402
+from pgstress.db.ownership import TableClaim  # noqa: E402
 from pgstress.db.psycopg_adapter import SyncDatabase  # noqa: E402
 from pgstress.db.schema import TableSql, prepare_table  # noqa: E402
 from pgstress.db.server import embedded_server  # noqa: E402
@@ -54,7 +56,7 @@ from pgstress.run.iteration import Iteration, LevelResult  # noqa: E402
 from pgstress.run.measure import MIB, StageClock, release_freed_memory  # noqa: E402
 from pgstress.run.record import encode_record  # noqa: E402
 from pgstress.run.sync import open_sync, sync_row  # noqa: E402
-from pgstress.session import prepare_tables  # noqa: E402
+from pgstress.session import preparing_tables, server_details  # noqa: E402
 from pgstress.workload.epochs import generate  # noqa: E402
 from pgstress.workload.payloads import CodecOptions, format_names, get_codec  # noqa: E402
 from pgstress.workload.payloads.ndjson_zstd_codec import ZSTD_THREADS, compression_params, ndjson_lines  # noqa: E402
@@ -111,8 +113,7 @@ class Bench:
     def table_for(self, fmt: str) -> TableSql:
         spec = TableSql(f"pgstress_bench_{fmt}", get_codec(fmt).column_type)
         with psycopg.connect(self.dsn) as conn:
-            prepare_table(conn, spec, drop=True, truncate=False)
-        return spec
+            return prepare_table(conn, spec, drop=True, truncate=False)  # its OID pinned, as a run's
 
     def add(self, section: str, row: dict) -> None:
         self.sections.setdefault(section, []).append(row)
@@ -140,7 +141,7 @@ def insert_vs_copy(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
     head, tail = binary_copy_frame(payload, spec.column_type == "JSONB")
     stream = memoryview(head + bytes(payload.data) + tail)  # built before any timing
     raw = psycopg.connect(bench.dsn)
-    control = ControlSession(bench.dsn, spec, 0)
+    control = ControlSession(TableClaim(bench.dsn, [spec.table], 0), spec)
     stores = {method: SyncDatabase(bench.dsn, spec, 0, method) for method in ("insert", "insert_blocking", "copy")}
     for store in stores.values():
         store.conn.execute("SELECT 1")  # connected before any timing
@@ -168,7 +169,7 @@ def insert_vs_copy(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
         control.truncate()
     finally:
         raw.close()
-        control.close()
+        control.claim.close()
         for store in stores.values():
             store.close()
     best = {method: min(values) for method, values in samples.items()}
@@ -211,9 +212,9 @@ def run_iteration(bench: Bench, spec: TableSql, fmt: str, size: int, *, trace: b
         levels.append(level)  # kept for the write phase's own measure
         return sync_row(level, config.payload_format)
 
-    control = ControlSession(bench.dsn, spec, config.statement_timeout_ms)
+    control = ControlSession(TableClaim(bench.dsn, [spec.table], config.statement_timeout_ms), spec)
     try:
-        with open_sync(config, bench.dsn, codec, secrets) as driver:
+        with open_sync(config, bench.dsn, spec, codec, secrets) as driver:
             control.truncate()
             driver.db.conn.execute("SELECT 1")  # connected before the timing
             iteration = Iteration(config, driver, control, to_row, secrets)
@@ -222,7 +223,7 @@ def run_iteration(bench: Bench, spec: TableSql, fmt: str, size: int, *, trace: b
                 row = iteration(1, size)
                 wall = time.perf_counter() - started
     finally:
-        control.close()
+        control.claim.close()
     if row.status != OK:
         raise RuntimeError(f"{fmt} {size} {method}: {row.status} {row.error}")
     assert levels[0].write is not None
@@ -403,7 +404,7 @@ def storage_choices(bench: Bench, fmt: str, sizes: list[int]) -> None:
                                memory_trace="off", write_method=bench.storage_method, toast_compression=compression,
                                storage=storage)
                for name, (compression, storage) in variants.items()}  # fmt: skip
-    details = dict(zip(configs, prepare_tables(bench.dsn, list(configs.values()), drop=True, truncate=False)))
+    details = dict(zip(configs, _prepare(bench, list(configs.values()))))
     for size in sizes:
         rows: dict[str, list[SyncRow]] = {name: [] for name in configs}
         for rep in range(bench.storage_reps):
@@ -445,7 +446,7 @@ def measures_cost(bench: Bench, fmt: str, size: int) -> None:
     """Whole iterations with and without the server-side measures, alternating: do they change the timings, and
     what do they add to an iteration's wall time?"""
     config = RunConfig(payload_format=fmt, table=f"pgstress_bench_{fmt}_measured", seed=SEED, memory_trace="off")
-    (details,) = prepare_tables(bench.dsn, [config], drop=True, truncate=False)
+    (details,) = _prepare(bench, [config])
     samples: dict[bool, list[tuple[SyncRow, float]]] = {True: [], False: []}
     for rep in range(2 * bench.storage_reps):
         measured = rep % 2 == 0
@@ -469,9 +470,9 @@ def measures_cost(bench: Bench, fmt: str, size: int) -> None:
 def _snapshot_ms(bench: Bench, config: RunConfig, support: object) -> float:
     """Median milliseconds of one reading of the server's counters (what each level does three times)."""
     spec = TableSql(config.table, get_codec(config.payload_format).column_type)
-    control = ControlSession(bench.dsn, spec, 0)
+    claim = TableClaim(bench.dsn, [spec.table], 0)  # the control connection a run reads its counters on
     try:
-        measures = ServerMeasures(control, spec, support)
+        measures = ServerMeasures(claim, spec, support)
         measures.counters()  # connected before timing
         times = []
         for _ in range(50):
@@ -479,19 +480,28 @@ def _snapshot_ms(bench: Bench, config: RunConfig, support: object) -> float:
             measures.counters()
             times.append((time.perf_counter() - started) * 1000)
     finally:
-        control.close()
+        claim.close()
     return _median(times)
+
+
+def _prepare(bench: Bench, configs: list[RunConfig]) -> list[ServerDetails]:
+    """The tables made ready as a run makes them (dropped and recreated, storage applied), and the server's details."""
+    with psycopg.connect(bench.dsn, autocommit=True) as conn, preparing_tables(conn, configs, drop=True,
+                                                                                truncate=False) as tables:
+        pass
+    return server_details(bench.dsn, tables)
 
 
 def _measured_iteration(bench: Bench, config: RunConfig, support: object, size: int) -> SyncRow:
     """One sync iteration as the ramp runs it, with the server-side measures the server offers."""
     codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
-    spec = TableSql(config.table, codec.column_type)
+    with psycopg.connect(bench.dsn) as conn:  # the bench's own table, its OID pinned as a run's
+        spec = prepare_table(conn, TableSql(config.table, codec.column_type), drop=False, truncate=False)
     secrets = secrets_in_use(bench.dsn)
-    control = ControlSession(bench.dsn, spec, 0)
-    measures = ServerMeasures(control, spec, support) if support is not None else None
+    control = ControlSession(TableClaim(bench.dsn, [spec.table], 0), spec)
+    measures = ServerMeasures(control.claim, spec, support) if support is not None else None
     try:
-        with open_sync(config, bench.dsn, codec, secrets) as driver:
+        with open_sync(config, bench.dsn, spec, codec, secrets) as driver:
             control.truncate()
             driver.db.conn.execute("SELECT 1")  # connected before the timing
             iteration = Iteration(config, driver, control, lambda level: sync_row(level, config.payload_format),
@@ -499,7 +509,7 @@ def _measured_iteration(bench: Bench, config: RunConfig, support: object, size: 
             with _quiet_gc():
                 row = iteration(1, size)
     finally:
-        control.close()
+        control.claim.close()
     assert isinstance(row, SyncRow)
     return row
 
@@ -541,14 +551,14 @@ def driver_share(bench: Bench, fmt: str, size: int) -> None:
         return  # the split sends a bytea parameter
     spec = TableSql(f"pgstress_bench_split_{fmt}", "BYTEA")
     with psycopg.connect(bench.dsn) as conn:
-        prepare_table(conn, spec, drop=True, truncate=False)
+        spec = prepare_table(conn, spec, drop=True, truncate=False)  # its OID pinned, as a run's
         conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN payload SET STORAGE EXTERNAL").format(spec.ident))
         conn.commit()
     payload = encode_record(get_codec(fmt), size, SEED, (1,), StageClock()).data
     query = spec.insert(("$1", "$2", "$3")).as_string(None).encode()
     prefix = sql.SQL("INSERT INTO {} ").format(spec.ident).as_string(None)
     conn = psycopg.connect(bench.dsn, autocommit=True)
-    control = ControlSession(bench.dsn, spec, 0)
+    control = ControlSession(TableClaim(bench.dsn, [spec.table], 0), spec)
     samples: dict[str, list[tuple[float, float, float | None]]] = {"non-blocking": [], "blocking": []}
     try:
         for rep in range(bench.reps):
@@ -563,7 +573,7 @@ def driver_share(bench: Bench, fmt: str, size: int) -> None:
     finally:
         conn.close()
         control.truncate()
-        control.close()
+        control.claim.close()
     for mode, measured in samples.items():
         best = min(measured, key=lambda sample: sample[0] + sample[1])
         bench.add("I", {

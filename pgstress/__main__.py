@@ -2,6 +2,6 @@
 
 import sys
 
-from pgstress.cli import main
+from pgstress.entry import main
 
 sys.exit(main())

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 import psycopg
 
+from pgstress import interrupts
 from pgstress.config import (
     ALL_COMPRESSIONS,
     ALL_FORMATS,
@@ -32,16 +34,21 @@ from pgstress.db.storage import StorageUnsupported
 from pgstress.modes import MODES
 from pgstress.output.analysis import find_points
 from pgstress.output.base import RunResult
-from pgstress.redaction import scrub, secrets_in_use
+from pgstress.output.files import OutputFailed
+from pgstress.output.paths import output_problem, planned_files
+from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
-from pgstress.run.ramp import STOP_SIGNALS
 from pgstress.session import run_session
 from pgstress.workload.payloads import format_names
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+PG_INTEGER_MAX = 2_147_483_647
+# Descriptors a run needs besides its async connections (stdio, the control session, logs, charts' fonts).
+_OTHER_FILES = 64
 EXIT_BAD_INPUT = 2
 EXIT_SERVER = 1
 EXIT_BROKE = 3  # --fail-on-break: a breaking point was reached
+EXIT_WRITE = 4  # a result file could not be written (a full disk): the rows already written are intact
 EXIT_INTERRUPTED = 130
 
 
@@ -51,7 +58,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
+def _int_at_least(minimum: int, maximum: int | None = None, why_maximum: str = "") -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text, 10)
@@ -59,9 +66,16 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} must be at most {maximum}{why_maximum}")
         return value
 
     return parse
+
+
+_epochs = _int_at_least(1, PG_INTEGER_MAX, " (a record's epoch count is stored in a PostgreSQL integer column)")
+_zstd_level = _int_at_least(1, 22, " (zstd's highest level)")
+_statement_timeout = _int_at_least(0, PG_INTEGER_MAX, " (PostgreSQL's largest statement_timeout, in ms)")
 
 
 def _concurrency_list(text: str) -> tuple[int, ...]:
@@ -75,13 +89,6 @@ def _concurrency_list(text: str) -> tuple[int, ...]:
             raise argparse.ArgumentTypeError(f"{value} is given twice in {text!r}")
         values.append(value)
     return tuple(values)
-
-
-def _zstd_level(text: str) -> int:
-    value = _int_at_least(1)(text)
-    if value > 22:
-        raise argparse.ArgumentTypeError(f"{value} must be between 1 and 22")
-    return value
 
 
 def _identifier(text: str) -> str:
@@ -113,14 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", type=_identifier, default=defaults.table, help="benchmark table name")
     p.add_argument("--payload-format", choices=(*format_names(), ALL_FORMATS), default=defaults.payload_format,
                    help="the payload encoding; all: one ramp per format, each on <table>_<format>, compared")
-    p.add_argument("--start-epochs", type=_int_at_least(1), default=defaults.start_epochs, help="first record size")
-    p.add_argument("--end-epochs", type=_int_at_least(1), default=defaults.end_epochs,
+    p.add_argument("--start-epochs", type=_epochs, default=defaults.start_epochs, help="first record size")
+    p.add_argument("--end-epochs", type=_epochs, default=defaults.end_epochs,
                    help="last record size (>= start)")
-    p.add_argument("--step-epochs", type=_int_at_least(1), default=defaults.step_epochs, help="ramp increment")
+    p.add_argument("--step-epochs", type=_epochs, default=defaults.step_epochs, help="ramp increment")
     p.add_argument("--drop-table", action="store_true", help="drop and recreate the table before the run")
     p.add_argument("--truncate-before-start", action="store_true", help="empty the table before the first iteration")
     p.add_argument("--keep-data-between-iterations", action="store_true", help="do not truncate between iterations")
-    p.add_argument("--statement-timeout-ms", type=_int_at_least(0), default=defaults.statement_timeout_ms,
+    p.add_argument("--statement-timeout-ms", type=_statement_timeout, default=defaults.statement_timeout_ms,
                    help="statement_timeout of every session (0 = none)")
     p.add_argument("--results-csv", type=_path, default=defaults.results_csv,
                    help="sync mode's CSV, one row per iteration")
@@ -179,50 +186,116 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     if getattr(args, "write_method", None) == "insert_blocking" and args.mode == "async":
         parser.error("argument --write-method: insert_blocking is libpq's send mode, used by sync mode (psycopg);"
                      " asyncpg does not use libpq: use insert or copy")
+    open_files = _open_files_limit()
+    if args.mode == "async" and max(concurrency) > open_files - _OTHER_FILES:
+        parser.error(f"argument --async-concurrency: {max(concurrency)} connections need as many open files;"
+                     f" this process may open {open_files} (ulimit -n), {_OTHER_FILES} of them kept for the"
+                     " rest of the run")
+    dsn_problem = _dsn_problem(args.dsn)
+    if dsn_problem is not None:
+        parser.error(dsn_problem)
     config = RunConfig(**vars(args))
     if is_compared(config):
         suffix = longest_table_suffix(config)
         if len(config.table) + suffix > IDENTIFIER_MAX:
             parser.error(f"argument --table: {config.table!r} is too long for one table per compared ramp (at most"
                          f" {IDENTIFIER_MAX - suffix} characters, to leave room for the {suffix}-character suffix)")
+    mode = MODES[config.mode]
+    files = planned_files(_option_name(mode.csv_option), mode.csv_path(config), config.report_md,
+                          [] if config.no_charts else [chart.name for chart in mode.charts])
+    path_problem = output_problem(files)
+    if path_problem is not None:
+        parser.error(path_problem)
     return config
+
+
+def _option_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _open_files_limit() -> int:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return 1 << 30
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 30
+
+
+def _dsn_problem(cli_dsn: str | None) -> str | None:
+    """A connection string libpq cannot parse is bad input; its text is not quoted (it may hold a password)."""
+    for source, dsn in (("argument --dsn", cli_dsn), ("PG_DSN", None if cli_dsn else os.environ.get("PG_DSN"))):
+        if dsn and parse_dsn(dsn) is None:
+            return f"{source}: libpq cannot parse this connection string (not shown: it may hold a password)"
+    return None
 
 
 def exit_status(result: RunResult) -> int:
     if result.interrupted:
         return EXIT_INTERRUPTED
+    if result.failed_outputs:
+        return EXIT_WRITE
     if result.config.fail_on_break and any(find_points(ramp.rows).breaking is not None for ramp in result.ramps):
         return EXIT_BROKE
     return 0
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):  # a stderr that cannot be written (2>/dev/full) has nothing left to tell
+        print(f"pgstress: {line}", file=sys.stderr, flush=True)
+
+
+def _interrupted_line(finished: int) -> str:
+    cause = interrupts.signal_name() or "Ctrl-C"
+    if not finished:
+        return f"interrupted ({cause}) before any iteration finished"
+    return f"interrupted ({cause}); the report covers the {finished} iteration{'s' * (finished != 1)} that finished"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run, and say how it ended: one line on stderr for anything but a run that ended as planned."""
+    restore_signals = interrupts.install()
+    finished: list[RunResult] = []  # the run's result, once there is one
+    try:
+        return _main(argv, finished)
+    except KeyboardInterrupt:  # a stop signal outside the run's own handling (parsing, connecting, after the end)
+        if finished and finished[0].reported_interrupted is False:
+            return exit_status(finished[0])  # it came after the report was written: the run had finished
+        _say(_interrupted_line(len(finished[0].rows) if finished else 0))
+        return EXIT_INTERRUPTED
+    finally:
+        restore_signals()
+
+
+def _main(argv: Sequence[str] | None, finished: list[RunResult]) -> int:
     config = parse_config(argv)
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, _raise_interrupt)
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     mode = MODES[config.mode]
     try:
         resumption = load_resumption(config, mode.csv_path(config), mode.row_type) if config.resume else None
     except ResumeRefused as exc:
-        print(f"pgstress: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return EXIT_BAD_INPUT
+    if resumption is not None and resumption.notice:
+        _say(resumption.notice)
     try:
         with open_server(config.dsn, connections=data_connections(config)) as server:
-            return exit_status(run_session(config, server, resumption))
+            result = run_session(config, server, resumption)
+            finished.append(result)
     except ServerUnavailable as exc:
-        print(f"pgstress: {scrub(str(exc), *secrets)}", file=sys.stderr)
+        _say(scrub(str(exc), *secrets))
         return EXIT_SERVER
     except (TableRefused, StorageUnsupported) as exc:
-        print(f"pgstress: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("pgstress: interrupted before any iteration finished", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except OutputFailed as exc:  # the run record, before the first iteration: nothing ran
+        _say(f"{exc}; nothing was run")
+        return EXIT_WRITE
     except psycopg.Error as exc:
-        print(f"pgstress: database error during set-up: {scrub(' '.join(str(exc).split()), *secrets)}", file=sys.stderr)
+        _say(f"database error during set-up: {scrub(' '.join(str(exc).split()), *secrets)}")
         return EXIT_SERVER
+    for failure in result.failed_outputs:
+        _say(failure)
+    if result.interrupted:
+        _say(_interrupted_line(len(result.rows)))
+    return exit_status(result)

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from pgstress.config import RunConfig
+from pgstress.db.schema import TableSql
 from pgstress.db.server import ServerInfo
 from pgstress.output.charts import ASYNC_CHARTS, SYNC_CHARTS, ChartSpec
 from pgstress.output.markdown import ASYNC_REPORT, SYNC_REPORT, ReportParts
@@ -22,7 +23,8 @@ from pgstress.run.memory_guard import MemoryGuard
 from pgstress.run.sync import open_sync, sync_row
 from pgstress.workload.payloads import Codec
 
-OpenDriver = Callable[[RunConfig, str, Codec, tuple[str, ...]], AbstractContextManager[Driver]]
+# (config, dsn, the ramp's table with its OID pinned, codec, secrets) -> the driver, for the ramp
+OpenDriver = Callable[[RunConfig, str, TableSql, Codec, tuple[str, ...]], AbstractContextManager[Driver]]
 
 
 @dataclass(frozen=True)

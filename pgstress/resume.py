@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from pgstress.config import RunConfig, is_compared, ramp_configs, ramp_label
-from pgstress.output.csv import read_rows
+from pgstress.output.csv import CsvDamaged, read_rows
 from pgstress.output.run_record import ramp_identity, read_identity, run_record_path
 from pgstress.rows import Row
 
@@ -44,6 +45,8 @@ class Resumption:
 
     csv_path: Path
     ramps: list[ResumedRamp]
+    csv_bytes: int | None = None  # set when the CSV's cut last line is to be dropped: the length to keep
+    notice: str | None = None  # what the user is told before the run (a dropped line)
 
     @property
     def previous(self) -> list[Row]:
@@ -60,8 +63,25 @@ def _option(name: str) -> str:
     return "server" if name == "server" else "--" + name.replace("_", "-")
 
 
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _recorded_ramp(record: Path) -> dict[str, Any]:
+    try:
+        return read_identity(record)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with it (JSON, shape, nesting), it is no run record
+        detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise ResumeRefused(f"--resume: {record} is not a pgstress run record ({detail})") from None
+
+
 def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]) -> Resumption:
-    """Check that `csv_path` holds the start of this very ramp; raise ResumeRefused otherwise."""
+    """Check that `csv_path` holds the start of this very run; raise ResumeRefused otherwise.
+
+    A CSV whose last line was cut off (written in part when a run died) is continued without that
+    line, which is said in `notice`; any other damage refuses.
+    """
     path = Path(csv_path)
     record = run_record_path(path)
     if not path.is_file():
@@ -70,26 +90,32 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
         raise ResumeRefused(
             f"--resume: {record} is missing, so {path} cannot be checked to hold this same ramp (run without --resume)"
         )
-    try:
-        recorded = read_identity(record)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ResumeRefused(f"--resume: {record} is not a pgstress run record ({exc})") from None
+    recorded = _recorded_ramp(record)
     differences = [
-        f"{_option(name)} {recorded.get(name)!r} there, {value!r} now"
+        f"{_option(name)} {_shown(recorded.get(name))} there, {_shown(value)} now"
         for name, value in ramp_identity(config).items() if recorded.get(name) != value
     ]
     if differences:
         raise ResumeRefused(f"--resume: {path} holds a different ramp: " + "; ".join(differences))
 
     try:
-        previous = read_rows(path, row_type)
-    except (ValueError, TypeError) as exc:
-        raise ResumeRefused(f"--resume: {path} has a row pgstress cannot read back ({exc})") from None
+        contents = read_rows(path, row_type)
+    except CsvDamaged as exc:
+        raise ResumeRefused(f"--resume: {path} {exc}; refusing to continue it (run without --resume)") from None
+    except OSError as exc:
+        raise ResumeRefused(f"--resume: cannot read {path}: {exc.strerror or exc}") from None
+    previous = contents.rows
     configs = ramp_configs(config)
     groups = _ramp_groups(config, configs, previous, path) if is_compared(config) else [previous] if previous else []
     ramps = [_resumed(ramp, groups[index] if index < len(groups) else [], ended=index < len(groups) - 1,
                       path=path, name=ramp_label(config, ramp)) for index, ramp in enumerate(configs)]
-    return Resumption(path, ramps)
+    notice = None
+    if contents.cut_tail:
+        after = (f"the run goes on after the {len(previous)} rows before it" if is_compared(config)
+                 else f"the ramp goes on after iteration {len(previous)}")
+        notice = (f"--resume: the last line of {path} was cut off ({len(contents.cut_tail)} bytes without a line"
+                  f" end); it is dropped, and {after}")
+    return Resumption(path, ramps, csv_bytes=contents.whole_bytes if contents.cut_tail else None, notice=notice)
 
 
 def _ramp_key(config: RunConfig, ramp: RunConfig) -> tuple[object, ...]:

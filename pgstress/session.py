@@ -1,16 +1,26 @@
-"""One run: the tables made ready, then a ramp for the mode (or one per payload format and/or TOAST
-compression method with `all`), every finished row and the final record handed to the outputs."""
+"""One run: the tables claimed and made ready, then a ramp for the mode (or one per payload format and/or
+TOAST compression method with `all`), every finished row and the final record handed to the outputs.
+
+The order makes the run safe to point at someone's server: the tables are claimed first (a table
+another run uses is refused), then checked, created, dropped or emptied in one transaction that
+commits only once the first ramp's connections are open, so a run that cannot start leaves
+nothing behind. Whatever ends the run (its end, a stop signal, an output that cannot be written)
+every output still finishes with what was measured.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import psycopg
 
+from pgstress import interrupts
 from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label
 from pgstress.db.control import ControlSession
 from pgstress.db.environment import ServerDetails, collect_server
-from pgstress.db.schema import TableSql, check_table, prepare_table
+from pgstress.db.ownership import TableClaim
+from pgstress.db.schema import TableRefused, TableSql, prepare_table
 from pgstress.db.server import ServerInfo, ServerUnavailable
 from pgstress.db.server_measures import ServerMeasures
 from pgstress.db.storage import StorageChoice, apply_storage, check_storage
@@ -19,6 +29,7 @@ from pgstress.modes import MODES, Mode
 from pgstress.output.base import Output, RampPlan, RampResult, RunContext, RunResult
 from pgstress.output.charts import ChartsOutput
 from pgstress.output.csv import CsvOutput
+from pgstress.output.files import OutputFailed
 from pgstress.output.report import MarkdownOutput
 from pgstress.output.run_record import RunRecordOutput
 from pgstress.output.sweep_chart import SweepChartsOutput
@@ -27,120 +38,181 @@ from pgstress.redaction import secrets_in_use
 from pgstress.resume import Resumption
 from pgstress.rows import Row
 from pgstress.run.faults import Fault, classify
-from pgstress.run.iteration import Iteration, LevelResult
+from pgstress.run.iteration import Driver, Iteration, LevelResult
 from pgstress.run.measure import release_freed_memory
-from pgstress.run.ramp import RampOutcome, run_ramp
+from pgstress.run.ramp import EndRamp, RampOutcome, run_ramp
 from pgstress.run.trace_budget import TraceLog
-from pgstress.workload.payloads import CodecOptions, get_codec
+from pgstress.workload.payloads import Codec, CodecOptions, get_codec
 
-OutputFactory = Callable[[RunConfig, Mode, bool], Output]  # (config, mode, resuming) -> the output
+OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (config, mode, resumption) -> the output
 
 # Every output of a run, registered here and nowhere else. They finish in this order: the charts before
 # the report that links them, the terminal last, naming every file written.
 OUTPUTS: tuple[OutputFactory, ...] = (
-    lambda config, mode, resuming: RunRecordOutput(config, mode.csv_path(config), resuming=resuming),
-    lambda config, mode, resuming: CsvOutput(mode.csv_path(config), mode.row_type, append=resuming),
-    lambda config, mode, resuming: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
-    lambda config, mode, resuming: SweepChartsOutput(config.report_md, enabled=not config.no_charts),
-    lambda config, mode, resuming: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
-    lambda config, mode, resuming: make_progress(quiet=config.quiet, line=mode.progress_line),
+    lambda config, mode, resumption: RunRecordOutput(config, mode.csv_path(config), resuming=resumption is not None),
+    lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.row_type, append=resumption is not None,
+                                               keep_bytes=resumption.csv_bytes if resumption else None),
+    lambda config, mode, resumption: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
+    lambda config, mode, resumption: SweepChartsOutput(config.report_md, enabled=not config.no_charts),
+    lambda config, mode, resumption: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
+    lambda config, mode, resumption: make_progress(quiet=config.quiet, line=mode.progress_line),
 )
 
 
-def prepare_tables(dsn: str, configs: Sequence[RunConfig], *, drop: bool, truncate: bool) -> list[ServerDetails]:
-    """The server's support for the storage asked and every table approved before any is touched; then each
-    created or emptied as asked, its payload column set to the storage asked."""
-    specs = [TableSql(c.table, get_codec(c.payload_format).column_type) for c in configs]
-    choices = [StorageChoice(c.toast_compression, c.storage) for c in configs]
-    with psycopg.connect(dsn) as conn:
-        support = check_storage(conn, choices)
-        for spec in specs:
-            check_table(conn, spec, drop=drop)
-        for spec, choice in zip(specs, choices):
-            prepare_table(conn, spec, drop=drop, truncate=truncate)
-            apply_storage(conn, spec, choice, support)
-        return [collect_server(conn, c.table) for c in configs]
+def _codec(config: RunConfig) -> Codec:
+    return get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
 
 
 def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | None = None,
                 outputs: Sequence[Output] | None = None) -> RunResult:
-    """Run the whole run; the outputs get every row at once and the result at the end, also when interrupted."""
+    """Run the whole run; the outputs get every row at once and the result at the end, also when interrupted.
+
+    Raises TableRefused (TableInUse) or StorageUnsupported before anything is touched, ServerUnavailable
+    when the first ramp's connections cannot be opened (nothing created then either), and OutputFailed
+    when an output cannot even begin (the run record); failures of outputs later on are in
+    `RunResult.failed_outputs`.
+    """
     mode = MODES[config.mode]
     configs = [ramp.config for ramp in resumption.ramps] if resumption else ramp_configs(config)
+    codecs = [_codec(c) for c in configs]
     truncate = config.truncate_before_start or (resumption is not None and resumption.truncate_first)
-    details = prepare_tables(server.dsn, configs, drop=config.drop_table, truncate=truncate)
-    result = RunResult(RunContext(config, collect_host(), server, details[0]))
+    secrets = secrets_in_use(config.dsn, server.dsn)
+    claim = TableClaim(server.dsn, [c.table for c in configs], config.statement_timeout_ms)
     if outputs is None:
-        outputs = [make(config, mode, resumption is not None) for make in OUTPUTS]
+        outputs = [make(config, mode, resumption) for make in OUTPUTS]
+    held = ExitStack()  # the claim and the first driver, released whatever signals arrive (interrupts.run_to_end)
     try:
+        held.callback(claim.close)
+        claim.revive()  # connects, and takes every table's lock: TableInUse when another run holds one
+        # nothing is created, dropped or emptied unless the run can start (its first driver opens)
+        with preparing_tables(claim.conn, configs, drop=config.drop_table, truncate=truncate) as tables:
+            first_driver = held.enter_context(mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets))
+        details = server_details(server.dsn, tables)
+        result = RunResult(RunContext(config, collect_host(), server, details[0]))
         for output in outputs:
-            output.begin(result.context)
-        for index, (ramp_config, found) in enumerate(zip(configs, details)):
-            if index:
-                release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
-            label = ramp_label(config, ramp_config)
-            title = mode.title(ramp_config, server)
-            if len(configs) > 1:
-                title = f"{compared_noun(config)} {index + 1} of {len(configs)}: {title}"
-            previous = resumption.ramps[index].previous if resumption else []
-            levels = resumption.ramps[index].levels if resumption else ramp_config.epoch_ramp()
-            plan = RampPlan(ramp_config, title, label, levels, len(previous), previous)
-            # A sweep's later C learns the client's memory per record-epoch from the earlier ones of its format.
-            earlier = [row for done in result.ramps if done.config.payload_format == ramp_config.payload_format
-                       for row in done.rows]
-            ramp = run_one_ramp(plan, mode, server, outputs, found, earlier, sweep=bool(config.concurrency_sweep))
-            ramp.details = found
-            result.ramps.append(ramp)
-            if ramp.outcome.interrupted:
-                break
-        for output in outputs:
-            output.finish(result)
+            output.begin(result.context)  # the run record (OutputFailed: nothing ran)
+        try:
+            for index, (ramp_config, table) in enumerate(zip(configs, tables)):
+                if index:
+                    release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
+                driver = (_already_open(first_driver) if index == 0
+                          else mode.open_driver(ramp_config, server.dsn, table, codecs[index], secrets))
+                plan = _plan(mode, config, ramp_config, server, index, len(configs), resumption)
+                support = details[index].measures
+                measures = ServerMeasures(claim, table, support) if support is not None else None
+                # A sweep's later C learns the client's memory per record-epoch from the earlier ones of its format.
+                earlier = [row for done in result.ramps if done.config.payload_format == ramp_config.payload_format
+                           for row in done.rows]
+                ramp = run_one_ramp(plan, mode, outputs, ControlSession(claim, table), driver, secrets, result,
+                                    measures, earlier, sweep=bool(config.concurrency_sweep) and index > 0)
+                ramp.details = details[index]
+                result.ramps.append(ramp)
+                if ramp.outcome.interrupted or result.failed_outputs:
+                    break
+        except KeyboardInterrupt:
+            result.stopped = True  # between ramps or before the first: the report still covers what finished
+        finally:
+            _finish(outputs, result)
+        return result
     finally:
+        interrupts.run_to_end(held.close)
+
+
+@contextmanager
+def preparing_tables(conn: psycopg.Connection, configs: Sequence[RunConfig], *, drop: bool,
+                     truncate: bool) -> Iterator[list[TableSql]]:
+    """The storage asked checked (reads only: StorageUnsupported), then, in one transaction on `conn` (the
+    run's claim connection) that commits when the block ends and rolls back if it raises: every table
+    approved, created, dropped or emptied, its OID pinned, its payload column set to the storage asked."""
+    choices = [StorageChoice(c.toast_compression, c.storage) for c in configs]
+    support = check_storage(conn, choices)
+    with conn.transaction():
+        tables = [prepare_table(conn, TableSql(c.table, get_codec(c.payload_format).column_type), drop=drop,
+                                truncate=truncate) for c in configs]
+        for table, choice in zip(tables, choices):
+            apply_storage(conn, table, choice, support)
+        yield tables
+
+
+def server_details(dsn: str, tables: Sequence[TableSql]) -> list[ServerDetails]:
+    """The server's settings as any session gets them (the control session sets its own statement_timeout)."""
+    with psycopg.connect(dsn) as conn:
+        return [collect_server(conn, table.table) for table in tables]
+
+
+def _plan(mode: Mode, whole: RunConfig, config: RunConfig, server: ServerInfo, index: int, count: int,
+          resumption: Resumption | None) -> RampPlan:
+    title = mode.title(config, server)
+    if count > 1:
+        title = f"{compared_noun(whole)} {index + 1} of {count}: {title}"
+    previous = resumption.ramps[index].previous if resumption else []
+    levels = resumption.ramps[index].levels if resumption else config.epoch_ramp()
+    return RampPlan(config, title, ramp_label(whole, config), levels, len(previous), previous)
+
+
+@contextmanager
+def _already_open(driver: Driver) -> Iterator[Driver]:
+    yield driver  # closed by the scope that opened it
+
+
+def _finish(outputs: Sequence[Output], result: RunResult) -> None:
+    """Every output finishes and closes, whatever signals arrive now; one that cannot write is recorded."""
+    with interrupts.deferred():
+        for output in outputs:
+            try:
+                output.finish(result)
+            except OutputFailed as failed:
+                result.failed_outputs.append(str(failed))
         for output in outputs:
             output.close()
-    return result
 
 
-def run_one_ramp(plan: RampPlan, mode: Mode, server: ServerInfo, outputs: Sequence[Output],
-                 details: ServerDetails | None = None, earlier: Sequence[Row] = (), *,
+def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control: ControlSession,
+                 open_driver: AbstractContextManager[Driver], secrets: tuple[str, ...],
+                 result: RunResult, measures: ServerMeasures | None = None, earlier: Sequence[Row] = (), *,
                  sweep: bool = False) -> RampResult:
-    """One ramp. `earlier`: rows the memory guard learns from besides the ramp's own. In a sweep over C, a C whose
-    connections the server will not open is that C's result (its first level fails, its ramp ends), not the run's
-    end."""
+    """One ramp. `earlier`: rows the memory guard learns from besides the ramp's own. `sweep`: a later C of a
+    sweep over C, whose connections the server may refuse: that is this C's result (its first level fails, its
+    ramp ends), not the run's end."""
     config = plan.config
-    codec = get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
-    secrets = secrets_in_use(config.dsn, server.dsn)
     guard = mode.memory_guard(config, [*earlier, *plan.previous]) if mode.memory_guard else None
-    table = TableSql(config.table, codec.column_type)
-    control = ControlSession(server.dsn, table, config.statement_timeout_ms)
-    support = details.measures if details is not None else None
-    measures = ServerMeasures(control, table, support) if support is not None else None
 
     def hand_out(row: Row) -> None:
+        """Every output gets the row; one that cannot write it ends the ramp once all have it."""
+        failed = []
         for output in outputs:
-            output.row(plan, row)
+            try:
+                output.row(plan, row)
+            except OutputFailed as exc:
+                failed.append(str(exc))
+        if failed:
+            result.failed_outputs.extend(failed)
+            raise EndRamp(f"was stopped because a result could not be saved ({failed[0]})")
 
     for output in outputs:
         output.ramp_started(plan)
+    outcome = RampOutcome(planned_levels=len(plan.levels))
+    table_bytes: int | None = None
     memory_passes: TraceLog | None = None
     try:
         try:
-            with mode.open_driver(config, server.dsn, codec, secrets) as driver:
+            with open_driver as driver:
                 iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets,
                                       guard, measures)
-                outcome = run_ramp(plan.levels, iteration, hand_out, first_iter=config.start_iter,
-                                   max_consecutive_failures=config.max_consecutive_failures)
+                outcome = run_ramp(plan.levels, iteration, hand_out,
+                                   max_consecutive_failures=config.max_consecutive_failures,
+                                   first_iter=config.start_iter)
                 memory_passes = iteration.budget.finish()
         except ServerUnavailable as exc:
             if not sweep or not plan.levels:
                 raise
             outcome = unopened_ramp(plan, mode, classify(exc, *secrets), hand_out)
         try:
-            table_bytes: int | None = control.total_size()
-        except psycopg.Error:  # the final size is a nicety; a server gone leaves it unknown
+            table_bytes = control.total_size()
+        except (psycopg.Error, TableRefused):  # the final size is a nicety; a server gone leaves it unknown
             table_bytes = None
-    finally:
-        control.close()
+    except KeyboardInterrupt:  # outside the levels (the driver opening or closing, the size): what ran is kept
+        outcome.interrupted = True
     stop_reason = outcome.stop_reason
     if not plan.levels and plan.done_before < config.ramp_length:  # --resume of a compared run, an earlier ramp
         stop_reason = f"had ended in the run this one resumes, after iteration {plan.done_before}"

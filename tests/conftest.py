@@ -47,6 +47,14 @@ def db(server_dsn: str, table_name: str) -> Iterator[psycopg.Connection]:
         conn.execute(f'DROP TABLE IF EXISTS "{table_name}"')
 
 
+@pytest.fixture
+def embedded_db(embedded_dsn: str, table_name: str) -> Iterator[psycopg.Connection]:
+    """`db` on the embedded server only: for faults of the client, which no server changes."""
+    with psycopg.connect(embedded_dsn, autocommit=True) as conn:
+        yield conn
+        conn.execute(f'DROP TABLE IF EXISTS "{table_name}"')
+
+
 @dataclass
 class CliResult:
     code: int

@@ -14,12 +14,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from pgstress.db.schema import TableSql, prepare_table
@@ -347,6 +349,36 @@ class PrivateServer:
         return True
 
 
+# --- a filesystem of the test's own ---------------------------------------------------------------------------
+
+@contextmanager
+def tmpfs(mount_point: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted at `mount_point` (created) with mount options, e.g. "size=16k" or "ro"; the test is
+    skipped, saying why, where mounting needs a privilege this machine does not give (root / CAP_SYS_ADMIN)."""
+    mount_point.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill_up(directory: Path) -> Path:
+    """Fill a (small) filesystem to the last byte with one file; returns that file."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as handle:
+        for size in (65536, 4096, 512, 64, 8, 1):
+            while True:
+                try:
+                    handle.write(b"\0" * size)
+                except OSError:
+                    break
+    return filler
+
+
 # --- faults attached to a table ------------------------------------------------------------------------------
 
 def create_pgstress_table(conn: psycopg.Connection, table: str, payload_format: str) -> TableSql:
@@ -369,6 +401,15 @@ def add_insert_trigger(conn: psycopg.Connection, table: str, plpgsql_body: str) 
             sql.Identifier(table), function
         )
     )
+
+
+def content_hash(payload_format: str, epochs: int, stream: tuple[int, ...], seed: int = 42) -> str:
+    """The content hash of the record a run writes for (epochs, stream): a trigger can pick that one record.
+    (Ids cannot: they are never restarted, so which id a record gets depends on all that ran before.)"""
+    from pgstress.run.measure import StageClock
+    from pgstress.run.record import encode_record
+
+    return encode_record(get_codec(payload_format), epochs, seed, stream, StageClock()).content_hash
 
 
 def drop_trigger_function(conn: psycopg.Connection, table: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import TINY_RAMP, PrivateServer
 
 from pgstress.cli import build_parser, parse_config
 
@@ -42,6 +43,14 @@ BAD_ARGUMENTS = [
     (["--write-method", "teleport"], "--write-method"),
     (["--results-csv", ""], "--results-csv"),
     (["--no-such-option"], "--no-such-option"),
+    # values the server or the machine would refuse
+    (["--statement-timeout-ms", "2147483648"], "--statement-timeout-ms"),
+    (["--end-epochs", "100000000000000000", "--step-epochs", "1"], "--end-epochs"),
+    (["--start-epochs", "2147483648", "--end-epochs", "2147483648"], "--start-epochs"),
+    (["--step-epochs", "99999999999999999999"], "--step-epochs"),
+    (["--mode", "async", "--async-concurrency", "1000000000"], "--async-concurrency"),
+    (["--payload-format", "all", "--table", "x" * 53], "--table"),
+    (["--dsn", "host=h port=5432 dbname"], "--dsn"),
 ]
 
 
@@ -119,3 +128,41 @@ def test_every_way_to_start_it_is_the_same_program(command: list[str]) -> None:
     assert done.stderr == "pgstress: error: argument --start-epochs: 0 must be >= 1\n"
     helped = subprocess.run([*command, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: pgstress ")
+
+
+def test_a_dsn_libpq_cannot_parse_is_refused_without_quoting_it(capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq's own parse errors quote the DSN (and so the password): the refusal names the source only."""
+    password = "".join(chr(code) for code in range(32, 127))  # a raw '%' that is no %xx: libpq cannot parse it
+    for argv, source in ((["--dsn", f"postgresql://bob:{password}@h/db"], "argument --dsn"), ([], "PG_DSN")):
+        monkeypatch.setenv("PG_DSN", f"postgresql://bob:{password}@h/db")
+        with pytest.raises(SystemExit) as exited:
+            parse_config(argv)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert err.splitlines() == [f"pgstress: error: {source}: libpq cannot parse this connection string"
+                                    " (not shown: it may hold a password)"]
+
+
+def test_a_ramp_of_two_billion_levels_is_never_a_list() -> None:
+    config = parse_config(["--start-epochs", "1", "--end-epochs", "2147483647", "--step-epochs", "1"])
+    assert len(config.epoch_ramp()) == 2_147_483_647 and config.ramp_length == 2_147_483_647
+    assert config.sampled_iterations()[-1] == 2_147_483_647 and len(config.sampled_iterations()) <= 6
+
+
+def test_nothing_is_created_before_the_run_can_start(private_server: PrivateServer, run_cli, tmp_path: Path) -> None:
+    """More async connections than the server allows: exit 1, and the table --drop-table named is still the
+    user's (the drop, the new table and the run record wait until the pool is open), no file written."""
+    with psycopg.connect(private_server.dsn, autocommit=True) as conn:
+        allowed = int(conn.execute("SELECT current_setting('max_connections')::int").fetchone()[0])
+        conn.execute("CREATE TABLE users_table (id int PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO users_table VALUES (1, 'kept'), (2, 'kept too')")
+        result = run_cli("--mode", "async", "--async-concurrency", str(allowed + 20), "--dsn", private_server.dsn,
+                         "--table", "users_table", "--drop-table", *TINY_RAMP)
+        assert result.code == 1, result.err
+        lines = result.err.splitlines()
+        assert len(lines) == 1 and f"cannot open {allowed + 20} asyncpg connections" in lines[0], result.err
+        assert conn.execute("SELECT id, note FROM users_table ORDER BY id").fetchall() == [(1, "kept"), (2, "kept too")]
+        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgstress-fanout'"
+                            ).fetchone() == (0,)
+    assert list(tmp_path.iterdir()) == []

@@ -1,27 +1,77 @@
-"""Passwords out of everything printed: DSNs redacted, messages scrubbed."""
+"""Passwords out of everything printed: DSNs read with libpq's own parser and redacted, messages scrubbed.
+
+Passwords made of every printable ASCII character, in key=value strings (quoted as libpq quotes them),
+in URLs (percent-encoded, and raw where libpq reads a raw password), with one host or several.
+"""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+import psycopg.conninfo
 import pytest
 
-from pgstress.redaction import dsn_password, redact_dsn, scrub
+from pgstress.db.server import describe_target
+from pgstress.redaction import UNPARSEABLE, dsn_password, dsn_secrets, redact_dsn, scrub
+
+PRINTABLE = "".join(chr(code) for code in range(32, 127))  # space to ~, quotes, backslash, % and @ included
+# libpq reads a URL's raw password up to the first '@' or '/', decodes '%xx' in it and refuses a raw space
+RAW_IN_URL = "".join(char for char in PRINTABLE if char not in "@/% ")
+
+DSNS = {
+    "key=value": psycopg.conninfo.make_conninfo("", host="db.example", port="5433", user="bob",
+                                                password=PRINTABLE, dbname="app"),
+    "URL, percent-encoded": f"postgresql://bob:{quote(PRINTABLE, safe='')}@db.example:5433/app",
+    "URL, several hosts": f"postgres://bob:{quote(PRINTABLE, safe='')}@h1:5432,h2:5433/app?target_session_attrs=any",
+    "URL, raw": f"postgresql://bob:{RAW_IN_URL}@db.example/app",
+}
 
 
-@pytest.mark.parametrize(
-    ("dsn", "expected"),
-    [
-        ("postgresql://bob:hunter2@db.example:5433/app", "postgresql://bob:***@db.example:5433/app"),
-        ("postgresql://bob@db/app", "postgresql://bob@db/app"),
-        ("host=db user=bob password=hunter2 dbname=app", "host=db user=bob password=*** dbname=app"),
-        ("host=db password='hun ter2' dbname=app", "host=db password=*** dbname=app"),
-    ],
-)
-def test_redact_dsn(dsn: str, expected: str) -> None:
-    assert redact_dsn(dsn) == expected
-    assert "hunter2" not in redact_dsn(dsn) and "hun ter2" not in redact_dsn(dsn)
+@pytest.mark.parametrize("dsn", DSNS.values(), ids=DSNS.keys())
+def test_every_printable_password_is_redacted_as_libpq_reads_it(dsn: str) -> None:
+    password = psycopg.conninfo.conninfo_to_dict(dsn)["password"]
+    assert password in (PRINTABLE, RAW_IN_URL)
+    shown = redact_dsn(dsn)
+    assert "password=***" in shown
+    assert psycopg.conninfo.conninfo_to_dict(shown)["password"] == "***"  # still a DSN libpq reads
+    assert psycopg.conninfo.conninfo_to_dict(shown)["user"] == "bob"
+    for secret in dsn_secrets(dsn):  # the value and the text it is written as in the DSN
+        assert secret not in shown
+    assert password in dsn_secrets(dsn) and dsn_password(dsn) == password
+    assert password not in describe_target(dsn)
+    echoed = f"server says: bad password {password!s} for {dsn}"
+    assert password not in scrub(echoed, *dsn_secrets(dsn))
+    assert quote(PRINTABLE, safe="") not in scrub(echoed, *dsn_secrets(dsn))
+
+
+def test_several_hosts_are_kept_whole() -> None:
+    shown = psycopg.conninfo.conninfo_to_dict(redact_dsn(DSNS["URL, several hosts"]))
+    assert (shown["host"], shown["port"], shown["target_session_attrs"]) == ("h1,h2", "5432,5433", "any")
+
+
+def test_a_dsn_libpq_cannot_parse_is_never_shown() -> None:
+    broken = f"postgresql://bob:{PRINTABLE}@db.example/app"  # a raw '%' that is no %xx: libpq refuses it
+    with pytest.raises(psycopg.ProgrammingError, match="percent"):
+        psycopg.conninfo.conninfo_to_dict(broken)  # (libpq's own message quotes the password)
+    assert redact_dsn(broken) == UNPARSEABLE
+    assert describe_target(broken) == "the server given by the DSN (which libpq cannot parse)"
+
+
+def test_a_password_libpq_reads_as_a_host_is_scrubbed_too() -> None:
+    """A raw '/' ends libpq's user info: `bob:pa/ss@h` is host bob, port pa, database ss@h. Not a password to
+    libpq, but the user meant one: the text up to the last '@' is scrubbed as well."""
+    dsn = "postgresql://bob:pa/ss-9f1@db.example/app"
+    assert "password" not in psycopg.conninfo.conninfo_to_dict(dsn)
+    assert "pa/ss-9f1" in dsn_secrets(dsn)
+    assert "pa/ss-9f1" not in scrub("could not connect to bob:pa/ss-9f1@db.example", *dsn_secrets(dsn))
 
 
 def test_scrub_removes_known_and_embedded_passwords() -> None:
-    assert dsn_password("postgresql://bob:hunter2@db/app") == "hunter2"
     text = scrub("failed for postgresql://x:abc@h/d with hunter2 and password=zzz", "hunter2")
     assert "hunter2" not in text and "abc" not in text and "zzz" not in text
+
+
+def test_a_password_is_scrubbed_also_from_a_message_flattened_to_one_line() -> None:
+    password = "two  spaces\tand\na newline"
+    flattened = " ".join(f"server said: {password}!".split())
+    assert "two" not in scrub(flattened, password) and "newline" not in scrub(flattened, password)

@@ -11,8 +11,8 @@ import asyncpg
 import psycopg.conninfo
 
 from pgstress.db.copy_binary import JSONB_VERSION, binary_copy_chunks, jsonb_text
-from pgstress.db.schema import TableSql
-from pgstress.workload.payloads import EncodedPayload
+from pgstress.db.schema import TableNotOurs, TableSql
+from pgstress.workload.payloads import EncodedPayload, VerifyError
 
 APPLICATION_NAME = "pgstress-fanout"
 _CLOSE_TIMEOUT_S = 10.0
@@ -66,12 +66,14 @@ class FanoutDatabase:
 
     def __init__(self, pool: asyncpg.Pool, table: TableSql, connections: int, write_method: str = "insert") -> None:
         self.pool = pool
+        self.memory_failures = 0  # MemoryErrors inside the event loop's transports (see _on_loop_exception)
         self.table = table
         self.connections = connections
         self._jsonb = table.column_type == "JSONB"
         self._copy = write_method == "copy"
         self._insert = table.insert(("$1", "$2", "$3")).as_string(None)
         self._select = table.select_payload("$1").as_string(None)
+        self._owned = table.owned_condition().as_string(None)
 
     @classmethod
     async def open(cls, dsn: str, table: TableSql, connections: int, statement_timeout_ms: int,
@@ -84,7 +86,18 @@ class FanoutDatabase:
             server_settings={"statement_timeout": str(statement_timeout_ms), "application_name": APPLICATION_NAME},
             **asyncpg_connect_args(dsn),
         )
-        return cls(pool, table, connections, write_method)
+        db = cls(pool, table, connections, write_method)
+        asyncio.get_running_loop().set_exception_handler(db._on_loop_exception)
+        return db
+
+    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """A MemoryError while a connection receives (asyncio's transport reading a huge result) closes that
+        connection, and the statement waiting on it fails as a lost connection: counted here (not logged as a
+        traceback), so the record's failure is reported as the client's memory (see `connection`)."""
+        if isinstance(context.get("exception"), MemoryError):
+            self.memory_failures += 1
+            return
+        loop.default_exception_handler(context)
 
     async def _acquire(self) -> asyncpg.Connection:
         try:
@@ -95,8 +108,13 @@ class FanoutDatabase:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         conn = await self._acquire()
+        memory_failures = self.memory_failures
         try:
             yield conn
+        except Exception as exc:
+            if self.memory_failures > memory_failures:
+                raise MemoryError(f"the client could not allocate memory for what the server sent ({exc})") from exc
+            raise
         finally:
             await self.pool.release(conn)
 
@@ -154,18 +172,23 @@ class FanoutDatabase:
         """Store one record with the configured write method; returns its id."""
         async with self.connection() as conn:
             if not self._copy:
-                return int(await conn.fetchval(self._insert, payload.data, payload.epochs, payload.content_hash))
-            await conn.copy_to_table(
+                record_id = await conn.fetchval(self._insert, payload.data, payload.epochs, payload.content_hash)
+                if record_id is None:
+                    raise TableNotOurs(self.table.table)
+                return int(record_id)
+            status = await conn.copy_to_table(
                 self.table.table, source=_as_async(binary_copy_chunks(payload, self._jsonb)),
-                columns=["payload", "epochs", "content_hash"], format="binary",
+                columns=["payload", "epochs", "content_hash"], format="binary", where=self._owned,
             )
+            if status != "COPY 1":
+                raise TableNotOurs(self.table.table)
             return int(await conn.fetchval("SELECT lastval()"))  # this session's nextval of the id
 
     async def fetch(self, record_id: int) -> tuple[memoryview, int, str]:
         async with self.connection() as conn:
             found = await conn.fetchrow(self._select, record_id)
         if found is None:
-            raise LookupError(f"record {record_id} is not in table {self.table.table!r}")
+            raise VerifyError(f"record {record_id} is no longer in table {self.table.table!r}")
         data, epochs, content_hash = found
         view = memoryview(data)
         return jsonb_text(view) if self._jsonb else view, int(epochs), str(content_hash)
@@ -176,7 +199,11 @@ class FanoutDatabase:
         leftovers = [task for task in asyncio.all_tasks() if task is not current]
         for task in leftovers:
             task.cancel()
-        await asyncio.gather(*leftovers, return_exceptions=True)
+        if leftovers:  # a task waiting on a connection that lost its result never ends: wait a while only
+            await asyncio.wait(leftovers, timeout=_CLOSE_TIMEOUT_S)
+        if self.memory_failures:  # a connection that failed to allocate may never answer a polite close
+            self.pool.terminate()
+            return
         try:
             await asyncio.wait_for(self.pool.close(), _CLOSE_TIMEOUT_S)
         except Exception:  # noqa: BLE001 - a pool that cannot close cleanly is terminated

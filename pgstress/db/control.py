@@ -1,19 +1,37 @@
-"""The control session: one psycopg connection beside the data connections, for what happens between
-the timed phases (the truncate between iterations, the stored sizes), in both modes alike."""
+"""The control session: what happens between the timed phases (the truncate between iterations, the stored
+sizes), in both modes alike, over the run's claim connection (db/ownership.py), which holds the table."""
 
 from __future__ import annotations
 
-from pgstress.db.psycopg_adapter import Session
+import psycopg
+
+from pgstress.db.ownership import TableClaim, truncate_own
 from pgstress.db.schema import TableSql
 
 
-class ControlSession(Session):
-    def __init__(self, dsn: str, table: TableSql, statement_timeout_ms: int) -> None:
-        super().__init__(dsn, statement_timeout_ms)
+class ControlSession:
+    """One ramp's view of the run's control connection: its table's truncate and sizes."""
+
+    def __init__(self, claim: TableClaim, table: TableSql) -> None:
+        self.claim = claim
         self.table = table
 
+    @property
+    def conn(self) -> psycopg.Connection:
+        return self.claim.conn
+
+    def revive(self) -> None:
+        """Replace a connection the server closed (taking the table's lock again) before the timed phases."""
+        self.claim.revive()
+
+    def recover(self, lost: bool) -> None:
+        self.claim.recover(lost)
+
+    def close(self) -> None:
+        """The connection is the run's, not the ramp's: the session closes it when the run ends."""
+
     def truncate(self) -> None:
-        self.conn.execute(self.table.truncate())
+        truncate_own(self.conn, self.table)
 
     def stored_sizes(self, record_ids: list[int]) -> dict[int, tuple[int, int]]:
         """record id -> (pg_column_size(payload), pg_column_size(row)), after TOAST compression."""

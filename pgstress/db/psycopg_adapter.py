@@ -14,8 +14,8 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.types.json import Jsonb
 
 from pgstress.db.copy_binary import binary_copy_chunks, jsonb_text
-from pgstress.db.schema import TableSql
-from pgstress.workload.payloads import EncodedPayload
+from pgstress.db.schema import TableNotOurs, TableSql
+from pgstress.workload.payloads import EncodedPayload, VerifyError
 
 
 class _RawBinaryLoader(Loader):
@@ -128,7 +128,8 @@ class SyncDatabase(Session):
         if self._jsonb:
             value = Jsonb(payload.data, dumps=_identity)  # type: ignore[arg-type]  # a bytearray goes to libpq as is
         row = self.conn.execute(self._insert_sql, [value, payload.epochs, payload.content_hash]).fetchone()
-        assert row is not None
+        if row is None:
+            raise TableNotOurs(self.table.table)
         return int(row[0])
 
     def copy(self, payload: EncodedPayload) -> int:
@@ -137,6 +138,8 @@ class SyncDatabase(Session):
             with cursor.copy(self.table.copy_in()) as copy:
                 for chunk in binary_copy_chunks(payload, self._jsonb):
                     copy.write(chunk)
+            if cursor.rowcount != 1:
+                raise TableNotOurs(self.table.table)
             row = cursor.execute("SELECT lastval()").fetchone()  # this session's nextval of the id
         assert row is not None
         return int(row[0])
@@ -152,6 +155,6 @@ class SyncDatabase(Session):
         found = cursor.fetchone()
         if found is None:
             cursor.close()
-            raise LookupError(f"record {record_id} is not in table {self.table.table!r}")
+            raise VerifyError(f"record {record_id} is no longer in table {self.table.table!r}")
         view, epochs, content_hash = found
         return cursor, jsonb_text(view) if self._jsonb else view, int(epochs), str(content_hash)

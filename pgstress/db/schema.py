@@ -2,11 +2,16 @@
 
 All SQL here is composed with psycopg.sql (identifiers quoted); the statements the drivers
 execute are built once and rendered for either driver (`%s` for psycopg, `$n` for asyncpg).
+
+A run pins its table's OID when it prepares it (`TableSql.oid`). Every write then checks, in its
+own statement, that the name still means that very table: an INSERT or COPY into a table someone
+dropped and recreated under the same name writes nothing (TableNotOurs). Ids come from the
+table's sequence and are never restarted, so no two records of a run ever share an id.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 from psycopg import sql
@@ -19,21 +24,46 @@ class TableRefused(Exception):
     """The named table exists but is not one pgstress may write into, truncate or drop."""
 
 
+class TableNotOurs(Exception):
+    """The table's name no longer means the table this run prepared: nothing was written or emptied."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(
+            f"table {table!r} is no longer the table this run prepared (another session dropped or replaced it);"
+            " pgstress leaves it untouched"
+        )
+
+
 @dataclass(frozen=True)
 class TableSql:
     """The statements a runner needs for one table, as psycopg.sql objects."""
 
     table: str
     column_type: str
+    oid: int | None = None  # pinned when the run prepared the table; writes check it
 
     @property
     def ident(self) -> sql.Identifier:
         return sql.Identifier(self.table)
 
+    def pinned(self, oid: int) -> TableSql:
+        return replace(self, oid=oid)
+
+    def owned_condition(self) -> sql.Composable:
+        """True while the table's name still resolves to the pinned table (always true when none is pinned)."""
+        if self.oid is None:
+            return sql.SQL("true")
+        return sql.SQL("to_regclass({}) = {}::oid").format(self.regclass_text(), sql.Literal(self.oid))
+
+    def regclass_text(self) -> sql.Literal:
+        return sql.Literal(self.ident.as_string(None))
+
     def insert(self, placeholders: tuple[str, str, str] = ("%b", "%s", "%s")) -> sql.Composed:
-        return sql.SQL("INSERT INTO {} (payload, epochs, content_hash) VALUES ({}, {}, {}) RETURNING id").format(
-            self.ident, *(sql.SQL(p) for p in placeholders)
-        )
+        """One record in, its id back; no row back (nothing written) when the table is no longer the pinned one."""
+        payload, epochs, content_hash = (sql.SQL(p) for p in placeholders)
+        return sql.SQL(
+            "INSERT INTO {} (payload, epochs, content_hash) SELECT {}::{}, {}::integer, {}::text WHERE {} RETURNING id"
+        ).format(self.ident, payload, sql.SQL(self.column_type), epochs, content_hash, self.owned_condition())
 
     def select_payload(self, placeholder: str = "%s") -> sql.Composed:
         return sql.SQL("SELECT payload, epochs, content_hash FROM {} WHERE id = {}").format(
@@ -47,10 +77,17 @@ class TableSql:
         ).format(self.ident)
 
     def truncate(self) -> sql.Composed:
-        return sql.SQL("TRUNCATE TABLE {} RESTART IDENTITY").format(self.ident)
+        """Empty the table; its id sequence goes on (ids are never reused)."""
+        return sql.SQL("TRUNCATE TABLE {}").format(self.ident)
+
+    def lock(self, mode: str) -> sql.Composed:
+        return sql.SQL("LOCK TABLE {} IN {} MODE").format(self.ident, sql.SQL(mode))
+
+    def current_oid(self) -> sql.Composed:
+        return sql.SQL("SELECT to_regclass({})::oid").format(self.regclass_text())
 
     def total_size(self) -> sql.Composed:
-        return sql.SQL("SELECT pg_total_relation_size({})").format(sql.Literal(self.ident.as_string(None)))
+        return sql.SQL("SELECT pg_total_relation_size({})").format(self.regclass_text())
 
     def create(self) -> sql.Composed:
         return sql.SQL(
@@ -65,12 +102,14 @@ class TableSql:
         return sql.SQL("DROP TABLE IF EXISTS {}").format(self.ident)
 
     def copy_in(self) -> sql.Composed:
-        """Binary COPY of (payload, epochs, content_hash) tuples; the id comes from its sequence."""
-        return sql.SQL("COPY {} (payload, epochs, content_hash) FROM STDIN (FORMAT BINARY)").format(self.ident)
+        """Binary COPY of (payload, epochs, content_hash) tuples; the id comes from its sequence. Copies no row
+        when the table is no longer the pinned one."""
+        return sql.SQL("COPY {} (payload, epochs, content_hash) FROM STDIN (FORMAT BINARY) WHERE {}").format(
+            self.ident, self.owned_condition())
 
 
-def _describe(conn: psycopg.Connection, table: str) -> tuple[str | None, dict[str, str]] | None:
-    """(comment, {column: type}) of a table in the search path, or None if there is none."""
+def _describe(conn: psycopg.Connection, table: str) -> tuple[int, str | None, dict[str, str]] | None:
+    """(oid, comment, {column: type}) of a table in the search path, or None if there is none."""
     found = conn.execute(
         "SELECT c.oid, obj_description(c.oid, 'pg_class') FROM pg_class c"
         " WHERE c.oid = to_regclass(%s)",
@@ -84,44 +123,49 @@ def _describe(conn: psycopg.Connection, table: str) -> tuple[str | None, dict[st
         " WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped",
         [oid],
     ).fetchall()
-    return comment, {name: kind for name, kind in columns}
+    return int(oid), comment, {name: kind for name, kind in columns}
 
 
-def check_table(conn: psycopg.Connection, spec: TableSql, *, drop: bool) -> bool:
-    """Raise TableRefused unless the table is absent, ours and matching, or to be dropped.
-
-    Returns whether the table exists. Reads only; touches nothing.
-    """
-    described = _describe(conn, spec.table)
-    conn.rollback()
-    if described is None:
-        return False
-    if drop:
-        return True
-    comment, columns = described
+def _refusal(spec: TableSql, comment: str | None, columns: dict[str, str]) -> TableRefused | None:
     if comment != MARKER:
-        raise TableRefused(
+        return TableRefused(
             f"table {spec.table!r} exists and was not created by pgstress; refusing to write into,"
             f" truncate or drop it (pass --drop-table to replace it, or choose another --table)"
         )
     payload_type = columns.get("payload", "")
     if not columns.keys() >= _EXPECTED_COLUMNS or payload_type.upper() != spec.column_type:
-        raise TableRefused(
+        return TableRefused(
             f"table {spec.table!r} has payload type {payload_type or 'missing'!r}, this run needs"
             f" {spec.column_type} (pass --drop-table to recreate it, or choose another --table)"
         )
-    return True
+    return None
 
 
-def prepare_table(conn: psycopg.Connection, spec: TableSql, *, drop: bool, truncate: bool) -> None:
-    """Create (or recreate) and optionally empty the table, after `check_table` approved it."""
-    exists = check_table(conn, spec, drop=drop)
+def prepare_table(conn: psycopg.Connection, spec: TableSql, *, drop: bool, truncate: bool) -> TableSql:
+    """Create (or recreate) and optionally empty the table; the spec with the table's OID pinned.
+
+    One transaction (a savepoint inside the caller's): the table is locked before it is checked, so
+    what is dropped or emptied is exactly the table that was checked. Raises TableRefused, touching
+    nothing, unless the table is absent, pgstress's own and matching, or to be dropped (--drop-table).
+    """
     with conn.transaction():
-        if drop and exists:
+        if conn.execute(spec.current_oid()).fetchone() not in (None, (None,)):
+            # ACCESS EXCLUSIVE when it is to be dropped or emptied (what DROP and TRUNCATE take anyway), else
+            # a lock that only keeps it from being dropped or altered while it is checked
+            conn.execute(spec.lock("ACCESS EXCLUSIVE" if drop or truncate else "ACCESS SHARE"))
+        described = _describe(conn, spec.table)
+        if described is not None and not drop:
+            refusal = _refusal(spec, described[1], described[2])
+            if refusal is not None:
+                raise refusal
+        if described is not None and drop:
             conn.execute(spec.drop())
-            exists = False
-        if not exists:
+            described = None
+        if described is None:
             conn.execute(spec.create())
             conn.execute(spec.comment())
         elif truncate:
             conn.execute(spec.truncate())
+        oid = conn.execute(spec.current_oid()).fetchone()
+    assert oid is not None and oid[0] is not None
+    return spec.pinned(int(oid[0]))

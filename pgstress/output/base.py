@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgstress import interrupts
 from pgstress.config import RunConfig
 from pgstress.db.environment import ServerDetails
 from pgstress.db.server import ServerInfo
@@ -75,6 +76,9 @@ class RunResult:
     files: list[Path] = field(default_factory=list)  # written so far, in order
     charts: list[Any] = field(default_factory=list)  # output.charts.PlottedChart, drawn before the report
     charts_not_drawn: list[str] = field(default_factory=list)  # titles of charts without a single point
+    failed_outputs: list[str] = field(default_factory=list)  # one line per file that could not be written
+    stopped: bool = False  # a stop signal outside any ramp's levels (between ramps, before the first)
+    reported_interrupted: bool | None = None  # what the report says, once it is written: that stands
 
     @property
     def config(self) -> RunConfig:
@@ -82,7 +86,14 @@ class RunResult:
 
     @property
     def interrupted(self) -> bool:
-        return any(ramp.outcome.interrupted for ramp in self.ramps)
+        """Stopped by a signal: during a ramp, between ramps, or while the outputs finished up to the report.
+
+        A signal after the report was written (the summary, the server's stop) changes nothing: the run
+        had finished, and the exit status agrees with the report.
+        """
+        if self.reported_interrupted is not None:
+            return self.reported_interrupted
+        return self.stopped or interrupts.stop_requested() or any(ramp.outcome.interrupted for ramp in self.ramps)
 
     @property
     def rows(self) -> list[Row]:

@@ -8,6 +8,7 @@ pyplot global state.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pgstress.output.base import Output, RunResult
+from pgstress.output.files import OutputFailed, write_atomic
 from pgstress.rows import OK, Row
 
 
@@ -187,9 +189,15 @@ def draw_chart(spec: ChartSpec, ramps: Mapping[str, Sequence[Row]], path: Path) 
         figure.legend(*axes.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small")
     else:
         axes.legend(fontsize="small", loc="best")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, metadata={DATA_KEY: json.dumps(chart.data())})
+    save_png(figure, path, chart.data())
     return chart
+
+
+def save_png(figure: Any, path: Path, data: Mapping[str, Any]) -> None:
+    """The figure as a PNG carrying its plotted data (tests read it back); never half a PNG, even on a full disk."""
+    png = io.BytesIO()
+    figure.savefig(png, format="png", metadata={DATA_KEY: json.dumps(data)})
+    write_atomic(path, png.getvalue())
 
 
 class ChartsOutput(Output):
@@ -209,7 +217,9 @@ class ChartsOutput(Output):
             for spec in self.specs:
                 chart = draw_chart(spec, ramps, chart_path(self.report_md, spec.name))
                 keep_chart(result, chart, f"{spec.name} ({spec.title})")
-        except Exception as exc:  # noqa: BLE001 - matplotlib or file trouble: say so and carry on
+        except OutputFailed:
+            raise  # a file that cannot be written is the run's failure (exit status 4), the report still comes
+        except Exception as exc:  # noqa: BLE001 - matplotlib trouble: say so and carry on
             print(f"pgstress: charts not drawn: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 

@@ -1,15 +1,18 @@
-"""The CSV of a mode's rows: the header once, then each row appended and flushed as soon as it exists."""
+"""The CSV of a mode's rows: the header once, then each row appended as one whole line as soon as it exists."""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
-from dataclasses import fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pgstress.output.base import Output, RampPlan, RunResult
-from pgstress.rows import Row
+from pgstress.output.files import AppendOnlyFile, OutputFailed
+from pgstress.rows import CLIENT_MEMORY, CONNECTION_LOST, DB_LIMIT, ERROR, OK, TIMEOUT, VERIFY_FAILED, Row
 
 
 def _cell(value: Any) -> str:
@@ -21,22 +24,33 @@ def _cell(value: Any) -> str:
 
 
 class CsvOutput(Output):
-    """Appends to an existing CSV when resuming (its header is already there), else starts a new one."""
+    """Appends to an existing CSV when resuming (its header is already there), else starts a new one.
 
-    def __init__(self, path: str | Path, row_type: type[Row], *, append: bool = False) -> None:
+    Each row is one whole line written at once: a full disk leaves every earlier row intact and no
+    half line (see AppendOnlyFile); the failure then ends the run (OutputFailed).
+    """
+
+    def __init__(self, path: str | Path, row_type: type[Row], *, append: bool = False,
+                 keep_bytes: int | None = None) -> None:
         self.path = Path(path)
         self._columns = row_type.COLUMNS
         self._append = append
-        self._file: IO[str] | None = None
+        self._keep_bytes = keep_bytes  # --resume: the length of the CSV's whole lines (a cut last line dropped)
+        self._file: AppendOnlyFile | None = None
+        self._failed = False
 
     def row(self, plan: RampPlan, row: Row) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a" if self._append else "w", newline="", encoding="utf-8")
-            if not self._append or self._file.tell() == 0:
-                csv.writer(self._file).writerow(self._columns)
-        csv.writer(self._file).writerow([_cell(getattr(row, name)) for name in self._columns])
-        self._file.flush()
+        if self._failed:
+            return
+        try:
+            if self._file is None:
+                self._file = AppendOnlyFile(self.path, append=self._append, keep_bytes=self._keep_bytes)
+                if self._file.size == 0:
+                    self._file.append(csv_line(self._columns))
+            self._file.append(csv_line([_cell(getattr(row, name)) for name in self._columns]))
+        except OutputFailed:
+            self._failed = True
+            raise
 
     def finish(self, result: RunResult) -> None:
         if self._file is not None or (self._append and self.path.exists()):
@@ -48,15 +62,71 @@ class CsvOutput(Output):
             self._file = None
 
 
-def read_rows(path: Path, row_type: type[Row]) -> list[Row]:
+def csv_line(cells: Sequence[str]) -> bytes:
+    """One CSV line, as the csv module writes it (quoted where needed, CRLF), as bytes."""
+    text = io.StringIO()
+    csv.writer(text).writerow(cells)
+    return text.getvalue().encode("utf-8")
+
+
+class CsvDamaged(ValueError):
+    """A CSV pgstress cannot read back as rows; the message says where (it completes "<path> ...")."""
+
+
+_STATUSES = frozenset({OK, DB_LIMIT, TIMEOUT, CONNECTION_LOST, CLIENT_MEMORY, VERIFY_FAILED, ERROR})
+
+
+@dataclass(frozen=True)
+class CsvContents:
+    """What a CSV holds: its rows, and whether its last line was cut off (written only in part)."""
+
+    rows: list[Row]
+    whole_bytes: int  # the length of its whole lines: where a cut last line starts
+    cut_tail: bytes  # a last line without its line end (b"" when there is none): never read as a row
+
+
+def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
     """The CSV's rows as `row_type` objects (empty cells are None; the CSV writes floats exactly).
 
-    Raises ValueError or TypeError on a row that does not fit `row_type`.
+    Strict, since the rows become part of a new run's results: the header must be `row_type`'s, and
+    every whole line a row of exactly its columns with values of their types and a known status.
+    A last line without a line end was cut off while being written; it is returned apart, unread.
+    Raises CsvDamaged (OSError when the file cannot be read).
     """
+    data = path.read_bytes()
+    whole = data.rfind(b"\n") + 1
+    try:
+        text = data[:whole].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CsvDamaged(f"is not UTF-8 text (byte {exc.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
     kinds = {field.name: str(field.type) for field in fields(row_type)}
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [row_type(**{name: _value(kinds[name], cell) for name, cell in raw.items() if name in kinds})
-                for raw in csv.DictReader(handle)]
+    rows: list[Row] = []
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise CsvDamaged("has no whole header line")
+        if tuple(header) != row_type.COLUMNS:
+            raise CsvDamaged(f"does not start with the header of this mode's CSV ({len(header)} columns)")
+        for cells in reader:
+            line = reader.line_num
+            if len(cells) != len(header):
+                raise CsvDamaged(f"line {line} has {len(cells)} fields, the header {len(header)}")
+            values = {name: _checked_value(kinds[name], cell, line, name) for name, cell in zip(header, cells)}
+            if values["status"] not in _STATUSES:
+                raise CsvDamaged(f"line {line}: {values['status']!r} is not a pgstress status")
+            rows.append(row_type(**values))
+    except csv.Error as exc:
+        raise CsvDamaged(f"line {reader.line_num} is not CSV ({exc})") from None
+    return CsvContents(rows, whole, data[whole:])
+
+
+def _checked_value(kind: str, cell: str, line: int, name: str) -> Any:
+    try:
+        return _value(kind, cell)
+    except ValueError:
+        what = "whole number" if kind.startswith("int") else "number"
+        raise CsvDamaged(f"line {line}, column {name}: {cell[:40]!r} is not a {what}") from None
 
 
 def _value(kind: str, cell: str) -> Any:

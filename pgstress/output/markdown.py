@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pgstress import interrupts
 from pgstress.config import RunConfig
 from pgstress.db.environment import ServerDetails
 from pgstress.db.server import ServerInfo
@@ -226,7 +227,8 @@ def render_context(result: RunResult, parts: ReportParts) -> list[str]:
 
 
 def interrupted_banner(done: str) -> list[str]:
-    return [f"> **INTERRUPTED** (Ctrl-C) {done}; this report covers what finished.", ""]
+    return [f"> **INTERRUPTED** ({interrupts.signal_name() or 'Ctrl-C'}) {done}; this report covers what finished.",
+            ""]
 
 
 def _point_line(label: str, row: Row | None, none_text: str, parts: ReportParts) -> str:
@@ -282,7 +284,7 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
     (ramp,) = result.ramps
     rows, outcome = ramp.rows, ramp.outcome
     out: list[str] = [TITLE, ""]
-    if outcome.interrupted:
+    if result.interrupted:  # also a signal after the last iteration, while the outputs were written
         out += interrupted_banner(f"after {len(rows)} of {outcome.planned_levels} planned iterations")
     out += render_context(result, parts)
     out += points_section(find_points(rows), parts)

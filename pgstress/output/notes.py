@@ -129,7 +129,8 @@ def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float |
                                      " all C records again, concurrently in the same thread pool and holding all C"
                                      " values at once (no database work); for reads, the whole read batch again")
     limit = (f"{memory_limit_mb:,.0f} MiB" + (" (`--max-client-memory-mb`)" if config.max_client_memory_mb
-                                              else " (80 % of the RAM available at the start)")
+                                              else " (80 % of the RAM available at the start, or of the"
+                                                   " address space `ulimit -v` left, whichever is less)")
              if memory_limit_mb else "none (the available RAM could not be read)")
     return [
         f"- Each level starts {'C' if sweep else f'C = {c}'} tasks at once over a pool of exactly {c} asyncpg"

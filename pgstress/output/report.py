@@ -20,12 +20,22 @@ class MarkdownOutput(Output):
         self.csv_path = csv_path
 
     def finish(self, result: RunResult) -> None:
+        """Write the report of whatever ran; nothing when no ramp even started."""
+        if not result.ramps:
+            return
         result.finished_at = result.finished_at or utc_now_text()
+        while True:
+            marked = result.interrupted
+            write_atomic(self.path, self.render(result))
+            if result.interrupted == marked:  # a stop signal that came while it was written: written again, marked
+                break
+        result.reported_interrupted = marked
+        result.files.append(self.path)
+
+    def render(self, result: RunResult) -> str:
         if is_compared(result.config):
             sweep = result.config.concurrency_sweep
             answer = sweep_answer(result.ramps, NOISE_PERCENT, sweep) if sweep else []
-            text = render_comparison(result, self.parts, planned_ramps=len(ramp_configs(result.config)),
+            return render_comparison(result, self.parts, planned_ramps=len(ramp_configs(result.config)),
                                      answer=answer)
-        else:
-            text = render_run(result, self.parts, self.csv_path)
-        result.files.append(write_atomic(self.path, text))
+        return render_run(result, self.parts, self.csv_path)

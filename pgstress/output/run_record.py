@@ -40,10 +40,11 @@ def ramp_identity(config: RunConfig) -> dict[str, Any]:
 
 
 def read_identity(path: Path) -> dict[str, Any]:
-    """The ramp a run record names; raises OSError, ValueError, KeyError or TypeError when it is not one."""
-    ramp = json.loads(path.read_text(encoding="utf-8"))["ramp"]
+    """The ramp a run record names; raises (OSError, ValueError, ...) when the file is not a run record."""
+    record = json.loads(path.read_text(encoding="utf-8"))
+    ramp = record.get("ramp") if isinstance(record, dict) else None
     if not isinstance(ramp, dict):
-        raise TypeError("its 'ramp' is not an object")
+        raise ValueError("it holds no 'ramp' object")
     return ramp
 
 

@@ -3,12 +3,12 @@ each C broke. Drawn like output/charts.py (matplotlib's object API on the Agg ca
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from pgstress.output.base import Output, RunResult
-from pgstress.output.charts import DATA_KEY, PlottedChart, chart_path, keep_chart
+from pgstress.output.charts import PlottedChart, chart_path, keep_chart, save_png
+from pgstress.output.files import OutputFailed
 from pgstress.output.comparison import compared_levels
 from pgstress.output.sweep import SweepGroup, sweep_groups
 from pgstress.rows import OK, AsyncRow
@@ -76,8 +76,7 @@ def draw_sweep_chart(group: SweepGroup, path: Path) -> PlottedChart | None:
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:,.0f}"))
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", loc="best")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, metadata={DATA_KEY: json.dumps(chart.data())})
+    save_png(figure, path, chart.data())
     return chart
 
 
@@ -97,5 +96,7 @@ class SweepChartsOutput(Output):
                 name = "sweep" + (f"_{group.name.replace(' ', '_')}" if group.name else "")
                 chart = draw_sweep_chart(group, chart_path(self.report_md, name))
                 keep_chart(result, chart, f"{name} (write throughput by concurrency)")
+        except OutputFailed:
+            raise  # a file that cannot be written is the run's failure (exit status 4), the report still comes
         except Exception as exc:  # noqa: BLE001 - matplotlib or file trouble: say so and carry on
             print(f"pgstress: sweep chart not drawn: {type(exc).__name__}: {exc}", file=sys.stderr)

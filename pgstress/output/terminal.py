@@ -11,6 +11,9 @@ after HEARTBEAT_S seconds without a line.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import sys
 import threading
 import time
@@ -211,13 +214,28 @@ class Progress(Output):
         self._out = out
         self.line = line
         self.tracker: RampTracker | None = None
+        self.gone = False  # the terminal could not be written (a closed pipe, a full device): silent since
 
     @property
     def out(self) -> TextIO:
         return self._out or sys.stdout  # looked up late, so a redirected stdout is honoured
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        self.printing(lambda: print(text, file=self.out, flush=True))
+
+    def printing(self, write: Callable[[], object]) -> None:
+        """Write to the terminal unless it is gone. Progress is not a result: a stdout that cannot be written
+        (`| head`, `> /dev/full`) silences it for the rest of the run, which goes on and writes its files."""
+        if self.gone:
+            return
+        try:
+            write()
+        except OSError as exc:
+            self.gone = True
+            _stdout_to_devnull(self.out)
+            with contextlib.suppress(OSError):
+                print(f"pgstress: could not write to stdout ({exc.strerror or exc}); the run goes on without"
+                      " progress lines", file=sys.stderr, flush=True)
 
     def ramp_started(self, plan: RampPlan) -> None:
         """Follow one ramp: stage names and level events reach its tracker while it runs."""
@@ -346,13 +364,14 @@ class LiveProgress(Progress):
         self._live: Any = None
 
     def say(self, text: str) -> None:
-        self.console.print(text, markup=False)
+        self.printing(lambda: self.console.print(text, markup=False))
 
     def _begin(self, tracker: RampTracker) -> None:
         from rich.live import Live
         from rich.markup import escape
 
-        self.console.print(f"[bold]pgstress[/bold]: {escape(tracker.title)}: {tracker.total:,} iterations")
+        self.printing(lambda: self.console.print(
+            f"[bold]pgstress[/bold]: {escape(tracker.title)}: {tracker.total:,} iterations"))
         self._live = Live(console=self.console, refresh_per_second=4, transient=True,
                           get_renderable=lambda: self.panel(tracker))
         self._live.start()
@@ -364,7 +383,7 @@ class LiveProgress(Progress):
         start = text.plain.find(f" {row.status}") + 1
         if start > 0:
             text.stylize("green" if row.status == OK else "red", start, start + len(row.status))
-        self.console.print(text, highlight=False)
+        self.printing(lambda: self.console.print(text, highlight=False))
 
     def _end(self, tracker: RampTracker) -> None:
         if self._live is not None:
@@ -399,6 +418,16 @@ class LiveProgress(Progress):
             lines.append(f"last: iteration {last.iter}, {last.epochs:,} epochs, {status}{eps}")
         lines.append(f"time: elapsed {clock_text(tracker.elapsed_s())}, ETA {clock_text(tracker.eta_s())}")
         return Group(*lines)
+
+
+def _stdout_to_devnull(stream: TextIO) -> None:
+    """Point a stdout that failed at /dev/null, so what its buffer still holds fails nowhere at exit."""
+    if stream is not sys.stdout:
+        return
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 def make_progress(*, quiet: bool, line: LineFormat, out: TextIO | None = None) -> Progress:

@@ -1,79 +1,90 @@
-"""One event loop for a whole ramp, on which Ctrl-C cancels the running level.
+"""One event loop for a whole ramp, on which a stop signal cancels the running level.
 
-This is `asyncio.Runner` (Python 3.11+), and on 3.10 the same behaviour in a few lines: while
-`run` waits, the first SIGINT cancels the task it runs and `run` then raises KeyboardInterrupt.
-Raising KeyboardInterrupt from the signal handler itself could land inside a driver's protocol
-callbacks instead.
+Like `asyncio.Runner`, but wired to pgstress.interrupts rather than to SIGINT alone: while `run`
+waits, the first stop signal (Ctrl-C, SIGTERM, SIGHUP) cancels the task it runs and `run` then
+raises KeyboardInterrupt; later signals are only counted. Raising KeyboardInterrupt from the
+signal handler itself could land inside a driver's protocol callbacks instead (that crashed the
+interpreter), and asyncio.Runner's second Ctrl-C does exactly that.
+
+A cancelled task gets CANCEL_GRACE_S to end; then the loop stops waiting for it. asyncpg can wait
+forever on a connection that lost a result (short of memory, measured), and cancelling that wait
+only adds another that never ends: without the grace the run could not be stopped at all. Closing
+the loop waits as long for what is left.
 """
 
 from __future__ import annotations
 
-import sys
+import asyncio
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
 
-if sys.version_info >= (3, 11):
-    from asyncio import Runner as LoopRunner
-else:  # pragma: no cover - exercised by the suite on Python 3.10
-    import asyncio
-    import signal
-    import threading
-    from collections.abc import Coroutine
-    from types import FrameType, TracebackType
-    from typing import Any, TypeVar
+from pgstress import interrupts
 
-    T = TypeVar("T")
+T = TypeVar("T")
+CANCEL_GRACE_S = 5.0
 
-    class LoopRunner:
-        def __init__(self) -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)  # as asyncio.Runner does: code asking for "the" loop gets this one
-            self._interrupts = 0
 
-        def __enter__(self) -> LoopRunner:
-            return self
+class LoopRunner:
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)  # as asyncio.Runner does: code asking for "the" loop gets this one
 
-        def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                     traceback: TracebackType | None) -> None:
-            self.close()
+    def __enter__(self) -> LoopRunner:
+        return self
 
-        def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-            task = self._loop.create_task(coroutine)
-            own_handler = (threading.current_thread() is threading.main_thread()
-                           and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-            if own_handler:
-                signal.signal(signal.SIGINT, lambda signum, frame: self._on_sigint(task, frame))
-            self._interrupts = 0
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        loop = self._loop
+        task = loop.create_task(coroutine)
+        stopped = False
+        give_up: list[asyncio.TimerHandle] = []
+
+        def cancel() -> None:
+            task.cancel()
+            give_up.append(loop.call_later(CANCEL_GRACE_S, loop.stop))
+
+        def stop() -> None:  # the signal handler's: the first signal cancels, a forced one stops waiting at once
+            nonlocal stopped
+            if task.done():
+                return
+            loop.call_soon_threadsafe(loop.stop if stopped else cancel)  # also wakes a loop asleep in select()
+            stopped = True
+
+        with interrupts.while_waiting(stop):
             try:
-                return self._loop.run_until_complete(task)
-            except asyncio.CancelledError:
-                if self._interrupts:
+                return loop.run_until_complete(task)
+            except (asyncio.CancelledError, RuntimeError):  # RuntimeError: stopped before the task ended
+                if stopped:
                     raise KeyboardInterrupt from None
                 raise
             finally:
-                if own_handler:
-                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                for handle in give_up:
+                    handle.cancel()
 
-        def _on_sigint(self, task: asyncio.Task[Any], frame: FrameType | None) -> None:
-            self._interrupts += 1
-            if self._interrupts == 1 and not task.done():
+    def close(self) -> None:
+        """Cancel what is left and close the loop; clean-up, so no signal interrupts it."""
+        with interrupts.deferred():
+            self._close()
+
+    def _close(self) -> None:
+        loop = self._loop
+        if loop.is_closed():
+            return
+        try:
+            leftovers = asyncio.all_tasks(loop)
+            for task in leftovers:
                 task.cancel()
-                self._loop.call_soon_threadsafe(lambda: None)  # wake the loop if it sleeps in select()
-                return
-            raise KeyboardInterrupt
+            if leftovers:  # (asyncio.wait of nothing refuses)
+                loop.run_until_complete(asyncio.wait(leftovers, timeout=CANCEL_GRACE_S))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
 
-        def close(self) -> None:
-            loop = self._loop
-            if loop.is_closed():
-                return
-            try:
-                leftovers = asyncio.all_tasks(loop)
-                for task in leftovers:
-                    task.cancel()
-                if leftovers:  # gather() of nothing would make its future on another loop
-                    loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
 
 __all__ = ["LoopRunner"]

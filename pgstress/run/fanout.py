@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
-import threading
 import time
 from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
@@ -23,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pgstress import interrupts
 from pgstress.config import RunConfig
 from pgstress.db.asyncpg_adapter import FanoutDatabase
 from pgstress.db.schema import TableSql
@@ -37,7 +36,6 @@ from pgstress.run.latency import Span, busy_s, latency_percentiles_ms, only_s
 from pgstress.run.level_events import ENCODED, FETCHED, STORED, VERIFIED, record_step
 from pgstress.run.measure import StageClock, mib
 from pgstress.run.memory_guard import MemoryGuard, default_memory_limit_mb
-from pgstress.run.ramp import STOP_SIGNALS
 from pgstress.run.record import RecordWork, Stream, check_stored_columns, decode_and_verify, encode_record
 from pgstress.workload.payloads import Codec, EncodedPayload
 
@@ -47,25 +45,6 @@ T = TypeVar("T")
 def codec_threads(concurrency: int) -> int:
     """Threads for generating, encoding and decoding: one per CPU, never more than C."""
     return max(1, min(concurrency, os.cpu_count() or 1))
-
-
-@contextmanager
-def _stop_signals_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM and SIGHUP take Ctrl-C's path: inside `runner.run` the loop runner then cancels the level's task.
-
-    Raising KeyboardInterrupt straight from their handler can land inside asyncpg's protocol
-    callbacks, and that crashed the interpreter (SIGSEGV) instead of ending the ramp.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, lambda signum, frame: signal.raise_signal(signal.SIGINT))
-                for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 @dataclass
@@ -179,7 +158,7 @@ class FanoutDriver:
 
 
 @contextmanager
-def open_fanout(config: RunConfig, dsn: str, codec: Codec, secrets: tuple[str, ...],
+def open_fanout(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...],
                 codec_executor: Executor | None = None) -> Iterator[FanoutDriver]:
     """The fan-out's event loop, its pool of exactly C connections and its codec threads, for one ramp.
 
@@ -190,9 +169,8 @@ def open_fanout(config: RunConfig, dsn: str, codec: Codec, secrets: tuple[str, .
     # the failures that matter are already counted per record.
     logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)
     concurrency = config.async_concurrency
-    table = TableSql(config.table, codec.column_type)
     threads = ThreadPoolExecutor(codec_threads(concurrency), thread_name_prefix="pgstress-codec")
-    with _stop_signals_as_ctrl_c(), LoopRunner() as runner, threads, codec_executor or threads as pool:
+    with LoopRunner() as runner, threads, codec_executor or threads as pool:
         try:
             db = runner.run(FanoutDatabase.open(dsn, table, concurrency, config.statement_timeout_ms,
                                                 config.write_method))
@@ -204,13 +182,16 @@ def open_fanout(config: RunConfig, dsn: str, codec: Codec, secrets: tuple[str, .
         try:
             yield FanoutDriver(config, codec, runner, db, pool, secrets)
         finally:
-            runner.run(db.close())
+            with interrupts.deferred():  # the pool is closed whatever signals arrive (bounded by its own timeout)
+                runner.run(db.close())
 
 
 def fanout_guard(config: RunConfig, earlier: Sequence[Row]) -> MemoryGuard:
     """The memory guard of a fan-out ramp; a resumed ramp's earlier levels teach it as levels it ran itself."""
-    limit = float(config.max_client_memory_mb) if config.max_client_memory_mb else default_memory_limit_mb()
-    guard = MemoryGuard(limit)
+    if config.max_client_memory_mb:
+        guard = MemoryGuard(float(config.max_client_memory_mb))
+    else:
+        guard = MemoryGuard(default_memory_limit_mb(), from_machine=True)
     for row in earlier:
         if isinstance(row, AsyncRow):
             guard.observe(row.concurrency * row.epochs, row.measured_client_mb, row.write_peak_mb, row.read_peak_mb,

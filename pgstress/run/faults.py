@@ -25,8 +25,11 @@ _LIMIT_MESSAGES = (
     "invalid memory alloc request size",
     "exceeds the maximum",
     "cannot enlarge string buffer",
-    "out of memory",
 )
+# libpq's own messages when the client cannot allocate (no SQLSTATE: they never reached the server): e.g.
+# "out of memory for query result", "cannot allocate memory for input buffer". The server's out-of-memory
+# error carries SQLSTATE 53200 and is not one of these.
+_CLIENT_ALLOCATION_MESSAGES = ("out of memory", "cannot allocate memory")
 _CONNECTION_MESSAGES = (
     "server closed the connection",
     "connection is closed",
@@ -37,6 +40,9 @@ _CONNECTION_MESSAGES = (
     "consuming input failed",
     "connection reset",
     "broken pipe",
+    # asyncpg, on a pooled connection whose server session was ended (an administrator's
+    # pg_terminate_backend) while it sat idle: its protocol is stuck in the error state
+    "cannot switch to state",
 )
 _CONNECTION_EXCEPTIONS = {
     "ConnectionDoesNotExistError",
@@ -78,7 +84,7 @@ def classify(exc: BaseException, *secrets: str | None, value_size: int | None = 
     diagnosis = diagnose_size_limit(exc, lowered, value_size)
     if diagnosis is not None:
         return Fault(DB_LIMIT, scrub(f"{diagnosis}; {message}", *secrets))
-    if isinstance(exc, MemoryError | ClientMemoryGuard):
+    if isinstance(exc, MemoryError | ClientMemoryGuard) or (state is None and _is_client_allocation(lowered)):
         status = CLIENT_MEMORY
     elif isinstance(exc, VerifyError):
         status = VERIFY_FAILED
@@ -103,6 +109,10 @@ def _silent_exception_text(exc: BaseException) -> str:
 
 def _is_connection_state(state: str | None) -> bool:
     return state is not None and (state.startswith("08") or state in {"57P01", "57P02", "57P03"})
+
+
+def _is_client_allocation(lowered: str) -> bool:
+    return any(marker in lowered for marker in _CLIENT_ALLOCATION_MESSAGES)
 
 
 def _is_limit(lowered: str) -> bool:

@@ -21,9 +21,27 @@ def available_ram_mb() -> float | None:
         return None
 
 
+def address_space_left_mb() -> float | None:
+    """What `ulimit -v` (RLIMIT_AS) still lets this process map, or None when no such limit is set."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    mapped_kib = proc_kib(Path("/proc/self/status"), "VmSize")
+    if soft == resource.RLIM_INFINITY or mapped_kib is None:
+        return None
+    return max(0.0, soft / MIB - mapped_kib / 1024)
+
+
 def default_memory_limit_mb() -> float | None:
-    available = available_ram_mb()
-    return available * DEFAULT_MEMORY_SHARE if available else None
+    """A share of the RAM available now, or of the address space `ulimit -v` leaves, whichever is less.
+
+    Under `ulimit -v` a level that passes the limit does not only fail: asyncpg can lose a result it
+    could not allocate and wait for it forever, so such a level must be refused before it runs.
+    """
+    room = [found for found in (available_ram_mb(), address_space_left_mb()) if found is not None]
+    return min(room) * DEFAULT_MEMORY_SHARE if room else None
 
 
 @dataclass
@@ -39,6 +57,7 @@ class MemoryGuard:
     """
 
     limit_mb: float | None
+    from_machine: bool = False  # the limit is default_memory_limit_mb(), not --max-client-memory-mb
     per_unit_mb: float | None = None
     machine_led: bool = False  # the machine's drop, not the client's own measures, set the cost per unit
     _largest_units: int = 0
@@ -54,6 +73,12 @@ class MemoryGuard:
     def estimate_mb(self, units: int) -> float | None:
         return None if self.per_unit_mb is None else self.per_unit_mb * units
 
+    def limit_text(self) -> str:
+        if not self.from_machine:
+            return f"--max-client-memory-mb {self.limit_mb:,.0f}"
+        return (f"the client memory limit of {self.limit_mb:,.0f} MiB"
+                f" ({DEFAULT_MEMORY_SHARE:.0%} of the RAM available, or of the address space ulimit -v leaves)")
+
     def refusal(self, units: int) -> str | None:
         """Why a level of `units` record-epochs must not run, or None."""
         estimate = self.estimate_mb(units)
@@ -62,6 +87,6 @@ class MemoryGuard:
         what = ("memory of this client and a server on this machine (from how far the machine's available memory"
                 " fell)" if self.machine_led else "client memory")
         return (
-            f"estimated {what} {estimate:,.1f} MiB for this level exceeds --max-client-memory-mb"
-            f" {self.limit_mb:,.0f}; level not run, ramp stopped"
+            f"estimated {what} {estimate:,.1f} MiB for this level exceeds {self.limit_text()};"
+            " level not run, ramp stopped"
         )

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pgstress import interrupts
 from pgstress.rows import OK, Row
-
-# Signals that end a run the way Ctrl-C does: `kill`, and the terminal closing (tmux, ssh, a closed window).
-STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
-    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
 
 
 class StopRamp(Exception):
@@ -23,6 +18,17 @@ class StopRamp(Exception):
     def __init__(self, row: Row, reason: str) -> None:
         super().__init__(reason)
         self.row = row
+        self.reason = reason
+
+
+class EndRamp(Exception):
+    """Raised by `on_row` when the row was taken but the ramp cannot go on (an output failed to write it).
+
+    `reason` completes the sentence "The ramp ..." like StopRamp's.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
 
@@ -45,19 +51,24 @@ def run_ramp(
     """Run each level in order; every finished row goes to `on_row` at once.
 
     Stops after `max_consecutive_failures` failed levels in a row (levels never run are not
-    invented), after a level that raises StopRamp (its row is recorded), or on Ctrl-C, where the
-    level in progress is abandoned and not recorded.
+    invented), after a level that raises StopRamp (its row is recorded), when `on_row` raises
+    EndRamp, or on a stop signal, where the level in progress is abandoned and not recorded.
     """
     outcome = RampOutcome(planned_levels=len(levels))
     failures_in_a_row = 0
     try:
         for offset, epochs in enumerate(levels):
+            if interrupts.stop_requested():  # a signal counted while a section had to finish first
+                raise KeyboardInterrupt
             try:
                 row = run_level(first_iter + offset, epochs)
             except StopRamp as stop:
                 row, outcome.stop_reason = stop.row, stop.reason
             outcome.rows.append(row)
-            on_row(row)
+            try:
+                on_row(row)
+            except EndRamp as end:
+                outcome.stop_reason = end.reason
             if outcome.stop_reason is not None:
                 break
             failures_in_a_row = 0 if row.status == OK else failures_in_a_row + 1

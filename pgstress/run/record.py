@@ -75,7 +75,7 @@ def decode_and_verify(
     decoded = codec.decode_stream(data)
     while True:
         with clock.stage("decode"):
-            epochs = next(decoded, None)
+            epochs = _next_decoded(decoded)
         if epochs is None:
             break
         with clock.stage("verify"):
@@ -88,6 +88,24 @@ def decode_and_verify(
     if content.hexdigest() != want_hash:
         raise VerifyError(f"content hash differs: read {content.hexdigest()}, wrote {want_hash}")
     return content.count
+
+
+# Words a codec's own error uses when it could not allocate (zstd: "Allocation error : not enough memory").
+_ALLOCATION_WORDS = ("not enough memory", "out of memory", "allocation error", "cannot allocate")
+
+
+def _next_decoded(decoded: Iterator[list[Epoch]]) -> list[Epoch] | None:
+    """The next decoded chunk. Whatever the codec cannot decode (cannot decompress, cannot parse) is a
+    verification failure, in every format; a failed allocation is the client's memory, not the data."""
+    try:
+        return next(decoded, None)
+    except MemoryError:
+        raise
+    except Exception as exc:  # each codec raises its own kind (ZstdError, InvalidBSON, JSONDecodeError)
+        text = " ".join(str(exc).split())
+        if any(word in text.lower() for word in _ALLOCATION_WORDS):
+            raise MemoryError(f"decoding could not allocate memory: {text}") from exc
+        raise VerifyError(f"what was read back cannot be decoded: {type(exc).__name__}: {text}") from exc
 
 
 def check_stored_columns(stored: Expected, expected: Expected) -> None:

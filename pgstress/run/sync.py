@@ -24,12 +24,11 @@ from pgstress.workload.payloads import Codec
 class SyncDriver:
     """psycopg calls for one record at a time; a failed statement leaves the connection usable or dropped."""
 
-    def __init__(self, config: RunConfig, dsn: str, codec: Codec, secrets: tuple[str, ...]) -> None:
+    def __init__(self, config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...]) -> None:
         self.config = config
         self.codec = codec
         self.secrets = secrets
-        self.db = SyncDatabase(dsn, TableSql(config.table, codec.column_type), config.statement_timeout_ms,
-                               config.write_method)
+        self.db = SyncDatabase(dsn, table, config.statement_timeout_ms, config.write_method)
 
     def streams(self, iteration: int) -> list[Stream]:
         return [(iteration,)]
@@ -126,9 +125,10 @@ def sync_row(level: LevelResult, payload_format: str) -> SyncRow:
 
 
 @contextmanager
-def open_sync(config: RunConfig, dsn: str, codec: Codec, secrets: tuple[str, ...]) -> Iterator[SyncDriver]:
-    """Sync mode's driver for one ramp; its connection is closed however the ramp ends."""
-    driver = SyncDriver(config, dsn, codec, secrets)
+def open_sync(config: RunConfig, dsn: str, table: TableSql, codec: Codec,
+              secrets: tuple[str, ...]) -> Iterator[SyncDriver]:
+    """Sync mode's driver for one ramp (its table pinned); its connection is closed however the ramp ends."""
+    driver = SyncDriver(config, dsn, table, codec, secrets)
     try:
         yield driver
     finally:

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import TINY_RAMP, RampMode, read_csv
+from helpers import REPO, TINY_RAMP, RampMode, read_csv
 from psycopg import sql
 
 from pgstress.db.schema import MARKER, TableSql
@@ -122,3 +125,76 @@ def test_reruns_against_an_existing_pgstress_table(server_dsn: str, db: psycopg.
     assert run() == [3000] * ramp_mode.concurrency  # truncated between iterations: the last level's records stay
     assert run("--truncate-before-start", "--keep-data-between-iterations") == ramp
     assert _comment(db, table_name) == MARKER
+    # ids are never reused, not even across truncates: four runs of three levels took 12 levels' worth
+    per_level = ramp_mode.concurrency
+    assert [record_id for (record_id,) in _rows(db, table_name, "id")] == list(range(9 * per_level + 1,
+                                                                                     12 * per_level + 1))
+
+
+# --- other sessions on the same server ---------------------------------------------------------------------------
+
+THEIR_ROWS = 100
+
+
+def _replace_with_theirs(db: psycopg.Connection, table: str) -> None:
+    """Another session drops the run's table and makes its own under the same name: pgstress's very columns
+    and even its marker, so only the table's identity tells them apart; then stores its own rows."""
+    spec = TableSql(table, "BYTEA")
+    db.execute(spec.drop())
+    db.execute(spec.create())
+    db.execute(spec.comment())
+    db.execute(sql.SQL("INSERT INTO {} (payload, epochs, content_hash) SELECT '\\x00', n, 'theirs'"
+                       " FROM generate_series(1, %s) AS n").format(spec.ident), [THEIR_ROWS])
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["truncating", "keeping data"])
+def test_a_table_replaced_by_another_session_is_never_touched(server_dsn: str, db: psycopg.Connection,
+                                                              table_name: str, ramp_mode: RampMode, hooks, run_cli,
+                                                              tmp_path: Path, keep: bool) -> None:
+    """After iteration 1 the table is someone else's: the truncate (which would empty it) and the inserts
+    (which would add to it) both see that it is not the table the run prepared, and leave it as it is."""
+    hooks.after[1] = lambda row: _replace_with_theirs(db, table_name)
+    flags = ["--keep-data-between-iterations"] if keep else []
+    result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, "--payload-format", "bson",
+                     *flags, *TINY_RAMP)
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "ERROR", "ERROR"]
+    for row in rows[1:]:
+        cause = ramp_mode.assert_failed(row, "ERROR", None if not keep else ramp_mode.concurrency)
+        assert f"table '{table_name}' is no longer the table this run prepared" in cause
+    theirs = db.execute(sql.SQL("SELECT count(*), min(content_hash), max(content_hash) FROM {}").format(
+        sql.Identifier(table_name))).fetchone()
+    assert theirs == (THEIR_ROWS, "theirs", "theirs")  # not emptied, nothing added
+
+
+def test_a_second_run_on_a_table_in_use_is_refused(server_dsn: str, db: psycopg.Connection, table_name: str,
+                                                    ramp_mode: RampMode, hooks, run_cli, tmp_path: Path) -> None:
+    """A second pgstress process starts on the table while the first runs, with --drop-table even: exit 2,
+    one line naming the table, nothing of its own written; the first run goes on undisturbed."""
+    second_dir = tmp_path / "second"
+    second: list[subprocess.CompletedProcess[str]] = []
+
+    def start_a_second_run(row) -> None:
+        argv = [sys.executable, "main.py", *ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name,
+                "--drop-table", "--truncate-before-start", *TINY_RAMP,
+                ramp_mode.csv_option, str(second_dir / "r.csv"), "--report-md", str(second_dir / "r.md")]
+        env = {k: v for k, v in os.environ.items() if k != "PG_DSN"}
+        second.append(subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120))
+
+    hooks.after[1] = start_a_second_run
+    result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, "--keep-data-between-iterations",
+                     *TINY_RAMP)
+
+    (refused,) = second
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [refused.stderr.strip()]
+    assert refused.stderr.startswith(f"pgstress: error: table '{table_name}' is in use by another pgstress run"
+                                     " (server process ")
+    assert not second_dir.exists()
+    assert result.code == 0, result.err
+    for row in read_csv(ramp_mode.csv_path(tmp_path)):
+        ramp_mode.assert_intact_ok(row)
+    ids = [record_id for (record_id,) in db.execute(
+        sql.SQL("SELECT id FROM {} ORDER BY id").format(sql.Identifier(table_name)))]
+    assert ids == list(range(1, 3 * ramp_mode.concurrency + 1))  # every record of the first run, none lost

@@ -11,7 +11,9 @@ import pytest
 from helpers import ASYNC, RampMode, install_hooks, read_csv
 from psycopg import sql
 
-from pgstress.output.run_record import run_record_path
+from pgstress.cli import parse_config
+from pgstress.output.run_record import ramp_identity, run_record_path
+from pgstress.rows import SyncRow
 
 RAMP = ["--start-epochs", "1000", "--end-epochs", "4000", "--step-epochs", "1000", "--memory-trace", "off"]
 
@@ -141,3 +143,95 @@ def test_resumed_async_ramp_guards_memory_from_the_earlier_levels(server_dsn: st
     assert float(rows[2]["estimated_client_mb"]) > 1 and rows[2]["write_s"] == ""
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "was stopped by the client memory guard" in report and "iterations run now: 3-4" in report
+
+
+# --- damaged input -----------------------------------------------------------------------------------------------
+
+def test_a_cut_last_line_is_dropped_and_its_iteration_runs_again(server_dsn: str, db: psycopg.Connection,
+                                                                 table_name: str, ramp_mode: RampMode, hooks, run_cli,
+                                                                 tmp_path: Path) -> None:
+    """The run died while writing row 2 (what a kill -9 or a power cut can leave): the line without its end is
+    dropped, the notice says so in one line, iteration 2 runs again, and nothing is fused onto the cut line."""
+    csv = ramp_mode.csv_path(tmp_path)
+    argv = [*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, *RAMP]
+    whole = _interrupted_run(run_cli, hooks, argv, csv)
+    first_row_end = whole.index(b"\r\n", whole.index(b"\r\n") + 2) + 2
+    cut = whole[:first_row_end] + whole[first_row_end:-20]  # row 2 loses its last 20 bytes and its line end
+    csv.write_bytes(cut)
+
+    result = run_cli(*argv, "--resume")
+
+    assert result.code == 0, result.err
+    assert result.err.splitlines() == [
+        f"pgstress: --resume: the last line of {csv} was cut off ({len(cut) - first_row_end} bytes without a line"
+        " end); it is dropped, and the ramp goes on after iteration 1"]
+    assert csv.read_bytes().startswith(whole[:first_row_end])
+    rows = read_csv(csv)
+    assert [(row["iter"], row["epochs"]) for row in rows] == [("1", "1000"), ("2", "2000"), ("3", "3000"),
+                                                              ("4", "4000")]
+    for row in rows:
+        ramp_mode.assert_intact_ok(row)
+
+
+DAMAGED_ROWS = {
+    "a short row in the middle": lambda lines: [lines[0], lines[1][:30], lines[2]],
+    "a row fused onto another": lambda lines: [lines[0], lines[1][:-5] + lines[2]],
+    "a value that is no number": lambda lines: [lines[0], "x" + lines[1], lines[2]],
+    "an unknown status": lambda lines: [lines[0], lines[1].replace(",OK,", ",FINE,", 1), lines[2]],
+    "another header": lambda lines: ["iter,epochs,status", *lines[1:]],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_ROWS, ids=DAMAGED_ROWS)
+def test_a_damaged_csv_is_refused(damage: str, run_cli, tmp_path: Path) -> None:
+    """Damage anywhere but a cut last line: exit 2, one line saying where, nothing written."""
+    csv = tmp_path / "iteration_results.csv"
+    header = ",".join(SyncRow.COLUMNS)
+    row = ",".join("OK" if name == "status" else "" if name in ("error", "format") else "1"
+                   for name in SyncRow.COLUMNS)
+    lines = [header, row, row.replace("1,1,", "2,1,", 1)]
+    csv.write_bytes(("\r\n".join(DAMAGED_ROWS[damage](lines)) + "\r\n").encode())
+    (tmp_path / "iteration_results.csv.run.json").write_text(json.dumps(
+        {"pgstress": "0.1.0", "ramp": ramp_identity(parse_config(["--dsn", "host=127.0.0.1 port=1", *RAMP]))}))
+    before = sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir())
+
+    result = run_cli("--dsn", "host=127.0.0.1 port=1", *RAMP, "--resume")
+
+    assert result.code == 2, result.err
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"pgstress: error: --resume: {csv} "), result.err
+    assert lines[0].endswith("refusing to continue it (run without --resume)") or "not this ramp's" in lines[0]
+    assert sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir()) == before
+
+
+RUN_RECORDS = {
+    "not JSON": b"{\"ramp\": ",
+    "a list": b"[1, 2, 3]",
+    "a string": b"\"ramp\"",
+    "ramp not an object": b"{\"ramp\": 5}",
+    "nested too deep": b"[" * 100_000 + b"]" * 100_000,
+    "not UTF-8": b"\xff\xfe\x00garbage",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("record", RUN_RECORDS, ids=RUN_RECORDS)
+def test_a_malformed_run_record_is_refused(record: str, run_cli, tmp_path: Path) -> None:
+    csv = tmp_path / "iteration_results.csv"
+    csv.write_text(",".join(SyncRow.COLUMNS) + "\r\n", encoding="utf-8")
+    run_record_path(csv).write_bytes(RUN_RECORDS[record])
+
+    result = run_cli("--dsn", "host=127.0.0.1 port=1", *RAMP, "--resume")
+
+    assert result.code == 2, result.err
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and f"{run_record_path(csv)} is not a pgstress run record" in lines[0], result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_run_record_that_is_a_directory_is_refused(run_cli, tmp_path: Path) -> None:
+    csv = tmp_path / "iteration_results.csv"
+    csv.write_text(",".join(SyncRow.COLUMNS) + "\r\n", encoding="utf-8")
+    run_record_path(csv).mkdir()
+    result = run_cli("--dsn", "host=127.0.0.1 port=1", *RAMP, "--resume")
+    assert result.code == 2 and len(result.err.splitlines()) == 1, result.err

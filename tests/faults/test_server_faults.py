@@ -3,12 +3,14 @@ there at all when the run starts."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import psycopg
 import pytest
 from helpers import (
+    ASYNC,
     TINY_RAMP,
     PrivateServer,
     RampMode,
@@ -18,6 +20,9 @@ from helpers import (
     read_csv,
     wait_until,
 )
+
+from pgstress.db import asyncpg_adapter
+from pgstress.run.fanout import FanoutDriver
 
 
 def _sleeping_insert(dsn: str) -> bool:
@@ -115,3 +120,31 @@ def test_connection_refused_at_start(ramp_mode: RampMode, run_cli, tmp_path: Pat
     assert "Refused-Pw-7731" not in result.err
     assert "Traceback" not in result.err
     assert list(tmp_path.iterdir()) == []  # no CSV, no report
+
+
+def test_pool_connections_ended_by_an_administrator(server_dsn: str, db: psycopg.Connection, table_name: str,
+                                                    run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Async only: level 2's records are written, then an administrator ends every pool connection
+    (pg_terminate_backend) before they are read back. The reads are CONNECTION_LOST (asyncpg says
+    "connection was closed in the middle of operation" on one and "cannot switch to state" on another),
+    and level 3 runs on fresh connections: OK."""
+    name = f"pgstress-test-{os.getpid()}"  # this test's pool only, on a server other runs may share
+    monkeypatch.setattr(asyncpg_adapter, "APPLICATION_NAME", name)
+    read = FanoutDriver.read
+
+    def end_the_pool_then_read(driver: FanoutDriver, written: list) -> list:
+        if written and written[0].stream[0] == 2:
+            db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", [name])
+            wait_until(lambda: db.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = %s",
+                                          [name]).fetchone()[0], "the pool's sessions to end")
+        return read(driver, written)
+
+    monkeypatch.setattr(FanoutDriver, "read", end_the_pool_then_read)
+    result = run_cli(*ASYNC.argv(), "--dsn", server_dsn, "--table", table_name, *TINY_RAMP)
+
+    assert result.code == 0, result.err
+    rows = read_csv(ASYNC.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "CONNECTION_LOST", "OK"]
+    ASYNC.assert_failed(rows[1], "CONNECTION_LOST", failed=ASYNC.concurrency)
+    assert (rows[1]["writes_ok"], rows[1]["reads_ok"]) == (str(ASYNC.concurrency), "0")
+    ASYNC.assert_intact_ok(rows[2])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,9 +18,11 @@ from helpers import (
     RampMode,
     add_insert_trigger,
     assert_report_breaking,
+    content_hash,
     create_pgstress_table,
     drop_trigger_function,
     read_csv,
+    tmpfs,
 )
 from psycopg import sql
 
@@ -44,11 +45,12 @@ def test_statement_timeout(server_dsn: str, db: psycopg.Connection, fault_table:
                            tmp_path: Path) -> None:
     """Iteration 2's insert outlasts statement_timeout: TIMEOUT, and iteration 3 runs as usual.
 
-    Only odd ids sleep (ids restart at 1 each iteration): the sync record, one of the two async ones,
-    whose sibling is written and read back all the same."""
+    Only the level's first record sleeps: the sync record, one of the two async ones, whose sibling
+    is written and read back all the same."""
     create_pgstress_table(db, fault_table, "ndjson_zstd")
+    first = content_hash("ndjson_zstd", 2000, ramp_mode.streams(2)[0])
     add_insert_trigger(db, fault_table,
-                       "IF NEW.epochs = 2000 AND NEW.id % 2 = 1 THEN PERFORM pg_sleep(60); END IF; RETURN NEW;")
+                       f"IF NEW.content_hash = '{first}' THEN PERFORM pg_sleep(60); END IF; RETURN NEW;")
 
     result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", fault_table, *TINY_RAMP,
                      "--statement-timeout-ms", "1500")
@@ -128,24 +130,19 @@ def tiny_tablespace(db: psycopg.Connection, table_name: str) -> Iterator[str]:
     """A tablespace on a 1 MiB tmpfs: a real 'No space left on device' for the table put there."""
     data_directory = db.execute("SELECT current_setting('data_directory')").fetchone()[0]
     owner = os.stat(data_directory)
-    mount_point = tempfile.mkdtemp(prefix="pgstress-full-")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size=1m,mode=0700,uid={owner.st_uid},gid={owner.st_gid}", "tmpfs",
-         mount_point], capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        os.rmdir(mount_point)
-        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {mounted.stderr.strip()}")
     name = f"{table_name}_space"
-    try:
-        db.execute(sql.SQL("CREATE TABLESPACE {} LOCATION {}").format(sql.Identifier(name), sql.Literal(mount_point)))
-        yield name
-    finally:
-        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table_name)))
-        with contextlib.suppress(psycopg.Error):
-            db.execute(sql.SQL("DROP TABLESPACE IF EXISTS {}").format(sql.Identifier(name)))
-        subprocess.run(["umount", mount_point], check=False)
-        os.rmdir(mount_point)
+    where = Path(tempfile.mkdtemp(prefix="pgstress-full-"))  # under /tmp: the server's own user reaches it
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(where.rmdir)
+        mount_point = cleanup.enter_context(tmpfs(where, f"size=1m,mode=0700,uid={owner.st_uid},gid={owner.st_gid}"))
+        try:
+            db.execute(sql.SQL("CREATE TABLESPACE {} LOCATION {}").format(sql.Identifier(name),
+                                                                        sql.Literal(str(mount_point))))
+            yield name
+        finally:
+            db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table_name)))
+            with contextlib.suppress(psycopg.Error):
+                db.execute(sql.SQL("DROP TABLESPACE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def test_disk_full(server_dsn: str, db: psycopg.Connection, table_name: str, tiny_tablespace: str,
@@ -177,10 +174,11 @@ def test_mixed_failures_in_one_level_keep_the_most_frequent_class(server_dsn: st
     (TIMEOUT). The row keeps one status, the most frequent class; `failures` counts each class."""
     mode = ASYNC_3
     create_pgstress_table(db, fault_table, "bson")
+    refused = content_hash("bson", 2000, mode.streams(2)[0])
     add_insert_trigger(
         db, fault_table,
-        "IF NEW.epochs = 2000 AND NEW.id = 1 THEN RAISE EXCEPTION 'refused by a trigger'; END IF;"
-        " IF NEW.epochs = 2000 AND NEW.id > 1 THEN PERFORM pg_sleep(60); END IF; RETURN NEW;",
+        f"IF NEW.content_hash = '{refused}' THEN RAISE EXCEPTION 'refused by a trigger'; END IF;"
+        " IF NEW.epochs = 2000 THEN PERFORM pg_sleep(60); END IF; RETURN NEW;",
     )
 
     result = run_cli(*mode.argv(), "--dsn", server_dsn, "--table", fault_table, "--payload-format", "bson",
@@ -197,3 +195,40 @@ def test_mixed_failures_in_one_level_keep_the_most_frequent_class(server_dsn: st
     assert "statement timeout" in cause and "refused by a trigger" not in cause
     mode.assert_nothing_written(rows[1])
     assert_report_breaking(tmp_path / "report.md", 2, 2000, "TIMEOUT", "TIMEOUT x2 of 3 records")
+
+
+# A trigger changes what is stored for iteration 2's records, so what is read back differs from what was sent.
+STORED_DIFFERENTLY = {
+    "bson, its length byte": ("bson", "NEW.payload := set_byte(NEW.payload, 0, get_byte(NEW.payload, 0) # 255);"),
+    "ndjson_zstd, its magic number": ("ndjson_zstd", "NEW.payload := set_byte(NEW.payload, 0, 0);"),
+    "ndjson_zstd, a byte of the frame": ("ndjson_zstd", "NEW.payload := set_byte(NEW.payload, length(NEW.payload) / 2,"
+                                                        " get_byte(NEW.payload, length(NEW.payload) / 2) # 255);"),
+    "jsonb, a value": ("jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,7,cycle_count}', '-1');"),
+}
+
+
+@pytest.mark.parametrize("case", STORED_DIFFERENTLY, ids=STORED_DIFFERENTLY)
+def test_stored_bytes_changed_on_the_server_fail_verification(case: str, embedded_dsn: str,
+                                                              embedded_db: psycopg.Connection, table_name: str,
+                                                              ramp_mode: RampMode, run_cli, tmp_path: Path) -> None:
+    """Whether what was read back cannot be decompressed, cannot be parsed or differs in one value, it is
+    VERIFY_FAILED, in every format and both modes; the next iteration is OK. (The client's verdict: one
+    server is enough.)"""
+    payload_format, change = STORED_DIFFERENTLY[case]
+    create_pgstress_table(embedded_db, table_name, payload_format)
+    add_insert_trigger(embedded_db, table_name, f"IF NEW.epochs = 2000 THEN {change} END IF; RETURN NEW;")
+    try:
+        result = run_cli(*ramp_mode.argv(), "--dsn", embedded_dsn, "--table", table_name,
+                         "--payload-format", payload_format, *TINY_RAMP)
+    finally:
+        embedded_db.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table_name)))
+        drop_trigger_function(embedded_db, table_name)
+
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "VERIFY_FAILED", "OK"]
+    cause = ramp_mode.assert_failed(rows[1], "VERIFY_FAILED", failed=ramp_mode.concurrency)
+    assert cause.startswith(("VerifyError: what was read back cannot be decoded: ", "VerifyError: content hash differs",
+                             "VerifyError: decoded epoch is malformed")), cause
+    assert rows[1]["read_s"] == "" if not ramp_mode.fans_out else rows[1]["reads_ok"] == "0"
+    ramp_mode.assert_intact_ok(rows[2])

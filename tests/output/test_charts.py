@@ -26,6 +26,7 @@ from pgstress.output.charts import (
     chart_path,
     draw_chart,
 )
+from pgstress.output.files import OutputFailed
 from pgstress.rows import AsyncRow, Row, SyncRow
 from pgstress.run.ramp import RampOutcome
 
@@ -128,18 +129,17 @@ def test_a_custom_spec_needs_nothing_else(tmp_path: Path) -> None:
     assert chart is not None and chart.lines == {"payload": [(900, 0.1)]}
 
 
-def test_charts_can_be_turned_off_and_never_sink_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_charts_can_be_turned_off_and_a_file_that_cannot_be_written_is_the_runs_failure(tmp_path: Path) -> None:
     off = finished_run([sync_row(1, 1000)], tmp_path / "r.md")
     ChartsOutput(SYNC_CHARTS, tmp_path / "r.md", enabled=False).finish(off)
     assert off.charts == [] and off.files == []
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     blocked = finished_run([sync_row(1, 1000)], blocker / "r.md")
-    ChartsOutput(SYNC_CHARTS, blocker / "r.md").finish(blocked)
+    with pytest.raises(OutputFailed, match=r"could not write .*a_file/r_time.png: "):
+        ChartsOutput(SYNC_CHARTS, blocker / "r.md").finish(blocked)  # the session records it: exit status 4
     assert blocked.charts == [] and blocked.files == []
-    err = capsys.readouterr().err
-    assert err.startswith("pgstress: charts not drawn: ") and err.count("\n") == 1
-    assert list(tmp_path.glob("**/*.png")) == []
+    assert [path.name for path in tmp_path.rglob("*") if path.name != "a_file"] == []  # no half-written PNG
 
 
 def test_the_output_draws_what_has_values_and_names_what_has_none(tmp_path: Path) -> None:

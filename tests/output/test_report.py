@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pgstress.redaction import redact_dsn
+
 SETTINGS = ("shared_buffers", "default_toast_compression", "wal_level", "synchronous_commit", "max_wal_size",
             "work_mem")
 
@@ -30,4 +32,4 @@ def test_server_section_names_version_kind_settings_compression_and_final_size(r
             " storage extended\n") in server
     size = db.execute("SELECT pg_total_relation_size(%s)", [f'"{table_name}"']).fetchone()[0]
     assert f"- Table `{table_name}` total size at the end (pg_total_relation_size): {size / 1048576:,.2f} MiB" in server
-    assert f"Connection: --dsn → `{server_dsn}`" in text
+    assert f"Connection: --dsn → `{redact_dsn(server_dsn)}`" in text

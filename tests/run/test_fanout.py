@@ -24,6 +24,7 @@ from helpers import CollectRows, given_server, interrupt_after_two_rows, read_ch
 from helpers import report_points as points
 
 from pgstress.config import RunConfig
+from pgstress.db import asyncpg_adapter
 from pgstress.db.asyncpg_adapter import APPLICATION_NAME
 from pgstress.db.schema import TableSql, prepare_table
 from pgstress.rows import AsyncRow
@@ -217,7 +218,7 @@ def insert_gate(
 
 
 def waiting_inserts(db: psycopg.Connection, table_name: str) -> list[int]:
-    found = db.execute(WAITING_INSERTS, [APPLICATION_NAME, f'INSERT INTO "{table_name}"%']).fetchall()
+    found = db.execute(WAITING_INSERTS, [asyncpg_adapter.APPLICATION_NAME, f'INSERT INTO "{table_name}"%']).fetchall()
     return [pid for (pid,) in found]
 
 
@@ -239,8 +240,12 @@ def run_in_thread(config: RunConfig, dsn: str) -> tuple[threading.Thread, Collec
     return thread, collected
 
 
-def test_all_c_inserts_are_in_the_server_at_once(server_dsn: str, db: psycopg.Connection, table_name: str) -> None:
+def test_all_c_inserts_are_in_the_server_at_once(server_dsn: str, db: psycopg.Connection, table_name: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     c = 8
+    # this pool's own name: another run's pool on a shared server must not be counted as this one's
+    name = f"{APPLICATION_NAME}-{os.getpid()}"
+    monkeypatch.setattr(asyncpg_adapter, "APPLICATION_NAME", name)
     config = RunConfig(mode="async", table=table_name, payload_format="bson", start_epochs=1000, end_epochs=1000,
                        async_concurrency=c, memory_trace="off")  # fmt: skip
     with insert_gate(server_dsn, db, table_name) as holder:
@@ -248,7 +253,7 @@ def test_all_c_inserts_are_in_the_server_at_once(server_dsn: str, db: psycopg.Co
         try:
             waiting = all_at_the_gate(db, table_name, c)
             assert len(waiting) == c, f"only {len(waiting or [])} of {c} INSERTs reached the server at once"
-            assert db.execute(POOL_BACKENDS, [APPLICATION_NAME]).fetchone() == (c,)  # a pool of exactly C
+            assert db.execute(POOL_BACKENDS, [name]).fetchone() == (c,)  # a pool of exactly C
         finally:
             holder.execute("SELECT pg_advisory_unlock_all()")
             thread.join(timeout=120)
@@ -261,7 +266,7 @@ def test_all_c_inserts_are_in_the_server_at_once(server_dsn: str, db: psycopg.Co
     assert row.write_latency_sum_s > (c - 1) * row.write_s * 0.5
     assert row.read_latency_sum_s is not None and row.read_s is not None
     assert row.read_latency_sum_s > 2 * row.read_s  # the reads overlap too
-    wait_until(lambda: db.execute(POOL_BACKENDS, [APPLICATION_NAME]).fetchone() == (0,), "the pool to close")
+    wait_until(lambda: db.execute(POOL_BACKENDS, [name]).fetchone() == (0,), "the pool to close")
 
 
 def test_lost_connections_count_as_failed_records_and_the_pool_recovers(
@@ -351,7 +356,7 @@ def test_server_stopped_mid_level_is_connection_lost_and_the_run_ends(tmp_path: 
 # --- failures in a level ------------------------------------------------------------------------------------
 
 def reject_odd_ids(db: psycopg.Connection, table_name: str, condition: str) -> None:
-    """Ids run 1..C in each level (TRUNCATE ... RESTART IDENTITY, and a rejected row still takes its id),
+    """Each level of an even C takes the next C ids (never restarted, and a rejected row still takes its id),
     so rejecting odd ids rejects exactly half of the C records of a level where `condition` holds."""
     prepare_table(db, TableSql(table_name, "BYTEA"), drop=False, truncate=False)
     db.execute(f'ALTER TABLE "{table_name}" ADD CONSTRAINT half CHECK (NOT ({condition}) OR id % 2 = 0)')
@@ -380,7 +385,7 @@ def test_some_records_rejected_are_counted_and_the_stop_rule_applies(
         # all 8 were encoded and sent; the server refused 4
         assert float(r["payload_total_mb"]) == pytest.approx(8 * float(r["payload_per_record_mb"]), rel=1e-12)
     ids = [row[0] for row in db.execute(f'SELECT id FROM "{table_name}" ORDER BY id').fetchall()]
-    assert ids == [2, 4, 6, 8]  # the last level's survivors, nothing else
+    assert ids == [18, 20, 22, 24]  # the last level's survivors (level 3 took ids 17-24), nothing else
 
     report = (tmp_path / "report.md").read_text()
     found = points(report)

@@ -12,6 +12,7 @@ from helpers import read_csv
 
 from pgstress.config import RunConfig
 from pgstress.db.control import ControlSession
+from pgstress.db.ownership import TableClaim
 from pgstress.db.psycopg_adapter import SyncDatabase
 from pgstress.db.schema import TableSql, prepare_table
 from pgstress.rows import SyncRow
@@ -111,13 +112,13 @@ def test_no_timed_stage_runs_under_tracemalloc(embedded_dsn: str, table_name: st
     codec = get_codec("ndjson_zstd")
     spec = TableSql(table_name, codec.column_type)
     with psycopg.connect(embedded_dsn) as conn:
-        prepare_table(conn, spec, drop=True, truncate=False)
+        spec = prepare_table(conn, spec, drop=True, truncate=False)
     config = RunConfig(table=table_name, memory_trace="on")
-    control = ControlSession(embedded_dsn, spec, 0)
-    with pytest.MonkeyPatch.context() as patch, open_sync(config, embedded_dsn, codec, ()) as driver:
+    control = ControlSession(TableClaim(embedded_dsn, [table_name], 0), spec)
+    with pytest.MonkeyPatch.context() as patch, open_sync(config, embedded_dsn, spec, codec, ()) as driver:
         patch.setattr(StageClock, "stage", watching_stage)
         row = Iteration(config, driver, control, to_row, ())(1, 25_000)
-    control.close()
+    control.claim.close()
     assert row.status == "OK" and row.write_peak_mb and row.read_peak_mb
     assert {"gen", "encode", "insert", "select", "decode", "verify"} <= timed_stages
     assert traced_clocks, "the traced passes ran"

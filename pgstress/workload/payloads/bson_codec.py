@@ -11,6 +11,7 @@ import struct
 from collections.abc import Iterable, Iterator
 
 import bson
+from bson.errors import InvalidBSON
 
 from pgstress.workload.epochs import Epoch
 from pgstress.workload.payloads import Codec, register
@@ -41,5 +42,12 @@ class BsonCodec(Codec):
         return out
 
     def decode_stream(self, data: bytes | bytearray | memoryview) -> Iterator[list[Epoch]]:
-        document = bson.decode(data)
+        try:
+            document = bson.decode(data)
+        except InvalidBSON as exc:
+            if not str(exc):
+                # pymongo's C decoder re-raises any error as InvalidBSON(str(error)); a failed allocation
+                # (MemoryError, whose text is empty) is the one that leaves it empty (measured under ulimit -v)
+                raise MemoryError("bson could not allocate the decoded document") from exc
+            raise
         yield document["epochs"]

@@ -1,0 +1,130 @@
+"""Every file a run will write, checked before the server is contacted.
+
+A run writes its CSV, the run record beside it, the report and the charts beside the report. A
+path that cannot be written (its directory is read-only or missing under a file, it names a
+directory or a device, a name is too long for the filesystem) or that is the same file as another
+output is refused up front with one line naming the option: otherwise the ramp would run, or the
+table be created, and the failure come at the end, or one output silently overwrite another.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgstress.output.charts import chart_path
+from pgstress.output.run_record import run_record_path
+
+_DEFAULT_NAME_MAX = 255
+_DEFAULT_PATH_MAX = 4096
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    option: str  # the option that names it, as typed on the command line
+    text: str  # the path as given (or derived from it)
+    what: str  # "the CSV", "the report", ...
+
+    @property
+    def path(self) -> Path:
+        return Path(self.text)
+
+
+def planned_files(csv_option: str, csv_path: str, report_md: str, chart_names: Sequence[str]) -> list[PlannedFile]:
+    """The files of one run: the CSV and its run record, the report, and each chart unless none are drawn."""
+    files = [
+        PlannedFile(csv_option, csv_path, "the CSV"),
+        PlannedFile(csv_option, str(run_record_path(csv_path)), "its run record"),
+        PlannedFile("--report-md", report_md, "the report"),
+    ]
+    files += [PlannedFile("--report-md", str(chart_path(report_md, name)), f"chart {name!r}") for name in chart_names]
+    return files
+
+
+def _existing_ancestor(path: Path) -> Path:
+    current = path.absolute().parent
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    return current
+
+
+def _limit(directory: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(directory, name)
+    except (OSError, ValueError):  # not every filesystem answers; the common limits then
+        return default
+
+
+def _why_not_writable(planned: PlannedFile) -> str | None:
+    """Why this file cannot be written, or None."""
+    if planned.text.endswith((os.sep, "/")):
+        return "names a directory"
+    path = planned.path
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        found = None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return "is too long a path for this filesystem"
+        if exc.errno != errno.ENOTDIR:
+            return f"cannot be examined ({exc.strerror})"
+        found = None
+    if found is not None:
+        if stat.S_ISDIR(found.st_mode):
+            return "is a directory"
+        if not stat.S_ISREG(found.st_mode):
+            return "is not a regular file (a device, pipe or socket)"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return "is not writable"
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        return f"cannot be created: {ancestor} is not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"cannot be created: {ancestor} is not writable" + (
+            " (read-only filesystem)" if _read_only_filesystem(ancestor) else "")
+    name_max = _limit(ancestor, "PC_NAME_MAX", _DEFAULT_NAME_MAX)
+    too_long = [part for part in path.absolute().parts if len(os.fsencode(part)) > name_max]
+    if too_long:
+        return f"has a name longer than this filesystem allows ({name_max} bytes): {too_long[0][:40]}..."
+    if len(os.fsencode(str(path.absolute()))) >= _limit(ancestor, "PC_PATH_MAX", _DEFAULT_PATH_MAX):
+        return "is too long a path for this filesystem"
+    return None
+
+
+def _read_only_filesystem(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _identity(path: Path) -> object:
+    """The file a path names: its inode when it exists (hard links, bind mounts), else its resolved path."""
+    try:
+        found = path.stat()
+    except OSError:
+        return os.path.realpath(path)
+    return (found.st_dev, found.st_ino)
+
+
+def output_problem(files: Sequence[PlannedFile]) -> str | None:
+    """One line naming the option of the first file that cannot be written or is another output's file;
+    None when every file can be written."""
+    seen: dict[object, PlannedFile] = {}
+    for planned in files:
+        why = _why_not_writable(planned)
+        if why is not None:
+            return f"argument {planned.option}: {planned.text} ({planned.what}) {why}"
+        key = _identity(planned.path)
+        other = seen.get(key)
+        if other is not None:
+            names = other.option if other.option == planned.option else f"{other.option} and {planned.option}"
+            return (f"argument {planned.option}: {planned.text} ({planned.what}) is the same file as {other.text}"
+                    f" ({other.what}); {names} must name different files")
+        seen[key] = planned
+    return None
