@@ -13,6 +13,7 @@ from typing import NoReturn
 import psycopg
 
 from pgstress import interrupts
+from pgstress.compare.command import main as compare_main
 from pgstress.config import (
     ALL_COMPRESSIONS,
     ALL_FORMATS,
@@ -165,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-client-memory-mb", type=_int_at_least(1), default=defaults.max_client_memory_mb,
                    help="async: do not start a level whose estimated client memory passes this"
                         " (None: 80%% of the RAM available at start)")
+    p.add_argument("--repeat", type=_int_at_least(1), default=defaults.repeat,
+                   help="measure each size this many times in a row, each a fresh record (a rep column); the report"
+                        " and charts show the median and the min-max of the repetitions")
+    p.add_argument("--export-json", type=_path, default=defaults.export_json,
+                   help="also write the whole run as one self-describing JSON record (the input of `pgstress"
+                        " compare`)")
     p.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts beside the report")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors and the final summary")
     p.add_argument("--fail-on-break", action="store_true",
@@ -202,7 +209,7 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
                          f" {IDENTIFIER_MAX - suffix} characters, to leave room for the {suffix}-character suffix)")
     mode = MODES[config.mode]
     files = planned_files(_option_name(mode.csv_option), mode.csv_path(config), config.report_md,
-                          [] if config.no_charts else [chart.name for chart in mode.charts])
+                          [] if config.no_charts else [chart.name for chart in mode.charts], config.export_json)
     path_problem = output_problem(files)
     if path_problem is not None:
         parser.error(path_problem)
@@ -254,10 +261,13 @@ def _interrupted_line(finished: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and say how it ended: one line on stderr for anything but a run that ended as planned."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["compare"]:  # the subcommand; every other invocation is a run, as it always was
+        return compare_main(arguments[1:])
     restore_signals = interrupts.install()
     finished: list[RunResult] = []  # the run's result, once there is one
     try:
-        return _main(argv, finished)
+        return _main(arguments, finished)
     except KeyboardInterrupt:  # a stop signal outside the run's own handling (parsing, connecting, after the end)
         if finished and finished[0].reported_interrupted is False:
             return exit_status(finished[0])  # it came after the report was written: the run had finished
@@ -267,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         restore_signals()
 
 
-def _main(argv: Sequence[str] | None, finished: list[RunResult]) -> int:
+def _main(argv: Sequence[str], finished: list[RunResult]) -> int:
     config = parse_config(argv)
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     mode = MODES[config.mode]

@@ -49,7 +49,10 @@ class RunConfig:
     write_method: str = SYNC_WRITE_METHOD  # async mode: ASYNC_WRITE_METHOD unless another is given
     toast_compression: str = "default"
     storage: str = "extended"
+    repeat: int = 1  # measurements of each size, each of a fresh record from its own generator stream
+    export_json: str | None = None  # the run's self-describing JSON record (output/json_export.py); None: none
     start_iter: int = 1
+    start_rep: int = 1  # the repetition the first size starts at (--resume of a size cut short)
     resume: bool = False
     max_client_memory_mb: int | None = None  # async memory guard; None = 80 % of the RAM available at start
     no_charts: bool = False
@@ -94,13 +97,19 @@ class RunConfig:
         return range(self.start_epochs, self.end_epochs + 1, self.step_epochs)
 
     def as_public_dict(self) -> dict[str, object]:
-        """Every option as given, with the DSN's password removed (a sweep is the list --async-concurrency got)."""
+        """Every option as given, with the DSN's password removed (a sweep is the list --async-concurrency got;
+        not where a resumed ramp starts: no option sets it)."""
         values = asdict(self)
         values["dsn"] = redact_dsn(self.dsn) if self.dsn else None
         if self.concurrency_sweep:
             values["async_concurrency"] = concurrency_text(self)
         del values["concurrency_sweep"]
+        for name in RESUME_POSITION:
+            del values[name]
         return values
+
+
+RESUME_POSITION = ("start_iter", "start_rep")  # where a resumed ramp starts: set by --resume, not an option
 
 
 def concurrencies(config: RunConfig) -> tuple[int, ...]:

@@ -25,6 +25,7 @@ class HostInfo:
     os: str
     python: str
     packages: dict[str, str] = field(default_factory=dict)
+    load_average: tuple[float, float, float] | None = None  # 1, 5, 15 min at the start: how busy the machine was
 
 
 def utc_now_text() -> str:
@@ -56,4 +57,12 @@ def collect_host() -> HostInfo:
         os=f"{platform.system()} {platform.release()} ({platform.machine()})",
         python=f"{platform.python_implementation()} {sys.version.split()[0]}",
         packages=packages,
+        load_average=_load_average(),
     )
+
+
+def _load_average() -> tuple[float, float, float] | None:
+    try:
+        return os.getloadavg()
+    except (OSError, AttributeError):  # not on Windows
+        return None

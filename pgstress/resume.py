@@ -111,8 +111,10 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
                       path=path, name=ramp_label(config, ramp)) for index, ramp in enumerate(configs)]
     notice = None
     if contents.cut_tail:
+        resumed = ramps[0].config
         after = (f"the run goes on after the {len(previous)} rows before it" if is_compared(config)
-                 else f"the ramp goes on after iteration {len(previous)}")
+                 else f"the ramp goes on after iteration {resumed.start_iter - 1}"
+                 + (f", repetition {resumed.start_rep - 1}" if resumed.start_rep > 1 else ""))
         notice = (f"--resume: the last line of {path} was cut off ({len(contents.cut_tail)} bytes without a line"
                   f" end); it is dropped, and {after}")
     return Resumption(path, ramps, csv_bytes=contents.whole_bytes if contents.cut_tail else None, notice=notice)
@@ -154,14 +156,19 @@ def _shown_key(key: tuple[object, ...]) -> str:
 
 def _resumed(config: RunConfig, previous: list[Row], *, ended: bool, path: Path, name: str) -> ResumedRamp:
     """`previous` must be this ramp's first levels in order; the rest of the ramp starts after them."""
-    levels = config.epoch_ramp()
-    done = [(row.iter, row.epochs) for row in previous]
-    expected = list(zip(range(1, len(done) + 1), levels[: len(done)]))
-    if len(done) > len(levels) or done != expected:
+    levels, repeat = config.epoch_ramp(), config.repeat
+    done = [(row.iter, row.epochs, row.rep) for row in previous]
+    sizes_begun = -(-len(done) // repeat)
+    expected = [(i + 1, epochs, rep) for i, epochs in enumerate(levels[:sizes_begun]) for rep in range(1, repeat + 1)]
+    if sizes_begun > len(levels) or done != expected[: len(done)]:
+        shown = [step if repeat > 1 else step[:2] for step in done[:3]]
+        wanted = [step if repeat > 1 else step[:2] for step in expected[:3]]
         which = f" {name}" if name else ""
         raise ResumeRefused(
             f"--resume: the{which} rows of {path} are not this ramp's first iterations in order"
-            f" (found iter/epochs {done[:3]}..., expected {expected[:3]}...)"
+            f" (found iter/epochs{'/rep' if repeat > 1 else ''} {shown}..., expected {wanted}...)"
         )
-    next_epochs = levels[len(done)] if len(done) < len(levels) else config.end_epochs + config.step_epochs
-    return ResumedRamp(replace(config, start_epochs=next_epochs, start_iter=len(done) + 1), previous, ended)
+    next_size, reps_done = divmod(len(done), repeat)  # a size cut short is finished first, from its next rep
+    next_epochs = levels[next_size] if next_size < len(levels) else config.end_epochs + config.step_epochs
+    resumed = replace(config, start_epochs=next_epochs, start_iter=next_size + 1, start_rep=reps_done + 1)
+    return ResumedRamp(resumed, previous, ended)

@@ -31,8 +31,9 @@ SERVER_COLUMNS = (
 class Row:
     """What every row has, whatever the mode."""
 
-    iter: int
+    iter: int  # the size's place in the ramp; its repetitions share it
     epochs: int
+    rep: int = 1  # which repetition of this size (--repeat), from 1
     status: str = OK
     error: str = ""
     format: str = ""
@@ -89,7 +90,7 @@ class SyncRow(Row):
         "iter", "epochs", "status", "write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb",
         "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error",
         # extras
-        "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
+        "rep", "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
         "read_rss_peak_mb", *SERVER_COLUMNS,
     )  # fmt: skip
 
@@ -139,7 +140,7 @@ class AsyncRow(Row):
         "writes_total", "reads_ok", "reads_total", "payload_total_mb", "payload_per_record_mb", "db_table_mb",
         "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error",
         # extras
-        "format", "write_eps", "read_eps", "write_p50_ms", "write_p95_ms", "write_p99_ms", "write_max_ms",
+        "rep", "format", "write_eps", "read_eps", "write_p50_ms", "write_p95_ms", "write_p99_ms", "write_max_ms",
         "read_p50_ms", "read_p95_ms", "read_p99_ms", "read_max_ms", "failures", "db_payload_per_record_mb",
         "write_latency_sum_s", "read_latency_sum_s", "write_cpu_s", "write_encode_busy_s", "write_db_only_s",
         "read_cpu_s", "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",

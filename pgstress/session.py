@@ -3,7 +3,8 @@ TOAST compression method with `all`), every finished row and the final record ha
 
 The order makes the run safe to point at someone's server: the tables are claimed first (a table
 another run uses is refused), then checked, created, dropped or emptied in one transaction that
-commits only once the first ramp's connections are open, so a run that cannot start leaves
+commits only once the first ramp's connections are open (in a sweep over C, once the server has
+answered the first C, which may refuse it: that C's result), so a run that cannot start leaves
 nothing behind. Whatever ends the run (its end, a stop signal, an output that cannot be written)
 every output still finishes with what was measured.
 """
@@ -30,6 +31,7 @@ from pgstress.output.base import Output, RampPlan, RampResult, RunContext, RunRe
 from pgstress.output.charts import ChartsOutput
 from pgstress.output.csv import CsvOutput
 from pgstress.output.files import OutputFailed
+from pgstress.output.json_export import JsonExportOutput
 from pgstress.output.report import MarkdownOutput
 from pgstress.output.run_record import RunRecordOutput
 from pgstress.output.sweep_chart import SweepChartsOutput
@@ -55,6 +57,7 @@ OUTPUTS: tuple[OutputFactory, ...] = (
     lambda config, mode, resumption: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
     lambda config, mode, resumption: SweepChartsOutput(config.report_md, enabled=not config.no_charts),
     lambda config, mode, resumption: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
+    lambda config, mode, resumption: JsonExportOutput(config.export_json, mode.report),
     lambda config, mode, resumption: make_progress(quiet=config.quiet, line=mode.progress_line),
 )
 
@@ -86,7 +89,8 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
         claim.revive()  # connects, and takes every table's lock: TableInUse when another run holds one
         # nothing is created, dropped or emptied unless the run can start (its first driver opens)
         with preparing_tables(claim.conn, configs, drop=config.drop_table, truncate=truncate) as tables:
-            first_driver = held.enter_context(mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets))
+            first_driver = _open_first(held, mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets),
+                                       sweep=len(configs) > 1 and bool(config.concurrency_sweep))
         details = server_details(server.dsn, tables)
         result = RunResult(RunContext(config, collect_host(), server, details[0]))
         for output in outputs:
@@ -104,7 +108,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 earlier = [row for done in result.ramps if done.config.payload_format == ramp_config.payload_format
                            for row in done.rows]
                 ramp = run_one_ramp(plan, mode, outputs, ControlSession(claim, table), driver, secrets, result,
-                                    measures, earlier, sweep=bool(config.concurrency_sweep) and index > 0)
+                                    measures, earlier, sweep=bool(config.concurrency_sweep))
                 ramp.details = details[index]
                 result.ramps.append(ramp)
                 if ramp.outcome.interrupted or result.failed_outputs:
@@ -147,11 +151,24 @@ def _plan(mode: Mode, whole: RunConfig, config: RunConfig, server: ServerInfo, i
         title = f"{compared_noun(whole)} {index + 1} of {count}: {title}"
     previous = resumption.ramps[index].previous if resumption else []
     levels = resumption.ramps[index].levels if resumption else config.epoch_ramp()
-    return RampPlan(config, title, ramp_label(whole, config), levels, len(previous), previous)
+    return RampPlan(config, title, ramp_label(whole, config), levels, config.start_iter - 1, previous)
+
+
+def _open_first(held: ExitStack, opening: AbstractContextManager[Driver], *, sweep: bool) -> Driver | ServerUnavailable:
+    """The first ramp's driver, open; in a sweep over C, a C the server refuses is that C's result (the others still
+    run, so the tables are made ready), anywhere else the run cannot start."""
+    try:
+        return held.enter_context(opening)
+    except ServerUnavailable as refused:
+        if not sweep:
+            raise
+        return refused
 
 
 @contextmanager
-def _already_open(driver: Driver) -> Iterator[Driver]:
+def _already_open(driver: Driver | ServerUnavailable) -> Iterator[Driver]:
+    if isinstance(driver, ServerUnavailable):
+        raise driver  # the first C's refusal, met again where its ramp runs
     yield driver  # closed by the scope that opened it
 
 
@@ -201,7 +218,8 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
                                       guard, measures)
                 outcome = run_ramp(plan.levels, iteration, hand_out,
                                    max_consecutive_failures=config.max_consecutive_failures,
-                                   first_iter=config.start_iter)
+                                   first_iter=config.start_iter, repeat=config.repeat,
+                                   first_rep=config.start_rep)
                 memory_passes = iteration.budget.finish()
         except ServerUnavailable as exc:
             if not sweep or not plan.levels:

@@ -96,6 +96,18 @@ def read_chart_data(path: Path) -> dict[str, Any]:
         return json.loads(image.text[DATA_KEY])  # type: ignore[attr-defined]
 
 
+def read_run_json(path: Path) -> dict[str, Any]:
+    """An --export-json record, validated against the schema kept in the repository."""
+    import jsonschema
+
+    from pgstress.output.json_export import SCHEMA_FILE
+
+    record = json.loads(path.read_text(encoding="utf-8"))
+    jsonschema.validate(record, json.loads(SCHEMA_FILE.read_text(encoding="utf-8")),
+                        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return record
+
+
 def count_rows(conn: psycopg.Connection, table: str) -> int:
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
     return int(row[0]) if row else 0
@@ -260,12 +272,12 @@ class IterationHooks:
     after: dict[int, Callable[[Row], None]] = field(default_factory=dict)
 
     def wrap(self, run_ramp: Callable[..., Any]) -> Callable[..., Any]:
-        def hooked_run_ramp(levels: Sequence[int], run_level: Callable[[int, int], Row], *args: Any,
+        def hooked_run_ramp(levels: Sequence[int], run_level: Callable[[int, int, int], Row], *args: Any,
                             **options: Any) -> Any:
-            def level(iteration: int, epochs: int) -> Row:
+            def level(iteration: int, epochs: int, rep: int) -> Row:
                 if iteration in self.before:
                     self.before[iteration]()
-                row = run_level(iteration, epochs)
+                row = run_level(iteration, epochs, rep)
                 if iteration in self.after:
                     self.after[iteration](row)
                 return row

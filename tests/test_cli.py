@@ -42,6 +42,12 @@ BAD_ARGUMENTS = [
     (["--memory-trace", "maybe"], "--memory-trace"),
     (["--write-method", "teleport"], "--write-method"),
     (["--results-csv", ""], "--results-csv"),
+    (["--repeat", "0"], "--repeat"),
+    (["--repeat", "-2"], "--repeat"),
+    (["--repeat", "three"], "--repeat"),
+    (["--export-json", ""], "--export-json"),
+    (["--export-json", "/"], "--export-json"),  # a directory
+    (["--export-json", "/proc/pgstress.json"], "--export-json"),  # no file can be made there, even by root
     (["--no-such-option"], "--no-such-option"),
     # values the server or the machine would refuse
     (["--statement-timeout-ms", "2147483648"], "--statement-timeout-ms"),
@@ -128,6 +134,10 @@ def test_every_way_to_start_it_is_the_same_program(command: list[str]) -> None:
     assert done.stderr == "pgstress: error: argument --start-epochs: 0 must be >= 1\n"
     helped = subprocess.run([*command, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: pgstress ")
+    compared = subprocess.run([*command, "compare", "only-one.json"], cwd=REPO, capture_output=True, text=True,
+                              timeout=60)  # the subcommand, reached the same way
+    assert compared.returncode == 2
+    assert compared.stderr.startswith("pgstress compare: error: give two runs or more")
 
 
 def test_a_dsn_libpq_cannot_parse_is_refused_without_quoting_it(capsys: pytest.CaptureFixture[str],

@@ -18,16 +18,16 @@ SERVER_HEADER = [  # both modes end with the payload column's settings and what 
 ]  # fmt: skip
 SYNC_HEADER = [
     "iter", "epochs", "status", "write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb",
-    "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error", "format",
-    "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
-    *SERVER_HEADER,
+    "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error", "rep",
+    "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
+    "read_rss_peak_mb", *SERVER_HEADER,
 ]  # fmt: skip
 ASYNC_HEADER = [
     "iter", "concurrency", "epochs", "status", "write_s", "read_s", "write_rps", "read_rps", "writes_ok",
     "writes_total", "reads_ok", "reads_total", "payload_total_mb", "payload_per_record_mb", "db_table_mb",
-    "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error", "format", "write_eps",
-    "read_eps", "write_p50_ms", "write_p95_ms", "write_p99_ms", "write_max_ms", "read_p50_ms", "read_p95_ms",
-    "read_p99_ms", "read_max_ms", "failures", "db_payload_per_record_mb", "write_latency_sum_s",
+    "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error", "rep", "format",
+    "write_eps", "read_eps", "write_p50_ms", "write_p95_ms", "write_p99_ms", "write_max_ms", "read_p50_ms",
+    "read_p95_ms", "read_p99_ms", "read_max_ms", "failures", "db_payload_per_record_mb", "write_latency_sum_s",
     "read_latency_sum_s", "write_cpu_s", "write_encode_busy_s", "write_db_only_s", "read_cpu_s",
     "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
     "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_HEADER,

@@ -7,23 +7,65 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pgstress.output.repetitions import SizeRepetitions, group_sizes, size_rows
 from pgstress.rows import OK, AsyncRow, Row
+
+NEAR_OPTIMAL = 0.10  # a single sample's optimal point names the sizes whose efficiency is within this of it
 
 
 @dataclass(frozen=True)
 class Points:
-    breaking: Row | None  # first row whose status is not OK
-    stability: Row | None  # largest OK row before the breaking point
-    optimal: Row | None  # OK row with the highest efficiency
+    """The three points, chosen on sizes: a size measured several times (--repeat) is the row of its medians
+    (output/repetitions.py), and it is a breaking point when any of its repetitions failed."""
+
+    breaking: Row | None  # first size whose status is not OK
+    stability: Row | None  # largest OK size before the breaking point
+    optimal: Row | None  # OK size with the highest efficiency (median over its repetitions)
+    breaking_failed: int = 0  # how many repetitions failed at the breaking size ...
+    breaking_repetitions: int = 1  # ... of how many ran there
+    repetitions: int = 1  # the most repetitions any size had (1: every figure is a single sample)
 
 
 def find_points(rows: Sequence[Row]) -> Points:
+    sizes = group_sizes(rows)
+    rows = [size.summary_row() for size in sizes]
     breaking = next((row for row in rows if row.status != OK), None)
-    before = rows if breaking is None else rows[: list(rows).index(breaking)]
+    before = rows if breaking is None else rows[: rows.index(breaking)]
     stability = max((row for row in before if row.status == OK), key=lambda row: row.epochs, default=None)
     measured = [row for row in rows if row.status == OK and row.efficiency is not None]
     optimal = max(measured, key=lambda row: row.efficiency or 0.0, default=None)
-    return Points(breaking, stability, optimal)
+    at_break = next((size for size in sizes if size.iter == breaking.iter), None) if breaking else None
+    return Points(breaking, stability, optimal,
+                  breaking_failed=len(at_break.failed) if at_break else 0,
+                  breaking_repetitions=len(at_break.rows) if at_break else 1,
+                  repetitions=max((len(size.rows) for size in sizes), default=1))
+
+
+def indistinguishable_from_optimal(rows: Sequence[Row], points: Points) -> list[tuple[Row, str]]:
+    """The other successful sizes the optimal point cannot be told apart from, each with why: with single
+    samples, an efficiency within NEAR_OPTIMAL of the optimal's; with repetitions, a min–max range of the
+    efficiency that overlaps the optimal's."""
+    optimal = points.optimal
+    if optimal is None or optimal.efficiency is None:
+        return []
+    sizes = {size.iter: size for size in group_sizes(rows)}
+    best = sizes[optimal.iter]
+    found = []
+    for size in sizes.values():
+        row = size.summary_row()
+        if size is best or row.status != OK or row.efficiency is None:
+            continue
+        if points.repetitions > 1:
+            if _overlap(size, best, optimal.EFFICIENCY):
+                found.append((row, "ranges overlap"))
+        elif row.efficiency >= optimal.efficiency * (1 - NEAR_OPTIMAL):
+            found.append((row, f"{(1 - row.efficiency / optimal.efficiency) * 100:.0f} % lower"))
+    return found
+
+
+def _overlap(a: SizeRepetitions, b: SizeRepetitions, name: str) -> bool:
+    band_a, band_b = a.band(name), b.band(name)
+    return band_a is not None and band_b is not None and band_a[0] <= band_b[1] and band_b[0] <= band_a[1]
 
 
 @dataclass(frozen=True)
@@ -79,7 +121,8 @@ def efficiency_points(rows: Sequence[Row]) -> list[tuple[float, float]]:
 
 
 def trend_sentence(rows: Sequence[Row], throughput: Throughput) -> str | None:
-    """How the efficiency figure moves with record size, from a straight-line fit over every successful size.
+    """How the efficiency figure moves with record size, from a straight-line fit over every successful size
+    (every successful repetition of it, with --repeat, so that their noise is in the scatter).
 
     A change across the ramp no larger than twice the scatter around the fit is not called a trend.
     """
@@ -87,16 +130,18 @@ def trend_sentence(rows: Sequence[Row], throughput: Throughput) -> str | None:
     fit = fit_line(points)
     if fit is None:
         return None
+    sizes = len({x for x, _ in points})
+    over = f"all {sizes} successful sizes" + (f" ({len(points)} repetitions)" if len(points) > sizes else "")
     low, high = min(x for x, _ in points), max(x for x, _ in points)
     start, end = fit.at(low), fit.at(high)
     mean = sum(y for _, y in points) / len(points)
     scatter = f"the measured values scatter ±{fit.rms_residual / mean * 100:.0f} % (RMS) around the fit"
     span = f"from {low:,.0f} to {high:,.0f} epochs"
     if abs(end - start) <= 2 * fit.rms_residual or start <= 0:
-        return (f"A straight-line fit over all {len(points)} successful sizes shows no clear trend in it {span}:"
+        return (f"A straight-line fit over {over} shows no clear trend in it {span}:"
                 f" the change along the fit ({end - start:+,.0f} {throughput.unit}) is within the scatter, {scatter}.")
     direction = "rises" if end > start else "falls"
-    return (f"On a straight-line fit over all {len(points)} successful sizes it {direction} by"
+    return (f"On a straight-line fit over {over} it {direction} by"
             f" {abs(end - start) / start * 100:.0f} % {span} ({start:,.0f} to {end:,.0f} {throughput.unit} on the"
             f" fit; {scatter}).")
 
@@ -107,8 +152,14 @@ def conclusion(rows: Sequence[Row], points: Points, *, interrupted: bool, stop_r
     if not rows:
         return ["No iteration finished, so there is nothing to conclude."]
     sentences: list[str] = []
+    every_row, rows = rows, size_rows(rows)
     ok = [row for row in rows if row.status == OK]
+    failed_sizes = {row.iter for row in rows if row.status != OK}
     sentences.append(f"{len(rows)} of {planned} planned iterations ran ({size_range(rows)}); {len(ok)} succeeded.")
+    if points.repetitions > 1:
+        sentences.append(f"Each size was measured up to {points.repetitions} times ({len(every_row)} repetitions in"
+                         " all); every figure below is the median of a size's successful repetitions, and a size"
+                         " succeeded only when all of its repetitions did.")
     if points.breaking is None:
         top = max((row.epochs for row in ok), default=0)
         sentences.append(
@@ -117,25 +168,35 @@ def conclusion(rows: Sequence[Row], points: Points, *, interrupted: bool, stop_r
         )
     else:
         b = points.breaking
-        sentences.append(
-            f"The first failure came at iteration {b.iter} ({_epochs(b.epochs)} epochs) with status"
-            f" {b.status}: {b.error or 'no message'}."
-        )
+        if points.breaking_repetitions > 1:
+            sentences.append(
+                f"The first failure came at iteration {b.iter} ({_epochs(b.epochs)} epochs), where"
+                f" {points.breaking_failed} of its {points.breaking_repetitions} repetitions failed, status"
+                f" {b.status}: {b.error or 'no message'}."
+            )
+        else:
+            sentences.append(
+                f"The first failure came at iteration {b.iter} ({_epochs(b.epochs)} epochs) with status"
+                f" {b.status}: {b.error or 'no message'}."
+            )
         if points.stability is not None:
             sentences.append(
                 f"The largest record that worked before it held {_epochs(points.stability.epochs)} epochs."
             )
-        statuses = Counter(row.status for row in rows if row.status != OK)
+        statuses = Counter(row.status for row in every_row if row.status != OK)
         if len(statuses) > 1 or sum(statuses.values()) > 1:
             listed = ", ".join(f"{count}x {status}" for status, count in statuses.most_common())
-            sentences.append(f"Failures overall: {listed}.")
+            whole = f" (of {len(every_row)} repetitions)" if points.repetitions > 1 else ""
+            sentences.append(f"Failures overall: {listed}{whole}.")
     if points.optimal is not None and points.optimal.efficiency is not None:
         o = points.optimal
+        median = " (median)" if points.repetitions > 1 else ""
         sentences.append(
-            f"The {throughput.name} ({throughput.column}) was highest, {o.efficiency:,.0f} {throughput.unit}, with"
-            f" {_epochs(o.epochs)} epochs per record."
+            f"The {throughput.name} ({throughput.column}) was highest, {o.efficiency:,.0f} {throughput.unit}{median},"
+            f" with {_epochs(o.epochs)} epochs per record."
         )
-        trend = trend_sentence(rows, throughput)
+        sentences.append(optimal_caveat(every_row, points, throughput))
+        trend = trend_sentence([row for row in every_row if row.iter not in failed_sizes], throughput)
         if trend:
             sentences.append(trend)
     sizes = [(row.epochs, client, stored) for row in ok
@@ -152,6 +213,24 @@ def conclusion(rows: Sequence[Row], points: Points, *, interrupted: bool, stop_r
     if interrupted:
         sentences.append("The run was interrupted (Ctrl-C) before the ramp finished; later sizes were not measured.")
     return sentences
+
+
+def optimal_caveat(rows: Sequence[Row], points: Points, throughput: Throughput) -> str:
+    """How far the optimal point can be trusted: which other sizes it cannot be told apart from."""
+    near = indistinguishable_from_optimal(rows, points)
+    listed = "; ".join(f"{_epochs(row.epochs)} epochs ({row.efficiency or 0:,.0f} {throughput.unit}, {why})"
+                       for row, why in near)
+    if points.repetitions > 1:
+        if not near:
+            return ("No other size's range of repetitions overlaps the optimal size's, so it stands out from the"
+                    " noise.")
+        return (f"It does not stand out from the noise: the repetitions' min–max range of {len(near)} other"
+                f" size(s) overlaps its own: {listed}.")
+    single = ("This is a single sample per size, and on a shared machine one sample can be 20-30 % off; run with"
+              " --repeat 3 or more to choose on medians.")
+    if not near:
+        return f"{single} No other size came within {NEAR_OPTIMAL * 100:.0f} % of it."
+    return f"{single} Within {NEAR_OPTIMAL * 100:.0f} % of it, so not told apart from it: {listed}."
 
 
 def concurrency_sentences(rows: Sequence[Row]) -> list[str]:

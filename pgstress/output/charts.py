@@ -18,6 +18,7 @@ from typing import Any
 
 from pgstress.output.base import Output, RunResult
 from pgstress.output.files import OutputFailed, write_atomic
+from pgstress.output.repetitions import group_sizes, is_repeated, size_rows
 from pgstress.rows import OK, Row
 
 
@@ -43,12 +44,15 @@ class PlottedChart:
     name: str
     title: str
     path: Path
-    lines: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # legend label -> (epochs, value)
+    # legend label -> (epochs, value): the value, or with --repeat the median of the size's repetitions
+    lines: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    bands: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)  # label -> (epochs, min, max)
     failures: dict[str, list[int]] = field(default_factory=dict)  # ramp label -> epochs of failed iterations
     breaking: dict[str, int] = field(default_factory=dict)  # ramp label -> epochs of the breaking point
 
     def data(self) -> dict[str, Any]:
         return {"lines": {label: [list(point) for point in points] for label, points in self.lines.items()},
+                "bands": {label: [list(point) for point in points] for label, points in self.bands.items()},
                 "failures": self.failures, "breaking": self.breaking}
 
 
@@ -121,12 +125,20 @@ def _epochs_text(value: float, _position: object = None) -> str:
 
 
 def _points(rows: Sequence[Row], name: str) -> list[tuple[int, float]]:
+    """(epochs, value) of every size that succeeded: its value, or the median of its repetitions."""
     points = []
-    for row in rows:
+    for row in size_rows(rows):
         value = getattr(row, name, None)
         if row.status == OK and isinstance(value, int | float):
             points.append((int(row.epochs), float(value)))
     return points
+
+
+def _bands(rows: Sequence[Row], name: str) -> list[tuple[int, float, float]]:
+    """(epochs, min, max) of the repetitions of every size that succeeded; empty when none was repeated."""
+    if not is_repeated(rows):
+        return []
+    return [(size.epochs, *band) for size in group_sizes(rows) if size.all_ok and (band := size.band(name))]
 
 
 def draw_chart(spec: ChartSpec, ramps: Mapping[str, Sequence[Row]], path: Path) -> PlottedChart | None:
@@ -151,7 +163,7 @@ def draw_chart(spec: ChartSpec, ramps: Mapping[str, Sequence[Row]], path: Path) 
     axes = figure.add_subplot()
     colours = {label: _COLOURS[i % len(_COLOURS)] for i, label in enumerate(ramps)}
     series_colours = {s.field: _COLOURS[i % len(_COLOURS)] for i, s in enumerate(spec.series)}
-    for label, _rows, series, points in plotted:
+    for label, rows, series, points in plotted:
         if not points:
             continue
         legend = series.label
@@ -159,11 +171,18 @@ def draw_chart(spec: ChartSpec, ramps: Mapping[str, Sequence[Row]], path: Path) 
             legend = f"{label}: {series.label}" if len(spec.series) > 1 else label
         colour = colours[label] if several else series_colours[series.field]
         xs, ys = zip(*points)
+        band = _bands(rows, series.field)
+        if band:
+            legend += " (median, min–max band)"
+            band_xs, lows, highs = zip(*band)
+            axes.fill_between(band_xs, lows, highs, color=colour, alpha=0.18, linewidth=0)
+            chart.bands[legend] = band
         axes.plot(xs, ys, linestyle=series.linestyle, marker="o", markersize=3, color=colour, label=legend)
         chart.lines[legend] = points
 
     bottom = axes.get_xaxis_transform()  # x in data, y in axes fraction: marks sit on the x axis
-    for label, rows in ramps.items():
+    for label, every_row in ramps.items():
+        rows = size_rows(every_row)  # a size failed when any of its repetitions did
         failed = [int(row.epochs) for row in rows if row.status != OK]
         if not failed:
             continue

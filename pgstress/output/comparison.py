@@ -21,6 +21,8 @@ from pgstress.output.markdown import (
     render_context,
 )
 from pgstress.output.memory_pass import memory_pass_lines
+from pgstress.output.noise import with_rep
+from pgstress.output.repetitions import size_rows
 from pgstress.output.server_side import server_section
 from pgstress.output.tables import Column, col, markdown_table
 from pgstress.rows import OK, Row
@@ -36,6 +38,11 @@ def _format(run: RampResult) -> str:
 
 def _points(run: RampResult) -> Points:
     return find_points(run.rows)
+
+
+def _sizes(run: RampResult) -> list[Row]:
+    """One row per size: with --repeat, the medians of its repetitions (output/repetitions.py)."""
+    return size_rows(run.rows)
 
 
 NOT_RUN = "—"
@@ -55,7 +62,7 @@ def compared_levels(runs: Sequence[RampResult], limit: int = MAX_COMPARED_LEVELS
 
 def metric_cell(run: RampResult, epochs: int, field: str) -> object:
     """The value at that size; the status when the iteration failed; NOT_RUN when it never ran."""
-    row = next((r for r in run.rows if r.epochs == epochs), None)
+    row = next((r for r in _sizes(run) if r.epochs == epochs), None)
     if row is None:
         return NOT_RUN
     if row.status != OK:
@@ -74,14 +81,14 @@ def side_by_side_table(runs: Sequence[RampResult], metric: Metric, levels: Seque
 
 
 def _ok_row(run: RampResult, epochs: int) -> Row | None:
-    return next((r for r in run.rows if r.epochs == epochs and r.status == OK), None)
+    return next((r for r in _sizes(run) if r.epochs == epochs and r.status == OK), None)
 
 
 def _largest_working(run: RampResult) -> int | None:
     points = _points(run)
     if points.breaking is not None:
         return points.stability.epochs if points.stability is not None else None
-    return max((r.epochs for r in run.rows if r.status == OK), default=None)
+    return max((r.epochs for r in _sizes(run) if r.status == OK), default=None)
 
 
 def _memory_peak(row: Row) -> tuple[float, str] | None:
@@ -176,7 +183,9 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
         closing.append(f"On these numbers **{name}** is the {noun} to choose: {', '.join(reasons)}.")
     elif any(reasons for _, reasons in ranked):
         closing.append(f"No {noun} wins outright: choose by the concern that matters most to you.")
-    closing.append(f"These are single measurements on this machine; differences under ~{NOISE_PERCENT} % can be noise.")
+    repetitions = max(_points(run).repetitions for run in runs)
+    measured = "single measurements" if repetitions == 1 else f"medians of up to {repetitions} repetitions"
+    closing.append(f"These are {measured} on this machine; differences under ~{NOISE_PERCENT} % can be noise.")
     lines = [" ".join(intro), ""] if intro else []
     if bullets:
         lines += [f"- {bullet}" for bullet in bullets] + [""]
@@ -271,7 +280,7 @@ def _points_table(runs: Sequence[RampResult], unit: str, noun: str) -> str:
 
     columns = [
         Column(noun, lambda run: _format(run)),
-        Column("iterations run", lambda run: f"{len(run.rows)} of {run.outcome.planned_levels}"),
+        Column("iterations run", lambda run: f"{len(_sizes(run))} of {run.outcome.planned_levels}"),
         Column("breaking point", breaking), Column("stability point", stability),
         Column("optimal efficiency point", optimal),
     ]
@@ -347,10 +356,11 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
     all_rows = result.rows
     which = [col("format")] + ([col("toast_compression", "compression")]
                                if config.toast_compression == ALL_COMPRESSIONS else [])
-    out += [markdown_table(all_rows, [*which, *parts.columns]) if all_rows else "_No iteration finished._", ""]
+    out += [markdown_table(all_rows, with_rep(all_rows, [*which, *parts.columns])) if all_rows else
+            "_No iteration finished._", ""]
     if all_rows:
         out += ["### Where the time and memory went", "",
-                markdown_table(all_rows, [*which, *parts.breakdown_columns]), ""]
+                markdown_table(all_rows, with_rep(all_rows, [*which, *parts.breakdown_columns])), ""]
     support = runs[0].details.measures if runs and runs[0].details is not None else None
     out += server_section(all_rows, result.config, support, result.context.server.embedded, SERVER_HEADING)
     out += parts.sections(all_rows)

@@ -10,10 +10,11 @@ from pgstress import interrupts
 from pgstress.config import RunConfig
 from pgstress.db.environment import ServerDetails
 from pgstress.db.server import ServerInfo
-from pgstress.output.analysis import Points, Throughput, conclusion, find_points
+from pgstress.output.analysis import Points, Throughput, conclusion, find_points, optimal_caveat
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.charts import chart_links
 from pgstress.output.memory_pass import memory_pass_lines
+from pgstress.output.noise import repetitions_section, with_rep
 from pgstress.output.notes import async_notes, sync_notes
 from pgstress.output.server_side import server_section, write_split_sentences
 from pgstress.output.tables import (
@@ -186,6 +187,8 @@ def render_context(result: RunResult, parts: ReportParts) -> list[str]:
         + (f"{host.ram_gib:.1f} GiB RAM" if host.ram_gib else "RAM unknown")
         + f", {host.os}",
         f"- Python: {host.python}",
+        *([f"- Load average at the start (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in host.load_average)}"]
+          if host.load_average else []),
         "- Libraries: " + ", ".join(f"{name} {version}" for name, version in host.packages.items()),
         "",
         "## 2. Configuration",
@@ -231,22 +234,30 @@ def interrupted_banner(done: str) -> list[str]:
             ""]
 
 
-def _point_line(label: str, row: Row | None, none_text: str, parts: ReportParts) -> str:
+def _point_line(label: str, row: Row | None, none_text: str, parts: ReportParts, median: bool = False) -> str:
     if row is None:
         return f"- **{label}:** {none_text}"
     value = row.efficiency
-    extra = f", {row.EFFICIENCY} {value:,.0f} {parts.throughput.unit}" if value is not None else ""
+    which = " (median of its repetitions)" if median else ""
+    extra = f", {row.EFFICIENCY} {value:,.0f} {parts.throughput.unit}{which}" if value is not None else ""
     return f"- **{label}:** iteration {row.iter}, {row.epochs:,} epochs, status {row.status}{extra}"
 
 
-def points_section(points: Points, parts: ReportParts) -> list[str]:
+def points_section(points: Points, parts: ReportParts, rows: Sequence[Row] = ()) -> list[str]:
     out = ["## 4. Breaking point, stability point, optimal efficiency point", ""]
-    out.append(_point_line("Breaking point", points.breaking, "none reached", parts))
+    repeated = points.repetitions > 1
+    breaking = _point_line("Breaking point", points.breaking, "none reached", parts)
+    if points.breaking is not None and points.breaking_repetitions > 1:
+        breaking += f" ({points.breaking_failed} of {points.breaking_repetitions} repetitions failed)"
+    out.append(breaking)
     if points.breaking is not None and points.breaking.error:
         out.append(f"  - error: {cell(points.breaking.error)}")
     no_stability = "none (no iteration succeeded before the breaking point)"
-    out.append(_point_line("Stability point", points.stability, no_stability, parts))
-    out.append(_point_line("Optimal efficiency point", points.optimal, "none (no iteration succeeded)", parts))
+    out.append(_point_line("Stability point", points.stability, no_stability, parts, repeated))
+    out.append(_point_line("Optimal efficiency point", points.optimal, "none (no iteration succeeded)", parts,
+                           repeated))
+    if points.optimal is not None and rows:
+        out.append(f"  - {optimal_caveat(rows, points, parts.throughput)}")
     return [*out, ""]
 
 
@@ -258,7 +269,13 @@ def ramp_conclusion(ramp: RampResult, parts: ReportParts) -> list[str]:
 
 
 def resumed_section(ramp: RampResult, csv_path: str) -> list[str]:
-    done, planned = len(ramp.plan.previous), ramp.outcome.planned_levels
+    done, planned = ramp.plan.done_before, ramp.outcome.planned_levels
+    if ramp.config.start_rep > 1:  # the earlier run measured part of the size this run began with
+        earlier = f"Iterations 1-{done} and the first" if done else "The first"
+        return ["## Resumed run", "",
+                f"{earlier} {ramp.config.start_rep - 1} repetition(s) of iteration {done + 1} were measured by an"
+                f" earlier run of this same ramp and read back from `{csv_path}` (checked against its run record);"
+                " this run measured the rest.", ""]
     if not done:
         return []
     ran = "none: every level was already in the CSV" if done >= planned else f"{done + 1}-{planned}"
@@ -287,13 +304,15 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
     if result.interrupted:  # also a signal after the last iteration, while the outputs were written
         out += interrupted_banner(f"after {len(rows)} of {outcome.planned_levels} planned iterations")
     out += render_context(result, parts)
-    out += points_section(find_points(rows), parts)
+    out += points_section(find_points(rows), parts, rows)
     out += ["## 5. Final conclusion", "", " ".join(ramp_conclusion(ramp, parts)), ""]
+    out += repetitions_section(rows, parts.throughput.column, parts.stored_field)
     out += ["## 6. Complete comparison table", ""]
     out += parts.table_intro(ramp.config)
-    out += [markdown_table(rows, parts.columns) if rows else "_No iteration finished._", ""]
+    out += [markdown_table(rows, with_rep(rows, parts.columns)) if rows else "_No iteration finished._", ""]
     if rows:
-        out += ["### Where the time and memory went", "", markdown_table(rows, parts.breakdown_columns), ""]
+        out += ["### Where the time and memory went", "",
+                markdown_table(rows, with_rep(rows, parts.breakdown_columns)), ""]
     support = ramp.details.measures if ramp.details is not None else None
     out += server_section(rows, ramp.config, support, result.context.server.embedded, SERVER_HEADING)
     out += parts.sections(rows)

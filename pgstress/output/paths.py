@@ -1,6 +1,7 @@
 """Every file a run will write, checked before the server is contacted.
 
-A run writes its CSV, the run record beside it, the report and the charts beside the report. A
+A run writes its CSV, the run record beside it, the report and the charts beside the report, and
+the JSON record when asked. A
 path that cannot be written (its directory is read-only or missing under a file, it names a
 directory or a device, a name is too long for the filesystem) or that is the same file as another
 output is refused up front with one line naming the option: otherwise the ramp would run, or the
@@ -12,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +36,18 @@ class PlannedFile:
         return Path(self.text)
 
 
-def planned_files(csv_option: str, csv_path: str, report_md: str, chart_names: Sequence[str]) -> list[PlannedFile]:
-    """The files of one run: the CSV and its run record, the report, and each chart unless none are drawn."""
+def planned_files(csv_option: str, csv_path: str, report_md: str, chart_names: Sequence[str],
+                  export_json: str | None = None) -> list[PlannedFile]:
+    """The files of one run: the CSV and its run record, the report, each chart unless none are drawn, and the
+    JSON record when one is asked for."""
     files = [
         PlannedFile(csv_option, csv_path, "the CSV"),
         PlannedFile(csv_option, str(run_record_path(csv_path)), "its run record"),
         PlannedFile("--report-md", report_md, "the report"),
     ]
     files += [PlannedFile("--report-md", str(chart_path(report_md, name)), f"chart {name!r}") for name in chart_names]
+    if export_json is not None:
+        files.append(PlannedFile("--export-json", export_json, "the JSON record"))
     return files
 
 
@@ -87,12 +93,27 @@ def _why_not_writable(planned: PlannedFile) -> str | None:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         return f"cannot be created: {ancestor} is not writable" + (
             " (read-only filesystem)" if _read_only_filesystem(ancestor) else "")
+    refused = _probe(ancestor)
+    if refused is not None:
+        return f"cannot be created in {ancestor}: {refused}"
     name_max = _limit(ancestor, "PC_NAME_MAX", _DEFAULT_NAME_MAX)
     too_long = [part for part in path.absolute().parts if len(os.fsencode(part)) > name_max]
     if too_long:
         return f"has a name longer than this filesystem allows ({name_max} bytes): {too_long[0][:40]}..."
     if len(os.fsencode(str(path.absolute()))) >= _limit(ancestor, "PC_PATH_MAX", _DEFAULT_PATH_MAX):
         return "is too long a path for this filesystem"
+    return None
+
+
+def _probe(directory: Path) -> str | None:
+    """Why a file cannot be made in `directory`, found by making one and removing it at once: permission bits
+    do not bind root, and some filesystems (/proc, a read-only mount) refuse what the bits allow."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".pgstress-probe-", dir=directory)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(handle)
+    os.unlink(probe)
     return None
 
 

@@ -21,8 +21,12 @@ from pgstress.redaction import redact_dsn
 RAMP_OPTIONS = (
     "mode", "table", "payload_format", "start_epochs", "end_epochs", "step_epochs", "keep_data_between_iterations",
     "statement_timeout_ms", "async_concurrency", "seed", "zstd_level", "memory_trace", "write_method",
-    "toast_compression", "storage",
+    "toast_compression", "storage", "repeat",
 )  # fmt: skip
+# How a record names the embedded server: its socket path changes every run and means nothing after it.
+EMBEDDED_SERVER = "embedded (a fresh throwaway server each run)"
+# What a run record written before an option existed means by it: the default then in force.
+RECORDED_BEFORE = {"repeat": 1}
 
 
 def run_record_path(csv_path: str | Path) -> Path:
@@ -35,7 +39,7 @@ def ramp_identity(config: RunConfig) -> dict[str, Any]:
     identity: dict[str, Any] = {name: getattr(config, name) for name in RAMP_OPTIONS}
     if config.concurrency_sweep:  # a sweep is its list of C; one C stays the number it always was
         identity["async_concurrency"] = list(config.concurrency_sweep)
-    identity["server"] = redact_dsn(dsn) if dsn else "embedded (a fresh throwaway server each run)"
+    identity["server"] = redact_dsn(dsn) if dsn else EMBEDDED_SERVER
     return identity
 
 
@@ -45,7 +49,7 @@ def read_identity(path: Path) -> dict[str, Any]:
     ramp = record.get("ramp") if isinstance(record, dict) else None
     if not isinstance(ramp, dict):
         raise ValueError("it holds no 'ramp' object")
-    return ramp
+    return {**RECORDED_BEFORE, **ramp}
 
 
 class RunRecordOutput(Output):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pgstress.output.base import Output, RunResult
 from pgstress.output.charts import PlottedChart, chart_path, keep_chart, save_png
-from pgstress.output.files import OutputFailed
 from pgstress.output.comparison import compared_levels
+from pgstress.output.files import OutputFailed
 from pgstress.output.sweep import SweepGroup, sweep_groups
 from pgstress.rows import OK, AsyncRow
 

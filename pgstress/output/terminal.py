@@ -82,6 +82,8 @@ class RampTracker:
     label: str = ""  # names the ramp on each line when several run (one per payload format)
     done_before: int = 0  # levels of this ramp finished by an earlier run (--resume): counted, not re-run
     now: Callable[[], float] = time.monotonic
+    repeat: int = 1  # repetitions of each level (--repeat)
+    first_rep: int = 1  # the repetition the first level starts at (a resumed size cut short)
     rows: list[Row] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)  # wall seconds of each finished level
     phase: str = "starting"
@@ -114,9 +116,28 @@ class RampTracker:
         return self.done_before + len(self.levels)
 
     @property
+    def _steps_done(self) -> int:
+        """Repetitions finished, counted from the first repetition of this run's first level."""
+        return self.first_rep - 1 + len(self.rows)
+
+    @property
     def current_epochs(self) -> int | None:
-        done = len(self.rows)
+        done = self.levels_done
         return self.levels[done] if done < len(self.levels) else None
+
+    @property
+    def levels_done(self) -> int:
+        """Levels of this run whose every repetition finished."""
+        return self._steps_done // self.repeat
+
+    @property
+    def current_rep(self) -> int:
+        return self._steps_done % self.repeat + 1
+
+    def position(self, row: Row) -> str:
+        """Where a row stands: `[3/10]`, or `[3/10 rep 2/3]` when each level is repeated."""
+        reps = f" rep {row.rep}/{self.repeat}" if self.repeat > 1 else ""
+        return f"[{row.iter}/{self.total}{reps}]"
 
     @property
     def phase_text(self) -> str:
@@ -137,10 +158,12 @@ class RampTracker:
         pairs = [(row.epochs, spent) for row, spent in zip(self.rows, self.durations) if row.status == OK]
         if not pairs:
             pairs = [(row.epochs, spent) for row, spent in zip(self.rows, self.durations)]
-        remaining = self.levels[len(self.rows):]
-        estimate = estimate_remaining_s(pairs, remaining)
-        if estimate is None:
+        level, reps_done = divmod(self._steps_done, self.repeat)
+        estimate = estimate_remaining_s(pairs, self.levels[level + 1:])
+        this_level = estimate_remaining_s(pairs, self.levels[level:level + 1])
+        if estimate is None or this_level is None:
             return None
+        estimate = estimate * self.repeat + this_level * (self.repeat - reps_done)  # each level runs `repeat` times
         return max(estimate - (self.now() - self._level_started), 0.0)
 
 
@@ -167,21 +190,28 @@ def async_line(row: Row, total: int) -> str:
 LineFormat = Callable[[Row, int], str]  # (row, levels in the ramp) -> one line
 
 
+def _line(line: LineFormat, tracker: RampTracker, row: Row) -> str:
+    """The mode's line of a row, its position naming the repetition when levels are repeated."""
+    text = line(row, tracker.total)
+    plain = f"[{row.iter}/{tracker.total}]"
+    return tracker.position(row) + text[len(plain):] if text.startswith(plain) else text
+
+
 def _labelled(tracker: RampTracker, line: str) -> str:
     return f"{tracker.label} {line}" if tracker.label else line
 
 
-def _breaking_text(row: Row | None) -> str:
+def _breaking_text(row: Row | None, failed: str = "") -> str:
     if row is None:
         return "none reached"
     error = f" - {row.error}" if row.error else ""
-    return f"iteration {row.iter} ({row.epochs:,} epochs, {row.status}){error}"
+    return f"iteration {row.iter} ({row.epochs:,} epochs, {row.status}{failed}){error}"
 
 
-def _ok_point_text(row: Row | None, unit: str) -> str:
+def _ok_point_text(row: Row | None, unit: str, median: bool = False) -> str:
     if row is None:
         return "none"
-    rate = f", {row.efficiency:,.0f} {unit}" if row.efficiency is not None else ""
+    rate = f", {row.efficiency:,.0f} {unit}{' median' if median else ''}" if row.efficiency is not None else ""
     return f"{row.epochs:,} epochs (iteration {row.iter}{rate})"
 
 
@@ -197,9 +227,12 @@ def summary_lines(ramps: Sequence[tuple[str, Points]], files: Sequence[object], 
         if label:
             lines.append(f"{label}:")
             indent = "  "
-        lines.append(f"{indent}breaking point: {_breaking_text(points.breaking)}")
-        lines.append(f"{indent}stability point: {_ok_point_text(points.stability, unit)}")
-        lines.append(f"{indent}optimal efficiency: {_ok_point_text(points.optimal, unit)}")
+        failed = (f" in {points.breaking_failed} of {points.breaking_repetitions} repetitions"
+                  if points.breaking is not None and points.breaking_repetitions > 1 else "")
+        median = points.repetitions > 1
+        lines.append(f"{indent}breaking point: {_breaking_text(points.breaking, failed)}")
+        lines.append(f"{indent}stability point: {_ok_point_text(points.stability, unit, median)}")
+        lines.append(f"{indent}optimal efficiency: {_ok_point_text(points.optimal, unit, median)}")
     ordered = sorted(files, key=lambda path: _FILE_ORDER.get(Path(str(path)).suffix, len(_FILE_ORDER)))
     lines.append("wrote " + ", ".join(map(str, ordered)) if files else "wrote no file")
     if interrupted:
@@ -239,7 +272,8 @@ class Progress(Output):
 
     def ramp_started(self, plan: RampPlan) -> None:
         """Follow one ramp: stage names and level events reach its tracker while it runs."""
-        self.tracker = RampTracker(plan.title, plan.levels, plan.label, plan.done_before)
+        self.tracker = RampTracker(plan.title, plan.levels, plan.label, plan.done_before,
+                                   repeat=plan.config.repeat, first_rep=plan.config.start_rep)
         set_stage_listener(self.tracker.on_stage)
         set_level_listener(self)
         self._begin(self.tracker)
@@ -336,7 +370,7 @@ class PlainProgress(Progress):
 
     def _row(self, tracker: RampTracker, row: Row) -> None:
         timing = f" | elapsed {clock_text(tracker.elapsed_s())} eta {clock_text(tracker.eta_s())}"
-        self.say(_labelled(tracker, self.line(row, tracker.total)) + timing)
+        self.say(_labelled(tracker, _line(self.line, tracker, row)) + timing)
 
     def _phase_line(self, tracker: RampTracker, start: PhaseStart) -> None:
         if start.records > 1:  # a level of one record says it all in its own line
@@ -379,7 +413,7 @@ class LiveProgress(Progress):
     def _row(self, tracker: RampTracker, row: Row) -> None:
         from rich.text import Text
 
-        text = Text(_labelled(tracker, self.line(row, tracker.total)))  # plain text: messages may hold brackets
+        text = Text(_labelled(tracker, _line(self.line, tracker, row)))  # plain text: messages may hold brackets
         start = text.plain.find(f" {row.status}") + 1
         if start > 0:
             text.stylize("green" if row.status == OK else "red", start, start + len(row.status))
@@ -397,13 +431,14 @@ class LiveProgress(Progress):
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
-        done = tracker.done_before + len(tracker.rows)
+        done = tracker.done_before + tracker.levels_done
         grid = Table.grid(padding=(0, 1))
         grid.add_row(ProgressBar(total=max(tracker.total, 1), completed=done, width=40),
                      f"{done:,}/{tracker.total:,} iterations")
         epochs = tracker.current_epochs
-        now = (f"iteration {done + 1:,} of {tracker.total:,}: {epochs:,} epochs, [bold]{tracker.phase_text}[/bold]"
-               if epochs is not None else "finishing")
+        rep = f", repetition {tracker.current_rep} of {tracker.repeat}" if tracker.repeat > 1 else ""
+        now = (f"iteration {done + 1:,} of {tracker.total:,}: {epochs:,} epochs{rep},"
+               f" [bold]{tracker.phase_text}[/bold]" if epochs is not None else "finishing")
         lines: list[Any] = [grid, f"now:  {now}"]
         if epochs is not None:
             lines.append(f"      {escape(tracker.level.text())}")

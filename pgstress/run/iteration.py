@@ -93,6 +93,7 @@ class LevelResult:
     iteration: int
     epochs: int
     streams: list[Stream]
+    rep: int = 1
     write: Phase | None = None
     read: Phase | None = None
     stored: dict[int, tuple[int, int]] = field(default_factory=dict)  # record id -> (payload, row) bytes stored
@@ -114,6 +115,13 @@ class LevelResult:
 
     def stored_payload_bytes(self) -> list[int]:
         return [payload for payload, _row in self.stored.values()]
+
+
+def repetition_streams(streams: list[Stream], rep: int) -> list[Stream]:
+    """The generator streams of a level's repetition `rep`: the first keeps the level's own (the bytes a run
+    without --repeat writes), each later one appends rep - 1, so every repetition writes a fresh record. Never
+    a 0: numpy's SeedSequence ignores trailing zeros, so (i, 0) would give (i,)'s values again."""
+    return streams if rep == 1 else [(*stream, rep - 1) for stream in streams]
 
 
 def most_frequent_fault(faults: list[Fault]) -> tuple[Fault, Counter[str]]:
@@ -159,7 +167,7 @@ def fill_rss(row: Row, prefix: str, phase: Phase) -> None:
 
 @dataclass
 class Iteration:
-    """Runs one level of the ramp with a mode's driver; called by run_ramp with (iteration, epochs)."""
+    """Runs one level of the ramp with a mode's driver; called by run_ramp with (iteration, epochs, rep)."""
 
     config: RunConfig
     driver: Driver
@@ -170,6 +178,7 @@ class Iteration:
     measures: ServerMeasures | None = None  # the server-side measures; None: not taken
     meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
     start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
+    _ran_before: bool = field(default=False, init=False)  # the table holds an earlier level's records
     budget: TraceBudget = field(init=False)  # which levels get the memory pass (--memory-trace auto: a share)
     machine_start_mb: float | None = field(init=False)  # the machine's available memory when the ramp began
 
@@ -177,8 +186,8 @@ class Iteration:
         self.budget = TraceBudget(self.config)
         self.machine_start_mb = available_ram_mb() if self.guard is not None else None
 
-    def __call__(self, iteration: int, epochs: int) -> Row:
-        level = LevelResult(iteration, epochs, self.driver.streams(iteration))
+    def __call__(self, iteration: int, epochs: int, rep: int = 1) -> Row:
+        level = LevelResult(iteration, epochs, repetition_streams(self.driver.streams(iteration), rep), rep)
         units = len(level.streams) * epochs
         if self.guard is not None:
             level.estimated_client_mb = self.guard.estimate_mb(units)
@@ -202,6 +211,7 @@ class Iteration:
 
     def _row(self, level: LevelResult) -> Row:
         row = self.to_row(level)
+        row.rep = level.rep
         row.toast_compression, row.storage = self.config.toast_compression, self.config.storage
         return row
 
@@ -217,8 +227,9 @@ class Iteration:
     def _run(self, level: LevelResult) -> None:
         self.driver.revive()
         self.control.revive()
-        if level.iteration > self.config.start_iter and not self.config.keep_data_between_iterations:
+        if self._ran_before and not self.config.keep_data_between_iterations:
             self.control.truncate()
+        self._ran_before = True
         rss_peaks: list[float | None] = []
 
         start = self._counters()

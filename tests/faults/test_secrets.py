@@ -1,6 +1,7 @@
 """A password given through --dsn (keyword or URL form), PG_DSN or PGPASSWORD never reaches the
-terminal, the CSV, the report, or any other file a run writes. A succeeding run (one iteration of
-which fails with a message quoting the password) and failing runs are grepped for it, and for every
+terminal, the CSV, the report, the --export-json record, or any other file a run writes. A succeeding
+run (one iteration of which fails with a message quoting the password) and failing runs are grepped
+for it, and for every
 16-character piece of it, in sync mode and in async mode (every record of the async level quotes it:
 the pool's connections, the level's status line and the report all carry the failure).
 
@@ -125,7 +126,8 @@ def test_password_stays_out_of_a_succeeding_run(target: Target, source: str, tab
         )
         try:
             argv = _pass_password(target, source, password, monkeypatch)
-            result = run_cli(*ramp_mode.argv(), *argv, "--table", table_name, *TINY_RAMP)
+            result = run_cli(*ramp_mode.argv(), *argv, "--table", table_name, *TINY_RAMP,
+                             "--export-json", str(tmp_path / "run.json"))
         finally:
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table_name)))
             conn.execute(sql.SQL("DROP FUNCTION {}()").format(sql.Identifier(f"{table_name}_fault")))
@@ -137,7 +139,7 @@ def test_password_stays_out_of_a_succeeding_run(target: Target, source: str, tab
     assert "the client's secret is" in cause and "*** (a server echoing it)" in cause
     assert "*** (a server echoing it)" in result.out  # the progress line shows the failure, scrubbed
     written = _assert_nowhere(password, result, tmp_path)
-    assert {ramp_mode.csv_path(tmp_path), tmp_path / "report.md"} <= set(written)
+    assert {ramp_mode.csv_path(tmp_path), tmp_path / "report.md", tmp_path / "run.json"} <= set(written)
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     if source != "PGPASSWORD":
         assert "***" in report  # the DSN is shown, with its password replaced

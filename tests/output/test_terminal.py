@@ -94,6 +94,22 @@ def test_tracker_counts_time_already_spent_on_the_running_level() -> None:
     assert tracker.current_epochs == 2000
 
 
+def test_repetitions_are_counted_in_the_position_and_the_eta() -> None:
+    clock = FakeClock()
+    tracker = RampTracker("t", [1000, 2000], now=clock, repeat=3)
+    clock.t += 1.0
+    first = ok_row(1, 1000)
+    tracker.on_row(first)
+    assert (tracker.current_epochs, tracker.current_rep, tracker.levels_done) == (1000, 2, 0)
+    assert tracker.eta_s() == pytest.approx(2 * 1.0 + 3 * 2.0)  # 2 more of 1,000 epochs, 3 of 2,000
+    assert tracker.position(first) == "[1/2 rep 1/3]"
+    console = Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
+    console.print(LiveProgress.panel(tracker))
+    assert "now:  iteration 1 of 2: 1,000 epochs, repetition 2 of 3," in console.file.getvalue()  # type: ignore[attr-defined]
+    resumed = RampTracker("t", [2000, 3000], done_before=1, repeat=3, first_rep=3)
+    assert (resumed.current_epochs, resumed.current_rep, resumed.total) == (2000, 3, 3)
+
+
 def test_a_resumed_ramp_counts_the_levels_run_before() -> None:
     out = io.StringIO()
     progress = PlainProgress(sync_line, out)

@@ -70,8 +70,12 @@ def test_write_and_read_times_are_the_sum_of_their_stages(
         assert _f(row, "eps") == pytest.approx(int(row["epochs"]) / _f(row, "total_s"))
     assert _median_ok(write_gaps, [_f(row, "write_s") for row in rows]), write_gaps
     assert _median_ok(read_gaps, [_f(row, "read_s") for row in rows]), read_gaps
-    for row in rows:  # the check must be finer than any stage
-        assert _f(row, "select_s") > MEDIAN_ABS_S + MEDIAN_REL * _f(row, "read_s"), row
+    # The sum check must be finer than the stages it guards. A compressed payload's fetch is a few
+    # milliseconds beside its decode, so select_s is guarded by the uncompressed formats' cases.
+    guarded = ("decode_s",) if fmt.endswith("_zstd") else ("select_s", "decode_s")
+    for row in rows:
+        for name in guarded:
+            assert _f(row, name) > MEDIAN_ABS_S + MEDIAN_REL * _f(row, "read_s"), (name, row)
 
 
 def test_memory_columns_follow_memory_trace(run_cli, tmp_path, server_dsn: str, table_name: str, db) -> None:

@@ -17,7 +17,7 @@ def row(i: int, epochs: int, status: str) -> SyncRow:
 def test_ramp_stop_rule_counts_consecutive_failures_only() -> None:
     statuses = iter(["OK", "ERROR", "ERROR", "OK", "ERROR", "ERROR", "ERROR", "OK"])
     seen: list[SyncRow] = []
-    outcome = run_ramp([1, 2, 3, 4, 5, 6, 7, 8], lambda i, e: row(i, e, next(statuses)), seen.append,
+    outcome = run_ramp([1, 2, 3, 4, 5, 6, 7, 8], lambda i, e, r: row(i, e, next(statuses)), seen.append,
                        max_consecutive_failures=3)  # fmt: skip
     assert [r.iter for r in outcome.rows] == [1, 2, 3, 4, 5, 6, 7]
     assert seen == outcome.rows
@@ -25,7 +25,7 @@ def test_ramp_stop_rule_counts_consecutive_failures_only() -> None:
 
 
 def test_ramp_ctrl_c_keeps_what_finished() -> None:
-    def level(i: int, epochs: int) -> SyncRow:
+    def level(i: int, epochs: int, rep: int) -> SyncRow:
         if i == 3:
             raise KeyboardInterrupt
         return row(i, epochs, "OK")
@@ -36,7 +36,7 @@ def test_ramp_ctrl_c_keeps_what_finished() -> None:
 
 
 def test_ramp_stop_hook_records_the_level_and_ends_the_ramp() -> None:
-    def level(i: int, epochs: int) -> SyncRow:
+    def level(i: int, epochs: int, rep: int) -> SyncRow:
         if i == 2:
             raise StopRamp(row(i, epochs, "CLIENT_MEMORY"), "was stopped by the client memory guard (too big)")
         return row(i, epochs, "OK")
@@ -47,6 +47,22 @@ def test_ramp_stop_hook_records_the_level_and_ends_the_ramp() -> None:
     assert seen == outcome.rows
     assert outcome.stop_reason == "was stopped by the client memory guard (too big)"
     assert not outcome.interrupted and outcome.planned_levels == 4
+
+
+def test_repetitions_run_in_a_row_and_a_size_fails_when_any_repetition_does() -> None:
+    statuses = {(2, 2): "ERROR", (3, 1): "TIMEOUT", (4, 3): "ERROR"}
+    seen: list[SyncRow] = []
+
+    def level(i: int, epochs: int, rep: int) -> SyncRow:
+        found = row(i, epochs, statuses.get((i, rep), "OK"))
+        found.rep = rep
+        return found
+
+    outcome = run_ramp([10, 20, 30, 40, 50], level, seen.append, max_consecutive_failures=3, repeat=3)
+    assert [(r.iter, r.rep) for r in seen] == [(i, rep) for i in (1, 2, 3, 4) for rep in (1, 2, 3)]
+    assert "3 consecutive failed iterations" in (outcome.stop_reason or "")  # sizes 2, 3 and 4, one failure each
+    resumed = run_ramp([20, 30], level, [].append, max_consecutive_failures=3, first_iter=2, repeat=3, first_rep=3)
+    assert [(r.iter, r.rep) for r in resumed.rows] == [(2, 3), (3, 1), (3, 2), (3, 3)]
 
 
 def test_a_ramp_of_a_billion_levels_is_never_built_as_a_list() -> None:

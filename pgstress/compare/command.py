@@ -1,0 +1,111 @@
+"""`pgstress compare A B [...]`: its options, the runs read and paired, the outputs written, the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from pgstress.compare.loading import CompareRefused, LoadedRamp, LoadedRun, load_run
+from pgstress.compare.render import Comparison, draw_ratios, render_markdown, run_names, terminal_lines
+from pgstress.compare.verdicts import common_sizes, judge, measures_present, pairs_of
+from pgstress.output.charts import chart_path
+from pgstress.output.files import write_atomic
+from pgstress.output.paths import PlannedFile, output_problem
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pgstress compare", allow_abbrev=False,
+                description="Compare pgstress runs, each against the first: what differs between them, then every"
+                            " measure at the sizes they have in common, its ratio, and a verdict from the noise.")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="an --export-json record, or a results CSV with its <csv>.run.json beside it")
+    p.add_argument("--report-md", default=None,
+                   help="also write the comparison as markdown, the ratio chart beside it")
+    p.add_argument("--no-charts", action="store_true", help="do not draw the ratio chart beside --report-md")
+    return p
+
+
+def _span(ramp: LoadedRamp) -> str:
+    sizes = sorted({row.epochs for row in ramp.rows})
+    return "no size" if not sizes else f"{sizes[0]:,}-{sizes[-1]:,} epochs"
+
+
+def pair_ramps(runs: Sequence[LoadedRun]) -> list[tuple[str, list[LoadedRamp]]]:
+    """The ramps compared with one another: each run's only ramp, or those of the same payload format and TOAST
+    compression in every run."""
+    if all(len(run.ramps) == 1 for run in runs):
+        return [("", [run.ramps[0] for run in runs])]
+    keys = [ramp.key for ramp in runs[0].ramps if all(any(r.key == ramp.key for r in run.ramps) for run in runs)]
+    return [(key, [next(r for r in run.ramps if r.key == key) for run in runs]) for key in keys]
+
+
+def compare(runs: Sequence[LoadedRun]) -> list[Comparison]:
+    """Every paired group at its common sizes; raises CompareRefused when the runs cannot be compared."""
+    modes = {run.mode for run in runs}
+    if len(modes) > 1:
+        which = ", ".join(f"{run.path} is {run.mode}" for run in runs)
+        raise CompareRefused(f"sync and async runs measure different things (one record, or a batch of C): {which}")
+    comparisons = []
+    for key, ramps in pair_ramps(runs):
+        sizes = common_sizes([ramp.rows for ramp in ramps])
+        if not sizes:
+            continue
+        comparison = Comparison(key, sizes)
+        measures = measures_present(runs[0].mode, [ramp.rows for ramp in ramps])
+        for other in ramps[1:]:
+            comparison.verdicts.append([judge(m, pairs_of(m, ramps[0].rows, other.rows, sizes)) for m in measures])
+        comparisons.append(comparison)
+    if not comparisons:
+        spans = "; ".join(f"{run.path}: " + ", ".join(_span(ramp) for ramp in run.ramps) for run in runs)
+        raise CompareRefused(f"the runs have no record size in common ({spans})")
+    return comparisons
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.report_md is not None:  # checked before any run is read, as a run checks its outputs
+        files = [PlannedFile("--report-md", args.report_md, "the report")]
+        if not args.no_charts:
+            files.append(PlannedFile("--report-md", str(chart_path(args.report_md, "ratios")), "the ratio chart"))
+        problem = output_problem(files) if args.report_md.strip() else "argument --report-md: an empty path"
+        if problem is not None:
+            parser.error(problem)
+    if len(args.runs) < 2:
+        print("pgstress compare: error: give two runs or more (the first is what the others are compared with)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        runs = [load_run(Path(path)) for path in args.runs]
+        comparisons = compare(runs)
+    except CompareRefused as exc:
+        print(f"pgstress compare: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        for line in terminal_lines(runs, comparisons):
+            print(line, flush=True)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted; the report is still written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if args.report_md:
+        report = Path(args.report_md)
+        chart = None
+        if not args.no_charts:
+            chart = chart_path(report, "ratios")
+            if draw_ratios(run_names(runs), comparisons, chart) is None:
+                chart = None
+        write_atomic(report, render_markdown(runs, comparisons, chart, report))
+        with contextlib.suppress(BrokenPipeError):
+            print("wrote " + ", ".join(str(path) for path in (report, chart) if path is not None), flush=True)
+    return 0

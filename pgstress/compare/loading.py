@@ -1,0 +1,135 @@
+"""Reading the runs to compare: an --export-json record, or a CSV with the run record beside it.
+
+Anything that is not such a run is refused with one line naming the file (CompareRefused).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS
+from pgstress.output.csv import CsvDamaged, read_rows
+from pgstress.output.json_export import SCHEMA_NAME, SCHEMA_VERSION
+from pgstress.output.run_record import read_identity, run_record_path
+from pgstress.rows import AsyncRow, Row, SyncRow
+
+ROW_TYPES: dict[str, type[Row]] = {"sync": SyncRow, "async": AsyncRow}
+FROM_CSV = "unknown (read from a CSV, which does not record how the run ended)"
+
+
+class CompareRefused(Exception):
+    """The runs cannot be compared; the message is one line naming the file or what is wrong."""
+
+
+@dataclass(frozen=True)
+class LoadedRamp:
+    payload_format: str
+    toast_compression: str
+    rows: list[Row]
+
+    @property
+    def key(self) -> str:
+        """What pairs a ramp with the other runs' ramps when a run holds several."""
+        return f"{self.payload_format} {self.toast_compression}"
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    path: Path
+    mode: str
+    status: str  # finished, interrupted, stopped by the rule; or FROM_CSV
+    config: dict[str, Any]  # the options (from a CSV: those its run record names)
+    host: dict[str, Any] | None  # None: not recorded (a CSV)
+    server: dict[str, Any]
+    ramps: list[LoadedRamp]
+
+    @property
+    def repetitions(self) -> int:
+        return int(self.config.get("repeat", 1) or 1)
+
+
+def load_run(path: Path) -> LoadedRun:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CompareRefused(f"{path}: cannot be read ({exc})") from None
+    if text.lstrip().startswith("{"):
+        return _from_json(path, text)
+    return _from_csv(path)
+
+
+def _rows(path: Path, mode: str, records: Any) -> list[Row]:
+    row_type = ROW_TYPES[mode]
+    names = {field.name for field in fields(row_type)}
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise CompareRefused(f"{path}: its rows are not a list of objects")
+    try:
+        rows = [row_type(**{name: value for name, value in record.items() if name in names}) for record in records]
+    except TypeError as exc:
+        raise CompareRefused(f"{path}: a row is not a pgstress {mode} row ({exc})") from None
+    for row in rows:  # a hand-edited value of the wrong type would fail far from here
+        for field in fields(row_type):
+            value = getattr(row, field.name)
+            kind = str(field.type)
+            if value is None and "None" in kind:
+                continue
+            ok = (isinstance(value, str) if kind == "str" else
+                  isinstance(value, int | float) and not isinstance(value, bool) and
+                  (kind.startswith("float") or isinstance(value, int)))
+            if not ok:
+                raise CompareRefused(f"{path}: row iter {row.iter}: {field.name} is {value!r}, not a {kind}")
+    return rows
+
+
+def _from_json(path: Path, text: str) -> LoadedRun:
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        raise CompareRefused(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA_NAME:
+        raise CompareRefused(f"{path}: not a pgstress run record (no \"schema\": \"{SCHEMA_NAME}\"; write one with"
+                             " --export-json)")
+    if record.get("schema_version") != SCHEMA_VERSION:
+        raise CompareRefused(f"{path}: schema version {record.get('schema_version')!r}; this pgstress reads version"
+                             f" {SCHEMA_VERSION}")
+    try:
+        mode = record["mode"]
+        if mode not in ROW_TYPES:
+            raise CompareRefused(f"{path}: mode {mode!r} is neither sync nor async")
+        ramps = [LoadedRamp(str(ramp["payload_format"]), str(ramp["toast_compression"]),
+                            _rows(path, mode, ramp["rows"])) for ramp in record["ramps"]]
+        return LoadedRun(path, mode, str(record["status"]), dict(record["config"]), dict(record["host"]),
+                         dict(record["server"]), ramps)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CompareRefused(f"{path}: not a complete pgstress run record (missing or wrong {exc})") from None
+
+
+def _from_csv(path: Path) -> LoadedRun:
+    record = run_record_path(path)
+    if not record.is_file():
+        raise CompareRefused(f"{path}: neither a pgstress JSON record nor a CSV with its run record ({record.name}"
+                             " is missing)")
+    try:
+        identity = read_identity(record)
+        mode = identity["mode"]
+        row_type = ROW_TYPES[mode]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CompareRefused(f"{record}: not a pgstress run record ({exc})") from None
+    try:
+        rows = read_rows(path, row_type).rows  # a cut last line is never read as a row
+    except (OSError, CsvDamaged) as exc:
+        raise CompareRefused(f"{path}: not a pgstress {mode} CSV ({exc})") from None
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        payload_format = row.format or str(identity.get("payload_format"))
+        compression = row.toast_compression or str(identity.get("toast_compression"))
+        groups.setdefault((payload_format, compression), []).append(row)
+    if not groups and identity.get("payload_format") != ALL_FORMATS \
+            and identity.get("toast_compression") != ALL_COMPRESSIONS:
+        groups[(str(identity.get("payload_format")), str(identity.get("toast_compression")))] = []
+    server = {"connection": identity.get("server")}
+    return LoadedRun(path, mode, FROM_CSV, identity, None, server,
+                     [LoadedRamp(fmt, compression, group) for (fmt, compression), group in groups.items()])
