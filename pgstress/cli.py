@@ -25,6 +25,7 @@ from pgstress.config import (
     TOAST_COMPRESSIONS,
     WRITE_METHODS,
     RunConfig,
+    data_connections,
     is_compared,
     longest_table_suffix,
 )
@@ -78,6 +79,19 @@ _zstd_level = _int_at_least(1, 22, " (zstd's highest level)")
 _statement_timeout = _int_at_least(0, PG_INTEGER_MAX, " (PostgreSQL's largest statement_timeout, in ms)")
 
 
+def _concurrency_list(text: str) -> tuple[int, ...]:
+    """One C ("10"), or a sweep of several ("1,4,16,64"): each a whole number >= 1, none twice."""
+    values: list[int] = []
+    for part in text.split(","):
+        if not part.strip():
+            raise argparse.ArgumentTypeError(f"{text!r} has an empty value; give C, or several as 1,4,16")
+        value = _int_at_least(1)(part.strip())
+        if value in values:
+            raise argparse.ArgumentTypeError(f"{value} is given twice in {text!r}")
+        values.append(value)
+    return tuple(values)
+
+
 def _identifier(text: str) -> str:
     if not _IDENTIFIER.fullmatch(text):
         raise argparse.ArgumentTypeError(
@@ -118,8 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="statement_timeout of every session (0 = none)")
     p.add_argument("--results-csv", type=_path, default=defaults.results_csv,
                    help="sync mode's CSV, one row per iteration")
-    p.add_argument("--async-concurrency", type=_int_at_least(1), default=defaults.async_concurrency,
-                   help="async mode: records written (then read) at once per level, each over its own connection")
+    p.add_argument("--async-concurrency", type=_concurrency_list, default=str(defaults.async_concurrency),
+                   metavar="C[,C...]",
+                   help="async mode: records written (then read) at once per level, each over its own connection;"
+                        " several (1,4,16,64): one ramp per C, each on <table>_c<C>, compared to find the C that"
+                        " stores the most epochs per second")
     p.add_argument("--async-results-csv", type=_path, default=defaults.async_results_csv,
                    help="async mode's CSV, one row per level")
     p.add_argument("--report-md", type=_path, default=defaults.report_md,
@@ -168,14 +185,17 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     args = parser.parse_args(argv)
     if args.end_epochs < args.start_epochs:
         parser.error(f"argument --end-epochs: {args.end_epochs} is below --start-epochs {args.start_epochs}")
-    if args.payload_format == ALL_FORMATS and args.mode == "async":
-        parser.error("argument --payload-format: all is not available with --mode async yet; run one format")
+    concurrency = args.async_concurrency
+    if len(concurrency) > 1 and args.mode != "async":
+        parser.error(f"argument --async-concurrency: a list ({','.join(map(str, concurrency))}) sweeps async mode's"
+                     " concurrency; sync mode writes one record at a time (add --mode async)")
+    args.async_concurrency, args.concurrency_sweep = concurrency[0], concurrency if len(concurrency) > 1 else ()
     if getattr(args, "write_method", None) == "insert_blocking" and args.mode == "async":
         parser.error("argument --write-method: insert_blocking is libpq's send mode, used by sync mode (psycopg);"
                      " asyncpg does not use libpq: use insert or copy")
     open_files = _open_files_limit()
-    if args.mode == "async" and args.async_concurrency > open_files - _OTHER_FILES:
-        parser.error(f"argument --async-concurrency: {args.async_concurrency} connections need as many open files;"
+    if args.mode == "async" and max(concurrency) > open_files - _OTHER_FILES:
+        parser.error(f"argument --async-concurrency: {max(concurrency)} connections need as many open files;"
                      f" this process may open {open_files} (ulimit -n), {_OTHER_FILES} of them kept for the"
                      " rest of the run")
     dsn_problem = _dsn_problem(args.dsn)
@@ -187,8 +207,6 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         if len(config.table) + suffix > IDENTIFIER_MAX:
             parser.error(f"argument --table: {config.table!r} is too long for one table per compared ramp (at most"
                          f" {IDENTIFIER_MAX - suffix} characters, to leave room for the {suffix}-character suffix)")
-        if config.resume:
-            parser.error("argument --resume: not available when ramps are compared (all) yet")
     mode = MODES[config.mode]
     files = planned_files(_option_name(mode.csv_option), mode.csv_path(config), config.report_md,
                           [] if config.no_charts else [chart.name for chart in mode.charts], config.export_json)
@@ -271,7 +289,7 @@ def _main(argv: Sequence[str], finished: list[RunResult]) -> int:
     if resumption is not None and resumption.notice:
         _say(resumption.notice)
     try:
-        with open_server(config.dsn) as server:
+        with open_server(config.dsn, connections=data_connections(config)) as server:
             result = run_session(config, server, resumption)
             finished.append(result)
     except ServerUnavailable as exc:

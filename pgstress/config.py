@@ -38,7 +38,8 @@ class RunConfig:
     keep_data_between_iterations: bool = False
     statement_timeout_ms: int = 0
     results_csv: str = "iteration_results.csv"
-    async_concurrency: int = 10
+    async_concurrency: int = 10  # C of this ramp (with a sweep: the first C, and each ramp's own in ramp_configs)
+    concurrency_sweep: tuple[int, ...] = ()  # --async-concurrency 1,4,16: one ramp per C, compared; (): one C
     async_results_csv: str = "async_fanout_results.csv"
     report_md: str = "stress_test_report.md"
     seed: int = 42
@@ -96,9 +97,13 @@ class RunConfig:
         return range(self.start_epochs, self.end_epochs + 1, self.step_epochs)
 
     def as_public_dict(self) -> dict[str, object]:
-        """Every option, with the DSN's password removed (not where a resumed ramp starts: no option sets it)."""
+        """Every option as given, with the DSN's password removed (a sweep is the list --async-concurrency got;
+        not where a resumed ramp starts: no option sets it)."""
         values = asdict(self)
         values["dsn"] = redact_dsn(self.dsn) if self.dsn else None
+        if self.concurrency_sweep:
+            values["async_concurrency"] = concurrency_text(self)
+        del values["concurrency_sweep"]
         for name in RESUME_POSITION:
             del values[name]
         return values
@@ -107,23 +112,36 @@ class RunConfig:
 RESUME_POSITION = ("start_iter", "start_rep")  # where a resumed ramp starts: set by --resume, not an option
 
 
+def concurrencies(config: RunConfig) -> tuple[int, ...]:
+    """Every C the run uses: the sweep's, or the one --async-concurrency."""
+    return config.concurrency_sweep or (config.async_concurrency,)
+
+
+def concurrency_text(config: RunConfig) -> str:
+    """How --async-concurrency was given: "10", or a sweep's "1,4,16"."""
+    return ",".join(map(str, concurrencies(config)))
+
+
 def ramp_configs(config: RunConfig) -> list[RunConfig]:
     """One configuration per ramp: `--payload-format all` runs one per format, `--toast-compression all` one per
-    method, both together one per pair; each on its own table `<table>_<format>_<method>` (only the parts that vary).
+    method, a concurrency sweep one per C, together one per combination; each on its own table
+    `<table>_<format>_<method>_c<C>` (only the parts that vary).
     """
     formats = list(format_names()) if config.payload_format == ALL_FORMATS else [config.payload_format]
     methods = list(COMPARED_COMPRESSIONS) if config.toast_compression == ALL_COMPRESSIONS \
         else [config.toast_compression]
-    if len(formats) == 1 and len(methods) == 1:
+    sweep = config.concurrency_sweep
+    if len(formats) == 1 and len(methods) == 1 and not sweep:
         return [config]
-    return [replace(config, payload_format=name, toast_compression=method,
+    return [replace(config, payload_format=name, toast_compression=method, async_concurrency=c, concurrency_sweep=(),
                     table=config.table + _suffix(name if len(formats) > 1 else None,
-                                                 method if len(methods) > 1 else None))
-            for name in formats for method in methods]
+                                                 method if len(methods) > 1 else None, c if sweep else None))
+            for name in formats for method in methods for c in (sweep or (config.async_concurrency,))]
 
 
-def _suffix(payload_format: str | None, method: str | None) -> str:
-    return "".join(f"_{part}" for part in (payload_format, method) if part)
+def _suffix(payload_format: str | None, method: str | None, concurrency: int | None = None) -> str:
+    c = f"c{concurrency}" if concurrency is not None else None
+    return "".join(f"_{part}" for part in (payload_format, method, c) if part)
 
 
 def longest_table_suffix(config: RunConfig) -> int:
@@ -132,19 +150,29 @@ def longest_table_suffix(config: RunConfig) -> int:
 
 
 def ramp_label(whole: RunConfig, ramp: RunConfig) -> str:
-    """How the reports name one ramp of a compared run: what varies between its ramps ("bson lz4"); empty alone."""
+    """How the reports name one ramp of a compared run: what varies between its ramps ("bson lz4 C=4"); empty
+    alone."""
     parts = [ramp.payload_format if whole.payload_format == ALL_FORMATS else "",
-             ramp.toast_compression if whole.toast_compression == ALL_COMPRESSIONS else ""]
+             ramp.toast_compression if whole.toast_compression == ALL_COMPRESSIONS else "",
+             f"C={ramp.async_concurrency}" if whole.concurrency_sweep else ""]
     return " ".join(part for part in parts if part)
 
 
 def compared_noun(config: RunConfig) -> str:
-    """What one ramp of a compared run is: a format, a compression method, or a combination of both."""
-    formats, methods = config.payload_format == ALL_FORMATS, config.toast_compression == ALL_COMPRESSIONS
-    return "combination" if formats and methods else "format" if formats else "compression method" if methods \
-        else "ramp"
+    """What one ramp of a compared run is: a format, a compression method, a concurrency, or a combination."""
+    varied = [noun for noun, varies in (("format", config.payload_format == ALL_FORMATS),
+                                        ("compression method", config.toast_compression == ALL_COMPRESSIONS),
+                                        ("concurrency", bool(config.concurrency_sweep))) if varies]
+    return varied[0] if len(varied) == 1 else "combination" if varied else "ramp"
 
 
 def is_compared(config: RunConfig) -> bool:
-    """Whether the run compares several ramps (`all` for the format, the compression, or both)."""
-    return config.payload_format == ALL_FORMATS or config.toast_compression == ALL_COMPRESSIONS
+    """Whether the run compares several ramps (`all` for the format or the compression, a sweep over C)."""
+    return (config.payload_format == ALL_FORMATS or config.toast_compression == ALL_COMPRESSIONS
+            or bool(config.concurrency_sweep))
+
+
+def data_connections(config: RunConfig) -> int:
+    """The data connections a run holds open at once: async mode's pool of C (the largest C of a sweep), else
+    one."""
+    return max(concurrencies(config)) if config.mode == "async" else 1

@@ -69,7 +69,8 @@ ASYNC = Mode(
     charts=ASYNC_CHARTS,
     progress_line=async_line,
     report=ASYNC_REPORT,
-    describe=lambda config: f"async fan-out ramp, {config.async_concurrency} concurrent records per level",
+    describe=lambda config: f"async fan-out ramp, {config.async_concurrency} concurrent"
+                            f" record{'' if config.async_concurrency == 1 else 's'} per level",
     open_driver=open_fanout,
     to_row=lambda level, config: async_row(level, config.payload_format, config.async_concurrency),
     memory_guard=fanout_guard,

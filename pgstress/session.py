@@ -3,7 +3,8 @@ TOAST compression method with `all`), every finished row and the final record ha
 
 The order makes the run safe to point at someone's server: the tables are claimed first (a table
 another run uses is refused), then checked, created, dropped or emptied in one transaction that
-commits only once the first ramp's connections are open, so a run that cannot start leaves
+commits only once the first ramp's connections are open (in a sweep over C, once the server has
+answered the first C, which may refuse it: that C's result), so a run that cannot start leaves
 nothing behind. Whatever ends the run (its end, a stop signal, an output that cannot be written)
 every output still finishes with what was measured.
 """
@@ -21,7 +22,7 @@ from pgstress.db.control import ControlSession
 from pgstress.db.environment import ServerDetails, collect_server
 from pgstress.db.ownership import TableClaim
 from pgstress.db.schema import TableRefused, TableSql, prepare_table
-from pgstress.db.server import ServerInfo
+from pgstress.db.server import ServerInfo, ServerUnavailable
 from pgstress.db.server_measures import ServerMeasures
 from pgstress.db.storage import StorageChoice, apply_storage, check_storage
 from pgstress.host import collect_host
@@ -33,13 +34,16 @@ from pgstress.output.files import OutputFailed
 from pgstress.output.json_export import JsonExportOutput
 from pgstress.output.report import MarkdownOutput
 from pgstress.output.run_record import RunRecordOutput
+from pgstress.output.sweep_chart import SweepChartsOutput
 from pgstress.output.terminal import make_progress
 from pgstress.redaction import secrets_in_use
 from pgstress.resume import Resumption
 from pgstress.rows import Row
-from pgstress.run.iteration import Driver, Iteration
+from pgstress.run.faults import Fault, classify
+from pgstress.run.iteration import Driver, Iteration, LevelResult
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import EndRamp, RampOutcome, run_ramp
+from pgstress.run.trace_budget import TraceLog
 from pgstress.workload.payloads import Codec, CodecOptions, get_codec
 
 OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (config, mode, resumption) -> the output
@@ -51,6 +55,7 @@ OUTPUTS: tuple[OutputFactory, ...] = (
     lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.row_type, append=resumption is not None,
                                                keep_bytes=resumption.csv_bytes if resumption else None),
     lambda config, mode, resumption: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
+    lambda config, mode, resumption: SweepChartsOutput(config.report_md, enabled=not config.no_charts),
     lambda config, mode, resumption: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
     lambda config, mode, resumption: JsonExportOutput(config.export_json, mode.report),
     lambda config, mode, resumption: make_progress(quiet=config.quiet, line=mode.progress_line),
@@ -71,7 +76,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
     `RunResult.failed_outputs`.
     """
     mode = MODES[config.mode]
-    configs = ramp_configs(resumption.runner_config if resumption else config)
+    configs = [ramp.config for ramp in resumption.ramps] if resumption else ramp_configs(config)
     codecs = [_codec(c) for c in configs]
     truncate = config.truncate_before_start or (resumption is not None and resumption.truncate_first)
     secrets = secrets_in_use(config.dsn, server.dsn)
@@ -84,7 +89,8 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
         claim.revive()  # connects, and takes every table's lock: TableInUse when another run holds one
         # nothing is created, dropped or emptied unless the run can start (its first driver opens)
         with preparing_tables(claim.conn, configs, drop=config.drop_table, truncate=truncate) as tables:
-            first_driver = held.enter_context(mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets))
+            first_driver = _open_first(held, mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets),
+                                       sweep=len(configs) > 1 and bool(config.concurrency_sweep))
         details = server_details(server.dsn, tables)
         result = RunResult(RunContext(config, collect_host(), server, details[0]))
         for output in outputs:
@@ -98,8 +104,11 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 plan = _plan(mode, config, ramp_config, server, index, len(configs), resumption)
                 support = details[index].measures
                 measures = ServerMeasures(claim, table, support) if support is not None else None
+                # A sweep's later C learns the client's memory per record-epoch from the earlier ones of its format.
+                earlier = [row for done in result.ramps if done.config.payload_format == ramp_config.payload_format
+                           for row in done.rows]
                 ramp = run_one_ramp(plan, mode, outputs, ControlSession(claim, table), driver, secrets, result,
-                                    measures)
+                                    measures, earlier, sweep=bool(config.concurrency_sweep))
                 ramp.details = details[index]
                 result.ramps.append(ramp)
                 if ramp.outcome.interrupted or result.failed_outputs:
@@ -140,12 +149,26 @@ def _plan(mode: Mode, whole: RunConfig, config: RunConfig, server: ServerInfo, i
     title = mode.title(config, server)
     if count > 1:
         title = f"{compared_noun(whole)} {index + 1} of {count}: {title}"
-    previous = resumption.previous if resumption else []
-    return RampPlan(config, title, ramp_label(whole, config), config.epoch_ramp(), config.start_iter - 1, previous)
+    previous = resumption.ramps[index].previous if resumption else []
+    levels = resumption.ramps[index].levels if resumption else config.epoch_ramp()
+    return RampPlan(config, title, ramp_label(whole, config), levels, config.start_iter - 1, previous)
+
+
+def _open_first(held: ExitStack, opening: AbstractContextManager[Driver], *, sweep: bool) -> Driver | ServerUnavailable:
+    """The first ramp's driver, open; in a sweep over C, a C the server refuses is that C's result (the others still
+    run, so the tables are made ready), anywhere else the run cannot start."""
+    try:
+        return held.enter_context(opening)
+    except ServerUnavailable as refused:
+        if not sweep:
+            raise
+        return refused
 
 
 @contextmanager
-def _already_open(driver: Driver) -> Iterator[Driver]:
+def _already_open(driver: Driver | ServerUnavailable) -> Iterator[Driver]:
+    if isinstance(driver, ServerUnavailable):
+        raise driver  # the first C's refusal, met again where its ramp runs
     yield driver  # closed by the scope that opened it
 
 
@@ -163,9 +186,13 @@ def _finish(outputs: Sequence[Output], result: RunResult) -> None:
 
 def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control: ControlSession,
                  open_driver: AbstractContextManager[Driver], secrets: tuple[str, ...],
-                 result: RunResult, measures: ServerMeasures | None = None) -> RampResult:
+                 result: RunResult, measures: ServerMeasures | None = None, earlier: Sequence[Row] = (), *,
+                 sweep: bool = False) -> RampResult:
+    """One ramp. `earlier`: rows the memory guard learns from besides the ramp's own. `sweep`: a later C of a
+    sweep over C, whose connections the server may refuse: that is this C's result (its first level fails, its
+    ramp ends), not the run's end."""
     config = plan.config
-    guard = mode.memory_guard(config, plan.previous) if mode.memory_guard else None
+    guard = mode.memory_guard(config, [*earlier, *plan.previous]) if mode.memory_guard else None
 
     def hand_out(row: Row) -> None:
         """Every output gets the row; one that cannot write it ends the ramp once all have it."""
@@ -183,22 +210,45 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
         output.ramp_started(plan)
     outcome = RampOutcome(planned_levels=len(plan.levels))
     table_bytes: int | None = None
+    memory_passes: TraceLog | None = None
     try:
-        with open_driver as driver:
-            iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets, guard,
-                                  measures)
-            outcome = run_ramp(plan.levels, iteration, hand_out,
-                               max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter,
-                               repeat=config.repeat, first_rep=config.start_rep)
+        try:
+            with open_driver as driver:
+                iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets,
+                                      guard, measures)
+                outcome = run_ramp(plan.levels, iteration, hand_out,
+                                   max_consecutive_failures=config.max_consecutive_failures,
+                                   first_iter=config.start_iter, repeat=config.repeat,
+                                   first_rep=config.start_rep)
+                memory_passes = iteration.budget.finish()
+        except ServerUnavailable as exc:
+            if not sweep or not plan.levels:
+                raise
+            outcome = unopened_ramp(plan, mode, classify(exc, *secrets), hand_out)
         try:
             table_bytes = control.total_size()
         except (psycopg.Error, TableRefused):  # the final size is a nicety; a server gone leaves it unknown
             table_bytes = None
     except KeyboardInterrupt:  # outside the levels (the driver opening or closing, the size): what ran is kept
         outcome.interrupted = True
-    whole = RampOutcome([*plan.previous, *outcome.rows], outcome.interrupted, outcome.stop_reason,
-                        plan.done_before + len(plan.levels))
-    ramp = RampResult(plan, whole, table_bytes, memory_limit_mb=guard.limit_mb if guard else None)
+    stop_reason = outcome.stop_reason
+    if not plan.levels and plan.done_before < config.ramp_length:  # --resume of a compared run, an earlier ramp
+        stop_reason = f"had ended in the run this one resumes, after iteration {plan.done_before}"
+    whole = RampOutcome([*plan.previous, *outcome.rows], outcome.interrupted, stop_reason, config.ramp_length)
+    ramp = RampResult(plan, whole, table_bytes, memory_limit_mb=guard.limit_mb if guard else None,
+                      memory_passes=memory_passes)
     for output in outputs:
         output.ramp_ended(ramp)
     return ramp
+
+
+def unopened_ramp(plan: RampPlan, mode: Mode, fault: Fault, hand_out: Callable[[Row], None]) -> RampOutcome:
+    """A ramp whose connections could not be opened (a C above what the server admits): its first level is
+    recorded as failed as a whole, with the reason, and the ramp ends."""
+    config = plan.config
+    level = LevelResult(config.start_iter, plan.levels[0], [], fault=fault)
+    row = mode.to_row(level, config)
+    row.toast_compression, row.storage = config.toast_compression, config.storage
+    hand_out(row)
+    return RampOutcome([row], stop_reason=f"could not open its {config.async_concurrency} connections, so it ran"
+                                          " no level", planned_levels=len(plan.levels))

@@ -113,6 +113,31 @@ def count_rows(conn: psycopg.Connection, table: str) -> int:
     return int(row[0]) if row else 0
 
 
+# --- time and the terminal, without waiting ----------------------------------------------------------------------
+
+class FakeClock:
+    """A monotonic clock the test moves by hand (`clock.t += 2.0`)."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def panel_text(tracker: Any, width: int = 120) -> str:
+    """What the live panel shows for a RampTracker, as plain text."""
+    import io
+
+    from rich.console import Console
+
+    from pgstress.output.terminal import LiveProgress
+
+    console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
+    console.print(LiveProgress.panel(tracker))
+    return console.file.getvalue()  # type: ignore[attr-defined, no-any-return]  # a StringIO, given just above
+
+
 # --- waiting for another process ---------------------------------------------------------------------------------
 
 def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:

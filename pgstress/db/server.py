@@ -91,20 +91,36 @@ def probe(dsn: str, source: str | None = None) -> None:
 
 
 @contextmanager
-def open_server(cli_dsn: str | None) -> Iterator[ServerInfo]:
-    """Yield the server to run against; an embedded one is stopped and removed on any exit."""
+def open_server(cli_dsn: str | None, connections: int = 1) -> Iterator[ServerInfo]:
+    """Yield the server to run against; an embedded one is stopped and removed on any exit, and admits the
+    `connections` a run holds at once (async mode's pool of C) besides pgstress's own sessions."""
     dsn, source = resolve_dsn(cli_dsn)
     if dsn is not None:
         probe(dsn, source)
         libpq_env = libpq_environment() if source == LIBPQ_SOURCE else ()
         yield ServerInfo(dsn=dsn, source=source, embedded=False, libpq_env=libpq_env)
         return
-    with embedded_server() as info:
+    with embedded_server(embedded_settings(connections)) as info:
         yield info
 
 
 # The embedded server loads pg_stat_statements, so every run on it has the server's own statement times.
 EMBEDDED_SETTINGS = {"shared_preload_libraries": "pg_stat_statements"}
+DEFAULT_MAX_CONNECTIONS = 100  # PostgreSQL's own default
+# pgstress's sessions beside the data connections (the control session, the set-up and settings connections),
+# with room to spare for a psql of the user's.
+OWN_CONNECTIONS = 10
+# The most data connections the embedded server admits: each is a server process of its own on this machine
+# (a few MiB each before any value), so a larger C is refused by the server ("too many clients") instead of
+# forking thousands of processes here.
+EMBEDDED_MAX_DATA_CONNECTIONS = 500
+
+
+def embedded_settings(connections: int) -> dict[str, str]:
+    """The embedded server's settings for a run holding `connections` data connections at once: PostgreSQL's
+    default max_connections (100) cannot take async mode's pool of 100 and the control session besides."""
+    admitted = min(connections, EMBEDDED_MAX_DATA_CONNECTIONS)
+    return {**EMBEDDED_SETTINGS, "max_connections": str(max(DEFAULT_MAX_CONNECTIONS, admitted + OWN_CONNECTIONS))}
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from pgstress.db.server import ServerInfo
 from pgstress.host import HostInfo
 from pgstress.rows import Row
 from pgstress.run.ramp import RampOutcome
+from pgstress.run.trace_budget import TraceLog
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class RampResult:
     table_bytes: int | None = None
     details: ServerDetails | None = None  # the table's payload column settings
     memory_limit_mb: float | None = None  # the memory guard's limit, where the mode has one
+    memory_passes: TraceLog | None = None  # which levels had the memory pass, and its cost (None: none ran)
 
     @property
     def rows(self) -> list[Row]:

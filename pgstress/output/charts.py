@@ -208,10 +208,15 @@ def draw_chart(spec: ChartSpec, ramps: Mapping[str, Sequence[Row]], path: Path) 
         figure.legend(*axes.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small")
     else:
         axes.legend(fontsize="small", loc="best")
-    png = io.BytesIO()
-    figure.savefig(png, format="png", metadata={DATA_KEY: json.dumps(chart.data())})
-    write_atomic(path, png.getvalue())  # never half a PNG, even on a full disk
+    save_png(figure, path, chart.data())
     return chart
+
+
+def save_png(figure: Any, path: Path, data: Mapping[str, Any]) -> None:
+    """The figure as a PNG carrying its plotted data (tests read it back); never half a PNG, even on a full disk."""
+    png = io.BytesIO()
+    figure.savefig(png, format="png", metadata={DATA_KEY: json.dumps(data)})
+    write_atomic(path, png.getvalue())
 
 
 class ChartsOutput(Output):
@@ -230,15 +235,21 @@ class ChartsOutput(Output):
         try:
             for spec in self.specs:
                 chart = draw_chart(spec, ramps, chart_path(self.report_md, spec.name))
-                if chart is None:
-                    result.charts_not_drawn.append(f"{spec.name} ({spec.title})")
-                else:
-                    result.charts.append(chart)
-                    result.files.append(chart.path)
+                keep_chart(result, chart, f"{spec.name} ({spec.title})")
         except OutputFailed:
             raise  # a file that cannot be written is the run's failure (exit status 4), the report still comes
         except Exception as exc:  # noqa: BLE001 - matplotlib trouble: say so and carry on
             print(f"pgstress: charts not drawn: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def keep_chart(result: RunResult, chart: PlottedChart | None, name: str) -> None:
+    """A drawn chart joins the run's charts (the report links them) and files; one without a point is named
+    among those not drawn."""
+    if chart is None:
+        result.charts_not_drawn.append(name)
+    else:
+        result.charts.append(chart)
+        result.files.append(chart.path)
 
 
 def chart_links(charts: Sequence[PlottedChart], report_md: str | Path) -> list[str]:

@@ -1,11 +1,13 @@
 """The report of a compared run: one ramp per payload format (`--payload-format all`), per TOAST compression
-method (`--toast-compression all`) or per pair of both, each on its own table, compared side by side."""
+method (`--toast-compression all`), per C of a concurrency sweep, or per combination, each on its own table,
+compared side by side."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from pgstress.config import compared_noun
+from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS, RunConfig, compared_noun, is_compared
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.markdown import (
@@ -18,6 +20,7 @@ from pgstress.output.markdown import (
     ramp_conclusion,
     render_context,
 )
+from pgstress.output.memory_pass import memory_pass_lines
 from pgstress.output.noise import with_rep
 from pgstress.output.repetitions import size_rows
 from pgstress.output.server_side import server_section
@@ -133,7 +136,10 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
         # Speed over every size all formats completed, not one size: a single iteration is too noisy.
         seconds = {_format(run): [getattr(_ok_row(run, epochs), parts.seconds_field) for epochs in shared]
                    for run in compared}
-        speed = {name: sum(shared) / sum(spent) for name, spent in seconds.items()
+        # Epochs handled in that time: one record per size in sync mode, a level's C records in async mode.
+        handled = {_format(run): sum(epochs * parts.records(row) for epochs in shared
+                                     if (row := _ok_row(run, epochs)) is not None) for run in compared}
+        speed = {name: handled[name] / sum(spent) for name, spent in seconds.items()
                  if None not in spent and sum(spent) > 0}
         if speed:
             best, rest = _ranking(speed, "epochs/s", 0, lowest=False)
@@ -141,8 +147,8 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
             margin = (ordered[0] / ordered[1] - 1) * 100 if len(ordered) > 1 else None
             close = f"; only {margin:.0f} % ahead of the next, within one run's noise" if margin is not None \
                 and margin < NOISE_PERCENT else ""
-            bullets.append(f"**fastest: {best}**, {sum(seconds[best]):,.2f} s to write and read one record of each of"
-                           f" the {len(shared)} sizes, {speed[best]:,.0f} epochs/s{rest}{close}.")
+            bullets.append(f"**fastest: {best}**, {sum(seconds[best]):,.2f} s {parts.speed_words} the {len(shared)}"
+                           f" sizes, {speed[best]:,.0f} epochs/s{rest}{close}.")
             if not close:
                 wins[best].append("fastest")
         peaks = {name: peak for name, row in rows.items() if (peak := _memory_peak(row)) is not None}
@@ -281,15 +287,31 @@ def _points_table(runs: Sequence[RampResult], unit: str, noun: str) -> str:
     return markdown_table(runs, columns)
 
 
-COMPARED_TITLES = {"format": "payload formats compared", "compression method": "TOAST compression methods compared",
-                   "combination": "payload formats and TOAST compression methods compared"}
+def compared_title(config: RunConfig) -> str:
+    """What the report compares: "payload formats compared", "... and concurrency levels (a sweep over C) compared"."""
+    varied = [what for what, varies in (("payload formats", config.payload_format == ALL_FORMATS),
+                                        ("TOAST compression methods", config.toast_compression == ALL_COMPRESSIONS),
+                                        ("concurrency levels (a sweep over C)", bool(config.concurrency_sweep)))
+              if varies]
+    listed = varied[0] if len(varied) == 1 else ", ".join(varied[:-1]) + " and " + varied[-1]
+    return f"{listed} compared"
 
 
-def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int) -> str:
-    """The report of a run of one ramp per format, per compression method, or per pair of both."""
-    runs, unit = result.ramps, parts.throughput.unit
-    noun = compared_noun(result.config)
-    out = [f"{TITLE}: {COMPARED_TITLES[noun]}", ""]
+def _recommendations(runs: Sequence[RampResult], parts: ReportParts, noun: str) -> list[str]:
+    out = [*recommendation(runs, parts, noun), ""]
+    storage = storage_recommendation(runs, parts)
+    if storage:
+        out += ["### TOAST compression", "", *storage, ""]
+    return out
+
+
+def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int, answer: Sequence[str] = ()) -> str:
+    """The report of a run of one ramp per format, per compression method, per C of a sweep, or per combination.
+    A sweep's `answer` (output/sweep.py) leads section 5; formats or methods compared besides are compared at
+    each C, since throughput across different C is the sweep's question, not theirs."""
+    runs, unit, config = result.ramps, parts.throughput.unit, result.config
+    noun = compared_noun(config)
+    out = [f"{TITLE}: {compared_title(config)}", ""]
     if result.interrupted:
         out += interrupted_banner(f"during {noun} {len(runs)} of {planned_ramps}")
     out += render_context(result, parts)
@@ -301,10 +323,17 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int)
     if broken:
         out.append("")
 
-    out += ["## 5. Recommendation", "", *recommendation(runs, parts, noun), ""]
-    storage = storage_recommendation(runs, parts)
-    if storage:
-        out += ["### TOAST compression", "", *storage, ""]
+    out += ["## 5. Recommendation", ""]
+    others = replace(config, concurrency_sweep=())  # what is compared besides C
+    if not config.concurrency_sweep:
+        out += _recommendations(runs, parts, noun)
+    else:
+        out += answer
+        if is_compared(others):
+            for c in config.concurrency_sweep:
+                at_c = [run for run in runs if run.config.async_concurrency == c]
+                out += [f"### {compared_noun(others).capitalize()}s compared at C = {c}", "",
+                        *_recommendations(at_c, parts, compared_noun(others))]
     out += [f"### Each {noun} on its own", ""]
     out += [f"- **{_format(run)}**: " + " ".join(ramp_conclusion(run, parts)) for run in runs]
     out.append("")
@@ -325,7 +354,8 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int)
 
     out += ["## 8. Complete table of every iteration", ""]
     all_rows = result.rows
-    which = [col("format")] + ([col("toast_compression", "compression")] if noun != "format" else [])
+    which = [col("format")] + ([col("toast_compression", "compression")]
+                               if config.toast_compression == ALL_COMPRESSIONS else [])
     out += [markdown_table(all_rows, with_rep(all_rows, [*which, *parts.columns])) if all_rows else
             "_No iteration finished._", ""]
     if all_rows:
@@ -335,9 +365,8 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int)
     out += server_section(all_rows, result.config, support, result.context.server.embedded, SERVER_HEADING)
     out += parts.sections(all_rows)
     notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None)
-    tables = {"format": "`<table>_<format>`", "compression method": "`<table>_<method>`",
-              "combination": "`<table>_<format>_<method>`"}[noun]
-    out += ["## How the figures were obtained", "", *notes,
+    tables = ", ".join(f"`{run.config.table}`" for run in runs)
+    out += ["## How the figures were obtained", "", *notes, *memory_pass_lines(runs),
             f"- Each {noun} ran its own ramp on its own table ({tables}), one after another in one process;"
             f" freed memory was handed back to the OS between ramps, but a later {noun}'s resident (RSS) peaks"
             f" can still include memory an earlier one left behind: compare them by the tracemalloc peaks.",

@@ -13,6 +13,7 @@ from pgstress.db.server import ServerInfo
 from pgstress.output.analysis import Points, Throughput, conclusion, find_points, optimal_caveat
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.charts import chart_links
+from pgstress.output.memory_pass import memory_pass_lines
 from pgstress.output.noise import repetitions_section, with_rep
 from pgstress.output.notes import async_notes, sync_notes
 from pgstress.output.server_side import server_section, write_split_sentences
@@ -55,6 +56,8 @@ class ReportParts:
     table_intro: Callable[[RunConfig], list[str]] = lambda config: []
     sections: Callable[[Sequence[Row]], list[str]] = lambda rows: []  # under the full table, before the charts
     unused_options: frozenset[str] = field(default_factory=frozenset)  # options this mode does not read
+    records: Callable[[Row], int] = lambda row: 1  # records a successful row's `seconds_field` handled
+    speed_words: str = "to write and read one record of each of"  # what the comparison's speed timed
 
 
 def _share(part: float, whole: float) -> str:
@@ -142,6 +145,8 @@ ASYNC_REPORT = ReportParts(
         f"### Async fan-out table ({config.async_concurrency} concurrent records per level)", ""],
     sections=fanout_sections,
     unused_options=frozenset({"results_csv"}),
+    records=lambda row: row.writes_ok if isinstance(row, AsyncRow) else 1,
+    speed_words="to write the C records of each of",
 )
 
 
@@ -313,5 +318,6 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
     out += parts.sections(rows)
     out += chart_section(result, 7)
     out += resumed_section(ramp, csv_path)
-    out += ["## How the figures were obtained", "", *parts.notes(ramp.config, rows, ramp.memory_limit_mb), ""]
+    out += ["## How the figures were obtained", "", *parts.notes(ramp.config, rows, ramp.memory_limit_mb),
+            *memory_pass_lines([ramp]), ""]
     return "\n".join(out)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from pgstress.config import RunConfig
 from pgstress.rows import Row
+from pgstress.run.trace_budget import FREE_S, MAX_SHARE
 
 
 def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
@@ -14,19 +15,22 @@ def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
     if not config.trace_stride:
         return "`--memory-trace off`: the tracemalloc peak columns are empty."
     text = (f"`write_peak_mb` / `read_peak_mb` are tracemalloc peaks of {passes}, because tracemalloc slows"
-            " allocation 2.5-6x and would distort the timings.")
-    sampled = config.sampled_iterations()
-    if sampled:
-        text += (f" That pass costs 3-4x the timed client work, so on this {config.ramp_length}-iteration ramp"
-                 f" `--memory-trace auto` takes it only for iterations {', '.join(map(str, sampled))} (every"
-                 f" {config.trace_stride}th and the last); the other rows leave the peak columns empty."
+            " allocation 2.5-6x and would distort the timings; a peak always covers every record of its level.")
+    if config.memory_trace == "auto":
+        sampled = config.sampled_iterations()
+        planned = (f"iterations {', '.join(map(str, sampled))} (every {config.trace_stride}th and the last)"
+                   if sampled else "every iteration")
+        text += (f" That pass costs 3-4x the client work it repeats (about 4x a whole level of an async ramp at"
+                 f" C = 100), so `--memory-trace auto` plans it for {planned} of this {config.ramp_length}-iteration"
+                 f" ramp and takes each planned pass only while the passes stay within {MAX_SHARE:.0%} of the ramp's"
+                 f" time (the first {FREE_S:.0f} s of passes always); the other rows leave the peak columns empty."
                  " `--memory-trace on` takes it for every iteration.")
     traced = [row.iter for row in rows if row.write_peak_mb is not None or row.read_peak_mb is not None]
     if rows and not traced:
-        text += (" No iteration that finished has a peak (the run ended before the first traced iteration, or the"
-                 " traced ones failed before their client work), so the peak columns are empty and the memory"
-                 " chart is not drawn.")
-    elif sampled and rows:
+        text += (" No iteration that finished has a peak (the run ended before the first traced iteration, the"
+                 " traced ones failed before their client work, or the budget skipped their passes), so the peak"
+                 " columns are empty and the memory chart is not drawn.")
+    elif config.memory_trace == "auto" and rows:
         text += f" Of the iterations that finished, these have peaks: {', '.join(map(str, traced))}."
     return text
 
@@ -114,9 +118,13 @@ def sync_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | 
 
 
 def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | None) -> list[str]:
-    c = config.async_concurrency
+    sweep = config.concurrency_sweep  # a sweep's notes speak of C, each ramp having its own
+    c = "C" if sweep else str(config.async_concurrency)
     cpu_count = os.cpu_count()
-    threads = max(1, min(c, cpu_count or 1))
+    threads = "" if sweep else f" = {max(1, min(config.async_concurrency, cpu_count or 1))}"
+    each = f" (C = {', '.join(map(str, sweep))}, one ramp each)" if sweep else ""
+    first = " (of a sweep, that of the first C: a later C starts from what the earlier ones of its format cost)" \
+        if sweep else ""
     trace = trace_note(config, rows, "untimed passes after each timed batch: for writes, generating and encoding"
                                      " all C records again, concurrently in the same thread pool and holding all C"
                                      " values at once (no database work); for reads, the whole read batch again")
@@ -125,9 +133,10 @@ def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float |
                                                    " address space `ulimit -v` left, whichever is less)")
              if memory_limit_mb else "none (the available RAM could not be read)")
     return [
-        f"- Each level starts C = {c} tasks at once over a pool of exactly {c} asyncpg connections, each with"
-        f" `statement_timeout` = {config.statement_timeout_ms} ms. A write task generates and encodes its own record"
-        f" (codec work runs in a pool of min(C, CPUs) = {threads} threads: more threads than cores only fight"
+        f"- Each level starts {'C' if sweep else f'C = {c}'} tasks at once over a pool of exactly {c} asyncpg"
+        f" connections{each}, each with `statement_timeout` = {config.statement_timeout_ms} ms. A write task generates"
+        f" and encodes its own record (codec work runs in a pool of min(C, CPUs){threads} threads: more threads than"
+        " cores only fight"
         " over the GIL) and stores it; then every record written is read back concurrently by id"
         " (SELECT, then decode and verify in the thread pool).",
         f"- {ASYNC_WRITE_METHODS[config.write_method]}",
@@ -151,11 +160,13 @@ def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float |
         " failure class among its records, `error` starts with `CLASS xN of C records` and the ok/total counts,"
         " then the first message of that class, and `failures` counts every class.",
         f"- {trace}",
-        f"- Memory guard (limit {limit}): before each level, its client memory is estimated as C x epochs times"
+        f"- Memory guard (limit {limit}): before each level, its memory is estimated as C x epochs times"
         " the cost per record-epoch of the largest level already run (the highest of: resident growth above the"
-        " ramp's start, timed and traced passes included; tracemalloc peaks; encoded bytes). The first level"
-        " always runs. A level over the limit is recorded as `CLIENT_MEMORY` without running, and the ramp stops."
-        " `estimated_client_mb` / `measured_client_mb` show the estimate and what the level then used.",
+        " ramp's start, timed and traced passes included; tracemalloc peaks; encoded bytes; how far the machine's"
+        " available memory fell below the ramp's start, sampled every 0.1 s, which counts a PostgreSQL on this"
+        f" machine holding copies of the values, and other processes' growth too). The first level always runs{first}."
+        " A level over the limit is recorded as `CLIENT_MEMORY` without running, and the ramp stops."
+        " `estimated_client_mb` / `measured_client_mb` show the estimate and what the level's client then used.",
         "- `*_rss_delta_mb` is how far the batch raised the process's resident high-water mark (0 when it set no"
         " new high). `db_table_mb` = `pg_total_relation_size` after the level; `db_payload_per_record_mb` = mean"
         f" `pg_column_size(payload)` of the level's records. {SIZES_NOTE}",

@@ -105,8 +105,8 @@ def group_sizes(rows: Sequence[Row]) -> list[SizeRepetitions]:
 
 
 def is_repeated(rows: Sequence[Row]) -> bool:
-    """Whether some size of the ramp was measured more than once."""
-    return len({row.iter for row in rows}) < len(rows)
+    """Whether some size was measured more than once (also right for the rows of several compared ramps)."""
+    return any(row.rep > 1 for row in rows)
 
 
 def size_rows(rows: Sequence[Row]) -> list[Row]:

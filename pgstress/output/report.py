@@ -1,4 +1,4 @@
-"""The markdown report output: the report of one ramp, or of one ramp per format compared."""
+"""The markdown report output: the report of one ramp, or of several compared (formats, methods, a sweep over C)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 from pgstress.config import is_compared, ramp_configs
 from pgstress.host import utc_now_text
 from pgstress.output.base import Output, RunResult
-from pgstress.output.comparison import render_comparison
+from pgstress.output.comparison import NOISE_PERCENT, render_comparison
 from pgstress.output.files import write_atomic
 from pgstress.output.markdown import ReportParts, render_run
+from pgstress.output.sweep import sweep_answer
 
 
 class MarkdownOutput(Output):
@@ -33,5 +34,8 @@ class MarkdownOutput(Output):
 
     def render(self, result: RunResult) -> str:
         if is_compared(result.config):
-            return render_comparison(result, self.parts, planned_ramps=len(ramp_configs(result.config)))
+            sweep = result.config.concurrency_sweep
+            answer = sweep_answer(result.ramps, NOISE_PERCENT, sweep) if sweep else []
+            return render_comparison(result, self.parts, planned_ramps=len(ramp_configs(result.config)),
+                                     answer=answer)
         return render_run(result, self.parts, self.csv_path)

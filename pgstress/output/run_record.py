@@ -37,6 +37,8 @@ def run_record_path(csv_path: str | Path) -> Path:
 def ramp_identity(config: RunConfig) -> dict[str, Any]:
     dsn, _source = resolve_dsn(config.dsn)
     identity: dict[str, Any] = {name: getattr(config, name) for name in RAMP_OPTIONS}
+    if config.concurrency_sweep:  # a sweep is its list of C; one C stays the number it always was
+        identity["async_concurrency"] = list(config.concurrency_sweep)
     identity["server"] = redact_dsn(dsn) if dsn else EMBEDDED_SERVER
     return identity
 

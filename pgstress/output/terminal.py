@@ -3,7 +3,10 @@
 Three faces behind one interface: a live rich display on a terminal, one plain line per
 iteration when stdout is not a terminal (CI logs, `| tee`), and silence with `--quiet`
 (errors still go to stderr, the final summary is still printed). Each mode has its own
-one-line form of a row (`sync_line`, `async_line`).
+one-line form of a row (`sync_line`, `async_line`). Inside a level (output/level_progress.py) the
+panel shows the phase and its records' progress; the plain face prints an indented line when a
+phase of several records starts or all its records pass a step, when a memory pass is skipped, and
+after HEARTBEAT_S seconds without a line.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import io
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +24,9 @@ from typing import Any, TextIO
 
 from pgstress.output.analysis import Points, find_points, fit_line
 from pgstress.output.base import Output, RampPlan, RampResult, RunResult
+from pgstress.output.level_progress import HEARTBEAT_S, LevelState, phase_name
 from pgstress.rows import OK, AsyncRow, Row, SyncRow
+from pgstress.run.level_events import PhaseStart, set_level_listener
 from pgstress.run.measure import TRACE_END, TRACE_START, set_stage_listener
 
 # The codecs interleave generation and encoding chunk by chunk, so they are one phase to the eye;
@@ -82,10 +88,12 @@ class RampTracker:
     durations: list[float] = field(default_factory=list)  # wall seconds of each finished level
     phase: str = "starting"
     tracing: bool = False
+    level: LevelState = field(init=False)  # the running level's phase and records
 
     def __post_init__(self) -> None:
         self.started = self.now()
         self._level_started = self.started
+        self.level = LevelState(self.now)
 
     def on_stage(self, name: str) -> None:
         if name == TRACE_START:
@@ -101,6 +109,7 @@ class RampTracker:
         self.durations.append(finished - self._level_started)
         self._level_started = finished
         self.phase, self.tracing = "starting", False
+        self.level.reset()
 
     @property
     def total(self) -> int:
@@ -133,6 +142,13 @@ class RampTracker:
     @property
     def phase_text(self) -> str:
         return f"{self.phase} (memory pass)" if self.tracing else self.phase
+
+    def level_prefix(self) -> str:
+        """How an in-level line names the level running now: '  bson [2/10] 20,000 epochs'."""
+        label = f"{self.label} " if self.label else ""
+        epochs = self.current_epochs
+        size = f" {epochs:,} epochs" if epochs is not None else ""
+        return f"  {label}[{self.done_before + len(self.rows) + 1}/{self.total}]{size}"
 
     def elapsed_s(self) -> float:
         return self.now() - self.started
@@ -255,11 +271,27 @@ class Progress(Output):
                       " progress lines", file=sys.stderr, flush=True)
 
     def ramp_started(self, plan: RampPlan) -> None:
-        """Follow one ramp: stage names reach its tracker while it runs."""
+        """Follow one ramp: stage names and level events reach its tracker while it runs."""
         self.tracker = RampTracker(plan.title, plan.levels, plan.label, plan.done_before,
                                    repeat=plan.config.repeat, first_rep=plan.config.start_rep)
         set_stage_listener(self.tracker.on_stage)
+        set_level_listener(self)
         self._begin(self.tracker)
+
+    # the level listener (run/level_events.py): called on the measured path, so only counting and a rare line
+
+    def phase_started(self, start: PhaseStart) -> None:
+        if self.tracker is not None:
+            self.tracker.level.on_phase(start)
+            self._phase_line(self.tracker, start)
+
+    def record_step(self, step: str, ok: bool) -> None:
+        if self.tracker is not None and self.tracker.level.on_step(step, ok):
+            self._milestone(self.tracker)
+
+    def memory_pass_skipped(self, phase: str, why: str) -> None:
+        if self.tracker is not None:
+            self._skip_line(self.tracker, self.tracker.level.on_skip(phase, why))
 
     def row(self, plan: RampPlan, row: Row) -> None:
         assert self.tracker is not None
@@ -277,6 +309,7 @@ class Progress(Output):
     def close(self) -> None:
         if self.tracker is not None:
             set_stage_listener(None)
+            set_level_listener(None)
             self._end(self.tracker)
             self.tracker = None
 
@@ -289,16 +322,69 @@ class Progress(Output):
     def _end(self, tracker: RampTracker) -> None:
         pass
 
+    def _phase_line(self, tracker: RampTracker, start: PhaseStart) -> None:
+        pass
+
+    def _milestone(self, tracker: RampTracker) -> None:
+        pass
+
+    def _skip_line(self, tracker: RampTracker, text: str) -> None:
+        pass
+
 
 class PlainProgress(Progress):
-    """One line when a ramp starts and one per finished iteration, with elapsed time and ETA."""
+    """One line when a ramp starts and one per finished iteration, with elapsed time and ETA; inside a level,
+    indented lines: when a phase of several records starts, when all its records pass a step, when a memory
+    pass is skipped, and after HEARTBEAT_S seconds without any line (from a thread of its own)."""
+
+    def __init__(self, line: LineFormat, out: TextIO | None = None) -> None:
+        super().__init__(line, out)
+        self._printing = threading.Lock()  # the heartbeat thread prints too
+        self._last_line = time.monotonic()
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    def say(self, text: str) -> None:
+        with self._printing:
+            super().say(text)
+            self._last_line = time.monotonic()
 
     def _begin(self, tracker: RampTracker) -> None:
         self.say(f"pgstress: {tracker.title}: {tracker.total:,} iterations")
+        self._stop_heartbeat.clear()
+        self._heartbeat = threading.Thread(target=self._beat, args=(tracker,), name="pgstress-heartbeat",
+                                           daemon=True)
+        self._heartbeat.start()
+
+    def _end(self, tracker: RampTracker) -> None:
+        if self._heartbeat is not None:
+            self._stop_heartbeat.set()
+            self._heartbeat.join()
+            self._heartbeat = None
+
+    def _beat(self, tracker: RampTracker) -> None:
+        while not self._stop_heartbeat.wait(0.25):
+            if time.monotonic() - self._last_line >= HEARTBEAT_S and tracker.current_epochs is not None:
+                elapsed = clock_text(tracker.elapsed_s())
+                self.say(f"{tracker.level_prefix()}, {tracker.level.text()} | elapsed {elapsed}")
 
     def _row(self, tracker: RampTracker, row: Row) -> None:
         timing = f" | elapsed {clock_text(tracker.elapsed_s())} eta {clock_text(tracker.eta_s())}"
         self.say(_labelled(tracker, _line(self.line, tracker, row)) + timing)
+
+    def _phase_line(self, tracker: RampTracker, start: PhaseStart) -> None:
+        if start.records > 1:  # a level of one record says it all in its own line
+            why = f": {start.why}" if start.why else ""
+            name = phase_name(start.phase, start.memory_pass, start.records)
+            self.say(f"{tracker.level_prefix()}, {name} of {start.records} records started{why}")
+
+    def _milestone(self, tracker: RampTracker) -> None:
+        start = tracker.level.start
+        if start is not None and start.records > 1:
+            self.say(f"{tracker.level_prefix()}, {tracker.level.text()}")
+
+    def _skip_line(self, tracker: RampTracker, text: str) -> None:
+        self.say(f"{tracker.level_prefix()}, {text}")
 
 
 class LiveProgress(Progress):
@@ -341,6 +427,7 @@ class LiveProgress(Progress):
     @staticmethod
     def panel(tracker: RampTracker) -> Any:
         from rich.console import Group
+        from rich.markup import escape
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
@@ -353,6 +440,11 @@ class LiveProgress(Progress):
         now = (f"iteration {done + 1:,} of {tracker.total:,}: {epochs:,} epochs{rep},"
                f" [bold]{tracker.phase_text}[/bold]" if epochs is not None else "finishing")
         lines: list[Any] = [grid, f"now:  {now}"]
+        if epochs is not None:
+            lines.append(f"      {escape(tracker.level.text())}")
+            if tracker.level.why:
+                lines.append(f"      why the memory pass: {escape(tracker.level.why)}")
+            lines += [f"      {escape(note)}" for note in tracker.level.skipped]
         if tracker.rows:
             last = tracker.rows[-1]
             colour = "green" if last.status == OK else "red"

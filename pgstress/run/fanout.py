@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Coroutine, Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from pgstress.run.event_loop import LoopRunner
 from pgstress.run.faults import classify
 from pgstress.run.iteration import LevelResult, Phase, fill_common, fill_rss, most_frequent_fault
 from pgstress.run.latency import Span, busy_s, latency_percentiles_ms, only_s
+from pgstress.run.level_events import ENCODED, FETCHED, STORED, VERIFIED, record_step
 from pgstress.run.measure import StageClock, mib
 from pgstress.run.memory_guard import MemoryGuard, default_memory_limit_mb
 from pgstress.run.record import RecordWork, Stream, check_stored_columns, decode_and_verify, encode_record
@@ -90,8 +91,10 @@ class FanoutDriver:
     def encode_only(self, epochs: int, streams: list[Stream]) -> None:
         """The write batch's client work without the database: all C values alive at once."""
         futures = [self.executor.submit(self._encode, epochs, stream, StageClock()) for stream in streams]
-        held = [future.result() for future in futures]
-        del held
+        for future in as_completed(futures):  # every value stays held by its future until all are done
+            future.result()
+            record_step(ENCODED)
+        del futures
 
     async def _write_one(self, epochs: int, stream: Stream) -> RecordWork:
         record = RecordWork(stream)
@@ -102,6 +105,7 @@ class FanoutDriver:
                 self.executor, self._encode, epochs, stream, record.clock)
             record.size = payload.size
             record.expected = (payload.epochs, payload.content_hash)
+            record_step(ENCODED)
             insert_started = time.perf_counter()
             try:
                 record.record_id = await self.db.insert(payload)
@@ -111,6 +115,7 @@ class FanoutDriver:
         except Exception as exc:  # noqa: BLE001 - one record's fault is counted, its siblings go on
             record.fault = classify(exc, *self.secrets, value_size=record.size or None)
         record.latency_s = time.perf_counter() - started
+        record_step(STORED, record.ok)
         return record
 
     # reads
@@ -134,6 +139,7 @@ class FanoutDriver:
             finally:
                 record.db_span = (started, time.perf_counter())
             record.size = len(view)
+            record_step(FETCHED)
             try:
                 record.cpu_span = await loop.run_in_executor(
                     self.executor, self._decode, view, written.expected, record.clock)
@@ -143,6 +149,7 @@ class FanoutDriver:
         except Exception as exc:  # noqa: BLE001 - one record's fault is counted, its siblings go on
             record.fault = classify(exc, *self.secrets, value_size=record.size or None)
         record.latency_s = time.perf_counter() - started
+        record_step(VERIFIED, record.ok)
         return record
 
     @staticmethod

@@ -2,9 +2,10 @@
 
 In order: the memory guard's verdict, connections revived, the table truncated (unless
 `--keep-data-between-iterations`), the server's counters read, the write phase timed, the
-counters and the table's sizes read again, its client work traced again untimed, the read phase
-timed (of the records written), the counters read again, traced again, the stored sizes. The
-server-side reads run between the timed phases, never inside them. Any failure becomes the
+counters and the table's sizes read again, its client work traced again untimed (when the trace
+budget allows: run/trace_budget.py), the read phase timed (of the records written), the counters read
+again, traced again, the stored sizes. The server-side reads run between the timed phases, never
+inside them; each phase is announced as it starts, for live progress. Any failure becomes the
 level's status. A mode supplies only what differs: its driver's calls, and how many
 records a level holds (one in sync mode, C in async mode). Its `to_row` turns the result into
 the mode's row.
@@ -22,11 +23,15 @@ from pgstress.config import RunConfig
 from pgstress.db.control import ControlSession
 from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, add_read_cost, write_cost
 from pgstress.rows import CONNECTION_LOST, Row
+from pgstress.run import level_events
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
+from pgstress.run.level_events import READ, WRITE, PhaseStart
+from pgstress.run.machine_memory import MachineMemoryWatch
 from pgstress.run.measure import PhaseMeasure, PhaseMeter, current_rss_mb, mib, traced_peak_mb
-from pgstress.run.memory_guard import MemoryGuard
+from pgstress.run.memory_guard import MemoryGuard, available_ram_mb
 from pgstress.run.ramp import StopRamp
 from pgstress.run.record import RecordWork, Stream
+from pgstress.run.trace_budget import TraceBudget
 
 T = TypeVar("T")
 
@@ -96,6 +101,7 @@ class LevelResult:
     fault: Fault | None = None  # a failure of the level as a whole (the truncate, a pool, the guard)
     estimated_client_mb: float | None = None
     client_mb: float | None = None  # resident growth above the ramp's start, every pass of the level included
+    machine_mb: float | None = None  # how far the machine's available memory fell below the ramp's start (guarded)
     server: ServerCost | None = None  # what the server paid (measured only with server measures)
 
     @property
@@ -173,6 +179,12 @@ class Iteration:
     meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
     start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
     _ran_before: bool = field(default=False, init=False)  # the table holds an earlier level's records
+    budget: TraceBudget = field(init=False)  # which levels get the memory pass (--memory-trace auto: a share)
+    machine_start_mb: float | None = field(init=False)  # the machine's available memory when the ramp began
+
+    def __post_init__(self) -> None:
+        self.budget = TraceBudget(self.config)
+        self.machine_start_mb = available_ram_mb() if self.guard is not None else None
 
     def __call__(self, iteration: int, epochs: int, rep: int = 1) -> Row:
         level = LevelResult(iteration, epochs, repetition_streams(self.driver.streams(iteration), rep), rep)
@@ -183,13 +195,16 @@ class Iteration:
             if refusal is not None:
                 level.fault = classify(ClientMemoryGuard(refusal))
                 raise StopRamp(self._row(level), f"was stopped by the client memory guard ({refusal})")
+        watch = MachineMemoryWatch(self.machine_start_mb)  # samples only for the memory guard
         try:
-            self._run(level)
+            with watch:
+                self._run(level)
         except Exception as exc:  # noqa: BLE001 - a failure outside any record's work fails the level
             level.fault = classify(exc, *self.secrets)
             lost = level.fault.status == CONNECTION_LOST
             self.driver.recover(lost)
             self.control.recover(lost)
+        level.machine_mb = watch.drop_mb
         if self.guard is not None:
             self.observe(level)
         return self._row(level)
@@ -207,7 +222,7 @@ class Iteration:
         self.guard.observe(len(level.streams) * level.epochs, level.client_mb,
                            level.write.traced_peak_mb if level.write else None,
                            level.read.traced_peak_mb if level.read else None,
-                           mib(sum(sent)) if sent else None)
+                           mib(sum(sent)) if sent else None, machine_mb=level.machine_mb)
 
     def _run(self, level: LevelResult) -> None:
         self.driver.revive()
@@ -215,24 +230,26 @@ class Iteration:
         if self._ran_before and not self.config.keep_data_between_iterations:
             self.control.truncate()
         self._ran_before = True
-        traced = self.config.traces_memory(level.iteration)
         rss_peaks: list[float | None] = []
 
         start = self._counters()
+        level_events.phase_started(PhaseStart(WRITE, len(level.streams)))
         level.write = self._phase(lambda: self.driver.write(level.epochs, level.streams), rss_peaks)
         written = level.write.ok
         ids = [record.record_id for record in written if record.record_id is not None]
         after_write = self._unless_records_failed(level, lambda: self._write_cost(level, start, ids))
         encoded = [record.stream for record in level.write.records if record.size]
-        if traced and encoded:
-            level.write.traced_peak_mb = self._traced(
-                lambda: self.driver.encode_only(level.epochs, encoded), rss_peaks)
+        if encoded:
+            level.write.traced_peak_mb = self._memory_pass(
+                level.iteration, WRITE, level.write, lambda: self.driver.encode_only(level.epochs, encoded),
+                len(encoded), rss_peaks)
         if written:
+            level_events.phase_started(PhaseStart(READ, len(written)))
             level.read = self._phase(lambda: self.driver.read(written), rss_peaks)
             if start is not None and after_write is not None:
                 self._unless_records_failed(level, lambda: self._read_cost(level, start, after_write))
-            if traced:
-                level.read.traced_peak_mb = self._traced(lambda: self.driver.read(written), rss_peaks)
+            level.read.traced_peak_mb = self._memory_pass(
+                level.iteration, READ, level.read, lambda: self.driver.read(written), len(written), rss_peaks)
             self._unless_records_failed(level, lambda: self._stored_sizes(level, ids))
         known = [peak for peak in rss_peaks if peak is not None] or [current_rss_mb()]
         level.client_mb = max(0.0, max(known) - self.start_rss_mb)
@@ -281,8 +298,18 @@ class Iteration:
         rss_peaks.append(measure.rss_peak_mb)
         return Phase(records, measure, time.process_time() - cpu_started)
 
-    def _traced(self, work: Callable[[], object], rss_peaks: list[float | None]) -> float:
+    def _memory_pass(self, iteration: int, phase: str, timed: Phase, work: Callable[[], object], records: int,
+                     rss_peaks: list[float | None]) -> float | None:
+        """The tracemalloc peak of `work` (the timed phase's client work again, untimed) when the budget lets it
+        run; None when it does not."""
+        runs, why = self.budget.decide(iteration, phase, timed.measure.wall_s)
+        if not runs:
+            if why:
+                level_events.memory_pass_skipped(phase, why)
+            return None
+        level_events.phase_started(PhaseStart(phase, records, memory_pass=True, why=why))
         with self.meter.phase() as measure:
             peak = traced_peak_mb(work)
         rss_peaks.append(measure.rss_peak_mb)
+        self.budget.spent(iteration, phase, timed.measure.wall_s, measure.wall_s)
         return peak

@@ -146,7 +146,6 @@ def test_compression_methods_compared_in_async_mode(server_dsn: str, db: psycopg
     (["--toast-compression", "zstd"], "--toast-compression"),
     (["--storage", "plain"], "--storage"),
     (["--mode", "async", "--write-method", "insert_blocking"], "insert_blocking is libpq's send mode"),
-    (["--toast-compression", "all", "--resume"], "--resume"),
     (["--toast-compression", "all", "--table", "x" * 59], "at most 58 characters"),
     (["--toast-compression", "all", "--payload-format", "all", "--table", "x" * 47], "at most 46 characters"),
 ])  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import count_rows, read_chart_data, read_csv, table_after
+from helpers import RampMode, count_rows, csv_header, read_chart_data, read_csv, table_after
 
 from pgstress.config import RunConfig
 from pgstress.db.environment import ServerDetails
@@ -17,7 +17,7 @@ from pgstress.host import collect_host
 from pgstress.output.base import RampPlan, RampResult, RunContext, RunResult
 from pgstress.output.comparison import NOT_RUN, compared_levels, recommendation, render_comparison
 from pgstress.output.markdown import SYNC_REPORT
-from pgstress.rows import Row, SyncRow
+from pgstress.rows import AsyncRow, Row, SyncRow
 from pgstress.run.ramp import RampOutcome
 from pgstress.session import ramp_configs
 
@@ -121,16 +121,79 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
         "bson [1/3] 1,000", "bson [2/3] 2,000", "bson [3/3] 3,000", "jsonb [1/3] 1,000"]
 
 
-def test_async_with_all_formats_is_refused_before_anything_happens(run_cli, server_dsn, format_tables, table_name,
-                                                                   db, tmp_path: Path) -> None:
-    result = run_cli("--dsn", server_dsn, "--table", table_name, "--mode", "async", "--payload-format", "all", *RAMP)
-    assert result.code == 2
-    assert result.out == ""
-    assert result.err.strip().splitlines() == [
-        "pgstress: error: argument --payload-format: all is not available with --mode async yet; run one format"]
-    assert list(tmp_path.iterdir()) == []
-    found = db.execute("SELECT count(*) FROM pg_class WHERE relname LIKE %s", [f"{table_name}%"]).fetchone()
-    assert found == (0,)
+def test_async_all_formats_writes_three_tables_one_csv_and_one_report(
+        run_cli, server_dsn, db, format_tables, table_name, tmp_path: Path) -> None:
+    result = run_cli("--dsn", server_dsn, "--table", table_name, "--mode", "async", "--async-concurrency", "2",
+                     "--payload-format", "all", "--start-epochs", "1000", "--end-epochs", "2000",
+                     "--step-epochs", "1000", "--memory-trace", "off")
+    assert result.code == 0, result.err
+    assert not (tmp_path / "iteration_results.csv").exists()
+    csv_path = tmp_path / "async_fanout_results.csv"
+    assert csv_header(csv_path) == list(AsyncRow.COLUMNS)
+    rows = read_csv(csv_path)
+    assert [(r["format"], r["iter"], r["epochs"], r["concurrency"], r["status"], r["writes_ok"], r["reads_ok"])
+            for r in rows] == [(name, str(i), str(i * 1000), "2", "OK", "2", "2") for name in FORMATS for i in (1, 2)]
+    kinds = dict(db.execute("SELECT c.relname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c"
+                            " ON c.oid = a.attrelid WHERE c.relname = ANY(%s) AND a.attname = 'payload'",
+                            [list(format_tables.values())]).fetchall())
+    assert kinds == {format_tables["bson"]: "bytea", format_tables["jsonb"]: "jsonb",
+                     format_tables["ndjson_zstd"]: "bytea"}
+    assert all(count_rows(db, table) == 2 for table in format_tables.values())  # each its last level's 2 records
+
+    text = (tmp_path / "report.md").read_text()
+    assert text.startswith("# PostgreSQL huge-payload stress test report: payload formats compared")
+    write_eps = table_after(text, "### Write throughput summed over the C records, epochs per second")
+    assert write_eps[0] == ["epochs", *FORMATS]
+    by_key = {(r["format"], r["epochs"]): r for r in rows}
+    assert write_eps[1:] == [[f"{epochs:,}", *(f"{float(by_key[(name, str(epochs))]['write_eps']):,.0f}"
+                                                for name in FORMATS)] for epochs in (1000, 2000)]
+    # the fastest format: the epochs all its write batches stored over their time, from the CSV's own numbers
+    speed = {name: 3000 * 2 / sum(float(by_key[(name, str(e))]["write_s"]) for e in (1000, 2000)) for name in FORMATS}
+    fastest = max(speed, key=speed.__getitem__)
+    seconds = sum(float(by_key[(fastest, str(e))]["write_s"]) for e in (1000, 2000))
+    assert (f"**fastest: {fastest}**, {seconds:,.2f} s to write the C records of each of the 2 sizes,"
+            f" {speed[fastest]:,.0f} epochs/s against") in text
+    assert "### Async fan-out table" not in text  # the comparison's own full table, with a format column
+    assert "| format | iter | C | epochs | status |" in text
+
+
+def test_resume_continues_an_interrupted_all_run(ramp_mode: RampMode, run_cli, hooks, server_dsn, db, format_tables,
+                                                 table_name, tmp_path: Path) -> None:
+    seen = []
+
+    def jsonbs_second_level() -> None:
+        seen.append(2)
+        if len(seen) == 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the run
+
+    argv = [*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, "--payload-format", "all",
+            "--start-epochs", "1000", "--end-epochs", "2000", "--step-epochs", "1000", "--memory-trace", "off"]
+    hooks.before[2] = jsonbs_second_level
+    first = run_cli(*argv)
+    hooks.before.clear()
+    assert first.code == 130, first.err
+    csv_path = ramp_mode.csv_path(tmp_path)
+    assert [(r["format"], r["iter"]) for r in read_csv(csv_path)] == [("bson", "1"), ("bson", "2"), ("jsonb", "1")]
+    earlier = csv_path.read_bytes()
+
+    resumed = run_cli(*argv, "--resume")
+    assert resumed.code == 0, resumed.err
+    assert csv_path.read_bytes().startswith(earlier)  # the earlier rows untouched, the rest appended
+    rows = read_csv(csv_path)
+    assert [(r["format"], r["iter"], r["epochs"]) for r in rows] == [
+        (name, str(i), str(i * 1000)) for name in FORMATS for i in (1, 2)]
+    for row in rows:
+        ramp_mode.assert_intact_ok(row)
+    lines = resumed.out.splitlines()
+    assert not [line for line in lines if line.startswith("bson [")]  # bson's ramp had ended: not run again
+    assert [line.split(" epochs ")[0] for line in lines if line.startswith(("jsonb [", "ndjson_zstd ["))] == [
+        f"jsonb {ramp_mode.progress(2, 2, 2000, 'OK').split(' epochs ')[0]}",
+        f"ndjson_zstd {ramp_mode.progress(1, 2, 1000, 'OK').split(' epochs ')[0]}",
+        f"ndjson_zstd {ramp_mode.progress(2, 2, 2000, 'OK').split(' epochs ')[0]}"]
+    text = (tmp_path / "report.md").read_text()
+    assert "INTERRUPTED" not in text
+    points = table_after(text, "## 4. Breaking point, stability point, optimal efficiency point of each format")
+    assert [row[:2] for row in points[1:]] == [[name, "2 of 2"] for name in FORMATS]
 
 
 def test_a_table_name_without_room_for_the_format_suffix_is_refused(run_cli, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import read_csv
+from helpers import FakeClock, panel_text, read_csv
 from rich.console import Console
 
 from pgstress.config import RunConfig
@@ -33,14 +33,6 @@ from pgstress.run.measure import TRACE_END, TRACE_START, StageClock, set_stage_l
 
 CHART_NAMES = ("time", "eps", "size", "memory", "rss")
 ITERATION_LINE = re.compile(r"^\[(\d+)/(\d+)\] ([\d,]+) epochs (\w+) .* \| elapsed \d+:\d\d:\d\d eta \S+$")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @contextmanager
@@ -219,9 +211,7 @@ def test_live_panel_shows_position_phase_last_result_and_times() -> None:
     clock.t += 2.0
     tracker.on_row(ok_row(1, 1000, eps=4321))
     tracker.on_stage("insert")
-    console = Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
-    console.print(LiveProgress.panel(tracker))
-    text = console.file.getvalue()  # type: ignore[attr-defined]
+    text = panel_text(tracker)
     assert "1/3 iterations" in text
     assert "now:  iteration 2 of 3: 2,000 epochs, insert" in text
     assert "last: iteration 1, 1,000 epochs, OK, 4,321 epochs/s" in text

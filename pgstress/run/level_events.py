@@ -1,0 +1,62 @@
+"""What a level is doing while it runs, told to whoever shows progress (output/terminal.py).
+
+A level of C records can run for many minutes; these events let the terminal say where it is. The
+iteration announces each phase as it starts (the timed write and read batches, and the untimed memory
+pass with why it runs, or why it was skipped); the fan-out announces each record as it passes a step
+(encoded, then stored; fetched, then verified). One listener at a time; it is called on the measured
+path, so it must be cheap, and it must not print inside a timed phase more than a line now and then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+WRITE, READ = "write", "read"
+# A record's steps, in order within its phase: the last one ends the record's part of the phase.
+ENCODED, STORED = "encoded", "stored"  # write: generated + encoded; in the table
+FETCHED, VERIFIED = "fetched", "verified"  # read: selected; decoded and verified
+STEPS = {WRITE: (ENCODED, STORED), READ: (FETCHED, VERIFIED)}
+
+
+@dataclass(frozen=True)
+class PhaseStart:
+    phase: str  # WRITE or READ
+    records: int  # records the phase handles
+    memory_pass: bool = False  # the untimed tracemalloc repeat of the phase's client work
+    why: str = ""  # why the memory pass runs
+
+
+class LevelListener(Protocol):
+    def phase_started(self, start: PhaseStart) -> None: ...
+
+    def record_step(self, step: str, ok: bool) -> None:
+        """A record passed `step` (ok), or failed in it."""
+        ...
+
+    def memory_pass_skipped(self, phase: str, why: str) -> None: ...
+
+
+_listener: LevelListener | None = None
+
+
+def set_level_listener(listener: LevelListener | None) -> LevelListener | None:
+    """From now on tell `listener` what each level does; returns the listener it replaces."""
+    global _listener
+    previous, _listener = _listener, listener
+    return previous
+
+
+def phase_started(start: PhaseStart) -> None:
+    if _listener is not None:
+        _listener.phase_started(start)
+
+
+def record_step(step: str, ok: bool = True) -> None:
+    if _listener is not None:
+        _listener.record_step(step, ok)
+
+
+def memory_pass_skipped(phase: str, why: str) -> None:
+    if _listener is not None:
+        _listener.memory_pass_skipped(phase, why)
