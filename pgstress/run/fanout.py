@@ -36,7 +36,15 @@ from pgstress.run.latency import Span, busy_s, latency_percentiles_ms, only_s
 from pgstress.run.level_events import ENCODED, FETCHED, STORED, VERIFIED, record_step
 from pgstress.run.measure import StageClock, mib
 from pgstress.run.memory_guard import MemoryGuard, default_memory_limit_mb
-from pgstress.run.record import RecordWork, Stream, check_stored_columns, decode_and_verify, encode_record
+from pgstress.run.record import (
+    Expected,
+    RecordWork,
+    Stream,
+    check_stored_columns,
+    decode_and_verify,
+    encode_record,
+    expected_of,
+)
 from pgstress.workload.payloads import Codec, EncodedPayload
 
 T = TypeVar("T")
@@ -104,7 +112,7 @@ class FanoutDriver:
             payload, record.cpu_span = await loop.run_in_executor(
                 self.executor, self._encode, epochs, stream, record.clock)
             record.size = payload.size
-            record.expected = (payload.epochs, payload.content_hash)
+            record.expected = expected_of(payload)
             record_step(ENCODED)
             insert_started = time.perf_counter()
             try:
@@ -123,7 +131,7 @@ class FanoutDriver:
     def read(self, written: list[RecordWork]) -> list[RecordWork]:
         return self._run(self._gather([self._read_one(record) for record in written]))
 
-    def _decode(self, view: memoryview, expected: tuple[int, str], clock: StageClock) -> Span:
+    def _decode(self, view: memoryview, expected: Expected, clock: StageClock) -> Span:
         started = time.perf_counter()
         decode_and_verify(self.codec, view, expected, clock)
         return started, time.perf_counter()

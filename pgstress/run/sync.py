@@ -17,7 +17,14 @@ from pgstress.rows import CONNECTION_LOST, OK, SyncRow
 from pgstress.run.faults import classify
 from pgstress.run.iteration import LevelResult, Phase, fill_common, fill_rss, most_frequent_fault
 from pgstress.run.measure import StageClock, mib
-from pgstress.run.record import RecordWork, Stream, check_stored_columns, decode_and_verify, encode_record
+from pgstress.run.record import (
+    RecordWork,
+    Stream,
+    check_stored_columns,
+    decode_and_verify,
+    encode_record,
+    expected_of,
+)
 from pgstress.workload.payloads import Codec
 
 
@@ -51,7 +58,7 @@ class SyncDriver:
         started = time.perf_counter()
         try:
             payload = encode_record(self.codec, epochs, self.config.seed, stream, record.clock)
-            record.size, record.expected = payload.size, (payload.epochs, payload.content_hash)
+            record.size, record.expected = payload.size, expected_of(payload)
             with record.clock.stage("insert"):
                 record.record_id = self.db.write(payload)
         except Exception as exc:  # noqa: BLE001 - the record's failure is the iteration's status

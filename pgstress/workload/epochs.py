@@ -111,7 +111,7 @@ class ContentHash:
 
     def update_dicts(self, epochs: Iterable[Epoch]) -> None:
         """Hash decoded epochs; raises KeyError/TypeError/ValueError on a malformed epoch."""
-        rows = [_values_in_key_order(epoch) for epoch in epochs]
+        rows = list(map(_values_in_key_order, epochs))
         if rows:  # decoders are uniform: one row shows whether types survived the round trip
             for key, value in zip(EPOCH_KEYS, rows[0], strict=True):
                 _check_type(key, value)

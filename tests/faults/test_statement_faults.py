@@ -197,38 +197,65 @@ def test_mixed_failures_in_one_level_keep_the_most_frequent_class(server_dsn: st
     assert_report_breaking(tmp_path / "report.md", 2, 2000, "TIMEOUT", "TIMEOUT x2 of 3 records")
 
 
-# A trigger changes what is stored for iteration 2's records, so what is read back differs from what was sent.
-STORED_DIFFERENTLY = {
-    "bson, its length byte": ("bson", "NEW.payload := set_byte(NEW.payload, 0, get_byte(NEW.payload, 0) # 255);"),
-    "ndjson_zstd, its magic number": ("ndjson_zstd", "NEW.payload := set_byte(NEW.payload, 0, 0);"),
-    "ndjson_zstd, a byte of the frame": ("ndjson_zstd", "NEW.payload := set_byte(NEW.payload, length(NEW.payload) / 2,"
-                                                        " get_byte(NEW.payload, length(NEW.payload) / 2) # 255);"),
-    "jsonb, a value": ("jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,7,cycle_count}', '-1');"),
+# A trigger changes what is stored for iteration 2's records (2,000 epochs), so what is read back is not what was
+# sent: (format, the change, what the verdict says). "SWAP" stands for a side table's value, encoded by pgstress's
+# own codec: a value that decodes well but is another one, or one epoch short.
+UNDECODABLE = "VerifyError: what was read back cannot be decoded: "
+OTHER_BYTES = "VerifyError: the value read back is not the bytes written: SHA-256 "
+ONE_SHORT = "VerifyError: read back 1999 epochs, wrote 2000"
+STORED_DIFFERENTLY: dict[str, tuple[str, str, str]] = {
+    "bson, its length byte": (
+        "bson", "NEW.payload := set_byte(NEW.payload, 0, get_byte(NEW.payload, 0) # 255);", UNDECODABLE),
+    "bson, another value": ("bson", "SWAP other", OTHER_BYTES),
+    "bson, one epoch short": ("bson", "SWAP short", ONE_SHORT),
+    "bson, a float's lowest bit": (  # the last epoch's "Intermediate score(median)", 61 bytes before the end
+        "bson", "NEW.payload := set_byte(NEW.payload, length(NEW.payload) - 61,"
+                " get_byte(NEW.payload, length(NEW.payload) - 61) # 1);", OTHER_BYTES),
+    "ndjson_zstd, its magic number": ("ndjson_zstd", "NEW.payload := set_byte(NEW.payload, 0, 0);", UNDECODABLE),
+    "ndjson_zstd, another value": ("ndjson_zstd", "SWAP other", OTHER_BYTES),
+    "ndjson_zstd, one epoch short": ("ndjson_zstd", "SWAP short", ONE_SHORT),
+    "jsonb, a value": ("jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,7,cycle_count}', '-1');",
+                       "VerifyError: content hash differs"),
+    "jsonb, a value's type": ("jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,0,HitRate}', '\"0.5\"');",
+                              "VerifyError: decoded epoch is malformed"),
+    "jsonb, one epoch short": ("jsonb", "NEW.payload := NEW.payload #- '{epochs,3}';", ONE_SHORT),
 }
+
+
+def _swap_value(conn: psycopg.Connection, table: str, payload_format: str, which: str) -> str:
+    """A side table holding the value a trigger stores instead; returns the PL/pgSQL that does it."""
+    epochs, seed = (2000, 7) if which == "other" else (1999, 42)
+    value = encode_epochs(get_codec(payload_format), generate(epochs, seed, (2,)), StageClock()).data
+    swap = sql.Identifier(f"{table}_swap")
+    conn.execute(sql.SQL("CREATE TABLE {} (v bytea)").format(swap))
+    conn.execute(sql.SQL("INSERT INTO {} VALUES (%s)").format(swap), [bytes(value)])
+    return sql.SQL("NEW.payload := (SELECT v FROM {});").format(swap).as_string(conn)
 
 
 @pytest.mark.parametrize("case", STORED_DIFFERENTLY, ids=STORED_DIFFERENTLY)
 def test_stored_bytes_changed_on_the_server_fail_verification(case: str, embedded_dsn: str,
                                                               embedded_db: psycopg.Connection, table_name: str,
                                                               ramp_mode: RampMode, run_cli, tmp_path: Path) -> None:
-    """Whether what was read back cannot be decompressed, cannot be parsed or differs in one value, it is
-    VERIFY_FAILED, in every format and both modes; the next iteration is OK. (The client's verdict: one
-    server is enough.)"""
-    payload_format, change = STORED_DIFFERENTLY[case]
+    """Whether what was read back cannot be decoded, decodes to another value, has an epoch fewer or a
+    value of another type, it is VERIFY_FAILED with that reason, in every format and both modes; the next
+    iteration is OK. (The client's verdict: one server is enough.)"""
+    payload_format, change, verdict = STORED_DIFFERENTLY[case]
     create_pgstress_table(embedded_db, table_name, payload_format)
+    if change.startswith("SWAP "):
+        change = _swap_value(embedded_db, table_name, payload_format, change.removeprefix("SWAP "))
     add_insert_trigger(embedded_db, table_name, f"IF NEW.epochs = 2000 THEN {change} END IF; RETURN NEW;")
     try:
         result = run_cli(*ramp_mode.argv(), "--dsn", embedded_dsn, "--table", table_name,
                          "--payload-format", payload_format, *TINY_RAMP)
     finally:
         embedded_db.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table_name)))
+        embedded_db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(f"{table_name}_swap")))
         drop_trigger_function(embedded_db, table_name)
 
     assert result.code == 0, result.err
     rows = read_csv(ramp_mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK", "VERIFY_FAILED", "OK"]
     cause = ramp_mode.assert_failed(rows[1], "VERIFY_FAILED", failed=ramp_mode.concurrency)
-    assert cause.startswith(("VerifyError: what was read back cannot be decoded: ", "VerifyError: content hash differs",
-                             "VerifyError: decoded epoch is malformed")), cause
+    assert cause.startswith(verdict), cause
     assert rows[1]["read_s"] == "" if not ramp_mode.fans_out else rows[1]["reads_ok"] == "0"
     ramp_mode.assert_intact_ok(rows[2])

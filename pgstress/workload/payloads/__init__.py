@@ -26,6 +26,7 @@ class EncodedPayload:
     data: bytes | bytearray
     epochs: int
     content_hash: str
+    value_hash: str | None = None  # of `data`, for a format whose stored bytes come back unchanged
 
     @property
     def size(self) -> int:
@@ -42,6 +43,9 @@ class Codec:
 
     name: ClassVar[str]
     column_type: ClassVar[str]  # the SQL type of the payload column
+    # The server hands back the very bytes it was sent (bytea), so comparing their hash proves the
+    # content unchanged; a type it rewrites (jsonb: parsed, keys reordered) is verified by content.
+    returns_bytes_sent: ClassVar[bool] = True
 
     def __init__(self, options: CodecOptions) -> None:
         self.options = options

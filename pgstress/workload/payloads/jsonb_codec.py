@@ -17,6 +17,7 @@ from pgstress.workload.payloads import Codec, register
 class JsonbCodec(Codec):
     name = "jsonb"
     column_type = "JSONB"
+    returns_bytes_sent = False
 
     def encode_stream(self, chunks: Iterable[list[Epoch]]) -> bytearray:
         out = bytearray(b'{"epochs":[')
