@@ -60,10 +60,12 @@ ASYNC_WRITE_METHODS = {
     " streamed in 1 MiB chunks, each committed as it returns.",
 }
 SIZES_NOTE = "Sizes are MiB (2^20 bytes)."
-VERIFY_NOTE = ("- Every record read back is decoded in full and its epochs counted; then proved what was written: bson and"
-               " ndjson_zstd by a SHA-256 of the bytes read against that of the bytes sent (the server returns a bytea"
-               " unchanged and the encoder is deterministic), jsonb, which the server rewrites, by a hash of the decoded"
-               " epochs' values and their types.")
+VERIFY_NOTE = (
+    "- Every record read back is decoded in full and its epochs counted; then proved what was written: bson and"
+    " ndjson_zstd by a SHA-256 of the bytes read against that of the bytes sent (the server returns a bytea"
+    " unchanged and the encoder is deterministic), jsonb, which the server rewrites, by a hash of the decoded"
+    " epochs' values and their types."
+)
 
 
 def server_notes(config: RunConfig, per_level: str) -> list[str]:
