@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pgstress.config import RunConfig
 from pgstress.rows import Row
-from pgstress.run.trace_budget import FREE_S, MAX_SHARE
+from pgstress.run.trace_budget import FREE_S, max_share
 
 
 def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
@@ -22,9 +22,9 @@ def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
                    if sampled else "every iteration")
         text += (f" That pass costs 3-4x the client work it repeats (about 4x a whole level of an async ramp at"
                  f" C = 100), so `--memory-trace auto` plans it for {planned} of this {config.ramp_length}-iteration"
-                 f" ramp and takes each planned pass only while the passes stay within {MAX_SHARE:.0%} of the ramp's"
-                 f" time (the first {FREE_S:.0f} s of passes always); the other rows leave the peak columns empty."
-                 " `--memory-trace on` takes it for every iteration.")
+                 f" ramp and takes each planned pass only while the passes stay within {max_share(config):.0%} of the"
+                 f" ramp's time (the first {FREE_S:.0f} s of passes always); the other rows leave the peak columns"
+                 " empty. `--memory-trace on` takes it for every iteration.")
     traced = [row.iter for row in rows if row.write_peak_mb is not None or row.read_peak_mb is not None]
     if rows and not traced:
         text += (" No iteration that finished has a peak (the run ended before the first traced iteration, the"

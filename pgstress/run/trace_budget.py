@@ -6,9 +6,10 @@ its pass costs about 4x the whole level (measured: a 21 s level of 100 x 10,000 
 both passes). `--memory-trace on` takes every pass and `off` none. `auto` takes the passes of the
 levels `RunConfig.traces_memory` plans (every level of a ramp of up to 20, else about five ending with
 the last), each only while the ramp's passes, this one included at its estimated cost, stay within
-MAX_SHARE of the ramp's time so far; the first FREE_S seconds of passes are always allowed, so a
-short, cheap ramp is traced in full. A pass always covers all C records of its level: a skipped pass
-leaves that level's peak empty rather than measuring fewer records.
+max_share() of the ramp's time so far (MAX_SHARE on a ramp of up to 20 levels, where every level is
+planned; MAX_SHARE_SAMPLED on a longer one, whose passes are samples anyway); the first FREE_S seconds
+of passes are always allowed, so a short, cheap ramp is traced in full. A pass always covers all C
+records of its level: a skipped pass leaves that level's peak empty rather than measuring fewer records.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 
 from pgstress.config import AUTO_TRACE_ALL_UP_TO, RunConfig
 
-MAX_SHARE = 0.25  # of a ramp's wall time that `auto` lets memory passes take
+MAX_SHARE = 0.25  # of a ramp's wall time that `auto` lets memory passes take, on a ramp whose every level is planned
+MAX_SHARE_SAMPLED = 0.10  # on a longer ramp, where `auto` plans about five passes
 FREE_S = 10.0  # seconds of passes always allowed: cheap enough not to matter on any ramp
 FIRST_RATIO = 4.0  # a pass's time over its timed phase's, until one is measured (3-4x in sync, ~4x at C = 100)
 
@@ -36,6 +38,11 @@ class TraceLog:
     @property
     def share(self) -> float | None:
         return self.pass_s / self.ramp_s if self.ramp_s > 0 else None
+
+
+def max_share(config: RunConfig) -> float:
+    """The share of the ramp's time `auto` lets the memory passes take."""
+    return MAX_SHARE if config.trace_stride == 1 else MAX_SHARE_SAMPLED
 
 
 class TraceBudget:
@@ -71,13 +78,14 @@ class TraceBudget:
         elapsed = self.now() - self.started
         if self.config.memory_trace == "on":
             return True, planned
-        allowed = max(FREE_S, MAX_SHARE * (elapsed + estimate))
+        limit = max_share(self.config)
+        allowed = max(FREE_S, limit * (elapsed + estimate))
         after = self.log.pass_s + estimate
         if after > allowed:
             self.log.skipped.append((iteration, phase, estimate))
             return False, (f"it would take about {estimate:,.0f} s, bringing the memory passes to"
                            f" {after / (elapsed + estimate):.0%} of the ramp's time; --memory-trace auto keeps"
-                           f" them within {MAX_SHARE:.0%} (--memory-trace on takes every pass)")
+                           f" them within {limit:.0%} (--memory-trace on takes every pass)")
         share = f"{self.log.pass_s / elapsed:.0%}" if elapsed > 0 else "0%"
         return True, f"{planned}; about {estimate:,.0f} s, passes so far {share} of the ramp's time"
 

@@ -7,7 +7,7 @@ import pytest
 from helpers import FakeClock
 
 from pgstress.config import RunConfig
-from pgstress.run.trace_budget import FIRST_RATIO, FREE_S, MAX_SHARE, TraceBudget
+from pgstress.run.trace_budget import FIRST_RATIO, FREE_S, MAX_SHARE, MAX_SHARE_SAMPLED, TraceBudget, max_share
 
 SHORT = {"start_epochs": 1000, "end_epochs": 3000, "step_epochs": 1000}  # 3 levels: every one planned
 
@@ -79,3 +79,14 @@ def test_the_log_says_what_share_the_passes_took() -> None:
     clock.t = 4 * FREE_S
     log = trace.finish()
     assert log.ramp_s == 4 * FREE_S and log.share == pytest.approx(1 / 8)
+
+
+def test_a_long_ramp_keeps_its_sampled_passes_within_a_tenth() -> None:
+    clock = FakeClock(0.0)
+    long_ramp = RunConfig(start_epochs=10_000, end_epochs=1_000_000, step_epochs=10_000)
+    trace = TraceBudget(long_ramp, now=clock)
+    clock.t = 100.0
+    assert max_share(long_ramp) == MAX_SHARE_SAMPLED == 0.10
+    runs, why = trace.decide(20, "write", timed_s=4.0)  # 16 s more: 14 % of the ramp's time
+    assert not runs and "within 10%" in why
+    assert trace.decide(20, "read", timed_s=2.0)[0]  # 8 s more: 7 %
