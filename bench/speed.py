@@ -25,8 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from floor import server  # noqa: E402  (bench/ is on sys.path when this script runs)
 
-from pgstress.db.server import embedded_server  # noqa: E402
 from pgstress.workload.payloads import format_names  # noqa: E402
 
 Run = dict[str, Any]
@@ -170,16 +168,6 @@ def render(reps: list[dict[str, Run]], meta: dict[str, Any]) -> str:
         verdict, "",
         *(["**Not every iteration finished OK:** " + "; ".join(bad), ""] if bad else []),
     ])  # fmt: skip
-
-
-@contextmanager
-def server(dsn: str | None) -> Iterator[tuple[str, float | None]]:
-    if dsn is not None:
-        yield dsn, None
-        return
-    started = time.perf_counter()
-    with embedded_server() as info:
-        yield info.dsn, time.perf_counter() - started
 
 
 def _commit() -> str:
