@@ -55,8 +55,15 @@ def test_memory_error_in_the_client(embedded_dsn: str, table_name: str, ramp_mod
     assert_report_breaking(tmp_path / "r.md", 2, 100000, "CLIENT_MEMORY", "MemoryError")
 
 
-@pytest.mark.parametrize(("mode", "headroom_mib"), [(SYNC, 40), (SYNC, 80), (ASYNC, 8)],
-                         ids=["sync-libpq", "sync-decoder", "async-transport"])
+# On Python 3.10 the squeezed async read can hang instead (seen once in CI): asyncpg loses the result
+# it could not allocate and waits for it forever, a level a stop signal still ends (run/event_loop.py's grace)
+# but nothing else does. Known and said in the README; the case runs on 3.11 and later.
+ASYNC_READ_SQUEEZE = pytest.param(ASYNC, 8, id="async-transport", marks=pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="Python 3.10: asyncpg may wait forever for a result it could not allocate"))
+
+
+@pytest.mark.parametrize(("mode", "headroom_mib"), [pytest.param(SYNC, 40, id="sync-libpq"),
+                                                    pytest.param(SYNC, 80, id="sync-decoder"), ASYNC_READ_SQUEEZE])
 def test_memory_runs_out_reading_back(mode: RampMode, headroom_mib: int, embedded_dsn: str, table_name: str,
                                       tmp_path: Path) -> None:
     """The records are stored; reading them back gets too little address space (libpq's result buffer, the
