@@ -36,15 +36,13 @@ from psycopg import pq, sql  # noqa: E402
 from psycopg.abc import Buffer  # noqa: E402
 from psycopg.adapt import Loader  # noqa: E402
 
+from pgstress.db.copy_binary import COPY_SIGNATURE, COPY_TRAILER, JSONB_VERSION, jsonb_text  # noqa: E402
 from pgstress.db.server import embedded_server  # noqa: E402
 from pgstress.workload.epochs import generate  # noqa: E402
 from pgstress.workload.payloads import Codec, CodecOptions, format_names, get_codec  # noqa: E402
 
 IMPORTS_S = time.perf_counter() - T0
 
-COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no header extension
-COPY_TRAILER = struct.pack("!h", -1)
-JSONB_VERSION = b"\x01"  # binary jsonb = a version byte + the JSON text, both ways
 CONTENT_HASH = b"0" * 32  # a placeholder as long as pgstress's hash (32 hex digits): nothing is hashed
 
 
@@ -63,7 +61,7 @@ def write(conn: psycopg.Connection, table: sql.Identifier, codec: Codec, iterati
     (committed: autocommit); returns the encoded size."""
     data = codec.encode_stream(chunk.as_dicts() for chunk in generate(epochs, seed, (iteration,)))
     prefix = JSONB_VERSION if jsonb else b""
-    head = COPY_HEADER + struct.pack("!hiqi", 4, 8, iteration, len(prefix) + len(data)) + prefix
+    head = COPY_SIGNATURE + struct.pack("!hiqi", 4, 8, iteration, len(prefix) + len(data)) + prefix
     tail = struct.pack("!iii", 4, epochs, len(CONTENT_HASH)) + CONTENT_HASH + COPY_TRAILER
     query = sql.SQL("COPY {} (id, payload, epochs, content_hash) FROM STDIN (FORMAT BINARY)").format(table)
     with conn.cursor() as cursor, cursor.copy(query) as copy:
@@ -80,7 +78,7 @@ def read(conn: psycopg.Connection, table: sql.Identifier, codec: Codec, record_i
         cursor.execute(query, [record_id])
         found = cursor.fetchone()
         assert found is not None
-        view: memoryview = found[0][1:] if jsonb else found[0]
+        view: memoryview = jsonb_text(found[0]) if jsonb else found[0]
         count = sum(len(chunk) for chunk in codec.decode_stream(view))
         del view, found
     return count

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pgstress.workload.payloads import EncodedPayload, VerifyError
 
 COPY_CHUNK_BYTES = 1024 * 1024
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no header extension
-_COPY_TRAILER = struct.pack("!h", -1)
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no header extension
+COPY_TRAILER = struct.pack("!h", -1)
 JSONB_VERSION = b"\x01"
 
 
@@ -27,8 +27,8 @@ def binary_copy_frame(payload: EncodedPayload, jsonb: bool) -> tuple[bytes, byte
     """
     prefix = JSONB_VERSION if jsonb else b""
     content_hash = payload.content_hash.encode()
-    head = _COPY_SIGNATURE + struct.pack("!hi", 3, len(prefix) + payload.size) + prefix
-    tail = struct.pack("!iii", 4, payload.epochs, len(content_hash)) + content_hash + _COPY_TRAILER
+    head = COPY_SIGNATURE + struct.pack("!hi", 3, len(prefix) + payload.size) + prefix
+    tail = struct.pack("!iii", 4, payload.epochs, len(content_hash)) + content_hash + COPY_TRAILER
     return head, tail
 
 
