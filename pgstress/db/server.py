@@ -167,10 +167,12 @@ def embedded_server(settings: Mapping[str, str] = EMBEDDED_SETTINGS) -> Iterator
             interrupts.run_to_end(lambda: _remove_embedded(server, workdir))
 
 
-# The server's Unix socket lives in its data directory (<workdir>/pgdata-retry/.s.PGSQL.<port> at the
-# longest), and a socket's path has at most 107 bytes (sun_path, less its NUL).
+# The data directories of the first start and of its one retry. The server's Unix socket lives in the data
+# directory (<workdir>/<data dir>/.s.PGSQL.<port>), and a socket's path has at most 107 bytes (sun_path, less
+# its NUL).
+_DATA_DIRS = ("pgdata", "pgdata-retry")
 _SOCKET_PATH_MAX = 107
-_LONGEST_SOCKET_TAIL = len("/pgstress-12345678/pgdata-retry/.s.PGSQL.65535")
+_LONGEST_SOCKET_TAIL = len("/pgstress-12345678/") + max(map(len, _DATA_DIRS)) + len("/.s.PGSQL.65535")
 _SHORT_TEMP_DIR = "/tmp"
 
 
@@ -230,7 +232,7 @@ def _start_embedded(get_server: Callable[..., Any], workdir: Path) -> Any:
         logger.addHandler(logging.NullHandler())
     failure: Exception | None = None
     try:
-        for pgdata in (workdir / "pgdata", workdir / "pgdata-retry"):
+        for pgdata in (workdir / name for name in _DATA_DIRS):
             try:
                 return get_server(pgdata, cleanup_mode="delete")
             except Exception as exc:  # noqa: BLE001 - any start failure is reported in one line
