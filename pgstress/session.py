@@ -90,7 +90,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
         # nothing is created, dropped or emptied unless the run can start (its first driver opens)
         with preparing_tables(claim.conn, configs, drop=config.drop_table, truncate=truncate) as tables:
             first_driver = _open_first(held, mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets),
-                                       sweep=len(configs) > 1 and bool(config.concurrency_sweep))
+                                       sweep=bool(config.concurrency_sweep))
         details = server_details(server.dsn, tables)
         result = RunResult(RunContext(config, collect_host(), server, details[0]))
         for output in outputs:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pgstress.config import RunConfig
 from pgstress.rows import Row
 from pgstress.run.trace_budget import FREE_S, max_share
+from pgstress.workload.payloads import format_names, get_codec
 
 
 def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
@@ -60,12 +61,18 @@ ASYNC_WRITE_METHODS = {
     " streamed in 1 MiB chunks, each committed as it returns.",
 }
 SIZES_NOTE = "Sizes are MiB (2^20 bytes)."
-VERIFY_NOTE = (
-    "- Every record read back is decoded in full and its epochs counted; then proved what was written: bson and"
-    " ndjson_zstd by a SHA-256 of the bytes read against that of the bytes sent (the server returns a bytea"
-    " unchanged and the encoder is deterministic), jsonb, which the server rewrites, by a hash of the decoded"
-    " epochs' values and their types."
-)
+def _verify_note() -> str:
+    """How a record read back is proved the one written, per format: by its bytes where the codec gets them back
+    unchanged (`Codec.returns_bytes_sent`), else by its decoded values."""
+    by_bytes = [name for name in format_names() if get_codec(name).returns_bytes_sent]
+    by_values = [name for name in format_names() if name not in by_bytes]
+    return (f"- Every record read back is decoded in full and its epochs counted; then proved what was written:"
+            f" {' and '.join(by_bytes)} by a SHA-256 of the bytes read against that of the bytes sent (the server"
+            f" returns a bytea unchanged and the encoder is deterministic), {' and '.join(by_values)}, which the"
+            " server rewrites, by a hash of the decoded epochs' values and their types.")
+
+
+VERIFY_NOTE = _verify_note()
 
 
 def server_notes(config: RunConfig, per_level: str) -> list[str]:
