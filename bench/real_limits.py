@@ -27,10 +27,11 @@ import psycopg
 from pgstress.config import RunConfig
 from pgstress.db.psycopg_adapter import SyncDatabase
 from pgstress.db.schema import TableSql, prepare_table
-from pgstress.db.server import ServerInfo, open_server
+from pgstress.db.server import open_server
 from pgstress.rows import DB_LIMIT
 from pgstress.run.faults import MAX_ALLOC, classify
 from pgstress.session import run_session
+from pgstress.target import ServerInfo
 from pgstress.workload.payloads import EncodedPayload
 
 JSONB_EPOCHS = 600_000

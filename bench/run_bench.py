@@ -40,7 +40,6 @@ from psycopg import generators, postgres, sql, waiting  # noqa: E402
 from pgstress.config import RunConfig  # noqa: E402
 from pgstress.db.control import ControlSession  # noqa: E402
 from pgstress.db.copy_binary import binary_copy_frame  # noqa: E402
-from pgstress.db.environment import ServerDetails  # noqa: E402
 from pgstress.db.ownership import TableClaim  # noqa: E402
 from pgstress.db.psycopg_adapter import SyncDatabase  # noqa: E402
 from pgstress.db.schema import TableSql, prepare_table  # noqa: E402
@@ -57,6 +56,7 @@ from pgstress.run.measure import MIB, StageClock, release_freed_memory  # noqa: 
 from pgstress.run.record import encode_record  # noqa: E402
 from pgstress.run.sync import open_sync, sync_row  # noqa: E402
 from pgstress.session import preparing_tables, server_details  # noqa: E402
+from pgstress.target import ServerDetails  # noqa: E402
 from pgstress.workload.epochs import generate  # noqa: E402
 from pgstress.workload.payloads import CodecOptions, format_names, get_codec  # noqa: E402
 from pgstress.workload.payloads.ndjson_zstd_codec import ZSTD_THREADS, compression_params, ndjson_lines  # noqa: E402

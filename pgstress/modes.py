@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from pgstress.config import RunConfig
 from pgstress.db.schema import TableSql
-from pgstress.db.server import ServerInfo
 from pgstress.output.charts import ASYNC_CHARTS, SYNC_CHARTS, ChartSpec
 from pgstress.output.markdown import ASYNC_REPORT, SYNC_REPORT, ReportParts
 from pgstress.output.terminal import LineFormat, async_line, sync_line
@@ -21,6 +20,7 @@ from pgstress.run.fanout import async_row, fanout_guard, open_fanout
 from pgstress.run.iteration import Driver, LevelResult
 from pgstress.run.memory_guard import MemoryGuard
 from pgstress.run.sync import open_sync, sync_row
+from pgstress.target import ServerInfo
 from pgstress.workload.payloads import Codec
 
 # (config, dsn, the ramp's table with its OID pinned, codec, secrets) -> the driver, for the ramp

@@ -18,8 +18,9 @@ from typing import Any
 
 from pgstress.config import RunConfig, is_compared, ramp_configs, ramp_label
 from pgstress.output.csv import CsvDamaged, read_rows
-from pgstress.output.run_record import ramp_identity, read_identity, run_record_path
+from pgstress.output.run_record import ramp_identity, read_identity, run_record_path, server_identity
 from pgstress.rows import Row
+from pgstress.target import resolve_dsn
 
 
 class ResumeRefused(Exception):
@@ -91,9 +92,10 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
             f"--resume: {record} is missing, so {path} cannot be checked to hold this same ramp (run without --resume)"
         )
     recorded = _recorded_ramp(record)
+    expected = ramp_identity(config, server_identity(resolve_dsn(config.dsn)[0]))
     differences = [
         f"{_option(name)} {_shown(recorded.get(name))} there, {_shown(value)} now"
-        for name, value in ramp_identity(config).items() if recorded.get(name) != value
+        for name, value in expected.items() if recorded.get(name) != value
     ]
     if differences:
         raise ResumeRefused(f"--resume: {path} holds a different ramp: " + "; ".join(differences))

@@ -19,10 +19,10 @@ import psycopg
 from pgstress import interrupts
 from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label
 from pgstress.db.control import ControlSession
-from pgstress.db.environment import ServerDetails, collect_server
+from pgstress.db.environment import collect_server
 from pgstress.db.ownership import TableClaim
 from pgstress.db.schema import TableRefused, TableSql, prepare_table
-from pgstress.db.server import ServerInfo, ServerUnavailable
+from pgstress.db.server import ServerUnavailable
 from pgstress.db.server_measures import ServerMeasures
 from pgstress.db.storage import StorageChoice, apply_storage, check_storage
 from pgstress.host import collect_host
@@ -44,6 +44,7 @@ from pgstress.run.iteration import Driver, Iteration, LevelResult
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import EndRamp, RampOutcome, run_ramp
 from pgstress.run.trace_budget import TraceLog
+from pgstress.target import ServerDetails, ServerInfo
 from pgstress.workload.payloads import Codec, CodecOptions, get_codec
 
 OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (config, mode, resumption) -> the output

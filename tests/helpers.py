@@ -25,10 +25,10 @@ import pytest
 from psycopg import sql
 
 from pgstress.db.schema import TableSql, prepare_table
-from pgstress.db.server import ServerInfo
 from pgstress.output.base import Output, RampPlan, RampResult
 from pgstress.output.charts import DATA_KEY
 from pgstress.rows import Row
+from pgstress.target import ServerInfo
 from pgstress.workload.payloads import get_codec
 
 REPO = Path(__file__).resolve().parent.parent

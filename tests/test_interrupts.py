@@ -21,7 +21,7 @@ import psutil
 import pytest
 from helpers import REPO, read_csv, tmpfs, wait_until
 
-from pgstress.db.server import LIBPQ_VARIABLES
+from pgstress.target import LIBPQ_VARIABLES
 
 
 def _processes_under(path: Path) -> list[psutil.Process]:

@@ -11,8 +11,8 @@ from urllib.parse import quote
 import psycopg.conninfo
 import pytest
 
-from pgstress.db.server import describe_target
 from pgstress.redaction import UNPARSEABLE, dsn_password, dsn_secrets, redact_dsn, scrub
+from pgstress.target import describe_target
 
 PRINTABLE = "".join(chr(code) for code in range(32, 127))  # space to ~, quotes, backslash, % and @ included
 # libpq reads a URL's raw password up to the first '@' or '/', decodes '%xx' in it and refuses a raw space

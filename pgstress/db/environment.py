@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import psycopg
 from psycopg import sql
 
-from pgstress.db.server_measures import MeasureSupport, probe_measures
+from pgstress.db.server_measures import probe_measures
 from pgstress.db.storage import COLUMN_COMPRESSION_SINCE
+from pgstress.target import ServerDetails
 
 SERVER_SETTINGS = (
     "server_version",
@@ -24,15 +23,6 @@ SERVER_SETTINGS = (
 )
 _COMPRESSION_CODES = {"p": "pglz", "l": "lz4"}
 _STORAGE_CODES = {"p": "plain", "e": "external", "m": "main", "x": "extended"}
-
-
-@dataclass
-class ServerDetails:
-    version: str = "unknown"
-    settings: dict[str, str] = field(default_factory=dict)
-    payload_column_compression: str | None = None  # pglz, lz4, or default (follows default_toast_compression)
-    payload_column_storage: str | None = None  # extended, external, main (or plain)
-    measures: MeasureSupport | None = None  # which server-side measures this server offers, and why not
 
 
 def collect_server(conn: psycopg.Connection, table: str | None = None) -> ServerDetails:

@@ -10,72 +10,18 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from pgstress import interrupts
-from pgstress.redaction import dsn_secrets, parse_dsn, redact_dsn, scrub
+from pgstress.redaction import dsn_secrets, scrub
+from pgstress.target import LIBPQ_SOURCE, ServerInfo, describe_target, libpq_environment, resolve_dsn
 
 
 class ServerUnavailable(Exception):
     """The server could not be reached or started; the message is safe to print."""
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    dsn: str
-    source: str  # "--dsn", "PG_DSN" or "embedded"
-    embedded: bool
-    pgdata: Path | None = None
-    libpq_env: tuple[tuple[str, str], ...] = ()  # (name, value) libpq read, PGPASSWORD shown as ***
-
-    @property
-    def public_dsn(self) -> str:
-        return redact_dsn(self.dsn)
-
-    def describe(self) -> str:
-        """Where the run goes, for the progress title: never the password."""
-        return "embedded PostgreSQL" if self.embedded else f"{describe_target(self.dsn)} from {self.source}"
-
-
-# libpq's own variables that say where to connect; any of them set means "the user has a server".
-LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE")
-LIBPQ_SOURCE = "libpq environment"
-
-
-def libpq_environment() -> tuple[tuple[str, str], ...]:
-    """The libpq connection variables that are set, the password masked."""
-    found = ((name, os.environ.get(name, "")) for name in LIBPQ_VARIABLES)
-    return tuple((name, "***" if name == "PGPASSWORD" else value) for name, value in found if value)
-
-
-def resolve_dsn(cli_dsn: str | None) -> tuple[str | None, str]:
-    if cli_dsn:
-        return cli_dsn, "--dsn"
-    env_dsn = os.environ.get("PG_DSN")
-    if env_dsn:
-        return env_dsn, "PG_DSN"
-    if libpq_environment():
-        return "", LIBPQ_SOURCE  # an empty conninfo: libpq takes everything from its variables
-    return None, "embedded"
-
-
-def describe_target(dsn: str, source: str | None = None) -> str:
-    """host:port (or socket dir), database and where the DSN came from, for messages; never the password."""
-    params = parse_dsn(dsn)
-    if params is None:
-        return "the server given by the DSN (which libpq cannot parse)"
-    hosts = (params.get("host") or os.environ.get("PGHOST") or "the default socket").split(",")
-    ports = (params.get("port") or os.environ.get("PGPORT") or "5432").split(",")
-    if len(ports) == 1:
-        ports *= len(hosts)
-    where = ", ".join(f"{host}:{port}" for host, port in zip(hosts, ports))
-    details = [f"database {params['dbname']}"] if params.get("dbname") else []
-    details += [f"from {source}"] if source else []
-    return scrub(where + (f" ({', '.join(details)})" if details else ""), *dsn_secrets(dsn))
 
 
 def probe(dsn: str, source: str | None = None) -> None:

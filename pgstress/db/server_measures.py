@@ -24,6 +24,7 @@ from psycopg import errors, sql
 
 from pgstress.db.psycopg_adapter import Session
 from pgstress.db.schema import TableSql
+from pgstress.target import MeasureSupport
 
 IO_SINCE = 160000  # pg_stat_io
 IO_BYTES_SINCE = 180000  # pg_stat_io's *_bytes columns (op_bytes before)
@@ -39,22 +40,6 @@ WRITE, READ = "write", "read"
 
 def _major(version_num: int) -> str:
     return str(version_num // 10000)
-
-
-@dataclass(frozen=True)
-class MeasureSupport:
-    """Which server-side measures this server offers; each `*_missing` says why one is not (empty: offered)."""
-
-    version_num: int
-    statements_schema: str | None = None  # where pg_stat_statements lives, when usable
-    statements_missing: str = ""
-    tracks_utility: bool = True  # pg_stat_statements records COPY
-    io_missing: str = ""
-    compression_missing: str = ""
-
-    @property
-    def io(self) -> bool:
-        return not self.io_missing
 
 
 def _statements_missing(conn: psycopg.Connection) -> tuple[str | None, str, bool]:

@@ -16,12 +16,11 @@ from typing import Any
 
 from pgstress import interrupts
 from pgstress.config import RunConfig
-from pgstress.db.environment import ServerDetails
-from pgstress.db.server import ServerInfo
 from pgstress.host import HostInfo
 from pgstress.rows import Row
 from pgstress.run.ramp import RampOutcome
 from pgstress.run.trace_budget import TraceLog
+from pgstress.target import ServerDetails, ServerInfo
 
 
 @dataclass(frozen=True)

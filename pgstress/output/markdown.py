@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 
 from pgstress import interrupts
 from pgstress.config import RunConfig
-from pgstress.db.environment import ServerDetails
-from pgstress.db.server import ServerInfo
 from pgstress.output.analysis import Points, Throughput, conclusion, find_points, optimal_caveat
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.charts import chart_links
@@ -28,6 +26,7 @@ from pgstress.output.tables import (
     markdown_table,
 )
 from pgstress.rows import AsyncRow, Row
+from pgstress.target import ServerDetails, ServerInfo
 
 TITLE = "# PostgreSQL huge-payload stress test report"
 SERVER_HEADING = "### What PostgreSQL paid (server side)"

@@ -13,7 +13,6 @@ from typing import Any
 
 from pgstress import __version__
 from pgstress.config import RunConfig
-from pgstress.db.server import resolve_dsn
 from pgstress.output.base import Output, RunContext, RunResult
 from pgstress.output.files import write_atomic
 from pgstress.redaction import redact_dsn
@@ -34,12 +33,17 @@ def run_record_path(csv_path: str | Path) -> Path:
     return path.with_name(path.name + ".run.json")
 
 
-def ramp_identity(config: RunConfig) -> dict[str, Any]:
-    dsn, _source = resolve_dsn(config.dsn)
+def server_identity(dsn: str | None) -> str:
+    """How a record names the server of a DSN (None: the embedded server), its password removed."""
+    return redact_dsn(dsn) if dsn else EMBEDDED_SERVER
+
+
+def ramp_identity(config: RunConfig, server: str) -> dict[str, Any]:
+    """The options that shape the numbers, and `server` (server_identity's name for it)."""
     identity: dict[str, Any] = {name: getattr(config, name) for name in RAMP_OPTIONS}
     if config.concurrency_sweep:  # a sweep is its list of C; one C stays the number it always was
         identity["async_concurrency"] = list(config.concurrency_sweep)
-    identity["server"] = redact_dsn(dsn) if dsn else EMBEDDED_SERVER
+    identity["server"] = server
     return identity
 
 
@@ -63,7 +67,8 @@ class RunRecordOutput(Output):
 
     def begin(self, context: RunContext) -> None:
         if not self.resuming:
-            text = json.dumps({"pgstress": __version__, "ramp": ramp_identity(self.config)}, indent=2) + "\n"
+            server = server_identity(None if context.server.embedded else context.server.dsn)
+            text = json.dumps({"pgstress": __version__, "ramp": ramp_identity(self.config, server)}, indent=2) + "\n"
             write_atomic(self.path, text)
             self.written = True
 

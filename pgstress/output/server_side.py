@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pgstress.config import RunConfig
-from pgstress.db.server_measures import MeasureSupport
 from pgstress.output.tables import Column, col, markdown_table
 from pgstress.rows import OK, AsyncRow, Row
+from pgstress.target import MeasureSupport
 from pgstress.workload.payloads import get_codec
 
 # Above this share of insert_s outside the server's execution, the report says the driver dominates the write.

@@ -25,7 +25,7 @@ from pgstress import interrupts
 from pgstress.config import RunConfig
 from pgstress.db.asyncpg_adapter import FanoutDatabase
 from pgstress.db.schema import TableSql
-from pgstress.db.server import ServerUnavailable, describe_target
+from pgstress.db.server import ServerUnavailable
 from pgstress.db.server_measures import FLUSH_STATS
 from pgstress.redaction import scrub
 from pgstress.rows import AsyncRow, Row
@@ -45,6 +45,7 @@ from pgstress.run.record import (
     encode_record,
     expected_of,
 )
+from pgstress.target import describe_target
 from pgstress.workload.payloads import Codec, EncodedPayload
 
 T = TypeVar("T")

@@ -16,14 +16,8 @@ import psycopg.conninfo
 import pytest
 from helpers import REPO, interrupt_after_two_rows, read_csv
 
-from pgstress.db.server import (
-    LIBPQ_VARIABLES,
-    ServerUnavailable,
-    _start_embedded,
-    embedded_server,
-    libpq_environment,
-    resolve_dsn,
-)
+from pgstress.db.server import ServerUnavailable, _start_embedded, embedded_server
+from pgstress.target import LIBPQ_VARIABLES, libpq_environment, resolve_dsn
 
 SECRET = "n0t-the-real-pw-71"  # trust/peer auth ignores it; it must still never be printed
 _KEYWORD_TO_VARIABLE = {"host": "PGHOST", "port": "PGPORT", "dbname": "PGDATABASE", "user": "PGUSER"}

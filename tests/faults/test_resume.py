@@ -12,10 +12,12 @@ from helpers import ASYNC, RampMode, install_hooks, read_csv
 from psycopg import sql
 
 from pgstress.cli import parse_config
-from pgstress.output.run_record import ramp_identity, run_record_path
+from pgstress.output.run_record import ramp_identity, run_record_path, server_identity
 from pgstress.rows import SyncRow
 
 RAMP = ["--start-epochs", "1000", "--end-epochs", "4000", "--step-epochs", "1000", "--memory-trace", "off"]
+
+UNREACHABLE = "host=127.0.0.1 port=1"
 
 
 def _interrupt() -> None:
@@ -192,7 +194,8 @@ def test_a_damaged_csv_is_refused(damage: str, run_cli, tmp_path: Path) -> None:
     lines = [header, row, row.replace("1,1,", "2,1,", 1)]
     csv.write_bytes(("\r\n".join(DAMAGED_ROWS[damage](lines)) + "\r\n").encode())
     (tmp_path / "iteration_results.csv.run.json").write_text(json.dumps(
-        {"pgstress": "0.1.0", "ramp": ramp_identity(parse_config(["--dsn", "host=127.0.0.1 port=1", *RAMP]))}))
+        {"pgstress": "0.1.0",
+         "ramp": ramp_identity(parse_config(["--dsn", UNREACHABLE, *RAMP]), server_identity(UNREACHABLE))}))
     before = sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir())
 
     result = run_cli("--dsn", "host=127.0.0.1 port=1", *RAMP, "--resume")

@@ -12,9 +12,10 @@ import pytest
 from pgstress.config import RunConfig
 from pgstress.output.base import RampPlan
 from pgstress.output.csv import CsvOutput
-from pgstress.output.run_record import ramp_identity, run_record_path
+from pgstress.output.run_record import ramp_identity, run_record_path, server_identity
 from pgstress.resume import ResumeRefused, load_resumption
 from pgstress.rows import AsyncRow, Row, SyncRow
+from pgstress.target import resolve_dsn
 
 ALL = RunConfig(payload_format="all", dsn="host=nowhere", start_epochs=1000, end_epochs=2000, step_epochs=1000)
 SWEEP = RunConfig(mode="async", concurrency_sweep=(1, 3), async_concurrency=1, dsn="host=nowhere", start_epochs=1000,
@@ -24,7 +25,8 @@ SWEEP = RunConfig(mode="async", concurrency_sweep=(1, 3), async_concurrency=1, d
 def written(tmp_path: Path, config: RunConfig, rows: list[Row]) -> Path:
     """The CSV and the run record of an earlier run of `config` that finished `rows`."""
     path = tmp_path / "results.csv"
-    run_record_path(path).write_text(json.dumps({"pgstress": "test", "ramp": ramp_identity(config)}))
+    identity = ramp_identity(config, server_identity(resolve_dsn(config.dsn)[0]))
+    run_record_path(path).write_text(json.dumps({"pgstress": "test", "ramp": identity}))
     out = CsvOutput(path, type(rows[0]))
     for row in rows:
         out.row(RampPlan(config, "earlier"), row)

@@ -10,9 +10,7 @@ import pytest
 from helpers import RampMode, count_rows, csv_header, read_chart_data, read_csv, table_after
 
 from pgstress.config import RunConfig
-from pgstress.db.environment import ServerDetails
 from pgstress.db.schema import TableSql, prepare_table
-from pgstress.db.server import ServerInfo
 from pgstress.host import collect_host
 from pgstress.output.base import RampPlan, RampResult, RunContext, RunResult
 from pgstress.output.comparison import NOT_RUN, compared_levels, recommendation, render_comparison
@@ -20,6 +18,7 @@ from pgstress.output.markdown import SYNC_REPORT
 from pgstress.rows import AsyncRow, Row, SyncRow
 from pgstress.run.ramp import RampOutcome
 from pgstress.session import ramp_configs
+from pgstress.target import ServerDetails, ServerInfo
 
 FORMATS = ("bson", "jsonb", "ndjson_zstd")
 RAMP = ("--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000")

@@ -11,8 +11,6 @@ import pytest
 from helpers import read_chart_data, read_csv
 
 from pgstress.config import RunConfig
-from pgstress.db.environment import ServerDetails
-from pgstress.db.server import ServerInfo
 from pgstress.host import collect_host
 from pgstress.output.base import RampPlan, RampResult, RunContext, RunResult
 from pgstress.output.charts import (
@@ -29,6 +27,7 @@ from pgstress.output.charts import (
 from pgstress.output.files import OutputFailed
 from pgstress.rows import AsyncRow, Row, SyncRow
 from pgstress.run.ramp import RampOutcome
+from pgstress.target import ServerDetails, ServerInfo
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHART_NAMES = ("time", "eps", "size", "memory", "rss")

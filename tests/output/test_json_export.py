@@ -10,14 +10,13 @@ import pytest
 from helpers import ASYNC, TINY_RAMP, read_csv, read_run_json
 
 from pgstress.config import RunConfig
-from pgstress.db.environment import ServerDetails
-from pgstress.db.server import ServerInfo
 from pgstress.host import collect_host
 from pgstress.modes import SYNC
 from pgstress.output.base import RampPlan, RampResult, RunContext, RunResult
 from pgstress.output.json_export import SCHEMA_FILE, JsonExportOutput
 from pgstress.rows import AsyncRow, SyncRow
 from pgstress.run.ramp import RampOutcome
+from pgstress.target import ServerDetails, ServerInfo
 
 
 def test_the_schema_names_every_csv_column_in_order() -> None:
