@@ -27,9 +27,6 @@ class ControlSession:
     def recover(self, lost: bool) -> None:
         self.claim.recover(lost)
 
-    def close(self) -> None:
-        """The connection is the run's, not the ramp's: the session closes it when the run ends."""
-
     def truncate(self) -> None:
         truncate_own(self.conn, self.table)
 

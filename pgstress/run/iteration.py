@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from pgstress.config import RunConfig
-from pgstress.db.control import ControlSession
 from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, add_read_cost, write_cost
 from pgstress.rows import CONNECTION_LOST, Row
 from pgstress.run import level_events
@@ -66,6 +65,30 @@ class Driver(Protocol):
 
     def flush_stats(self) -> None:
         """Have the server publish the data connections' pending statistics now (server_measures.FLUSH_STATS)."""
+        ...
+
+
+class Control(Protocol):
+    """What the iteration does between the timed phases over the run's control connection (db/control.py)."""
+
+    def revive(self) -> None:
+        """Replace a connection the server closed, before the timed phases."""
+        ...
+
+    def recover(self, lost: bool) -> None:
+        """After a failure of the whole level: drop the connection if it is gone."""
+        ...
+
+    def truncate(self) -> None:
+        """Empty the ramp's table (its own rows only)."""
+        ...
+
+    def stored_sizes(self, record_ids: list[int]) -> dict[int, tuple[int, int]]:
+        """record id -> (stored payload bytes, stored row bytes)."""
+        ...
+
+    def total_size(self) -> int:
+        """The table's total size in bytes."""
         ...
 
 
@@ -171,7 +194,7 @@ class Iteration:
 
     config: RunConfig
     driver: Driver
-    control: ControlSession
+    control: Control
     to_row: Callable[[LevelResult], Row]
     secrets: tuple[str, ...]
     guard: MemoryGuard | None = None
