@@ -86,7 +86,8 @@ def main() -> None:
             ("inline on the loop", InlineExecutor()),
         ]
         for name, executor in modes:
-            config = RunConfig(mode="async", table=args.table, payload_format=args.payload_format,
+            config = RunConfig(mode="async", write_method="insert",
+                               table=args.table, payload_format=args.payload_format,
                                start_epochs=args.epochs, end_epochs=args.epochs, async_concurrency=args.concurrency,
                                memory_trace="off")  # fmt: skip
             r = run_level(config, args.dsn, table, codec, executor)

@@ -19,6 +19,7 @@ from pgstress.config import (
     ALL_FORMATS,
     AUTO_TRACE_ALL_UP_TO,
     AUTO_TRACE_SAMPLES,
+    DEFAULT_WRITE_METHODS,
     IDENTIFIER_MAX,
     MEMORY_TRACE_MODES,
     STORAGES,
@@ -190,7 +191,9 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         parser.error(f"argument --async-concurrency: a list ({','.join(map(str, concurrency))}) sweeps async mode's"
                      " concurrency; sync mode writes one record at a time (add --mode async)")
     args.async_concurrency, args.concurrency_sweep = concurrency[0], concurrency if len(concurrency) > 1 else ()
-    if getattr(args, "write_method", None) == "insert_blocking" and args.mode == "async":
+    if not hasattr(args, "write_method"):
+        args.write_method = DEFAULT_WRITE_METHODS[args.mode]
+    if args.write_method == "insert_blocking" and args.mode == "async":
         parser.error("argument --write-method: insert_blocking is libpq's send mode, used by sync mode (psycopg);"
                      " asyncpg does not use libpq: use insert or copy")
     open_files = _open_files_limit()

@@ -17,6 +17,7 @@ WRITE_METHODS = ("insert", "insert_blocking", "copy")
 # The default in sync mode: psycopg's non-blocking send of one huge parameter costs up to 4x the whole INSERT
 # (bench/results.md, section I), a driver's cost rather than PostgreSQL's. asyncpg has no libpq send mode.
 SYNC_WRITE_METHOD, ASYNC_WRITE_METHOD = "insert_blocking", "insert"
+DEFAULT_WRITE_METHODS = {"sync": SYNC_WRITE_METHOD, "async": ASYNC_WRITE_METHOD}  # the CLI's, by mode
 TOAST_COMPRESSIONS = ("default", "pglz", "lz4")  # the payload column's COMPRESSION; default: the server's setting
 ALL_COMPRESSIONS = "all"  # --toast-compression all: one ramp per method below, compared in one report
 COMPARED_COMPRESSIONS = ("pglz", "lz4")
@@ -46,7 +47,7 @@ class RunConfig:
     zstd_level: int = 3
     max_consecutive_failures: int = 3
     memory_trace: str = "auto"  # on: every iteration; off: none; auto: see trace_stride
-    write_method: str = SYNC_WRITE_METHOD  # async mode: ASYNC_WRITE_METHOD unless another is given
+    write_method: str = SYNC_WRITE_METHOD  # the CLI gives the mode's default (DEFAULT_WRITE_METHODS) unless asked
     toast_compression: str = "default"
     storage: str = "extended"
     repeat: int = 1  # measurements of each size, each of a fresh record from its own generator stream
@@ -60,8 +61,8 @@ class RunConfig:
     fail_on_break: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode == "async" and self.write_method == SYNC_WRITE_METHOD:
-            object.__setattr__(self, "write_method", ASYNC_WRITE_METHOD)  # the mode's default (frozen dataclass)
+        if self.mode == "async" and self.write_method == "insert_blocking":
+            raise ValueError("insert_blocking is libpq's send mode (sync mode); async mode writes with insert or copy")
 
     @property
     def ramp_length(self) -> int:

@@ -57,12 +57,6 @@ def dsn_secrets(dsn: str | None) -> list[str]:
     return [secret for secret in dict.fromkeys(found) if secret]
 
 
-def dsn_password(dsn: str | None) -> str | None:
-    """The password libpq reads from a DSN, if any."""
-    params = parse_dsn(dsn) if dsn else None
-    return params.get("password") if params else None
-
-
 def redact_dsn(dsn: str) -> str:
     """A DSN as libpq reads it, in key=value form, its password shown as ***."""
     params = parse_dsn(dsn)

@@ -50,10 +50,6 @@ class Resumption:
     notice: str | None = None  # what the user is told before the run (a dropped line)
 
     @property
-    def previous(self) -> list[Row]:
-        return [row for ramp in self.ramps for row in ramp.previous]
-
-    @property
     def truncate_first(self) -> bool:
         """The tables still hold the earlier run's last records; a ramp that truncates between iterations drops
         them."""

@@ -69,10 +69,6 @@ class LevelState:
             self.start, self.done, self.failed, self.skipped = None, Counter(), 0, []
 
     @property
-    def running(self) -> bool:
-        return self.start is not None
-
-    @property
     def why(self) -> str:
         start = self.start
         return start.why if start is not None and start.memory_pass else ""

@@ -196,7 +196,7 @@ def render_context(result: RunResult, parts: ReportParts) -> list[str]:
         "|---|---|",
     ]
     for name, value in config.as_public_dict().items():
-        if name == "start_iter" or name in parts.unused_options:
+        if name in parts.unused_options:
             continue
         shown = "(not given)" if value is None else value
         out.append(f"| `--{name.replace('_', '-')}` | {cell(shown)} |")

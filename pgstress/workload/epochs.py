@@ -48,14 +48,10 @@ Epoch = dict[str, int | bool | float]
 class EpochChunk:
     """A run of consecutive epochs: as a structured array (for hashing) and as dicts."""
 
-    start: int
     table: npt.NDArray[np.void]  # a structured array of EPOCH_DTYPE
 
     def as_dicts(self) -> list[Epoch]:
         return _dicts_from_columns([self.table[key].tolist() for key in EPOCH_KEYS])
-
-    def __len__(self) -> int:
-        return len(self.table)
 
 
 def _dicts_from_columns(columns: list[list[int | bool | float]]) -> list[Epoch]:
@@ -94,7 +90,7 @@ def generate(epochs: int, seed: int, stream: tuple[int, ...] = ()) -> Iterator[E
             table[key] = rng.random(n)
         for key in INT_5_100_TAIL:
             table[key] = rng.integers(5, 101, n)
-        yield EpochChunk(done, table)
+        yield EpochChunk(table)
         done += n
 
 

@@ -18,7 +18,8 @@ from pgstress.rows import AsyncRow, Row, SyncRow
 from pgstress.target import resolve_dsn
 
 ALL = RunConfig(payload_format="all", dsn="host=nowhere", start_epochs=1000, end_epochs=2000, step_epochs=1000)
-SWEEP = RunConfig(mode="async", concurrency_sweep=(1, 3), async_concurrency=1, dsn="host=nowhere", start_epochs=1000,
+SWEEP = RunConfig(mode="async", write_method="insert",
+                  concurrency_sweep=(1, 3), async_concurrency=1, dsn="host=nowhere", start_epochs=1000,
                   end_epochs=2000, step_epochs=1000)
 
 

@@ -99,7 +99,8 @@ def test_a_level_of_16_records_prints_its_progress_before_it_ends(
     progress = make_progress(quiet=False, line=async_line, out=out)
     assert isinstance(progress, PlainProgress)  # what a pipe or a CI log gets
     rows = CollectRows()
-    config = RunConfig(mode="async", table=table_name, payload_format="ndjson_zstd", start_epochs=500, end_epochs=1000,
+    config = RunConfig(mode="async", write_method="insert",
+                       table=table_name, payload_format="ndjson_zstd", start_epochs=500, end_epochs=1000,
                        step_epochs=500, async_concurrency=C, memory_trace="on")
     thread = threading.Thread(target=lambda: run_session(config, given_server(server_dsn), outputs=[rows, progress]),
                               daemon=True)

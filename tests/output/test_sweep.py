@@ -168,7 +168,7 @@ def level(c: int, epochs: int, write_s: float, status: str = "OK") -> AsyncRow:
 
 
 def ramp(c: int, *rows: AsyncRow) -> RampResult:
-    config = RunConfig(mode="async", async_concurrency=c)
+    config = RunConfig(mode="async", write_method="insert", async_concurrency=c)
     return RampResult(RampPlan(config, f"C={c}", f"C={c}"), RampOutcome(rows=list(rows), planned_levels=2))
 
 

@@ -246,7 +246,8 @@ def test_all_c_inserts_are_in_the_server_at_once(server_dsn: str, db: psycopg.Co
     # this pool's own name: another run's pool on a shared server must not be counted as this one's
     name = f"{APPLICATION_NAME}-{os.getpid()}"
     monkeypatch.setattr(asyncpg_adapter, "APPLICATION_NAME", name)
-    config = RunConfig(mode="async", table=table_name, payload_format="bson", start_epochs=1000, end_epochs=1000,
+    config = RunConfig(mode="async", write_method="insert",
+                       table=table_name, payload_format="bson", start_epochs=1000, end_epochs=1000,
                        async_concurrency=c, memory_trace="off")  # fmt: skip
     with insert_gate(server_dsn, db, table_name) as holder:
         thread, sink = run_in_thread(config, server_dsn)
@@ -273,7 +274,8 @@ def test_lost_connections_count_as_failed_records_and_the_pool_recovers(
     server_dsn: str, db: psycopg.Connection, table_name: str
 ) -> None:
     c = 4
-    config = RunConfig(mode="async", table=table_name, payload_format="ndjson_zstd", start_epochs=1000,
+    config = RunConfig(mode="async", write_method="insert",
+                       table=table_name, payload_format="ndjson_zstd", start_epochs=1000,
                        end_epochs=2000, step_epochs=1000, async_concurrency=c, memory_trace="off")  # fmt: skip
     with insert_gate(server_dsn, db, table_name) as holder:
         thread, sink = run_in_thread(config, server_dsn)
@@ -328,7 +330,8 @@ def test_server_stopped_mid_level_is_connection_lost_and_the_run_ends(tmp_path: 
     server = get_server(tmp_path / "pgdata", cleanup_mode="delete")  # our own, to stop
     try:
         dsn, table_name, c = server.get_uri(), "stopped", 4
-        config = RunConfig(mode="async", table=table_name, start_epochs=1000, end_epochs=5000, step_epochs=1000,
+        config = RunConfig(mode="async", write_method="insert",
+                           table=table_name, start_epochs=1000, end_epochs=5000, step_epochs=1000,
                            async_concurrency=c, memory_trace="off")  # fmt: skip
         with psycopg.connect(dsn, autocommit=True) as db, insert_gate(dsn, db, table_name):
             thread, sink = run_in_thread(config, dsn)

@@ -41,7 +41,7 @@ def sync_iteration(driver: _FakeDriver, control: FakeControl | None = None, **op
 
 
 def async_iteration(driver: _FakeDriver, guard: MemoryGuard | None = None) -> Iteration:
-    config = RunConfig(mode="async", memory_trace="off", async_concurrency=driver.records)
+    config = RunConfig(mode="async", write_method="insert", memory_trace="off", async_concurrency=driver.records)
     return Iteration(config, driver, FakeControl(driver.epochs_of),
                      lambda level: async_row(level, config.payload_format, driver.records), secrets=(), guard=guard)
 
