@@ -7,17 +7,40 @@ failed before that measurement).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Final
+import types
+import typing
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Any, ClassVar, Final
 
-# The status of a row: OK, or the class of the failure (see run/faults.py for how each is recognised).
-OK: Final = "OK"
-DB_LIMIT: Final = "DB_LIMIT"
-TIMEOUT: Final = "TIMEOUT"
-CONNECTION_LOST: Final = "CONNECTION_LOST"
-CLIENT_MEMORY: Final = "CLIENT_MEMORY"
-VERIFY_FAILED: Final = "VERIFY_FAILED"
-ERROR: Final = "ERROR"
+
+class Status(str, Enum):
+    """The status of a row: OK, or the class of the failure (see run/faults.py for how each is recognised). It
+    is its name wherever it is written (CSV, JSON, report), and equal to it."""
+
+    OK = "OK"
+    DB_LIMIT = "DB_LIMIT"
+    TIMEOUT = "TIMEOUT"
+    CONNECTION_LOST = "CONNECTION_LOST"
+    CLIENT_MEMORY = "CLIENT_MEMORY"
+    VERIFY_FAILED = "VERIFY_FAILED"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+# The statuses by their short names, for the comparisons that read best that way (`row.status == OK`).
+OK: Final = Status.OK
+DB_LIMIT: Final = Status.DB_LIMIT
+TIMEOUT: Final = Status.TIMEOUT
+CONNECTION_LOST: Final = Status.CONNECTION_LOST
+CLIENT_MEMORY: Final = Status.CLIENT_MEMORY
+VERIFY_FAILED: Final = Status.VERIFY_FAILED
+ERROR: Final = Status.ERROR
 
 
 # The columns both modes append after their own extras: the payload column's settings, then what the server paid.
@@ -34,7 +57,7 @@ class Row:
     iter: int  # the size's place in the ramp; its repetitions share it
     epochs: int
     rep: int = 1  # which repetition of this size (--repeat), from 1
-    status: str = OK
+    status: Status = Status.OK
     error: str = ""
     format: str = ""
     write_s: float | None = None
@@ -147,3 +170,61 @@ class AsyncRow(Row):
         "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_COLUMNS,
     )  # fmt: skip
     EFFICIENCY: ClassVar[str] = "write_eps"
+
+
+@dataclass(frozen=True)
+class FieldKind:
+    """What a row field holds: its type (int, float, str or Status) and whether it may be empty (None)."""
+
+    base: type
+    optional: bool
+
+    def from_text(self, text: str) -> Any:
+        """The field's value from a CSV cell (an empty cell is None where the field may be empty); raises
+        ValueError when the text is not of the field's type."""
+        if text == "" and self.optional:
+            return None
+        if self.base is Status:
+            return Status(text)
+        if self.base is int:
+            return int(text)
+        if self.base is float:
+            return float(text)
+        return text
+
+    def from_json(self, value: object) -> Any:
+        """The field's value from a JSON value; raises ValueError when it is not of the field's type (a bool is
+        no number, an int is a float)."""
+        if value is None and self.optional:
+            return None
+        if self.base is Status and isinstance(value, str):
+            return Status(value)
+        if self.base is str and isinstance(value, str):
+            return value
+        if self.base in (int, float) and isinstance(value, int | float) and not isinstance(value, bool):
+            if self.base is int and not isinstance(value, int):
+                raise ValueError(f"{value!r}, not a whole number")
+            return value
+        raise ValueError(f"{value!r}, not {'a number' if self.base in (int, float) else 'text'}")
+
+
+_KINDS: dict[str, dict[str, FieldKind]] = {}
+
+
+def field_kinds(row_type: type[Row]) -> dict[str, FieldKind]:
+    """Every field of a row type and its kind, from the type annotations (the one reading of them)."""
+    if row_type.__qualname__ not in _KINDS:
+        _KINDS[row_type.__qualname__] = _read_kinds(row_type)
+    return _KINDS[row_type.__qualname__]
+
+
+def _read_kinds(row_type: type[Row]) -> dict[str, FieldKind]:
+    hints = typing.get_type_hints(row_type)
+    kinds = {}
+    for found in fields(row_type):
+        hint = hints[found.name]
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+            else (hint,)
+        bases = [arg for arg in args if arg is not type(None)]
+        kinds[found.name] = FieldKind(bases[0], len(bases) < len(args))
+    return kinds

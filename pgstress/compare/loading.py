@@ -6,7 +6,7 @@ Anything that is not such a run is refused with one line naming the file (Compar
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS
 from pgstress.output.csv import CsvDamaged, read_rows
 from pgstress.output.json_export import SCHEMA_NAME, SCHEMA_VERSION
 from pgstress.output.run_record import read_identity, run_record_path
-from pgstress.rows import AsyncRow, Row, SyncRow
+from pgstress.rows import AsyncRow, Row, SyncRow, field_kinds
 
 ROW_TYPES: dict[str, type[Row]] = {"sync": SyncRow, "async": AsyncRow}
 FROM_CSV = "unknown (read from a CSV, which does not record how the run ended)"
@@ -63,24 +63,23 @@ def load_run(path: Path) -> LoadedRun:
 
 def _rows(path: Path, mode: str, records: Any) -> list[Row]:
     row_type = ROW_TYPES[mode]
-    names = {field.name for field in fields(row_type)}
+    kinds = field_kinds(row_type)
     if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
         raise CompareRefused(f"{path}: its rows are not a list of objects")
-    try:
-        rows = [row_type(**{name: value for name, value in record.items() if name in names}) for record in records]
-    except TypeError as exc:
-        raise CompareRefused(f"{path}: a row is not a pgstress {mode} row ({exc})") from None
-    for row in rows:  # a hand-edited value of the wrong type would fail far from here
-        for field in fields(row_type):
-            value = getattr(row, field.name)
-            kind = str(field.type)
-            if value is None and "None" in kind:
+    rows = []
+    for record in records:
+        values = {}
+        for name, value in record.items():
+            if name not in kinds:
                 continue
-            ok = (isinstance(value, str) if kind == "str" else
-                  isinstance(value, int | float) and not isinstance(value, bool) and
-                  (kind.startswith("float") or isinstance(value, int)))
-            if not ok:
-                raise CompareRefused(f"{path}: row iter {row.iter}: {field.name} is {value!r}, not a {kind}")
+            try:
+                values[name] = kinds[name].from_json(value)
+            except ValueError as exc:  # a hand-edited value of the wrong type would fail far from here
+                raise CompareRefused(f"{path}: row iter {record.get('iter')!r}: {name} is {exc}") from None
+        try:
+            rows.append(row_type(**values))
+        except TypeError as exc:
+            raise CompareRefused(f"{path}: a row is not a pgstress {mode} row ({exc})") from None
     return rows
 
 

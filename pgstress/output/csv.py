@@ -6,13 +6,13 @@ import csv
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pgstress.output.base import Output, RampPlan, RunResult
 from pgstress.output.files import AppendOnlyFile, OutputFailed
-from pgstress.rows import CLIENT_MEMORY, CONNECTION_LOST, DB_LIMIT, ERROR, OK, TIMEOUT, VERIFY_FAILED, Row
+from pgstress.rows import FieldKind, Row, Status, field_kinds
 
 
 def _cell(value: Any) -> str:
@@ -73,9 +73,6 @@ class CsvDamaged(ValueError):
     """A CSV pgstress cannot read back as rows; the message says where (it completes "<path> ...")."""
 
 
-_STATUSES = frozenset({OK, DB_LIMIT, TIMEOUT, CONNECTION_LOST, CLIENT_MEMORY, VERIFY_FAILED, ERROR})
-
-
 @dataclass(frozen=True)
 class CsvContents:
     """What a CSV holds: its rows, and whether its last line was cut off (written only in part)."""
@@ -100,7 +97,7 @@ def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
     except UnicodeDecodeError as exc:
         raise CsvDamaged(f"is not UTF-8 text (byte {exc.start})") from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    kinds = {field.name: str(field.type) for field in fields(row_type)}
+    kinds = field_kinds(row_type)
     rows: list[Row] = []
     try:
         header = next(reader, None)
@@ -113,27 +110,17 @@ def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
             if len(cells) != len(header):
                 raise CsvDamaged(f"line {line} has {len(cells)} fields, the header {len(header)}")
             values = {name: _checked_value(kinds[name], cell, line, name) for name, cell in zip(header, cells)}
-            if values["status"] not in _STATUSES:
-                raise CsvDamaged(f"line {line}: {values['status']!r} is not a pgstress status")
             rows.append(row_type(**values))
     except csv.Error as exc:
         raise CsvDamaged(f"line {reader.line_num} is not CSV ({exc})") from None
     return CsvContents(rows, whole, data[whole:])
 
 
-def _checked_value(kind: str, cell: str, line: int, name: str) -> Any:
+def _checked_value(kind: FieldKind, cell: str, line: int, name: str) -> Any:
     try:
-        return _value(kind, cell)
+        return kind.from_text(cell)
     except ValueError:
-        what = "whole number" if kind.startswith("int") else "number"
+        if kind.base is Status:
+            raise CsvDamaged(f"line {line}: {cell[:40]!r} is not a pgstress status") from None
+        what = "whole number" if kind.base is int else "number"
         raise CsvDamaged(f"line {line}, column {name}: {cell[:40]!r} is not a {what}") from None
-
-
-def _value(kind: str, cell: str) -> Any:
-    if cell == "" and "None" in kind:
-        return None
-    if kind.startswith("int"):
-        return int(cell)
-    if kind.startswith("float"):
-        return float(cell)
-    return cell

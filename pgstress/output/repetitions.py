@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from pgstress.rows import OK, Row
+from pgstress.rows import OK, Row, field_kinds
 
 # Above this spread (max/min - 1) of a size's repetitions, the report warns that the size is noisy.
 SPREAD_WARNING = 0.20
@@ -79,12 +79,12 @@ class SizeRepetitions:
             return self.first
         base = self.ok[0] if self.ok else self.first
         medians: dict[str, Any] = {}  # each field's median, of that field's own type
+        kinds = field_kinds(type(base))
         for field in fields(base):
             values = self.values(field.name)
             if field.name in ("iter", "epochs", "rep") or not values:
                 continue
-            kind = str(field.type)
-            medians[field.name] = (int(statistics.median_low(values)) if kind.startswith("int")
+            medians[field.name] = (int(statistics.median_low(values)) if kinds[field.name].base is int
                                    else statistics.median(values))
         row = replace(base, **medians)
         failed = self.failed

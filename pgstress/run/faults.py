@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from pgstress.redaction import scrub
-from pgstress.rows import CLIENT_MEMORY, CONNECTION_LOST, DB_LIMIT, ERROR, TIMEOUT, VERIFY_FAILED
+from pgstress.rows import CLIENT_MEMORY, CONNECTION_LOST, DB_LIMIT, ERROR, TIMEOUT, VERIFY_FAILED, Status
 from pgstress.workload.payloads import VerifyError
 
 # PostgreSQL's limits on one value, in bytes (jsonb's own, 268,435,455, is read from its error message).
@@ -59,7 +59,7 @@ class ClientMemoryGuard(Exception):
 
 @dataclass(frozen=True)
 class Fault:
-    status: str
+    status: Status
     message: str
 
 

@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 
 from pgstress.config import RunConfig
 from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, add_read_cost, write_cost
-from pgstress.rows import CONNECTION_LOST, Row
+from pgstress.rows import CONNECTION_LOST, Row, Status
 from pgstress.run import level_events
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
 from pgstress.run.level_events import READ, WRITE, PhaseStart
@@ -147,7 +147,7 @@ def repetition_streams(streams: list[Stream], rep: int) -> list[Stream]:
     return streams if rep == 1 else [(*stream, rep - 1) for stream in streams]
 
 
-def most_frequent_fault(faults: list[Fault]) -> tuple[Fault, Counter[str]]:
+def most_frequent_fault(faults: list[Fault]) -> tuple[Fault, Counter[Status]]:
     """The first fault of the most frequent class, and the count of every class."""
     counts = Counter(fault.status for fault in faults)
     status = counts.most_common(1)[0][0]
