@@ -15,6 +15,7 @@ has PostgreSQL 15, a role with a real scram password over TCP 127.0.0.1.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,22 +78,39 @@ def _pass_password(target: Target, source: str, password: str, monkeypatch: pyte
     return ["--dsn", target.keywords(None)]
 
 
+_roles = itertools.count()
+
+
+def _grant_schema(admin: psycopg.Connection, role: str) -> None:
+    """GRANT on the shared schema; another session granting on it at the same moment (another suite on the
+    cluster) makes PostgreSQL refuse with "tuple concurrently updated": then grant again."""
+    for attempt in range(5):
+        try:
+            admin.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+            return
+        except psycopg.errors.InternalError_:
+            if attempt == 4:
+                raise
+
+
 @pytest.fixture(params=TARGETS)
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     if request.param == "embedded":
         params = psycopg.conninfo.conninfo_to_dict(request.getfixturevalue("embedded_dsn"))
         yield Target({key: str(params[key]) for key in ("host", "dbname", "user")})
         return
-    role = f"pgstress_pw_{os.getpid()}"
+    role = f"pgstress_pw_{os.getpid()}_{next(_roles)}"
     with psycopg.connect(os.environ[PG15_ENV], autocommit=True) as admin:
         dbname = admin.info.dbname
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(PRINTABLE)))
-        admin.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
         try:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role),
+                                                                            sql.Literal(PRINTABLE)))
+            _grant_schema(admin, role)
             yield Target({"host": "127.0.0.1", "port": "5432", "dbname": dbname, "user": role})
         finally:
-            admin.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
-            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+            if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
+                admin.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 def _pieces(password: str) -> list[str]:
