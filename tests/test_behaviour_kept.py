@@ -35,7 +35,8 @@ def _sync_rows(fmt: str = "ndjson_zstd") -> list[Row]:
 
 def _async_rows() -> list[Row]:
     return [AsyncRow(iter=1, concurrency=2, epochs=1000, format="ndjson_zstd", write_s=0.5, read_s=0.25,
-                     write_rps=4.0, read_rps=8.0, writes_ok=2, writes_total=2, reads_ok=2, reads_total=2, write_eps=4000.0, write_cpu_s=0.4,
+                     write_rps=4.0, read_rps=8.0, writes_ok=2, writes_total=2, reads_ok=2, reads_total=2,
+                     write_eps=4000.0, write_cpu_s=0.4,
                      write_encode_busy_s=0.3, write_db_only_s=0.1, read_cpu_s=0.2, read_decode_busy_s=0.1,
                      read_db_only_s=0.1, write_latency_sum_s=0.9, read_latency_sum_s=0.4)]
 
