@@ -18,13 +18,14 @@ from pgstress.output.terminal import LineFormat, async_line, sync_line
 from pgstress.rows import AsyncRow, Row, SyncRow
 from pgstress.run.fanout import async_row, fanout_guard, open_fanout
 from pgstress.run.iteration import Driver, LevelResult
+from pgstress.run.level_events import LevelEvents
 from pgstress.run.memory_guard import MemoryGuard
 from pgstress.run.sync import open_sync, sync_row
 from pgstress.target import ServerInfo
 from pgstress.workload.payloads import Codec
 
-# (config, dsn, the ramp's table with its OID pinned, codec, secrets) -> the driver, for the ramp
-OpenDriver = Callable[[RunConfig, str, TableSql, Codec, tuple[str, ...]], AbstractContextManager[Driver]]
+# (config, dsn, the ramp's table with its OID pinned, codec, secrets, the run's events) -> the driver, for the ramp
+OpenDriver = Callable[[RunConfig, str, TableSql, Codec, tuple[str, ...], LevelEvents], AbstractContextManager[Driver]]
 
 
 @dataclass(frozen=True)

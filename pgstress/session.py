@@ -41,6 +41,7 @@ from pgstress.resume import Resumption
 from pgstress.rows import Row
 from pgstress.run.faults import Fault, classify
 from pgstress.run.iteration import Driver, Iteration, LevelResult
+from pgstress.run.level_events import LevelEvents
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import EndRamp, RampOutcome, run_ramp
 from pgstress.run.trace_budget import TraceLog
@@ -84,14 +85,15 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
     claim = TableClaim(server.dsn, [c.table for c in configs], config.statement_timeout_ms)
     if outputs is None:
         outputs = [make(config, mode, resumption) for make in OUTPUTS]
+    events = LevelEvents()  # handed to every iteration and driver; the terminal listens to it
     held = ExitStack()  # the claim and the first driver, released whatever signals arrive (interrupts.run_to_end)
     try:
         held.callback(claim.close)
         claim.revive()  # connects, and takes every table's lock: TableInUse when another run holds one
         # nothing is created, dropped or emptied unless the run can start (its first driver opens)
         with preparing_tables(claim.conn, configs, drop=config.drop_table, truncate=truncate) as tables:
-            first_driver = _open_first(held, mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets),
-                                       sweep=bool(config.concurrency_sweep))
+            first_driver = _open_first(held, mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets,
+                                                              events), sweep=bool(config.concurrency_sweep))
         details = server_details(server.dsn, tables)
         result = RunResult(RunContext(config, collect_host(), server, details[0]))
         for output in outputs:
@@ -101,8 +103,8 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 if index:
                     release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
                 driver = (_already_open(first_driver) if index == 0
-                          else mode.open_driver(ramp_config, server.dsn, table, codecs[index], secrets))
-                plan = _plan(mode, config, ramp_config, server, index, len(configs), resumption)
+                          else mode.open_driver(ramp_config, server.dsn, table, codecs[index], secrets, events))
+                plan = _plan(mode, config, ramp_config, server, index, len(configs), resumption, events)
                 support = details[index].measures
                 measures = ServerMeasures(claim, table, support) if support is not None else None
                 # A sweep's later C learns the client's memory per record-epoch from the earlier ones of its format.
@@ -146,13 +148,13 @@ def server_details(dsn: str, tables: Sequence[TableSql]) -> list[ServerDetails]:
 
 
 def _plan(mode: Mode, whole: RunConfig, config: RunConfig, server: ServerInfo, index: int, count: int,
-          resumption: Resumption | None) -> RampPlan:
+          resumption: Resumption | None, events: LevelEvents) -> RampPlan:
     title = mode.title(config, server)
     if count > 1:
         title = f"{compared_noun(whole)} {index + 1} of {count}: {title}"
     previous = resumption.ramps[index].previous if resumption else []
     levels = resumption.ramps[index].levels if resumption else config.epoch_ramp()
-    return RampPlan(config, title, ramp_label(whole, config), levels, config.start_iter - 1, previous)
+    return RampPlan(config, title, ramp_label(whole, config), levels, config.start_iter - 1, previous, events)
 
 
 def _open_first(held: ExitStack, opening: AbstractContextManager[Driver], *, sweep: bool) -> Driver | ServerUnavailable:
@@ -216,7 +218,7 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
         try:
             with open_driver as driver:
                 iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets,
-                                      guard, measures)
+                                      guard, measures, plan.events)
                 outcome = run_ramp(plan.levels, iteration, hand_out,
                                    max_consecutive_failures=config.max_consecutive_failures,
                                    first_iter=config.start_iter, repeat=config.repeat,

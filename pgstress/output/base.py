@@ -18,6 +18,7 @@ from pgstress import interrupts
 from pgstress.config import RunConfig
 from pgstress.host import HostInfo
 from pgstress.rows import Row
+from pgstress.run.level_events import LevelEvents
 from pgstress.run.ramp import RampOutcome
 from pgstress.run.trace_budget import TraceLog
 from pgstress.target import ServerDetails, ServerInfo
@@ -43,6 +44,7 @@ class RampPlan:
     levels: Sequence[int] = ()  # the levels still to run
     done_before: int = 0  # levels an earlier run already measured (--resume)
     previous: Sequence[Row] = ()  # their rows, read back from the CSV
+    events: LevelEvents = field(default_factory=LevelEvents)  # what its levels do as they run, for live progress
 
 
 @dataclass

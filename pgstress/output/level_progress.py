@@ -80,7 +80,7 @@ class LevelState:
             if start is None:
                 return "preparing (connections checked, table emptied)"
             steps = STEPS[start.phase][:1] if start.memory_pass and start.phase == WRITE else STEPS[start.phase]
-            # One record (sync mode, C = 1): its stage says where it is; sync's driver counts no steps.
+            # One record (sync mode, C = 1): its stage says where it is, and its line says the rest.
             counts = "".join(f"{self.done[step]}/{start.records} {step}, " for step in steps) \
                 if start.records > 1 else ""
             failed = f"{self.failed} failed, " if self.failed else ""

@@ -26,8 +26,7 @@ from pgstress.output.analysis import Points, find_points, fit_line
 from pgstress.output.base import Output, RampPlan, RampResult, RunResult
 from pgstress.output.level_progress import HEARTBEAT_S, LevelState, phase_name
 from pgstress.rows import OK, AsyncRow, Row, SyncRow
-from pgstress.run.level_events import PhaseStart, set_level_listener
-from pgstress.run.measure import TRACE_END, TRACE_START, set_stage_listener
+from pgstress.run.level_events import TRACE_END, TRACE_START, LevelEvents, PhaseStart
 
 # The codecs interleave generation and encoding chunk by chunk, so they are one phase to the eye;
 # `verify` (hashing for the read-back check) runs inside both and is not shown as a phase of its own.
@@ -247,6 +246,7 @@ class Progress(Output):
         self._out = out
         self.line = line
         self.tracker: RampTracker | None = None
+        self.events: LevelEvents | None = None  # the ramp's events, listened to while it runs
         self.gone = False  # the terminal could not be written (a closed pipe, a full device): silent since
 
     @property
@@ -274,11 +274,15 @@ class Progress(Output):
         """Follow one ramp: stage names and level events reach its tracker while it runs."""
         self.tracker = RampTracker(plan.title, plan.levels, plan.label, plan.done_before,
                                    repeat=plan.config.repeat, first_rep=plan.config.start_rep)
-        set_stage_listener(self.tracker.on_stage)
-        set_level_listener(self)
+        self.events = plan.events
+        self.events.listen(self)
         self._begin(self.tracker)
 
     # the level listener (run/level_events.py): called on the measured path, so only counting and a rare line
+
+    def stage_entered(self, name: str) -> None:
+        if self.tracker is not None:
+            self.tracker.on_stage(name)
 
     def phase_started(self, start: PhaseStart) -> None:
         if self.tracker is not None:
@@ -307,9 +311,10 @@ class Progress(Output):
             self.say(line)
 
     def close(self) -> None:
+        if self.events is not None:
+            self.events.listen(None)
+            self.events = None
         if self.tracker is not None:
-            set_stage_listener(None)
-            set_level_listener(None)
             self._end(self.tracker)
             self.tracker = None
 

@@ -30,10 +30,9 @@ from pgstress.db.server_measures import FLUSH_STATS
 from pgstress.redaction import scrub
 from pgstress.rows import AsyncRow, Row
 from pgstress.run.event_loop import LoopRunner
-from pgstress.run.faults import classify
-from pgstress.run.iteration import LevelResult, Phase, fill_common, fill_rss, most_frequent_fault
+from pgstress.run.iteration import LevelResult, Phase, fill_common, fill_rss
 from pgstress.run.latency import Span, busy_s, latency_percentiles_ms, only_s
-from pgstress.run.level_events import ENCODED, FETCHED, STORED, VERIFIED, record_step
+from pgstress.run.level_events import ENCODED, FETCHED, SILENT, STORED, VERIFIED, LevelEvents
 from pgstress.run.measure import StageClock, mib
 from pgstress.run.memory_guard import MemoryGuard, default_memory_limit_mb
 from pgstress.run.record import (
@@ -44,6 +43,7 @@ from pgstress.run.record import (
     decode_and_verify,
     encode_record,
     expected_of,
+    record_outcome,
 )
 from pgstress.target import describe_target
 from pgstress.workload.payloads import Codec, EncodedPayload
@@ -66,6 +66,7 @@ class FanoutDriver:
     db: FanoutDatabase
     executor: Executor
     secrets: tuple[str, ...]
+    events: LevelEvents = SILENT
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         try:
@@ -99,32 +100,27 @@ class FanoutDriver:
 
     def encode_only(self, epochs: int, streams: list[Stream]) -> None:
         """The write batch's client work without the database: all C values alive at once."""
-        futures = [self.executor.submit(self._encode, epochs, stream, StageClock()) for stream in streams]
+        futures = [self.executor.submit(self._encode, epochs, stream, StageClock(self.events)) for stream in streams]
         for future in as_completed(futures):  # every value stays held by its future until all are done
             future.result()
-            record_step(ENCODED)
+            self.events.record_step(ENCODED)
         del futures
 
     async def _write_one(self, epochs: int, stream: Stream) -> RecordWork:
-        record = RecordWork(stream)
-        started = time.perf_counter()
+        record = RecordWork(stream, clock=StageClock(self.events))
         loop = asyncio.get_running_loop()
-        try:
+        with record_outcome(record, self.secrets, self.events, STORED):  # the pool replaces a lost connection
             payload, record.cpu_span = await loop.run_in_executor(
                 self.executor, self._encode, epochs, stream, record.clock)
             record.size = payload.size
             record.expected = expected_of(payload)
-            record_step(ENCODED)
+            self.events.record_step(ENCODED)
             insert_started = time.perf_counter()
             try:
                 record.record_id = await self.db.insert(payload)
             finally:
                 record.db_span = (insert_started, time.perf_counter())
                 del payload
-        except Exception as exc:  # noqa: BLE001 - one record's fault is counted, its siblings go on
-            record.fault = classify(exc, *self.secrets, value_size=record.size or None)
-        record.latency_s = time.perf_counter() - started
-        record_step(STORED, record.ok)
         return record
 
     # reads
@@ -139,26 +135,23 @@ class FanoutDriver:
 
     async def _read_one(self, written: RecordWork) -> RecordWork:
         assert written.record_id is not None and written.expected is not None
-        record = RecordWork(written.stream, record_id=written.record_id, expected=written.expected)
-        started = time.perf_counter()
+        record = RecordWork(written.stream, clock=StageClock(self.events), record_id=written.record_id,
+                            expected=written.expected)
         loop = asyncio.get_running_loop()
-        try:
+        with record_outcome(record, self.secrets, self.events, VERIFIED):
+            started = time.perf_counter()
             try:
                 view, stored_epochs, stored_hash = await self.db.fetch(written.record_id)
             finally:
                 record.db_span = (started, time.perf_counter())
             record.size = len(view)
-            record_step(FETCHED)
+            self.events.record_step(FETCHED)
             try:
                 record.cpu_span = await loop.run_in_executor(
                     self.executor, self._decode, view, written.expected, record.clock)
             finally:
                 del view
             check_stored_columns((stored_epochs, stored_hash), written.expected)
-        except Exception as exc:  # noqa: BLE001 - one record's fault is counted, its siblings go on
-            record.fault = classify(exc, *self.secrets, value_size=record.size or None)
-        record.latency_s = time.perf_counter() - started
-        record_step(VERIFIED, record.ok)
         return record
 
     @staticmethod
@@ -168,7 +161,7 @@ class FanoutDriver:
 
 @contextmanager
 def open_fanout(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...],
-                codec_executor: Executor | None = None) -> Iterator[FanoutDriver]:
+                events: LevelEvents = SILENT, codec_executor: Executor | None = None) -> Iterator[FanoutDriver]:
     """The fan-out's event loop, its pool of exactly C connections and its codec threads, for one ramp.
 
     Codec work runs in a pool of `codec_threads(C)` threads unless `codec_executor` is given (bench/
@@ -189,7 +182,7 @@ def open_fanout(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secr
                 f"cannot open {concurrency} asyncpg connections to {describe_target(dsn)}: {detail}"
             ) from None
         try:
-            yield FanoutDriver(config, codec, runner, db, pool, secrets)
+            yield FanoutDriver(config, codec, runner, db, pool, secrets, events)
         finally:
             with interrupts.deferred():  # the pool is closed whatever signals arrive (bounded by its own timeout)
                 runner.run(db.close())
@@ -259,10 +252,11 @@ def async_row(level: LevelResult, payload_format: str, concurrency: int) -> Asyn
         row.db_payload_per_record_mb = mib(sum(stored) / len(stored))
     if level.table_bytes is not None:
         row.db_table_mb = mib(level.table_bytes)
-    if level.fault is not None:
-        row.status, row.error = level.fault.status, level.fault.message
-    elif level.record_faults:
-        first, counts = most_frequent_fault(level.record_faults)
+    failure = level.failure()
+    if failure is not None and not failure.counts:  # the level failed as a whole
+        row.status, row.error = failure.fault.status, failure.fault.message
+    elif failure is not None:
+        first, counts = failure.fault, failure.counts
         row.status = first.status
         row.failures = ";".join(f"{name}={n}" for name, n in counts.most_common())
         row.error = (

@@ -22,9 +22,8 @@ from typing import Protocol, TypeVar
 from pgstress.config import RunConfig
 from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, add_read_cost, write_cost
 from pgstress.rows import CONNECTION_LOST, Row, Status
-from pgstress.run import level_events
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
-from pgstress.run.level_events import READ, WRITE, PhaseStart
+from pgstress.run.level_events import READ, SILENT, WRITE, LevelEvents, PhaseStart
 from pgstress.run.machine_memory import MachineMemoryWatch
 from pgstress.run.measure import PhaseMeasure, PhaseMeter, current_rss_mb, mib, traced_peak_mb
 from pgstress.run.memory_guard import MemoryGuard, available_ram_mb
@@ -109,6 +108,12 @@ class Phase:
         return sum(record.clock.get(name) for record in self.records)
 
 
+@dataclass(frozen=True)
+class LevelFailure:
+    fault: Fault  # the first fault of the most frequent class (or the level's own)
+    counts: Counter[Status]  # records failed per class; empty when the level failed as a whole
+
+
 @dataclass
 class LevelResult:
     """Everything one iteration measured, for the mode's `to_row`."""
@@ -135,6 +140,14 @@ class LevelResult:
     @property
     def verify_s(self) -> float:
         return sum(phase.stage_s("verify") for phase in (self.write, self.read) if phase is not None)
+
+    def failure(self) -> LevelFailure | None:
+        """How the level failed: as a whole (its own fault, no count), else by its records' most frequent fault
+        with the count of every class; None when everything went well."""
+        if self.fault is not None:
+            return LevelFailure(self.fault, Counter())
+        faults = self.record_faults
+        return LevelFailure(*most_frequent_fault(faults)) if faults else None
 
     def stored_payload_bytes(self) -> list[int]:
         return [payload for payload, _row in self.stored.values()]
@@ -199,6 +212,7 @@ class Iteration:
     secrets: tuple[str, ...]
     guard: MemoryGuard | None = None
     measures: ServerMeasures | None = None  # the server-side measures; None: not taken
+    events: LevelEvents = SILENT  # told each phase as it starts, for live progress
     meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
     start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
     _ran_before: bool = field(default=False, init=False)  # the table holds an earlier level's records
@@ -256,7 +270,7 @@ class Iteration:
         rss_peaks: list[float | None] = []
 
         start = self._counters()
-        level_events.phase_started(PhaseStart(WRITE, len(level.streams)))
+        self.events.phase_started(PhaseStart(WRITE, len(level.streams)))
         level.write = self._phase(lambda: self.driver.write(level.epochs, level.streams), rss_peaks)
         written = level.write.ok
         ids = [record.record_id for record in written if record.record_id is not None]
@@ -267,7 +281,7 @@ class Iteration:
                 level.iteration, WRITE, level.write, lambda: self.driver.encode_only(level.epochs, encoded),
                 len(encoded), rss_peaks)
         if written:
-            level_events.phase_started(PhaseStart(READ, len(written)))
+            self.events.phase_started(PhaseStart(READ, len(written)))
             level.read = self._phase(lambda: self.driver.read(written), rss_peaks)
             if start is not None and after_write is not None:
                 self._unless_records_failed(level, lambda: self._read_cost(level, start, after_write))
@@ -328,11 +342,11 @@ class Iteration:
         runs, why = self.budget.decide(iteration, phase, timed.measure.wall_s)
         if not runs:
             if why:
-                level_events.memory_pass_skipped(phase, why)
+                self.events.memory_pass_skipped(phase, why)
             return None
-        level_events.phase_started(PhaseStart(phase, records, memory_pass=True, why=why))
+        self.events.phase_started(PhaseStart(phase, records, memory_pass=True, why=why))
         with self.meter.phase() as measure:
-            peak = traced_peak_mb(work)
+            peak = traced_peak_mb(work, self.events)
         rss_peaks.append(measure.rss_peak_mb)
         self.budget.spent(iteration, phase, timed.measure.wall_s, measure.wall_s)
         return peak

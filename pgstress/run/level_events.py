@@ -3,8 +3,9 @@
 A level of C records can run for many minutes; these events let the terminal say where it is. The
 iteration announces each phase as it starts (the timed write and read batches, and the untimed memory
 pass with why it runs, or why it was skipped); the fan-out announces each record as it passes a step
-(encoded, then stored; fetched, then verified). One listener at a time; it is called on the measured
-path, so it must be cheap, and it must not print inside a timed phase more than a line now and then.
+(encoded, then stored; fetched, then verified); each record's stage clock announces its stages. One
+listener at a time; it is called on the measured path (and from codec threads), so it must be cheap, and it
+must not print inside a timed phase more than a line now and then.
 """
 
 from __future__ import annotations
@@ -36,27 +37,41 @@ class LevelListener(Protocol):
 
     def memory_pass_skipped(self, phase: str, why: str) -> None: ...
 
-
-_listener: LevelListener | None = None
-
-
-def set_level_listener(listener: LevelListener | None) -> LevelListener | None:
-    """From now on tell `listener` what each level does; returns the listener it replaces."""
-    global _listener
-    previous, _listener = _listener, listener
-    return previous
+    def stage_entered(self, name: str) -> None:
+        """A record's stage began (gen, encode, insert, select, decode, verify), or a memory pass
+        (TRACE_START) began or ended (TRACE_END)."""
+        ...
 
 
-def phase_started(start: PhaseStart) -> None:
-    if _listener is not None:
-        _listener.phase_started(start)
+TRACE_START, TRACE_END = "trace-start", "trace-end"
 
 
-def record_step(step: str, ok: bool = True) -> None:
-    if _listener is not None:
-        _listener.record_step(step, ok)
+class LevelEvents:
+    """The run's events, handed down from the session to the iteration, the drivers and each record's stage
+    clock, and told to the one listener that follows the ramp now (the terminal); silent without one."""
+
+    def __init__(self) -> None:
+        self.listener: LevelListener | None = None
+
+    def listen(self, listener: LevelListener | None) -> None:
+        """From now on tell `listener` (None: nobody) what each level does."""
+        self.listener = listener
+
+    def phase_started(self, start: PhaseStart) -> None:
+        if self.listener is not None:
+            self.listener.phase_started(start)
+
+    def record_step(self, step: str, ok: bool = True) -> None:
+        if self.listener is not None:
+            self.listener.record_step(step, ok)
+
+    def memory_pass_skipped(self, phase: str, why: str) -> None:
+        if self.listener is not None:
+            self.listener.memory_pass_skipped(phase, why)
+
+    def stage_entered(self, name: str) -> None:
+        if self.listener is not None:
+            self.listener.stage_entered(name)
 
 
-def memory_pass_skipped(phase: str, why: str) -> None:
-    if _listener is not None:
-        _listener.memory_pass_skipped(phase, why)
+SILENT = LevelEvents()  # for work nobody follows (bench/, a driver made without a session); never listened to

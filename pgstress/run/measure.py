@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pgstress.run.level_events import SILENT, TRACE_END, TRACE_START, LevelEvents
+
 MIB = 1024 * 1024
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
@@ -28,34 +30,17 @@ def mib(n_bytes: float) -> float:
     return n_bytes / MIB
 
 
-StageListener = Callable[[str], None]
-_stage_listener: StageListener | None = None
-TRACE_START, TRACE_END = "trace-start", "trace-end"
-
-
-def set_stage_listener(listener: StageListener | None) -> StageListener | None:
-    """From now on tell `listener` each stage's name as it is entered (and TRACE_START / TRACE_END around
-    a tracemalloc pass), for live progress; returns the listener it replaces. It runs on the measured
-    path (and in codec threads), so it must be cheap."""
-    global _stage_listener
-    previous, _stage_listener = _stage_listener, listener
-    return previous
-
-
-def _announce(name: str) -> None:
-    if _stage_listener is not None:
-        _stage_listener(name)
-
-
 class StageClock:
-    """Accumulates wall time per named stage (gen, encode, insert, select, decode, verify)."""
+    """Accumulates wall time per named stage (gen, encode, insert, select, decode, verify), announcing each
+    stage as it begins."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: LevelEvents = SILENT) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.events = events
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        _announce(name)
+        self.events.stage_entered(name)
         started = time.perf_counter()
         try:
             yield
@@ -145,9 +130,9 @@ class PhaseMeter:
                 self._process_high = max(self._process_high, peak)
 
 
-def traced_peak_mb(work: Callable[[], object]) -> float:
+def traced_peak_mb(work: Callable[[], object], events: LevelEvents = SILENT) -> float:
     """tracemalloc's peak (MiB above the start) while `work` runs; nothing is timed here."""
-    _announce(TRACE_START)
+    events.stage_entered(TRACE_START)
     already = tracemalloc.is_tracing()
     if not already:
         tracemalloc.start()
@@ -160,7 +145,7 @@ def traced_peak_mb(work: Callable[[], object]) -> float:
     finally:
         if not already:
             tracemalloc.stop()
-        _announce(TRACE_END)
+        events.stage_entered(TRACE_END)
 
 
 def release_freed_memory() -> None:

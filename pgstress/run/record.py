@@ -4,12 +4,15 @@ it), and decode + verify what was read back; and what an iteration keeps of each
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from pgstress.run.faults import Fault
+from pgstress.run.faults import Fault, classify
 from pgstress.run.latency import Span
+from pgstress.run.level_events import LevelEvents
 from pgstress.run.measure import StageClock
 from pgstress.workload.epochs import ContentHash, Epoch, EpochChunk, generate
 from pgstress.workload.payloads import Codec, EncodedPayload, VerifyError
@@ -53,6 +56,23 @@ class RecordWork:
     @property
     def ok(self) -> bool:
         return self.fault is None
+
+
+@contextmanager
+def record_outcome(record: RecordWork, secrets: tuple[str, ...], events: LevelEvents, last_step: str,
+                   after_failure: Callable[[Fault], None] = lambda fault: None) -> Iterator[RecordWork]:
+    """One record's write or read, the same in both modes: its latency from here to the end of the block, a
+    failure inside it classified as the record's own fault (its siblings go on) and handed to `after_failure`
+    (sync mode drops a lost connection; asyncpg's pool replaces one itself), and the phase's last step announced
+    with how it went."""
+    started = time.perf_counter()
+    try:
+        yield record
+    except Exception as exc:  # noqa: BLE001 - the record's failure is counted, never the phase's end
+        record.fault = classify(exc, *secrets, value_size=record.size or None)
+        after_failure(record.fault)
+    record.latency_s = time.perf_counter() - started
+    events.record_step(last_step, record.ok)
 
 
 def encode_epochs(codec: Codec, chunks: Iterable[EpochChunk], clock: StageClock) -> EncodedPayload:

@@ -14,8 +14,9 @@ from pgstress.db.psycopg_adapter import SyncDatabase
 from pgstress.db.schema import TableSql
 from pgstress.db.server_measures import FLUSH_STATS
 from pgstress.rows import CONNECTION_LOST, OK, SyncRow
-from pgstress.run.faults import classify
-from pgstress.run.iteration import LevelResult, Phase, fill_common, fill_rss, most_frequent_fault
+from pgstress.run.faults import Fault
+from pgstress.run.iteration import LevelResult, Phase, fill_common, fill_rss
+from pgstress.run.level_events import ENCODED, FETCHED, SILENT, STORED, VERIFIED, LevelEvents
 from pgstress.run.measure import StageClock, mib
 from pgstress.run.record import (
     RecordWork,
@@ -24,6 +25,7 @@ from pgstress.run.record import (
     decode_and_verify,
     encode_record,
     expected_of,
+    record_outcome,
 )
 from pgstress.workload.payloads import Codec
 
@@ -31,10 +33,12 @@ from pgstress.workload.payloads import Codec
 class SyncDriver:
     """psycopg calls for one record at a time; a failed statement leaves the connection usable or dropped."""
 
-    def __init__(self, config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...]) -> None:
+    def __init__(self, config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...],
+                 events: LevelEvents = SILENT) -> None:
         self.config = config
         self.codec = codec
         self.secrets = secrets
+        self.events = events
         self.db = SyncDatabase(dsn, table, config.statement_timeout_ms, config.write_method)
 
     def streams(self, iteration: int) -> list[Stream]:
@@ -54,47 +58,53 @@ class SyncDriver:
 
     def write(self, epochs: int, streams: list[Stream]) -> list[RecordWork]:
         (stream,) = streams
-        record = RecordWork(stream)
-        started = time.perf_counter()
-        try:
+        record = RecordWork(stream, clock=StageClock(self.events))
+        with record_outcome(record, self.secrets, self.events, STORED, self._after_failure):
+            started = time.perf_counter()
             payload = encode_record(self.codec, epochs, self.config.seed, stream, record.clock)
+            record.cpu_span = (started, time.perf_counter())
             record.size, record.expected = payload.size, expected_of(payload)
-            with record.clock.stage("insert"):
-                record.record_id = self.db.write(payload)
-        except Exception as exc:  # noqa: BLE001 - the record's failure is the iteration's status
-            self._failed(record, exc)
-        record.latency_s = time.perf_counter() - started
+            self.events.record_step(ENCODED)
+            try:
+                with record.clock.stage("insert"):
+                    record.record_id = self.db.write(payload)
+            finally:
+                record.db_span = (record.cpu_span[1], time.perf_counter())
         return [record]
 
     def encode_only(self, epochs: int, streams: list[Stream]) -> None:
         for stream in streams:
-            encode_record(self.codec, epochs, self.config.seed, stream, StageClock())
+            encode_record(self.codec, epochs, self.config.seed, stream, StageClock(self.events))
+            self.events.record_step(ENCODED)
 
     def read(self, written: list[RecordWork]) -> list[RecordWork]:
         return [self._read_one(record) for record in written]
 
     def _read_one(self, written: RecordWork) -> RecordWork:
         assert written.record_id is not None and written.expected is not None
-        record = RecordWork(written.stream, record_id=written.record_id, expected=written.expected)
-        started = time.perf_counter()
-        try:
-            with record.clock.stage("select"):
-                cursor, view, stored_epochs, stored_hash = self.db.fetch(written.record_id)
+        record = RecordWork(written.stream, clock=StageClock(self.events), record_id=written.record_id,
+                            expected=written.expected)
+        with record_outcome(record, self.secrets, self.events, VERIFIED, self._after_failure):
+            started = time.perf_counter()
+            try:
+                with record.clock.stage("select"):
+                    cursor, view, stored_epochs, stored_hash = self.db.fetch(written.record_id)
+            finally:
+                record.db_span = (started, time.perf_counter())
             try:
                 record.size = len(view)
+                self.events.record_step(FETCHED)
+                decoding = time.perf_counter()
                 decode_and_verify(self.codec, view, written.expected, record.clock)
+                record.cpu_span = (decoding, time.perf_counter())
             finally:
                 del view
                 cursor.close()
             check_stored_columns((stored_epochs, stored_hash), written.expected)
-        except Exception as exc:  # noqa: BLE001 - the record's failure is the iteration's status
-            self._failed(record, exc)
-        record.latency_s = time.perf_counter() - started
         return record
 
-    def _failed(self, record: RecordWork, exc: Exception) -> None:
-        record.fault = classify(exc, *self.secrets, value_size=record.size or None)
-        self.db.recover(lost=record.fault.status == CONNECTION_LOST)
+    def _after_failure(self, fault: Fault) -> None:
+        self.db.recover(lost=fault.status == CONNECTION_LOST)
 
 
 def _phase_s(phase: Phase) -> float:
@@ -106,10 +116,9 @@ def sync_row(level: LevelResult, payload_format: str) -> SyncRow:
     """The row of one sync iteration. A phase that did not finish leaves its columns empty."""
     row = SyncRow(iter=level.iteration, epochs=level.epochs, format=payload_format)
     fill_common(row, level)
-    faults = [level.fault] if level.fault is not None else level.record_faults
-    if faults:
-        first, _counts = most_frequent_fault(faults)
-        row.status, row.error = first.status, first.message
+    failure = level.failure()
+    if failure is not None:
+        row.status, row.error = failure.fault.status, failure.fault.message
     write, read = level.write, level.read
     if write is not None:
         (record,) = write.records
@@ -132,10 +141,10 @@ def sync_row(level: LevelResult, payload_format: str) -> SyncRow:
 
 
 @contextmanager
-def open_sync(config: RunConfig, dsn: str, table: TableSql, codec: Codec,
-              secrets: tuple[str, ...]) -> Iterator[SyncDriver]:
+def open_sync(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...],
+              events: LevelEvents = SILENT) -> Iterator[SyncDriver]:
     """Sync mode's driver for one ramp (its table pinned); its connection is closed however the ramp ends."""
-    driver = SyncDriver(config, dsn, table, codec, secrets)
+    driver = SyncDriver(config, dsn, table, codec, secrets, events)
     try:
         yield driver
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,7 +29,8 @@ from pgstress.output.terminal import (
     sync_line,
 )
 from pgstress.rows import AsyncRow, SyncRow
-from pgstress.run.measure import TRACE_END, TRACE_START, StageClock, set_stage_listener, traced_peak_mb
+from pgstress.run.level_events import TRACE_END, TRACE_START, LevelEvents
+from pgstress.run.measure import StageClock, traced_peak_mb
 
 CHART_NAMES = ("time", "eps", "size", "memory", "rss")
 ITERATION_LINE = re.compile(r"^\[(\d+)/(\d+)\] ([\d,]+) epochs (\w+) .* \| elapsed \d+:\d\d:\d\d eta \S+$")
@@ -130,40 +131,53 @@ def test_tracker_ignores_failed_levels_for_the_estimate_when_some_succeeded() ->
     assert tracker.eta_s() == pytest.approx(3.0)
 
 
+class _Stages:
+    """A level listener that keeps only the stage names."""
+
+    def __init__(self, on_stage: Callable[[str], object]) -> None:
+        self.on_stage = on_stage
+
+    def stage_entered(self, name: str) -> None:
+        self.on_stage(name)
+
+    def phase_started(self, start: object) -> None: ...
+
+    def record_step(self, step: str, ok: bool) -> None: ...
+
+    def memory_pass_skipped(self, phase: str, why: str) -> None: ...
+
+
 def test_stage_names_reach_the_tracker_as_phases() -> None:
     tracker = RampTracker("t", [1000])
-    clock = StageClock()
+    events = LevelEvents()
+    clock = StageClock(events)
     seen: list[str] = []
-    set_stage_listener(tracker.on_stage)
-    try:
-        with clock.stage("gen"):
-            seen.append(tracker.phase_text)
-        with clock.stage("insert"):
-            seen.append(tracker.phase_text)
-        traced_peak_mb(lambda: seen.append(tracker.phase_text))
-        with clock.stage("decode"):
-            seen.append(tracker.phase_text)
-    finally:
-        set_stage_listener(None)
+    events.listen(_Stages(tracker.on_stage))  # type: ignore[arg-type]
+    with clock.stage("gen"):
+        seen.append(tracker.phase_text)
+    with clock.stage("insert"):
+        seen.append(tracker.phase_text)
+    traced_peak_mb(lambda: seen.append(tracker.phase_text), events)
+    with clock.stage("decode"):
+        seen.append(tracker.phase_text)
+    events.listen(None)
     assert seen == ["generate + encode", "insert", "insert (memory pass)", "decode"]
-    with clock.stage("select"):  # outside the listener: nothing reported
+    with clock.stage("select"):  # nobody listens: nothing reported
         pass
     assert tracker.phase == "decode"
 
 
 def test_listener_sees_the_trace_markers_in_order() -> None:
-    events: list[str] = []
+    seen: list[str] = []
+    events = LevelEvents()
 
     def work() -> None:
-        with StageClock().stage("encode"):
+        with StageClock(events).stage("encode"):
             pass
 
-    set_stage_listener(events.append)
-    try:
-        traced_peak_mb(work)
-    finally:
-        set_stage_listener(None)
-    assert events == [TRACE_START, "encode", TRACE_END]
+    events.listen(_Stages(seen.append))  # type: ignore[arg-type]
+    traced_peak_mb(work, events)
+    assert seen == [TRACE_START, "encode", TRACE_END]
 
 
 # --- the three faces ------------------------------------------------------------------------------------------
