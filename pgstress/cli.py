@@ -211,8 +211,8 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
             parser.error(f"argument --table: {config.table!r} is too long for one table per compared ramp (at most"
                          f" {IDENTIFIER_MAX - suffix} characters, to leave room for the {suffix}-character suffix)")
     mode = MODES[config.mode]
-    files = planned_files(_option_name(mode.csv_option), mode.csv_path(config), config.report_md,
-                          [] if config.no_charts else [chart.name for chart in mode.charts], config.export_json)
+    files = planned_files(_option_name(mode.shown.csv_option), mode.csv_path(config), config.report_md,
+                          [] if config.no_charts else [chart.name for chart in mode.shown.charts], config.export_json)
     path_problem = output_problem(files)
     if path_problem is not None:
         parser.error(path_problem)
@@ -285,7 +285,7 @@ def _main(argv: Sequence[str], finished: list[RunResult]) -> int:
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     mode = MODES[config.mode]
     try:
-        resumption = load_resumption(config, mode.csv_path(config), mode.row_type) if config.resume else None
+        resumption = load_resumption(config, mode.csv_path(config), mode.run.row_type) if config.resume else None
     except ResumeRefused as exc:
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT

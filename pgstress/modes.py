@@ -1,79 +1,36 @@
-"""One description per `--mode`: what its rows are, where they go, how they are shown, and how its ramp runs.
-
-Everything else (the ramp loop, the iteration template, the outputs) is shared; a mode is the
-sum of the parts named here.
-"""
+"""The `--mode`s: each pairs how its ramp runs (run/modes.py) with how its results are shown
+(output/presentation.py). Everything else (the ramp loop, the iteration template, the outputs) is shared."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from pgstress.config import RunConfig
-from pgstress.db.schema import TableSql
-from pgstress.output.charts import ASYNC_CHARTS, SYNC_CHARTS, ChartSpec
-from pgstress.output.markdown import ASYNC_REPORT, SYNC_REPORT, ReportParts
-from pgstress.output.terminal import LineFormat, async_line, sync_line
-from pgstress.rows import AsyncRow, Row, SyncRow
-from pgstress.run.fanout import async_row, fanout_guard, open_fanout
-from pgstress.run.iteration import Driver, LevelResult
-from pgstress.run.level_events import LevelEvents
-from pgstress.run.memory_guard import MemoryGuard
-from pgstress.run.sync import open_sync, sync_row
+from pgstress.output.presentation import ASYNC_SHOWN, SYNC_SHOWN, Presentation
+from pgstress.run.modes import ASYNC_RUN, SYNC_RUN, RunMode
 from pgstress.target import ServerInfo
-from pgstress.workload.payloads import Codec
-
-# (config, dsn, the ramp's table with its OID pinned, codec, secrets, the run's events) -> the driver, for the ramp
-OpenDriver = Callable[[RunConfig, str, TableSql, Codec, tuple[str, ...], LevelEvents], AbstractContextManager[Driver]]
 
 
 @dataclass(frozen=True)
 class Mode:
-    name: str
-    row_type: type[Row]
-    csv_option: str  # the option (RunConfig field) naming this mode's CSV
-    charts: Sequence[ChartSpec]
-    progress_line: LineFormat
-    report: ReportParts
-    describe: Callable[[RunConfig], str]  # the ramp, for the progress title
-    open_driver: OpenDriver
-    to_row: Callable[[LevelResult, RunConfig], Row]
-    memory_guard: Callable[[RunConfig, Sequence[Row]], MemoryGuard] | None = None  # (config, earlier rows)
+    run: RunMode
+    shown: Presentation
+
+    @property
+    def name(self) -> str:
+        return self.run.name
 
     def csv_path(self, config: RunConfig) -> str:
-        return str(getattr(config, self.csv_option))
+        return self.shown.csv_path(config)
 
     def title(self, config: RunConfig, server: ServerInfo) -> str:
         stored = [] if config.toast_compression == "default" else [config.toast_compression]
         stored += [] if config.storage == "extended" else [f"storage {config.storage}"]
         column = f" ({', '.join(stored)})" if stored else ""
-        return (f"{self.describe(config)}, {config.payload_format}{column} into {config.table},"
+        return (f"{self.run.describe(config)}, {config.payload_format}{column} into {config.table},"
                 f" against {server.describe()}")
 
 
-SYNC = Mode(
-    name="sync",
-    row_type=SyncRow,
-    csv_option="results_csv",
-    charts=SYNC_CHARTS,
-    progress_line=sync_line,
-    report=SYNC_REPORT,
-    describe=lambda config: "sync ramp",
-    open_driver=open_sync,
-    to_row=lambda level, config: sync_row(level, config.payload_format),
-)
-ASYNC = Mode(
-    name="async",
-    row_type=AsyncRow,
-    csv_option="async_results_csv",
-    charts=ASYNC_CHARTS,
-    progress_line=async_line,
-    report=ASYNC_REPORT,
-    describe=lambda config: f"async fan-out ramp, {config.async_concurrency} concurrent"
-                            f" record{'' if config.async_concurrency == 1 else 's'} per level",
-    open_driver=open_fanout,
-    to_row=lambda level, config: async_row(level, config.payload_format, config.async_concurrency),
-    memory_guard=fanout_guard,
-)
+SYNC = Mode(SYNC_RUN, SYNC_SHOWN)
+ASYNC = Mode(ASYNC_RUN, ASYNC_SHOWN)
 MODES = {mode.name: mode for mode in (SYNC, ASYNC)}

@@ -54,13 +54,13 @@ OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (con
 # the report that links them, the terminal last, naming every file written.
 OUTPUTS: tuple[OutputFactory, ...] = (
     lambda config, mode, resumption: RunRecordOutput(config, mode.csv_path(config), resuming=resumption is not None),
-    lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.row_type, append=resumption is not None,
+    lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.run.row_type, append=resumption is not None,
                                                keep_bytes=resumption.csv_bytes if resumption else None),
-    lambda config, mode, resumption: ChartsOutput(mode.charts, config.report_md, enabled=not config.no_charts),
+    lambda config, mode, resumption: ChartsOutput(mode.shown.charts, config.report_md, enabled=not config.no_charts),
     lambda config, mode, resumption: SweepChartsOutput(config.report_md, enabled=not config.no_charts),
-    lambda config, mode, resumption: MarkdownOutput(config.report_md, mode.report, mode.csv_path(config)),
-    lambda config, mode, resumption: JsonExportOutput(config.export_json, mode.report),
-    lambda config, mode, resumption: make_progress(quiet=config.quiet, line=mode.progress_line),
+    lambda config, mode, resumption: MarkdownOutput(config.report_md, mode.shown.report, mode.csv_path(config)),
+    lambda config, mode, resumption: JsonExportOutput(config.export_json, mode.shown.report),
+    lambda config, mode, resumption: make_progress(quiet=config.quiet, line=mode.shown.progress_line),
 )
 
 
@@ -92,7 +92,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
         claim.revive()  # connects, and takes every table's lock: TableInUse when another run holds one
         # nothing is created, dropped or emptied unless the run can start (its first driver opens)
         with preparing_tables(claim.conn, configs, drop=config.drop_table, truncate=truncate) as tables:
-            first_driver = _open_first(held, mode.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets,
+            first_driver = _open_first(held, mode.run.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets,
                                                               events), sweep=bool(config.concurrency_sweep))
         details = server_details(server.dsn, tables)
         result = RunResult(RunContext(config, collect_host(), server, details[0]))
@@ -103,7 +103,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 if index:
                     release_freed_memory()  # each format's resident peaks start from a trimmed heap, not the last one's
                 driver = (_already_open(first_driver) if index == 0
-                          else mode.open_driver(ramp_config, server.dsn, table, codecs[index], secrets, events))
+                          else mode.run.open_driver(ramp_config, server.dsn, table, codecs[index], secrets, events))
                 plan = _plan(mode, config, ramp_config, server, index, len(configs), resumption, events)
                 support = details[index].measures
                 measures = ServerMeasures(claim, table, support) if support is not None else None
@@ -195,7 +195,7 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
     sweep over C, whose connections the server may refuse: that is this C's result (its first level fails, its
     ramp ends), not the run's end."""
     config = plan.config
-    guard = mode.memory_guard(config, [*earlier, *plan.previous]) if mode.memory_guard else None
+    guard = mode.run.memory_guard(config, [*earlier, *plan.previous]) if mode.run.memory_guard else None
 
     def hand_out(row: Row) -> None:
         """Every output gets the row; one that cannot write it ends the ramp once all have it."""
@@ -217,7 +217,7 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
     try:
         try:
             with open_driver as driver:
-                iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets,
+                iteration = Iteration(config, driver, control, lambda level: mode.run.to_row(level, config), secrets,
                                       guard, measures, plan.events)
                 outcome = run_ramp(plan.levels, iteration, hand_out,
                                    max_consecutive_failures=config.max_consecutive_failures,
@@ -250,7 +250,7 @@ def unopened_ramp(plan: RampPlan, mode: Mode, fault: Fault, hand_out: Callable[[
     recorded as failed as a whole, with the reason, and the ramp ends."""
     config = plan.config
     level = LevelResult(config.start_iter, plan.levels[0], [], fault=fault)
-    row = mode.to_row(level, config)
+    row = mode.run.to_row(level, config)
     row.toast_compression, row.storage = config.toast_compression, config.storage
     hand_out(row)
     return RampOutcome([row], stop_reason=f"could not open its {config.async_concurrency} connections, so it ran"

@@ -46,7 +46,7 @@ def _report(config: RunConfig, ramps: list[tuple[str, RunConfig, list[Row]]]) ->
     result = RunResult(context, [RampResult(RampPlan(ramp, "t", label), RampOutcome(rows, planned_levels=2))
                                  for label, ramp, rows in ramps])
     mode = MODES[config.mode]
-    return section_titles(MarkdownOutput("r.md", mode.report, mode.csv_path(config)).render(result))
+    return section_titles(MarkdownOutput("r.md", mode.shown.report, mode.csv_path(config)).render(result))
 
 
 def _exit(config: RunConfig, **changes: Any) -> int:

@@ -40,7 +40,7 @@ def test_the_record_says_how_the_run_ended(tmp_path: Path, interrupted: bool, st
     result = RunResult(RunContext(config, collect_host(), server, ServerDetails(version="PostgreSQL 18")), [
         RampResult(RampPlan(config, "t"), RampOutcome(rows, interrupted, stop_reason, planned_levels=3))])
     path = tmp_path / "run.json"
-    JsonExportOutput(str(path), SYNC.report).finish(result)
+    JsonExportOutput(str(path), SYNC.shown.report).finish(result)
 
     record = read_run_json(path)
     assert record["status"] == record["ramps"][0]["status"] == status
