@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pgstress.config import RunConfig
 from pgstress.output.charts import ASYNC_CHARTS, SYNC_CHARTS, ChartSpec
 from pgstress.output.markdown import ASYNC_REPORT, SYNC_REPORT, ReportParts
-from pgstress.output.terminal import LineFormat, async_line, sync_line
+from pgstress.output.progress_lines import LineFormat, async_line, sync_line
 
 
 @dataclass(frozen=True)

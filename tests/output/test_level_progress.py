@@ -23,7 +23,9 @@ from pgstress.config import RunConfig
 from pgstress.output import terminal
 from pgstress.output.base import RampPlan
 from pgstress.output.level_progress import LevelState
-from pgstress.output.terminal import PlainProgress, RampTracker, async_line, make_progress
+from pgstress.output.progress_lines import async_line
+from pgstress.output.ramp_tracker import RampTracker
+from pgstress.output.terminal import PlainProgress, make_progress
 from pgstress.run.level_events import ENCODED, FETCHED, READ, STORED, VERIFIED, WRITE, PhaseStart
 from pgstress.session import run_session
 

@@ -17,17 +17,10 @@ from pgstress.config import RunConfig
 from pgstress.db.schema import TableSql, prepare_table
 from pgstress.output.analysis import find_points
 from pgstress.output.base import RampPlan
-from pgstress.output.terminal import (
-    LiveProgress,
-    PlainProgress,
-    Progress,
-    RampTracker,
-    async_line,
-    estimate_remaining_s,
-    make_progress,
-    summary_lines,
-    sync_line,
-)
+from pgstress.output.progress_lines import async_line, sync_line
+from pgstress.output.ramp_tracker import RampTracker, estimate_remaining_s
+from pgstress.output.summary import summary_lines
+from pgstress.output.terminal import LiveProgress, PlainProgress, Progress, make_progress
 from pgstress.rows import AsyncRow, SyncRow
 from pgstress.run.level_events import TRACE_END, TRACE_START, LevelEvents
 from pgstress.run.measure import StageClock, traced_peak_mb
