@@ -19,12 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 
 from pgstress.config import RunConfig
-from pgstress.db.control import ControlSession
+from pgstress.db.control import TableControl
 from pgstress.db.ownership import TableClaim
 from pgstress.db.schema import TableSql, prepare_table
 from pgstress.redaction import secrets_in_use
 from pgstress.rows import OK, AsyncRow, Row
-from pgstress.run.fanout import async_row, fanout_guard, open_fanout
+from pgstress.run.async_mode import async_guard, async_row, open_async
 from pgstress.run.iteration import Iteration, LevelResult
 from pgstress.run.ramp import run_ramp
 from pgstress.workload.payloads import Codec, format_names, get_codec
@@ -50,10 +50,10 @@ def run_level(config: RunConfig, dsn: str, table: TableSql, codec: Codec, execut
     def to_row(level: LevelResult) -> AsyncRow:
         return async_row(level, config.payload_format, config.async_concurrency)
 
-    control = ControlSession(TableClaim(dsn, [table.table], config.statement_timeout_ms), table)
+    control = TableControl(TableClaim(dsn, [table.table], config.statement_timeout_ms), table)
     try:
-        with open_fanout(config, dsn, table, codec, secrets, codec_executor=executor) as driver:
-            iteration = Iteration(config, driver, control, to_row, secrets, fanout_guard(config, []))
+        with open_async(config, dsn, table, codec, secrets, codec_executor=executor) as driver:
+            iteration = Iteration(config, driver, control, to_row, secrets, async_guard(config, []))
             run_ramp(config.epoch_ramp(), iteration, rows.append,
                      max_consecutive_failures=config.max_consecutive_failures, first_iter=config.start_iter)
     finally:

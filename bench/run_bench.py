@@ -38,7 +38,7 @@ import zstandard  # noqa: E402
 from psycopg import generators, postgres, sql, waiting  # noqa: E402
 
 from pgstress.config import RunConfig  # noqa: E402
-from pgstress.db.control import ControlSession  # noqa: E402
+from pgstress.db.control import TableControl  # noqa: E402
 from pgstress.db.copy_binary import binary_copy_frame  # noqa: E402
 from pgstress.db.ownership import TableClaim  # noqa: E402
 from pgstress.db.psycopg_adapter import SyncDatabase  # noqa: E402
@@ -141,7 +141,7 @@ def insert_vs_copy(bench: Bench, fmt: str, size: int, spec: TableSql) -> None:
     head, tail = binary_copy_frame(payload, spec.column_type == "JSONB")
     stream = memoryview(head + bytes(payload.data) + tail)  # built before any timing
     raw = psycopg.connect(bench.dsn)
-    control = ControlSession(TableClaim(bench.dsn, [spec.table], 0), spec)
+    control = TableControl(TableClaim(bench.dsn, [spec.table], 0), spec)
     stores = {method: SyncDatabase(bench.dsn, spec, 0, method) for method in ("insert", "insert_blocking", "copy")}
     for store in stores.values():
         store.conn.execute("SELECT 1")  # connected before any timing
@@ -212,7 +212,7 @@ def run_iteration(bench: Bench, spec: TableSql, fmt: str, size: int, *, trace: b
         levels.append(level)  # kept for the write phase's own measure
         return sync_row(level, config.payload_format)
 
-    control = ControlSession(TableClaim(bench.dsn, [spec.table], config.statement_timeout_ms), spec)
+    control = TableControl(TableClaim(bench.dsn, [spec.table], config.statement_timeout_ms), spec)
     try:
         with open_sync(config, bench.dsn, spec, codec, secrets) as driver:
             control.truncate()
@@ -498,7 +498,7 @@ def _measured_iteration(bench: Bench, config: RunConfig, support: object, size: 
     with psycopg.connect(bench.dsn) as conn:  # the bench's own table, its OID pinned as a run's
         spec = prepare_table(conn, TableSql(config.table, codec.column_type), drop=False, truncate=False)
     secrets = secrets_in_use(bench.dsn)
-    control = ControlSession(TableClaim(bench.dsn, [spec.table], 0), spec)
+    control = TableControl(TableClaim(bench.dsn, [spec.table], 0), spec)
     measures = ServerMeasures(control.claim, spec, support) if support is not None else None
     try:
         with open_sync(config, bench.dsn, spec, codec, secrets) as driver:
@@ -558,7 +558,7 @@ def driver_share(bench: Bench, fmt: str, size: int) -> None:
     query = spec.insert(("$1", "$2", "$3")).as_string(None).encode()
     prefix = sql.SQL("INSERT INTO {} ").format(spec.ident).as_string(None)
     conn = psycopg.connect(bench.dsn, autocommit=True)
-    control = ControlSession(TableClaim(bench.dsn, [spec.table], 0), spec)
+    control = TableControl(TableClaim(bench.dsn, [spec.table], 0), spec)
     samples: dict[str, list[tuple[float, float, float | None]]] = {"non-blocking": [], "blocking": []}
     try:
         for rep in range(bench.reps):

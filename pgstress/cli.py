@@ -45,7 +45,7 @@ from pgstress.workload.payloads import format_names
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 PG_INTEGER_MAX = 2_147_483_647
-# Descriptors a run needs besides its async connections (stdio, the control session, logs, charts' fonts).
+# Descriptors a run needs besides its async connections (stdio, the control connection, logs, charts' fonts).
 _OTHER_FILES = 64
 EXIT_BAD_INPUT = 2
 EXIT_SERVER = 1

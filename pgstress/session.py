@@ -18,7 +18,7 @@ import psycopg
 
 from pgstress import interrupts
 from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label
-from pgstress.db.control import ControlSession
+from pgstress.db.control import TableControl
 from pgstress.db.environment import collect_server
 from pgstress.db.ownership import TableClaim
 from pgstress.db.schema import TableRefused, TableSql, prepare_table
@@ -110,7 +110,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 # A sweep's later C learns the client's memory per record-epoch from the earlier ones of its format.
                 earlier = [row for done in result.ramps if done.config.payload_format == ramp_config.payload_format
                            for row in done.rows]
-                ramp = run_one_ramp(plan, mode, outputs, ControlSession(claim, table), driver, secrets, result,
+                ramp = run_one_ramp(plan, mode, outputs, TableControl(claim, table), driver, secrets, result,
                                     measures, earlier, sweep=bool(config.concurrency_sweep))
                 ramp.details = details[index]
                 result.ramps.append(ramp)
@@ -142,7 +142,7 @@ def preparing_tables(conn: psycopg.Connection, configs: Sequence[RunConfig], *, 
 
 
 def server_details(dsn: str, tables: Sequence[TableSql]) -> list[ServerDetails]:
-    """The server's settings as any session gets them (the control session sets its own statement_timeout)."""
+    """The server's settings as any session gets them (the control connection sets its own statement_timeout)."""
     with psycopg.connect(dsn) as conn:
         return [collect_server(conn, table.table) for table in tables]
 
@@ -187,7 +187,7 @@ def _finish(outputs: Sequence[Output], result: RunResult) -> None:
             output.close()
 
 
-def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control: ControlSession,
+def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control: TableControl,
                  open_driver: AbstractContextManager[Driver], secrets: tuple[str, ...],
                  result: RunResult, measures: ServerMeasures | None = None, earlier: Sequence[Row] = (), *,
                  sweep: bool = False) -> RampResult:

@@ -1,4 +1,4 @@
-"""A driver and a control session without a database, for testing our own logic in milliseconds: the iteration
+"""A driver and a control connection without a database, for testing our own logic in milliseconds: the iteration
 template, the ramp's stop rules and how a level's faults become its row (as hyperfine tests its benchmark logic
 with a mock executor). Each record's stage times are set, not measured, so a test can assert exact values."""
 
@@ -118,7 +118,7 @@ class FakeDriver:
 
 @dataclass
 class FakeControl:
-    """The control session's calls, counted; stored sizes follow the epochs the driver wrote."""
+    """The control connection's calls, counted; stored sizes follow the epochs the driver wrote."""
 
     epochs_of: dict[int, int] = field(default_factory=dict)  # record id -> epochs: the fake driver's
     calls: list[str] = field(default_factory=list)

@@ -173,6 +173,6 @@ def test_nothing_is_created_before_the_run_can_start(private_server: PrivateServ
         lines = result.err.splitlines()
         assert len(lines) == 1 and f"cannot open {allowed + 20} asyncpg connections" in lines[0], result.err
         assert conn.execute("SELECT id, note FROM users_table ORDER BY id").fetchall() == [(1, "kept"), (2, "kept too")]
-        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgstress-fanout'"
+        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgstress-async'"
                             ).fetchone() == (0,)
     assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ from pgstress.db.copy_binary import JSONB_VERSION, binary_copy_chunks, jsonb_tex
 from pgstress.db.schema import TableNotOurs, TableSql
 from pgstress.workload.payloads import EncodedPayload, VerifyError
 
-APPLICATION_NAME = "pgstress-fanout"
+APPLICATION_NAME = "pgstress-async"
 _CLOSE_TIMEOUT_S = 10.0
 _PROBE_TIMEOUT_S = 10.0
 
@@ -61,7 +61,7 @@ class ServerUnreachable(ConnectionRefusedError):
     """The pool could not (re)connect: asyncpg surfaces this as a bare OSError, psycopg as OperationalError."""
 
 
-class FanoutDatabase:
+class AsyncDatabase:
     """asyncpg calls for one table over a pool of exactly C connections."""
 
     def __init__(self, pool: asyncpg.Pool, table: TableSql, connections: int, write_method: str = "insert") -> None:
@@ -77,7 +77,7 @@ class FanoutDatabase:
 
     @classmethod
     async def open(cls, dsn: str, table: TableSql, connections: int, statement_timeout_ms: int,
-                   write_method: str = "insert") -> FanoutDatabase:
+                   write_method: str = "insert") -> AsyncDatabase:
         pool = await asyncpg.create_pool(
             min_size=connections,
             max_size=connections,

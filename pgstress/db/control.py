@@ -1,5 +1,6 @@
-"""The control session: what happens between the timed phases (the truncate between iterations, the stored
-sizes), in both modes alike, over the run's claim connection (db/ownership.py), which holds the table."""
+"""The control connection's work for one table: what happens between the timed phases (the truncate between
+iterations, the stored sizes), in both modes alike, over the run's claim connection (db/ownership.py), which holds
+the table."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pgstress.db.ownership import TableClaim, truncate_own
 from pgstress.db.schema import TableSql
 
 
-class ControlSession:
+class TableControl:
     """One ramp's view of the run's control connection: its table's truncate and sizes."""
 
     def __init__(self, claim: TableClaim, table: TableSql) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from pgstress.db.psycopg_adapter import Session
+from pgstress.db.psycopg_adapter import ReconnectingConnection
 from pgstress.db.schema import TableNotOurs, TableRefused, TableSql
 
 _KEY_NAMESPACE = b"pgstress table "
@@ -47,7 +47,7 @@ def _holder(conn: psycopg.Connection, key: int) -> str:
     return f"server process {pid}" + (f" ({', '.join(details)})" if details else "")
 
 
-class TableClaim(Session):
+class TableClaim(ReconnectingConnection):
     """The run's control connection, holding every table of the run for the whole run."""
 
     def __init__(self, dsn: str, tables: Sequence[str], statement_timeout_ms: int) -> None:

@@ -55,7 +55,7 @@ def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection:
     return conn
 
 
-class Session:
+class ReconnectingConnection:
     """One psycopg connection, opened on first use and again after the server closed it."""
 
     def __init__(self, dsn: str, statement_timeout_ms: int) -> None:
@@ -97,7 +97,7 @@ class Session:
             self._conn = None
 
 
-class SyncDatabase(Session):
+class SyncDatabase(ReconnectingConnection):
     """Sync mode's writes and reads of one table.
 
     `insert_blocking` is the INSERT with libpq's blocking send: psycopg puts every connection in

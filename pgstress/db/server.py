@@ -53,7 +53,7 @@ def open_server(cli_dsn: str | None, connections: int = 1) -> Iterator[ServerInf
 # The embedded server loads pg_stat_statements, so every run on it has the server's own statement times.
 EMBEDDED_SETTINGS = {"shared_preload_libraries": "pg_stat_statements"}
 DEFAULT_MAX_CONNECTIONS = 100  # PostgreSQL's own default
-# pgstress's sessions beside the data connections (the control session, the set-up and settings connections),
+# pgstress's sessions beside the data connections (the control connection, the set-up and settings connections),
 # with room to spare for a psql of the user's.
 OWN_CONNECTIONS = 10
 # The most data connections the embedded server admits: each is a server process of its own on this machine
@@ -64,7 +64,7 @@ EMBEDDED_MAX_DATA_CONNECTIONS = 500
 
 def embedded_settings(connections: int) -> dict[str, str]:
     """The embedded server's settings for a run holding `connections` data connections at once: PostgreSQL's
-    default max_connections (100) cannot take async mode's pool of 100 and the control session besides."""
+    default max_connections (100) cannot take async mode's pool of 100 and the control connection besides."""
     admitted = min(connections, EMBEDDED_MAX_DATA_CONNECTIONS)
     return {**EMBEDDED_SETTINGS, "max_connections": str(max(DEFAULT_MAX_CONNECTIONS, admitted + OWN_CONNECTIONS))}
 

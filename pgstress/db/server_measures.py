@@ -9,7 +9,7 @@
 - Checkpoints that finished during the level, and other backends busy at the write phase's edges.
 
 Every figure is the difference of cumulative counters read before and after: pgstress never resets a
-statistic and never installs an extension on a user's server. All queries run on the control session.
+statistic and never installs an extension on a user's server. All queries run on the control connection.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from decimal import Decimal
 import psycopg
 from psycopg import errors, sql
 
-from pgstress.db.psycopg_adapter import Session
+from pgstress.db.psycopg_adapter import ReconnectingConnection
 from pgstress.db.schema import TableSql
 from pgstress.target import MeasureSupport
 
@@ -145,10 +145,10 @@ def _int(value: int | Decimal | None) -> int:
 
 
 class ServerMeasures:
-    """Reads one table's server-side measures over a session (the control session)."""
+    """Reads one table's server-side measures over the run's control connection."""
 
-    def __init__(self, session: Session, table: TableSql, support: MeasureSupport) -> None:
-        self.session = session
+    def __init__(self, connection: ReconnectingConnection, table: TableSql, support: MeasureSupport) -> None:
+        self.connection = connection
         self.table = table
         self.support = support
         self._counters = self._counters_sql()
@@ -194,9 +194,9 @@ class ServerMeasures:
 
     @contextmanager
     def _untimed(self) -> Iterator[psycopg.Connection]:
-        """The session's connection in a transaction without statement_timeout: --statement-timeout-ms bounds the
+        """The control connection in a transaction without statement_timeout: --statement-timeout-ms bounds the
         measured statements, not reading the server's statistics (pg_stat_statements reads a file of texts)."""
-        conn = self.session.conn
+        conn = self.connection.conn
         with conn.transaction():
             conn.execute("SET LOCAL statement_timeout = 0")
             yield conn
@@ -204,7 +204,7 @@ class ServerMeasures:
     def counters(self) -> Counters:
         if self.support.io:
             # This session's own pending I/O first; a backend publishes only outside a transaction.
-            self.session.conn.execute(FLUSH_STATS)
+            self.connection.conn.execute(FLUSH_STATS)
         with self._untimed() as conn:
             row = conn.execute(self._counters).fetchone()
             found = conn.execute(self._statements).fetchall() if self._statements is not None else []

@@ -81,7 +81,7 @@ def _cpu_vs_wait(rows: Sequence[AsyncRow], phase: str, work: str) -> str | None:
     )
 
 
-def fanout_sections(rows: Sequence[Row]) -> list[str]:
+def async_sections(rows: Sequence[Row]) -> list[str]:
     """The async report's own sections: per-record latency percentiles, client CPU vs database wait."""
     fanout = [row for row in rows if isinstance(row, AsyncRow)]
     if not fanout:
@@ -142,7 +142,7 @@ ASYNC_REPORT = ReportParts(
     notes=async_notes,
     table_intro=lambda config: [
         f"### Async fan-out table ({config.async_concurrency} concurrent records per level)", ""],
-    sections=fanout_sections,
+    sections=async_sections,
     unused_options=frozenset({"results_csv"}),
     records=lambda row: row.writes_ok if isinstance(row, AsyncRow) else 1,
     speed_words="to write the C records of each of",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pgstress.config import RunConfig
 from pgstress.db.schema import TableSql
 from pgstress.rows import AsyncRow, Row, SyncRow
-from pgstress.run.fanout import async_row, fanout_guard, open_fanout
+from pgstress.run.async_mode import async_guard, async_row, open_async
 from pgstress.run.iteration import Driver, LevelResult
 from pgstress.run.level_events import LevelEvents
 from pgstress.run.memory_guard import MemoryGuard
@@ -46,7 +46,7 @@ ASYNC_RUN = RunMode(
     row_type=AsyncRow,
     describe=lambda config: f"async fan-out ramp, {config.async_concurrency} concurrent"
                             f" record{'' if config.async_concurrency == 1 else 's'} per level",
-    open_driver=open_fanout,
+    open_driver=open_async,
     to_row=lambda level, config: async_row(level, config.payload_format, config.async_concurrency),
-    memory_guard=fanout_guard,
+    memory_guard=async_guard,
 )

@@ -19,7 +19,7 @@ from typing import Any
 from helpers import install_hooks
 
 from pgstress import cli
-from pgstress.run.fanout import FanoutDriver
+from pgstress.run.async_mode import AsyncDriver
 from pgstress.run.sync import SyncDriver
 
 MIB = 1024 * 1024
@@ -55,7 +55,7 @@ def main() -> int:
 
     if phase == "read":
         hooks.before[int(iteration)] = lambda: squeezing.update(now=True)
-        for driver in (SyncDriver, FanoutDriver):
+        for driver in (SyncDriver, AsyncDriver):
             driver.read = squeezed_read(driver.read)  # type: ignore[method-assign]  # the moment, not the work
     else:
         hooks.before[int(iteration)] = squeeze

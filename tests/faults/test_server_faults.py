@@ -22,7 +22,7 @@ from helpers import (
 )
 
 from pgstress.db import asyncpg_adapter
-from pgstress.run.fanout import FanoutDriver
+from pgstress.run.async_mode import AsyncDriver
 
 
 def _sleeping_insert(dsn: str) -> bool:
@@ -130,16 +130,16 @@ def test_pool_connections_ended_by_an_administrator(server_dsn: str, db: psycopg
     and level 3 runs on fresh connections: OK."""
     name = f"pgstress-test-{os.getpid()}"  # this test's pool only, on a server other runs may share
     monkeypatch.setattr(asyncpg_adapter, "APPLICATION_NAME", name)
-    read = FanoutDriver.read
+    read = AsyncDriver.read
 
-    def end_the_pool_then_read(driver: FanoutDriver, written: list) -> list:
+    def end_the_pool_then_read(driver: AsyncDriver, written: list) -> list:
         if written and written[0].stream[0] == 2:
             db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", [name])
             wait_until(lambda: db.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = %s",
                                           [name]).fetchone()[0], "the pool's sessions to end")
         return read(driver, written)
 
-    monkeypatch.setattr(FanoutDriver, "read", end_the_pool_then_read)
+    monkeypatch.setattr(AsyncDriver, "read", end_the_pool_then_read)
     result = run_cli(*ASYNC.argv(), "--dsn", server_dsn, "--table", table_name, *TINY_RAMP)
 
     assert result.code == 0, result.err

@@ -12,7 +12,7 @@ import pytest
 from helpers import read_csv
 
 from pgstress.config import RunConfig
-from pgstress.db.control import ControlSession
+from pgstress.db.control import TableControl
 from pgstress.db.ownership import TableClaim
 from pgstress.db.psycopg_adapter import SyncDatabase
 from pgstress.db.schema import TableSql, prepare_table
@@ -118,7 +118,7 @@ def test_no_timed_stage_runs_under_tracemalloc(embedded_dsn: str, table_name: st
     with psycopg.connect(embedded_dsn) as conn:
         spec = prepare_table(conn, spec, drop=True, truncate=False)
     config = RunConfig(table=table_name, memory_trace="on")
-    control = ControlSession(TableClaim(embedded_dsn, [table_name], 0), spec)
+    control = TableControl(TableClaim(embedded_dsn, [table_name], 0), spec)
     with pytest.MonkeyPatch.context() as patch, open_sync(config, embedded_dsn, spec, codec, ()) as driver:
         patch.setattr(StageClock, "stage", watching_stage)
         row = Iteration(config, driver, control, to_row, ())(1, 25_000)

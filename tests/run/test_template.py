@@ -10,7 +10,7 @@ from fakes import SqlStateError as Sql
 
 from pgstress.config import RunConfig
 from pgstress.rows import CLIENT_MEMORY, CONNECTION_LOST, DB_LIMIT, ERROR, OK, TIMEOUT, VERIFY_FAILED, AsyncRow, SyncRow
-from pgstress.run.fanout import async_row
+from pgstress.run.async_mode import async_row
 from pgstress.run.iteration import Iteration, LevelResult
 from pgstress.run.measure import mib
 from pgstress.run.memory_guard import MemoryGuard

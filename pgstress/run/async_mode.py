@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from pgstress import interrupts
 from pgstress.config import RunConfig
-from pgstress.db.asyncpg_adapter import FanoutDatabase
+from pgstress.db.asyncpg_adapter import AsyncDatabase
 from pgstress.db.schema import TableSql
 from pgstress.db.server import ServerUnavailable
 from pgstress.db.server_measures import FLUSH_STATS
@@ -57,13 +57,13 @@ def codec_threads(concurrency: int) -> int:
 
 
 @dataclass
-class FanoutDriver:
+class AsyncDriver:
     """asyncpg calls for C records at once, driven from the (synchronous) iteration template."""
 
     config: RunConfig
     codec: Codec
     runner: LoopRunner
-    db: FanoutDatabase
+    db: AsyncDatabase
     executor: Executor
     secrets: tuple[str, ...]
     events: LevelEvents = SILENT
@@ -160,8 +160,8 @@ class FanoutDriver:
 
 
 @contextmanager
-def open_fanout(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...],
-                events: LevelEvents = SILENT, codec_executor: Executor | None = None) -> Iterator[FanoutDriver]:
+def open_async(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...],
+                events: LevelEvents = SILENT, codec_executor: Executor | None = None) -> Iterator[AsyncDriver]:
     """The fan-out's event loop, its pool of exactly C connections and its codec threads, for one ramp.
 
     Codec work runs in a pool of `codec_threads(C)` threads unless `codec_executor` is given (bench/
@@ -174,7 +174,7 @@ def open_fanout(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secr
     threads = ThreadPoolExecutor(codec_threads(concurrency), thread_name_prefix="pgstress-codec")
     with LoopRunner() as runner, threads, codec_executor or threads as pool:
         try:
-            db = runner.run(FanoutDatabase.open(dsn, table, concurrency, config.statement_timeout_ms,
+            db = runner.run(AsyncDatabase.open(dsn, table, concurrency, config.statement_timeout_ms,
                                                 config.write_method))
         except Exception as exc:  # noqa: BLE001 - any pool failure is reported in one line
             detail = scrub(" ".join(str(exc).split()) or type(exc).__name__, *secrets)
@@ -182,13 +182,13 @@ def open_fanout(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secr
                 f"cannot open {concurrency} asyncpg connections to {describe_target(dsn)}: {detail}"
             ) from None
         try:
-            yield FanoutDriver(config, codec, runner, db, pool, secrets, events)
+            yield AsyncDriver(config, codec, runner, db, pool, secrets, events)
         finally:
             with interrupts.deferred():  # the pool is closed whatever signals arrive (bounded by its own timeout)
                 runner.run(db.close())
 
 
-def fanout_guard(config: RunConfig, earlier: Sequence[Row]) -> MemoryGuard:
+def async_guard(config: RunConfig, earlier: Sequence[Row]) -> MemoryGuard:
     """The memory guard of a fan-out ramp; a resumed ramp's earlier levels teach it as levels it ran itself."""
     if config.max_client_memory_mb:
         guard = MemoryGuard(float(config.max_client_memory_mb))
