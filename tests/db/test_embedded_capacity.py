@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 from helpers import read_csv
 
-from pgstress.db.server import (
-    DEFAULT_MAX_CONNECTIONS,
-    EMBEDDED_MAX_DATA_CONNECTIONS,
-    LIBPQ_VARIABLES,
-    OWN_CONNECTIONS,
-    embedded_settings,
-)
+from pgstress.db.server import DEFAULT_MAX_CONNECTIONS, EMBEDDED_MAX_DATA_CONNECTIONS, OWN_CONNECTIONS, embedded_settings
+from pgstress.target import LIBPQ_VARIABLES
 
 
 def test_max_connections_leaves_room_beside_the_pool_up_to_a_cap() -> None:
