@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from helpers import read_csv
 
-from pgstress.db.server import DEFAULT_MAX_CONNECTIONS, EMBEDDED_MAX_DATA_CONNECTIONS, OWN_CONNECTIONS, embedded_settings
+from pgstress.db.server import (
+    DEFAULT_MAX_CONNECTIONS,
+    EMBEDDED_MAX_DATA_CONNECTIONS,
+    OWN_CONNECTIONS,
+    embedded_settings,
+)
 from pgstress.target import LIBPQ_VARIABLES
 
 
