@@ -30,7 +30,7 @@ from pgstress.db.server_measures import FLUSH_STATS
 from pgstress.redaction import scrub
 from pgstress.rows import AsyncRow, Row
 from pgstress.run.event_loop import LoopRunner
-from pgstress.run.iteration import LevelResult, Phase, fill_common, fill_rss
+from pgstress.run.iteration import LevelResult, Phase, fill_common
 from pgstress.run.latency import Span, busy_s, latency_percentiles_ms, only_s
 from pgstress.run.level_events import ENCODED, FETCHED, SILENT, STORED, VERIFIED, LevelEvents
 from pgstress.run.measure import StageClock, mib
@@ -201,36 +201,44 @@ def async_guard(config: RunConfig, earlier: Sequence[Row]) -> MemoryGuard:
     return guard
 
 
-def _latency_columns(row: AsyncRow, prefix: str, records: list[RecordWork]) -> None:
-    """`<prefix>_p50_ms`, `_p95_ms`, `_p99_ms` and `_max_ms` of the successful records; empty without any."""
-    found = latency_percentiles_ms([record.latency_s for record in records if record.ok])
-    if found is not None:
-        for name, value in zip(("p50", "p95", "p99", "max"), found):
-            setattr(row, f"{prefix}_{name}_ms", value)
+def _spans(records: list[RecordWork], kind: str) -> list[Span]:
+    spans = [record.cpu_span if kind == "cpu" else record.db_span for record in records]
+    return [span for span in spans if span is not None]
 
 
-def _spans(phase: Phase, kind: str) -> list[Span]:
-    return [span for record in phase.records if (span := getattr(record, f"{kind}_span")) is not None]
+@dataclass(frozen=True)
+class BatchFigures:
+    """What a write batch and a read batch are measured by alike."""
+
+    wall_s: float
+    total: int
+    ok: int
+    rps: float | None  # successful records per second of the batch
+    eps: float | None  # their epochs per second
+    latencies_ms: tuple[float | None, float | None, float | None, float | None]  # p50, p95, p99, max (successful)
+    latency_sum_s: float
+    cpu_s: float
+    codec_busy_s: float  # some record generating/encoding, or decoding/verifying
+    db_only_s: float  # only waiting for the database
+    database_s: float | None  # the successful records' time in their database call, summed
+    rss_delta_mb: float
+    rss_peak_mb: float | None
 
 
-def _batch_columns(row: AsyncRow, prefix: str, phase: Phase, epochs: int, work: str, database_stage: str) -> None:
-    """The columns a write batch and a read batch fill alike (`prefix` write or read; `database_stage` insert_s or
-    select_s: the successful records' time in their database call, summed)."""
+def batch_figures(phase: Phase, epochs: int) -> BatchFigures:
     wall_s, ok = phase.measure.wall_s, len(phase.ok)
-    setattr(row, f"{prefix}_s", wall_s)
-    setattr(row, f"{prefix}s_total", len(phase.records))
-    setattr(row, f"{prefix}s_ok", ok)
-    if wall_s > 0:
-        setattr(row, f"{prefix}_rps", ok / wall_s)
-        setattr(row, f"{prefix}_eps", epochs * ok / wall_s)
-    _latency_columns(row, prefix, phase.records)
-    setattr(row, f"{prefix}_latency_sum_s", sum(record.latency_s for record in phase.records))
-    setattr(row, f"{prefix}_cpu_s", phase.cpu_s)
-    setattr(row, f"{prefix}_{work}_busy_s", busy_s(_spans(phase, "cpu")))
-    setattr(row, f"{prefix}_db_only_s", only_s(_spans(phase, "db"), _spans(phase, "cpu")))
-    stored = [record.db_span for record in phase.ok if record.db_span is not None]
-    setattr(row, database_stage, sum(end - start for start, end in stored) if stored else None)
-    fill_rss(row, prefix, phase)
+    latencies = latency_percentiles_ms([record.latency_s for record in phase.ok])
+    database = [end - start for start, end in _spans(phase.ok, "db")]
+    return BatchFigures(
+        wall_s=wall_s, total=len(phase.records), ok=ok,
+        rps=ok / wall_s if wall_s > 0 else None, eps=epochs * ok / wall_s if wall_s > 0 else None,
+        latencies_ms=latencies if latencies is not None else (None, None, None, None),
+        latency_sum_s=sum(record.latency_s for record in phase.records), cpu_s=phase.cpu_s,
+        codec_busy_s=busy_s(_spans(phase.records, "cpu")),
+        db_only_s=only_s(_spans(phase.records, "db"), _spans(phase.records, "cpu")),
+        database_s=sum(database) if database else None,
+        rss_delta_mb=phase.measure.rss_delta_mb, rss_peak_mb=phase.measure.rss_peak_mb,
+    )
 
 
 def async_row(level: LevelResult, payload_format: str, concurrency: int) -> AsyncRow:
@@ -240,13 +248,25 @@ def async_row(level: LevelResult, payload_format: str, concurrency: int) -> Asyn
                    estimated_client_mb=level.estimated_client_mb, measured_client_mb=level.client_mb)
     fill_common(row, level)
     if level.write is not None:
-        _batch_columns(row, "write", level.write, level.epochs, "encode", "insert_s")
+        w = batch_figures(level.write, level.epochs)
+        row.write_s, row.writes_total, row.writes_ok = w.wall_s, w.total, w.ok
+        row.write_rps, row.write_eps = w.rps, w.eps
+        row.write_p50_ms, row.write_p95_ms, row.write_p99_ms, row.write_max_ms = w.latencies_ms
+        row.write_latency_sum_s, row.write_cpu_s, row.write_encode_busy_s = w.latency_sum_s, w.cpu_s, w.codec_busy_s
+        row.write_db_only_s, row.insert_s = w.db_only_s, w.database_s
+        row.write_rss_delta_mb, row.write_rss_peak_mb = w.rss_delta_mb, w.rss_peak_mb
         sent = [record.size for record in level.write.records if record.size]
         if sent:
             row.payload_total_mb = mib(sum(sent))
             row.payload_per_record_mb = row.payload_total_mb / len(sent)
     if level.read is not None:
-        _batch_columns(row, "read", level.read, level.epochs, "decode", "select_s")
+        r = batch_figures(level.read, level.epochs)
+        row.read_s, row.reads_total, row.reads_ok = r.wall_s, r.total, r.ok
+        row.read_rps, row.read_eps = r.rps, r.eps
+        row.read_p50_ms, row.read_p95_ms, row.read_p99_ms, row.read_max_ms = r.latencies_ms
+        row.read_latency_sum_s, row.read_cpu_s, row.read_decode_busy_s = r.latency_sum_s, r.cpu_s, r.codec_busy_s
+        row.read_db_only_s, row.select_s = r.db_only_s, r.database_s
+        row.read_rss_delta_mb, row.read_rss_peak_mb = r.rss_delta_mb, r.rss_peak_mb
     stored = level.stored_payload_bytes()
     if stored:
         row.db_payload_per_record_mb = mib(sum(stored) / len(stored))

@@ -196,11 +196,6 @@ def fill_server(row: Row, cost: ServerCost) -> None:
     row.other_sessions = cost.other_sessions
 
 
-def fill_rss(row: Row, prefix: str, phase: Phase) -> None:
-    setattr(row, f"{prefix}_rss_delta_mb", phase.measure.rss_delta_mb)
-    setattr(row, f"{prefix}_rss_peak_mb", phase.measure.rss_peak_mb)
-
-
 @dataclass
 class Iteration:
     """Runs one level of the ramp with a mode's driver; called by run_ramp with (iteration, epochs, rep)."""

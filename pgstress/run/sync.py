@@ -15,7 +15,7 @@ from pgstress.db.schema import TableSql
 from pgstress.db.server_measures import FLUSH_STATS
 from pgstress.rows import CONNECTION_LOST, OK, SyncRow
 from pgstress.run.faults import Fault
-from pgstress.run.iteration import LevelResult, Phase, fill_common, fill_rss
+from pgstress.run.iteration import LevelResult, Phase, fill_common
 from pgstress.run.level_events import ENCODED, FETCHED, SILENT, STORED, VERIFIED, LevelEvents
 from pgstress.run.measure import StageClock, mib
 from pgstress.run.record import (
@@ -127,11 +127,11 @@ def sync_row(level: LevelResult, payload_format: str) -> SyncRow:
         if record.ok:
             row.gen_s, row.encode_s, row.insert_s = (write.stage_s(name) for name in ("gen", "encode", "insert"))
             row.write_s = _phase_s(write)
-            fill_rss(row, "write", write)
+            row.write_rss_delta_mb, row.write_rss_peak_mb = write.measure.rss_delta_mb, write.measure.rss_peak_mb
     if read is not None and read.records[0].ok:
         row.select_s, row.decode_s = read.stage_s("select"), read.stage_s("decode")
         row.read_s = _phase_s(read)
-        fill_rss(row, "read", read)
+        row.read_rss_delta_mb, row.read_rss_peak_mb = read.measure.rss_delta_mb, read.measure.rss_peak_mb
         row.total_s = (row.write_s or 0.0) + row.read_s
         row.eps = row.epochs / row.total_s if row.total_s > 0 else None
     if row.status == OK and level.stored:
