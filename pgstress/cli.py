@@ -341,20 +341,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str], finished: list[RunResult]) -> int:
     config = parse_config(argv)
     typed = typed_options(build_parser(), argv)
-    for line in ignored_warnings(config, typed):
-        _say(line)
     if typed.get("dry_run"):
+        for line in ignored_warnings(config, typed):
+            _say(line)
         _print_lines(plan.plan_lines(config, plan.run_files(config)))
         return 0
-    if not config.quiet and not RAMP_OPTIONS.intersection(typed):  # the long default ramp: say how long first
-        _print_lines([plan.start_line(config)])
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     mode = MODES[config.mode]
     try:
         resumption = load_resumption(config, mode.csv_path(config), mode.row_type) if config.resume else None
-    except ResumeRefused as exc:
+    except ResumeRefused as exc:  # bad input: its one line, no warning before it
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
+    for line in ignored_warnings(config, typed):
+        _say(line)
+    if not config.quiet and not RAMP_OPTIONS.intersection(typed):  # the long default ramp: say how long first
+        _print_lines([plan.start_line(config)])
     if resumption is not None and resumption.notice:
         _say(resumption.notice)
     try:

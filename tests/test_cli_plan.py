@@ -208,3 +208,15 @@ def test_compare_refuses_a_report_folder_that_does_not_exist(capsys: pytest.Capt
     assert capsys.readouterr().err == (f"pgstress compare: error: argument --report-md: {missing} (the report) cannot"
                                        f" be created: its folder {missing.parent} does not exist (--create-dirs"
                                        " creates it)\n")
+
+
+def test_a_run_names_the_ignored_option_before_it_starts(capsys: pytest.CaptureFixture[str],
+                                                         tmp_path: Path) -> None:
+    code, _out, err = _main(["--dsn", CLOSED, "--mode", "async", *TINY_RAMP, "--results-csv", str(tmp_path / "x.csv"),
+                             "--async-results-csv", str(tmp_path / "a.csv"), "--report-md", str(tmp_path / "r.md")],
+                            capsys)
+    lines = err.splitlines()
+    assert code == 1 and len(lines) == 2
+    assert lines[0] == ("pgstress: warning: --results-csv is ignored with async mode: async mode writes"
+                        " --async-results-csv")
+    assert lines[1].startswith("pgstress: cannot connect to 127.0.0.1:1")
