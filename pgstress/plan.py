@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pgstress.config import RunConfig, concurrencies, is_compared, ramp_configs
-from pgstress.db.server import LIBPQ_SOURCE, libpq_environment, resolve_dsn
 from pgstress.modes import MODES
 from pgstress.output.paths import PlannedFile, planned_files
 from pgstress.redaction import redact_dsn
 from pgstress.run.trace_budget import FREE_S, max_share
+from pgstress.target import LIBPQ_SOURCE, libpq_environment, resolve_dsn
 
 # Wall seconds per epoch of sync work with the default options, on the shared 2-core machine pgstress is
 # developed on: one 1M-epoch iteration's total_s per epoch (bench/results-profile.md, 2026-11-27, median of 3:

@@ -11,7 +11,7 @@ from helpers import TINY_RAMP, read_csv
 from pgstress import __version__, cli, plan
 from pgstress.cli import parse_config
 from pgstress.compare.command import main as compare_main
-from pgstress.db.server import LIBPQ_VARIABLES
+from pgstress.target import LIBPQ_VARIABLES
 
 CLOSED = "host=127.0.0.1 port=1 connect_timeout=5"  # had it been contacted, the exit status would be 1
 
