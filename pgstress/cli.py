@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import psycopg
 
-from pgstress import interrupts
+from pgstress import __version__, interrupts, plan
 from pgstress.compare.command import main as compare_main
 from pgstress.config import (
     ALL_COMPRESSIONS,
@@ -33,11 +33,13 @@ from pgstress.config import (
 from pgstress.db.schema import TableRefused
 from pgstress.db.server import ServerUnavailable, open_server
 from pgstress.db.storage import StorageUnsupported
+from pgstress.help_format import DefaultsAsTyped
+from pgstress.ignored_options import ignored_warnings, typed_options
 from pgstress.modes import MODES
 from pgstress.output.analysis import find_points
 from pgstress.output.base import RunResult
 from pgstress.output.files import OutputFailed
-from pgstress.output.paths import output_problem, planned_files
+from pgstress.output.paths import output_problem
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
 from pgstress.session import run_session
@@ -107,83 +109,134 @@ def _path(text: str) -> str:
     return text
 
 
+USAGE = """%(prog)s [--mode {sync,async}] [options]        one ramp of record sizes (--dry-run: its plan)
+       %(prog)s compare RUN RUN [...] [--report-md PATH]  runs compared with the first (compare --help)"""
+EPILOG = """examples:
+  pgstress --start-epochs 10000 --end-epochs 100000 --step-epochs 10000 --drop-table --truncate-before-start
+  pgstress --dsn 'postgresql://user@host/db' --payload-format all --dry-run
+  pgstress compare a.json b.json --report-md comparison.md
+
+The reference of every option: docs/options.md."""
+# Options that shape how pgstress runs but not what a run measures: never part of the RunConfig (so never in the
+# run record --resume checks).
+CLI_ONLY = ("dry_run", "create_dirs")
+RAMP_OPTIONS = {"start_epochs", "end_epochs", "step_epochs", "resume"}  # none typed: the default ramp, said first
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = RunConfig()
     p = _Parser(
         prog="pgstress",
+        usage=USAGE,
         description="Stress PostgreSQL with one huge payload per row, over a linear ramp of record sizes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=DefaultsAsTyped,
         allow_abbrev=False,
     )
+    p.add_argument("--version", action="version", version=f"pgstress {__version__}",
+                   help="print pgstress's version and exit")
     p.add_argument("--mode", choices=tuple(MODES), default=defaults.mode,
                    help="sync: one record per iteration over psycopg; async: C records at once over asyncpg")
-    p.add_argument("--dsn", default=None,
-                   help="libpq string or URL (else PG_DSN; else libpq's PG* variables; else an embedded server)")
-    p.add_argument("--table", type=_identifier, default=defaults.table, help="benchmark table name")
-    p.add_argument("--payload-format", choices=(*format_names(), ALL_FORMATS), default=defaults.payload_format,
-                   help="the payload encoding; all: one ramp per format, each on <table>_<format>, compared")
-    p.add_argument("--start-epochs", type=_epochs, default=defaults.start_epochs, help="first record size")
-    p.add_argument("--end-epochs", type=_epochs, default=defaults.end_epochs,
-                   help="last record size (>= start)")
-    p.add_argument("--step-epochs", type=_epochs, default=defaults.step_epochs, help="ramp increment")
-    p.add_argument("--drop-table", action="store_true", help="drop and recreate the table before the run")
-    p.add_argument("--truncate-before-start", action="store_true", help="empty the table before the first iteration")
-    p.add_argument("--keep-data-between-iterations", action="store_true", help="do not truncate between iterations")
-    p.add_argument("--statement-timeout-ms", type=_statement_timeout, default=defaults.statement_timeout_ms,
-                   help="statement_timeout of every session (0 = none)")
-    p.add_argument("--results-csv", type=_path, default=defaults.results_csv,
-                   help="sync mode's CSV, one row per iteration")
-    p.add_argument("--async-concurrency", type=_concurrency_list, default=str(defaults.async_concurrency),
-                   metavar="C[,C...]",
-                   help="async mode: records written (then read) at once per level, each over its own connection;"
-                        " several (1,4,16,64): one ramp per C, each on <table>_c<C>, compared to find the C that"
-                        " stores the most epochs per second")
-    p.add_argument("--async-results-csv", type=_path, default=defaults.async_results_csv,
-                   help="async mode's CSV, one row per level")
-    p.add_argument("--report-md", type=_path, default=defaults.report_md,
-                   help="the markdown report (charts are written beside it)")
-    p.add_argument("--seed", type=_int_at_least(0), default=defaults.seed, help="payload generator seed")
-    p.add_argument("--zstd-level", type=_zstd_level, default=defaults.zstd_level, help="ndjson_zstd level (1-22)")
-    p.add_argument("--max-consecutive-failures", type=_int_at_least(1), default=defaults.max_consecutive_failures,
-                   help="stop the ramp after this many failed iterations in a row")
-    p.add_argument("--memory-trace", choices=MEMORY_TRACE_MODES, default=defaults.memory_trace,
-                   help="tracemalloc peaks from a separate untimed pass: on (every iteration), off, or auto (every"
-                        f" iteration of a ramp up to {AUTO_TRACE_ALL_UP_TO}, else ~{AUTO_TRACE_SAMPLES} of them)")
-    p.add_argument("--write-method", choices=WRITE_METHODS, default=argparse.SUPPRESS,
-                   help="insert_blocking (sync mode): one parameterised INSERT sent with libpq's blocking send;"
-                        " insert: the same INSERT as psycopg sends it by default (non-blocking: far slower for huge"
-                        " values); copy: binary COPY (default: insert_blocking in sync mode, insert in async mode)")
-    p.add_argument("--toast-compression", choices=(*TOAST_COMPRESSIONS, ALL_COMPRESSIONS),
-                   default=defaults.toast_compression,
-                   help="the payload column's COMPRESSION (PostgreSQL 14+; default: the server's"
-                        " default_toast_compression); all: one ramp per method (pglz, lz4), each on <table>_<method>,"
-                        " compared")
-    p.add_argument("--storage", choices=STORAGES, default=defaults.storage,
-                   help="the payload column's STORAGE: extended (compressed, out of line when large), external (out"
-                        " of line, never compressed), main (compressed, kept in line as long as possible)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the ramp whose first iterations its CSV (--results-csv, async: --async-results-csv)"
-                        " already holds (same options, checked)")
-    p.add_argument("--max-client-memory-mb", type=_int_at_least(1), default=defaults.max_client_memory_mb,
-                   help="async: do not start a level whose estimated client memory passes this"
-                        " (None: 80%% of the RAM available at start)")
-    p.add_argument("--repeat", type=_int_at_least(1), default=defaults.repeat,
-                   help="measure each size this many times in a row, each a fresh record (a rep column); the report"
-                        " and charts show the median and the min-max of the repetitions")
-    p.add_argument("--export-json", type=_path, default=defaults.export_json,
-                   help="also write the whole run as one self-describing JSON record (the input of `pgstress"
-                        " compare`)")
-    p.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts beside the report")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors and the final summary")
-    p.add_argument("--fail-on-break", action="store_true",
-                   help=f"exit {EXIT_BROKE} when a breaking point was reached (for CI; otherwise a finished run"
-                        " exits 0)")
+
+    ramp = p.add_argument_group("ramp", "the record sizes, in epochs: start, start+step, ... up to end")
+    ramp.add_argument("--start-epochs", type=_epochs, metavar="N", default=defaults.start_epochs,
+                      help="first record size")
+    ramp.add_argument("--end-epochs", type=_epochs, metavar="N", default=defaults.end_epochs,
+                      help="last record size (>= start)")
+    ramp.add_argument("--step-epochs", type=_epochs, metavar="N", default=defaults.step_epochs, help="ramp increment")
+    ramp.add_argument("--repeat", type=_int_at_least(1), metavar="N", default=defaults.repeat,
+                      help="measure each size this many times in a row, each a fresh record (a rep column); the"
+                           " report and charts show the median and the min-max of the repetitions")
+
+    payload = p.add_argument_group("payload", "what one record is and how it is encoded")
+    payload.add_argument("--payload-format", choices=(*format_names(), ALL_FORMATS),
+                         default=defaults.payload_format,
+                         help="the payload encoding; all: one ramp per format, each on <table>_<format>, compared")
+    payload.add_argument("--seed", type=_int_at_least(0), metavar="N", default=defaults.seed,
+                         help="payload generator seed")
+    payload.add_argument("--zstd-level", type=_zstd_level, metavar="L", default=defaults.zstd_level,
+                         help="ndjson_zstd level (1-22)")
+
+    server = p.add_argument_group("server and table", "where the records go")
+    server.add_argument("--dsn", default=None,
+                        help="libpq string or URL (default: PG_DSN; else libpq's PG* variables; else an embedded"
+                             " server started for the run)")
+    server.add_argument("--table", type=_identifier, metavar="NAME", default=defaults.table,
+                        help="benchmark table name")
+    server.add_argument("--drop-table", action="store_true", help="drop and recreate the table before the run")
+    server.add_argument("--truncate-before-start", action="store_true",
+                        help="empty the table before the first iteration")
+    server.add_argument("--keep-data-between-iterations", action="store_true",
+                        help="do not truncate between iterations")
+    server.add_argument("--statement-timeout-ms", type=_statement_timeout, metavar="MS",
+                        default=defaults.statement_timeout_ms,
+                        help="statement_timeout of every session (0 = none)")
+    server.add_argument("--toast-compression", choices=(*TOAST_COMPRESSIONS, ALL_COMPRESSIONS),
+                        default=defaults.toast_compression,
+                        help="the payload column's COMPRESSION (PostgreSQL 14+); all: one ramp per method (pglz,"
+                             " lz4), each on <table>_<method>, compared (default: default, which follows the"
+                             " server's default_toast_compression)")
+    server.add_argument("--storage", choices=STORAGES, default=defaults.storage,
+                        help="the payload column's STORAGE: extended (compressed, out of line when large), external"
+                             " (out of line, never compressed), main (compressed, kept in line as long as possible)")
+
+    outputs = p.add_argument_group("outputs", "the files a run writes (charts are written beside the report)")
+    outputs.add_argument("--results-csv", type=_path, metavar="PATH", default=defaults.results_csv,
+                         help="sync mode's CSV, one row per iteration")
+    outputs.add_argument("--async-results-csv", type=_path, metavar="PATH", default=defaults.async_results_csv,
+                         help="async mode's CSV, one row per level")
+    outputs.add_argument("--report-md", type=_path, metavar="PATH", default=defaults.report_md,
+                         help="the markdown report (charts are written beside it)")
+    outputs.add_argument("--export-json", type=_path, metavar="PATH", default=defaults.export_json,
+                         help="also write the whole run as one self-describing JSON record (the input of"
+                              " `pgstress compare`)")
+    outputs.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts beside the report")
+    outputs.add_argument("--create-dirs", action="store_true",
+                         help="create an output's folder when it does not exist (otherwise that is refused)")
+
+    fanout = p.add_argument_group("async mode", "the fan-out of --mode async (sync mode ignores these)")
+    fanout.add_argument("--async-concurrency", type=_concurrency_list, default=str(defaults.async_concurrency),
+                        metavar="C[,C...]",
+                        help="records written (then read) at once per level, each over its own connection; several"
+                             " (1,4,16,64): one ramp per C, each on <table>_c<C>, compared to find the C that"
+                             " stores the most epochs per second")
+    fanout.add_argument("--max-client-memory-mb", type=_int_at_least(1), metavar="MB",
+                        default=defaults.max_client_memory_mb,
+                        help="do not start a level whose estimated memory passes this (default: 80%% of the RAM"
+                             " available at start, or of the address space ulimit -v leaves if less)")
+
+    measure = p.add_argument_group("measurement", "how the write is sent and what else is measured")
+    measure.add_argument("--write-method", choices=WRITE_METHODS, default=argparse.SUPPRESS,
+                         help="insert_blocking (sync mode): one parameterised INSERT sent with libpq's blocking send;"
+                              " insert: the same INSERT as psycopg sends it by default (non-blocking: far slower"
+                              " for huge values); copy: binary COPY (default: insert_blocking in sync mode, insert"
+                              " in async mode)")
+    measure.add_argument("--memory-trace", choices=MEMORY_TRACE_MODES, default=defaults.memory_trace,
+                         help="tracemalloc peaks from a separate untimed pass: on (every iteration), off, or auto"
+                              f" (every iteration of a ramp up to {AUTO_TRACE_ALL_UP_TO}, else"
+                              f" ~{AUTO_TRACE_SAMPLES} of them)")
+
+    control = p.add_argument_group("run control")
+    control.add_argument("--dry-run", action="store_true",
+                         help="print the plan (sizes, iterations, tables, files, server, memory passes, an"
+                              " estimate of the time) and exit; nothing is started, written or touched")
+    control.add_argument("--max-consecutive-failures", type=_int_at_least(1), metavar="N",
+                         default=defaults.max_consecutive_failures,
+                         help="stop the ramp after this many failed iterations in a row")
+    control.add_argument("--resume", action="store_true",
+                         help="continue the ramp whose first iterations its CSV (--results-csv, async:"
+                              " --async-results-csv) already holds (same options, checked)")
+    control.add_argument("--quiet", action="store_true", help="print nothing but errors and the final summary")
+    control.add_argument("--fail-on-break", action="store_true",
+                         help=f"exit {EXIT_BROKE} when a breaking point was reached (for CI; otherwise a finished"
+                              " run exits 0)")
     return p
 
 
 def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     parser = build_parser()
     args = parser.parse_args(argv)
+    cli_only = {name: vars(args).pop(name) for name in CLI_ONLY}
     if args.end_epochs < args.start_epochs:
         parser.error(f"argument --end-epochs: {args.end_epochs} is below --start-epochs {args.start_epochs}")
     concurrency = args.async_concurrency
@@ -210,10 +263,7 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         if len(config.table) + suffix > IDENTIFIER_MAX:
             parser.error(f"argument --table: {config.table!r} is too long for one table per compared ramp (at most"
                          f" {IDENTIFIER_MAX - suffix} characters, to leave room for the {suffix}-character suffix)")
-    mode = MODES[config.mode]
-    files = planned_files(_option_name(mode.shown.csv_option), mode.csv_path(config), config.report_md,
-                          [] if config.no_charts else [chart.name for chart in mode.shown.charts], config.export_json)
-    path_problem = output_problem(files)
+    path_problem = output_problem(plan.run_files(config), create_dirs=cli_only["create_dirs"])
     if path_problem is not None:
         parser.error(path_problem)
     return config
@@ -255,6 +305,11 @@ def _say(line: str) -> None:
         print(f"pgstress: {line}", file=sys.stderr, flush=True)
 
 
+def _print_lines(lines: Sequence[str]) -> None:
+    with contextlib.suppress(OSError):  # a stdout that cannot be written: the run itself says so when it prints
+        print("\n".join(lines), flush=True)
+
+
 def _interrupted_line(finished: int) -> str:
     cause = interrupts.signal_name() or "Ctrl-C"
     if not finished:
@@ -282,13 +337,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str], finished: list[RunResult]) -> int:
     config = parse_config(argv)
+    typed = typed_options(build_parser(), argv)
+    if typed.get("dry_run"):
+        for line in ignored_warnings(config, typed):
+            _say(line)
+        _print_lines(plan.plan_lines(config, plan.run_files(config)))
+        return 0
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     mode = MODES[config.mode]
     try:
         resumption = load_resumption(config, mode.csv_path(config), mode.run.row_type) if config.resume else None
-    except ResumeRefused as exc:
+    except ResumeRefused as exc:  # bad input: its one line, no warning before it
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
+    for line in ignored_warnings(config, typed):
+        _say(line)
+    if not config.quiet and not RAMP_OPTIONS.intersection(typed):  # the long default ramp: say how long first
+        _print_lines([plan.start_line(config)])
     if resumption is not None and resumption.notice:
         _say(resumption.notice)
     try:

@@ -72,6 +72,16 @@ class CliResult:
     err: str
 
 
+def _mode(args: list[str]) -> str:
+    """The --mode in args, as argparse reads it (`--mode async` or `--mode=async`)."""
+    for i, arg in enumerate(args):
+        if arg == "--mode" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--mode="):
+            return arg.split("=", 1)[1]
+    return "sync"
+
+
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path):
     """Run pgstress in-process; outputs go to tmp_path unless the test names them.
@@ -83,11 +93,10 @@ def run_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path):
         args = list(argv)
         if not charts and "--no-charts" not in args:
             args.append("--no-charts")
-        defaults = {
-            "--results-csv": str(tmp_path / "iteration_results.csv"),
-            "--async-results-csv": str(tmp_path / "async_fanout_results.csv"),
-            "--report-md": str(tmp_path / "report.md"),
-        }
+        # Only the mode's own CSV: the other one would be an option the mode ignores, which pgstress warns about.
+        csv = ("--async-results-csv", "async_fanout_results.csv") if _mode(args) == "async" \
+            else ("--results-csv", "iteration_results.csv")
+        defaults = {csv[0]: str(tmp_path / csv[1]), "--report-md": str(tmp_path / "report.md")}
         for option, value in defaults.items():
             if option not in args:
                 args += [option, value]

@@ -62,7 +62,8 @@ def test_a_signal_at_any_moment_leaves_nothing_behind(moment: str, short_tmp: Pa
     out = short_tmp / "out"
     proc = subprocess.Popen(
         [sys.executable, "main.py", "--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000",
-         "--memory-trace", "off", "--results-csv", str(out / "r.csv"), "--report-md", str(out / "r.md")],
+         "--memory-trace", "off", "--create-dirs", "--results-csv", str(out / "r.csv"), "--report-md",
+         str(out / "r.md")],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-md", default=None,
                    help="also write the comparison as markdown, the ratio chart beside it")
     p.add_argument("--no-charts", action="store_true", help="do not draw the ratio chart beside --report-md")
+    p.add_argument("--create-dirs", action="store_true",
+                   help="create --report-md's folder when it does not exist (otherwise that is refused)")
     return p
 
 
@@ -80,7 +82,8 @@ def main(argv: Sequence[str]) -> int:
         files = [PlannedFile("--report-md", args.report_md, "the report")]
         if not args.no_charts:
             files.append(PlannedFile("--report-md", str(chart_path(args.report_md, "ratios")), "the ratio chart"))
-        problem = output_problem(files) if args.report_md.strip() else "argument --report-md: an empty path"
+        problem = (output_problem(files, create_dirs=args.create_dirs) if args.report_md.strip()
+                   else "argument --report-md: an empty path")
         if problem is not None:
             parser.error(problem)
     if len(args.runs) < 2:

@@ -65,8 +65,9 @@ def _limit(directory: Path, name: str, default: int) -> int:
         return default
 
 
-def _why_not_writable(planned: PlannedFile) -> str | None:
-    """Why this file cannot be written, or None."""
+def _why_not_writable(planned: PlannedFile, create_dirs: bool = False) -> str | None:
+    """Why this file cannot be written, or None. A folder that does not exist is refused unless `create_dirs`:
+    a mistyped path would otherwise create folders and start a long ramp."""
     if planned.text.endswith((os.sep, "/")):
         return "names a directory"
     path = planned.path
@@ -96,6 +97,8 @@ def _why_not_writable(planned: PlannedFile) -> str | None:
     refused = _probe(ancestor)
     if refused is not None:
         return f"cannot be created in {ancestor}: {refused}"
+    if not create_dirs and ancestor != path.absolute().parent:
+        return f"cannot be created: its folder {path.absolute().parent} does not exist (--create-dirs creates it)"
     name_max = _limit(ancestor, "PC_NAME_MAX", _DEFAULT_NAME_MAX)
     too_long = [part for part in path.absolute().parts if len(os.fsencode(part)) > name_max]
     if too_long:
@@ -133,12 +136,12 @@ def _identity(path: Path) -> object:
     return (found.st_dev, found.st_ino)
 
 
-def output_problem(files: Sequence[PlannedFile]) -> str | None:
+def output_problem(files: Sequence[PlannedFile], create_dirs: bool = False) -> str | None:
     """One line naming the option of the first file that cannot be written or is another output's file;
-    None when every file can be written."""
+    None when every file can be written (`create_dirs`: a folder that does not exist yet will be created)."""
     seen: dict[object, PlannedFile] = {}
     for planned in files:
-        why = _why_not_writable(planned)
+        why = _why_not_writable(planned, create_dirs)
         if why is not None:
             return f"argument {planned.option}: {planned.text} ({planned.what}) {why}"
         key = _identity(planned.path)

@@ -107,7 +107,7 @@ def postgres_processes_under(path: Path) -> list[psutil.Process]:
 def test_no_dsn_runs_on_an_embedded_server_and_removes_it(tmp_path: Path, short_tmp: Path) -> None:
     out = tmp_path / "out"
     argv = [sys.executable, "main.py", "--start-epochs", "1000", "--end-epochs", "2000", "--step-epochs", "1000",
-            "--results-csv", str(out / "r.csv"), "--report-md", str(out / "r.md")]  # fmt: skip
+            "--create-dirs", "--results-csv", str(out / "r.csv"), "--report-md", str(out / "r.md")]  # fmt: skip
     done = subprocess.run(argv, cwd=REPO, env=user_env(short_tmp), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
@@ -138,7 +138,7 @@ def test_ctrl_c_writes_an_interrupted_report_and_stops_the_server(signum: int, t
     out = tmp_path / "out"
     csv_path, report_path = out / "r.csv", out / "r.md"
     args = ["--start-epochs", "20000", "--end-epochs", "2000000", "--step-epochs", "20000",
-            "--results-csv", str(csv_path), "--report-md", str(report_path)]  # fmt: skip
+            "--create-dirs", "--results-csv", str(csv_path), "--report-md", str(report_path)]  # fmt: skip
     returncode, err = interrupt_after_two_rows(args, signum, env=user_env(short_tmp))
     assert returncode == 130, err
     assert "Traceback" not in err

@@ -72,7 +72,7 @@ def test_a_look_alike_without_the_mark_is_refused(server_dsn: str, db: psycopg.C
 def test_a_pgstress_table_of_another_format_is_refused(server_dsn: str, db: psycopg.Connection, table_name: str,
                                                        ramp_mode: RampMode, run_cli, tmp_path: Path) -> None:
     first = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, "--payload-format", "bson",
-                    *TINY_RAMP, ramp_mode.csv_option, str(tmp_path / "first" / "r.csv"),
+                    *TINY_RAMP, "--create-dirs", ramp_mode.csv_option, str(tmp_path / "first" / "r.csv"),
                     "--report-md", str(tmp_path / "first" / "r.md"))
     assert first.code == 0, first.err
     before = _rows(db, table_name, "id, epochs, content_hash")
@@ -177,7 +177,7 @@ def test_a_second_run_on_a_table_in_use_is_refused(server_dsn: str, db: psycopg.
 
     def start_a_second_run(row) -> None:
         argv = [sys.executable, "main.py", *ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name,
-                "--drop-table", "--truncate-before-start", *TINY_RAMP,
+                "--drop-table", "--truncate-before-start", *TINY_RAMP, "--create-dirs",
                 ramp_mode.csv_option, str(second_dir / "r.csv"), "--report-md", str(second_dir / "r.md")]
         env = {k: v for k, v in os.environ.items() if k != "PG_DSN"}
         second.append(subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120))

@@ -60,7 +60,7 @@ def test_an_interrupted_async_run_exports_its_rows(server_dsn: str, table_name: 
         raise KeyboardInterrupt
 
     hooks.before[3] = interrupt
-    result = run_cli(*ASYNC.argv(), "--dsn", server_dsn, "--table", table_name, *TINY_RAMP,
+    result = run_cli(*ASYNC.argv(), "--dsn", server_dsn, "--table", table_name, *TINY_RAMP, "--create-dirs",
                      "--export-json", str(tmp_path / "out" / "run.json"))
     assert result.code == 130, result.err
 
