@@ -122,8 +122,8 @@ def sync_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | 
         " high-water mark (0 when it set no new high).",
         "- `eps` = epochs / (write_s + read_s): the write + read throughput of one record, the figure the optimal"
         " efficiency point maximises.",
-        "- `db_payload_mb` = `pg_column_size(payload)` (after TOAST compression); `db_row_mb` = `pg_column_size(t.*)`."
-        f" {SIZES_NOTE}",
+        "- `db_payload_mb` = `pg_column_size(payload)` (after TOAST compression); `db_row_mb` = `pg_column_size(t.*)`;"
+        f" `db_table_mb` = `pg_total_relation_size` after the iteration. {SIZES_NOTE}",
         *server_notes(config, ""),
         VERIFY_NOTE,
     ]
