@@ -11,20 +11,25 @@ from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS, RunConfig, compared_n
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.markdown import (
+    POINTS_HEADING,
     SERVER_HEADING,
     TITLE,
     Metric,
     ReportParts,
     chart_section,
+    format_pointer,
     interrupted_banner,
+    notes_section,
     ramp_conclusion,
     render_context,
+    what_ran,
 )
 from pgstress.output.memory_pass import memory_pass_lines
 from pgstress.output.noise import with_rep
 from pgstress.output.repetitions import size_rows
 from pgstress.output.server_side import server_section
 from pgstress.output.tables import Column, col, markdown_table
+from pgstress.output.words import count
 from pgstress.rows import OK, Row
 
 MAX_COMPARED_LEVELS = 12  # rows per side-by-side table; the full table holds every iteration
@@ -46,6 +51,10 @@ def _sizes(run: RampResult) -> list[Row]:
 
 
 NOT_RUN = "—"
+
+
+def _all_sizes(n: int) -> str:
+    return "the one size" if n == 1 else f"all {n} sizes"
 
 
 def compared_levels(runs: Sequence[RampResult], limit: int = MAX_COMPARED_LEVELS) -> list[int]:
@@ -125,7 +134,7 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
         level = shared[-1]
         rows = {_format(run): row for run in compared if (row := _ok_row(run, level)) is not None}
         intro.append(f"Sizes compared at {level:,} epochs, the largest record every compared {noun} wrote and read"
-                     f" back; speed over all {len(shared)} sizes that every one of them completed:")
+                     f" back; speed over {_all_sizes(len(shared))} that every one of them completed:")
         stored = {name: value for name, row in rows.items() if (value := getattr(row, parts.stored_field)) is not None}
         if stored:
             best, rest = _ranking(stored, "MiB", 2, lowest=True)
@@ -147,8 +156,8 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
             margin = (ordered[0] / ordered[1] - 1) * 100 if len(ordered) > 1 else None
             close = f"; only {margin:.0f} % ahead of the next, within one run's noise" if margin is not None \
                 and margin < NOISE_PERCENT else ""
-            bullets.append(f"**fastest: {best}**, {sum(seconds[best]):,.2f} s {parts.speed_words} the {len(shared)}"
-                           f" sizes, {speed[best]:,.0f} epochs/s{rest}{close}.")
+            bullets.append(f"**fastest: {best}**, {sum(seconds[best]):,.2f} s {parts.speed_words} the"
+                           f" {count(len(shared), 'size')}, {speed[best]:,.0f} epochs/s{rest}{close}.")
             if not close:
                 wins[best].append("fastest")
         peaks = {name: peak for name, row in rows.items() if (peak := _memory_peak(row)) is not None}
@@ -311,19 +320,40 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
     each C, since throughput across different C is the sweep's question, not theirs."""
     runs, unit, config = result.ramps, parts.throughput.unit, result.config
     noun = compared_noun(config)
-    out = [f"{TITLE}: {compared_title(config)}", ""]
-    if result.interrupted:
-        out += interrupted_banner(f"during {noun} {len(runs)} of {planned_ramps}")
-    out += render_context(result, parts)
+    all_rows = result.rows
+    support = runs[0].details.measures if runs and runs[0].details is not None else None
+    notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None)
+    tables = ", ".join(f"`{run.config.table}`" for run in runs)
+    sections = [
+        interrupted_banner(f"during {noun} {len(runs)} of {planned_ramps}") if result.interrupted else [],
+        what_ran(result, parts),
+        _points_section(runs, unit, noun),
+        _recommendation_section(result, parts, noun, answer),
+        _side_by_side_section(result, parts, noun),
+        _table_section(result, parts),
+        server_section(all_rows, result.config, support, result.context.server.embedded, SERVER_HEADING),
+        parts.sections(all_rows),
+        render_context(result, parts),
+        chart_section(result),
+        notes_section([*notes, *memory_pass_lines(runs),
+                       f"- Each {noun} ran its own ramp on its own table ({tables}), one after another in one"
+                       f" process; freed memory was handed back to the OS between ramps, but a later {noun}'s"
+                       " resident (RSS) peaks can still include memory an earlier one left behind: compare them by"
+                       " the tracemalloc peaks."]),
+    ]
+    return "\n".join([f"{TITLE}: {compared_title(config)}", "", *(line for section in sections for line in section)])
 
-    out += [f"## 4. Breaking point, stability point, optimal efficiency point of each {noun}", "",
-            _points_table(runs, unit, noun), ""]
+
+def _points_section(runs: Sequence[RampResult], unit: str, noun: str) -> list[str]:
+    out = [f"## {POINTS_HEADING} of each {noun}", "", _points_table(runs, unit, noun), ""]
     broken = [(run, row) for run in runs if (row := _points(run).breaking) is not None]
     out += [f"- {_format(run)} breaking error: {row.error}" for run, row in broken if row.error]
-    if broken:
-        out.append("")
+    return [*out, ""] if broken else out
 
-    out += ["## 5. Recommendation", ""]
+
+def _recommendation_section(result: RunResult, parts: ReportParts, noun: str, answer: Sequence[str]) -> list[str]:
+    runs, config = result.ramps, result.config
+    out = ["## Recommendation", ""]
     others = replace(config, concurrency_sweep=())  # what is compared besides C
     if not config.concurrency_sweep:
         out += _recommendations(runs, parts, noun)
@@ -334,13 +364,28 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
                 at_c = [run for run in runs if run.config.async_concurrency == c]
                 out += [f"### {compared_noun(others).capitalize()}s compared at C = {c}", "",
                         *_recommendations(at_c, parts, compared_noun(others))]
-    out += [f"### Each {noun} on its own", ""]
-    out += [f"- **{_format(run)}**: " + " ".join(ramp_conclusion(run, parts)) for run in runs]
-    out.append("")
+    out += format_pointer(config)
+    return [*out, f"### Each {noun} on its own", "", *each_on_its_own(runs, parts, noun), ""]
 
+
+def each_on_its_own(runs: Sequence[RampResult], parts: ReportParts, noun: str) -> list[str]:
+    """Each ramp's conclusion, what all of them share said once first (a sentence is never said twice)."""
+    conclusions = {_format(run): ramp_conclusion(run, parts) for run in runs}
+    first, *rest = conclusions.values()
+    common = [sentence for sentence in first if len(runs) > 1 and all(sentence in other for other in rest)]
+    lines = [f"- **Every {noun}**: " + " ".join(common)] if common else []
+    for name, sentences in conclusions.items():
+        own = [sentence for sentence in sentences if sentence not in common]
+        if own:
+            lines.append(f"- **{name}**: " + " ".join(own))
+    return lines
+
+
+def _side_by_side_section(result: RunResult, parts: ReportParts, noun: str) -> list[str]:
+    runs = result.ramps
     levels = compared_levels(runs)
     all_levels = {row.epochs for run in runs for row in run.rows}
-    out += ["## 6. Side by side at the same record sizes", ""]
+    out = ["## Side by side at the same record sizes", ""]
     shown = f"{len(levels)} of the {len(all_levels)} record sizes run" if len(levels) < len(all_levels) else \
         "every record size run"
     out += [f"Each table shows {shown} (the full table is below and in the CSV). A status instead of a number:"
@@ -349,26 +394,17 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
     for metric in parts.compared:
         if any(getattr(row, metric.field, None) is not None for row in result.rows):  # e.g. no pg_stat_statements
             out += [f"### {metric.title}", "", side_by_side_table(runs, metric, levels), ""]
+    return out
 
-    out += chart_section(result, 7)
 
-    out += ["## 8. Complete table of every iteration", ""]
+def _table_section(result: RunResult, parts: ReportParts) -> list[str]:
     all_rows = result.rows
     which = [col("format")] + ([col("toast_compression", "compression")]
-                               if config.toast_compression == ALL_COMPRESSIONS else [])
+                               if result.config.toast_compression == ALL_COMPRESSIONS else [])
+    out = ["## Complete table of every iteration", ""]
     out += [markdown_table(all_rows, with_rep(all_rows, [*which, *parts.columns])) if all_rows else
             "_No iteration finished._", ""]
     if all_rows:
         out += ["### Where the time and memory went", "",
                 markdown_table(all_rows, with_rep(all_rows, [*which, *parts.breakdown_columns])), ""]
-    support = runs[0].details.measures if runs and runs[0].details is not None else None
-    out += server_section(all_rows, result.config, support, result.context.server.embedded, SERVER_HEADING)
-    out += parts.sections(all_rows)
-    notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None)
-    tables = ", ".join(f"`{run.config.table}`" for run in runs)
-    out += ["## How the figures were obtained", "", *notes, *memory_pass_lines(runs),
-            f"- Each {noun} ran its own ramp on its own table ({tables}), one after another in one process;"
-            f" freed memory was handed back to the OS between ramps, but a later {noun}'s resident (RSS) peaks"
-            f" can still include memory an earlier one left behind: compare them by the tracemalloc peaks.",
-            ""]
-    return "\n".join(out)
+    return out

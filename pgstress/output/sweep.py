@@ -14,6 +14,7 @@ from pgstress.output.analysis import find_points
 from pgstress.output.base import RampResult
 from pgstress.output.comparison import NOT_RUN, compared_levels, metric_cell
 from pgstress.output.tables import Column, markdown_table
+from pgstress.output.words import count
 from pgstress.rows import OK, AsyncRow
 
 MEASURE = "write_eps"
@@ -95,8 +96,8 @@ def per_c_table(group: SweepGroup, sizes: Sequence[int]) -> str:
     columns = [
         Column("C", _c),
         Column("iterations run", lambda run: f"{len(run.rows)} of {run.outcome.planned_levels}"),
-        Column(f"write_eps over the {len(sizes)} shared sizes", lambda run: overall_write_eps(run, sizes) if sizes
-               else NOT_RUN, 0),
+        Column(f"write_eps over the {count(len(sizes), 'shared size')}",
+               lambda run: overall_write_eps(run, sizes) if sizes else NOT_RUN, 0),
         Column("highest write_eps", best),
         Column("breaking point", _breaking_text),
     ]

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from pgstress.output.analysis import Points, find_points, fit_line
 from pgstress.output.base import Output, RampPlan, RampResult, RunResult
 from pgstress.output.level_progress import HEARTBEAT_S, LevelState, phase_name
+from pgstress.output.words import count
 from pgstress.rows import OK, AsyncRow, Row, SyncRow
 from pgstress.run.level_events import PhaseStart, set_level_listener
 from pgstress.run.measure import TRACE_END, TRACE_START, set_stage_listener
@@ -350,7 +351,7 @@ class PlainProgress(Progress):
             self._last_line = time.monotonic()
 
     def _begin(self, tracker: RampTracker) -> None:
-        self.say(f"pgstress: {tracker.title}: {tracker.total:,} iterations")
+        self.say(f"pgstress: {tracker.title}: {count(tracker.total, 'iteration')}")
         self._stop_heartbeat.clear()
         self._heartbeat = threading.Thread(target=self._beat, args=(tracker,), name="pgstress-heartbeat",
                                            daemon=True)
@@ -405,7 +406,7 @@ class LiveProgress(Progress):
         from rich.markup import escape
 
         self.printing(lambda: self.console.print(
-            f"[bold]pgstress[/bold]: {escape(tracker.title)}: {tracker.total:,} iterations"))
+            f"[bold]pgstress[/bold]: {escape(tracker.title)}: {count(tracker.total, 'iteration')}"))
         self._live = Live(console=self.console, refresh_per_second=4, transient=True,
                           get_renderable=lambda: self.panel(tracker))
         self._live.start()

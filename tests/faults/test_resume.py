@@ -59,7 +59,7 @@ def test_resume_finishes_an_interrupted_ramp(server_dsn: str, db: psycopg.Connec
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "INTERRUPTED" not in report
     assert "## Resumed run" in report and "iterations run now: 3-4" in report
-    table_lines = [line for line in report.split("## 6. Complete comparison table")[1].splitlines()
+    table_lines = [line for line in report.split("## Complete comparison table")[1].splitlines()
                    if line.startswith("| ") and "epochs" not in line]
     assert [line.split("|")[1].strip() for line in table_lines[:4]] == ["1", "2", "3", "4"]
     assert "4 of 4 planned iterations ran" in report

@@ -73,8 +73,8 @@ def test_three_iteration_ramp(
     assert column_type == ("jsonb" if payload_format == "jsonb" else "bytea",)
 
     report = (tmp_path / "report.md").read_text()
-    for heading in ("1. Run metadata", "2. Configuration", "3. Server", "4. Breaking point",
-                    "5. Final conclusion", "6. Complete comparison table"):  # fmt: skip
+    for heading in ("## Run metadata", "## Configuration", "## Server", "## Breaking point",
+                    "## Final conclusion", "## Complete comparison table"):  # fmt: skip
         assert heading in report
     assert "Breaking point:** none reached" in report
     assert "Stability point:** iteration 3, 3,000 epochs" in report
