@@ -226,13 +226,13 @@ def optimal_caveat(rows: Sequence[Row], points: Points, throughput: Throughput) 
         if not near:
             return ["No other size's range of repetitions overlaps the optimal size's, so it stands out from the"
                     " noise."]
-        return [f"It does not stand out from the noise: the repetitions' min–max range of"
+        return [f"The optimal point does not stand out from the noise: the repetitions' min–max range of"
                 f" {count(len(near), 'other size')} overlaps its own: {listed}."]
     single = ("This is a single sample per size, and on a shared machine one sample can be 20-30 % off; run with"
               " --repeat 3 or more to choose on medians.")
     if not near:
-        return [single, f"No other size came within {NEAR_OPTIMAL * 100:.0f} % of it."]
-    return [single, f"Within {NEAR_OPTIMAL * 100:.0f} % of it, so not told apart from it: {listed}."]
+        return [single, f"No other size came within {NEAR_OPTIMAL * 100:.0f} % of the optimal point."]
+    return [single, f"Within {NEAR_OPTIMAL * 100:.0f} % of the optimal point, so not told apart from it: {listed}."]
 
 
 def concurrency_sentences(rows: Sequence[Row]) -> list[str]:

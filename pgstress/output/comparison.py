@@ -326,7 +326,7 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
     tables = ", ".join(f"`{run.config.table}`" for run in runs)
     sections = [
         interrupted_banner(f"during {noun} {len(runs)} of {planned_ramps}") if result.interrupted else [],
-        what_ran(result, parts),
+        what_ran(result),
         _points_section(runs, unit, noun),
         _recommendation_section(result, parts, noun, answer),
         _side_by_side_section(result, parts, noun),
@@ -369,16 +369,22 @@ def _recommendation_section(result: RunResult, parts: ReportParts, noun: str, an
 
 
 def each_on_its_own(runs: Sequence[RampResult], parts: ReportParts, noun: str) -> list[str]:
-    """Each ramp's conclusion, what all of them share said once first (a sentence is never said twice)."""
-    conclusions = {_format(run): ramp_conclusion(run, parts) for run in runs}
-    first, *rest = conclusions.values()
-    common = [sentence for sentence in first if len(runs) > 1 and all(sentence in other for other in rest)]
-    lines = [f"- **Every {noun}**: " + " ".join(common)] if common else []
-    for name, sentences in conclusions.items():
-        own = [sentence for sentence in sentences if sentence not in common]
-        if own:
-            lines.append(f"- **{name}**: " + " ".join(own))
-    return lines
+    """Each ramp's conclusion, a sentence several ramps share said once for all of them: first what every ramp
+    shares, then each ramp's own, then what some of them share."""
+    said_by: dict[str, list[str]] = {}  # sentence -> the ramps that concluded it, in the order they ran
+    for run in runs:
+        for sentence in ramp_conclusion(run, parts):
+            names = said_by.setdefault(sentence, [])
+            if _format(run) not in names:
+                names.append(_format(run))
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for sentence, names in said_by.items():
+        groups.setdefault(tuple(names), []).append(sentence)
+    every = tuple(_format(run) for run in runs)
+    order = [every, *((name,) for name in every if (name,) != every),
+             *(names for names in groups if 1 < len(names) < len(every))]
+    return [f"- **{f'Every {noun}' if names == every and len(every) > 1 else ' and '.join(names)}**: "
+            + " ".join(groups[names]) for names in order if names in groups]
 
 
 def _side_by_side_section(result: RunResult, parts: ReportParts, noun: str) -> list[str]:

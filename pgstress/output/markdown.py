@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pgstress import interrupts
-from pgstress.config import ALL_FORMATS, RunConfig
+from pgstress.config import ALL_FORMATS, RunConfig, compared_noun, is_compared, ramp_configs
 from pgstress.db.environment import ServerDetails
 from pgstress.db.server import ServerInfo
 from pgstress.output.analysis import Points, Throughput, conclusion, find_points
@@ -303,25 +303,30 @@ def chart_section(result: RunResult) -> list[str]:
     return ["## Charts", "", *lines] if lines else []
 
 
-def what_ran(result: RunResult, parts: ReportParts) -> list[str]:
+def what_ran(result: RunResult) -> list[str]:
     """The first paragraph: what this run measured, in one sentence, and where its details are."""
     config, server = result.config, result.context.server
-    ramp = config.epoch_ramp()
-    sizes = (f"{ramp[0]:,} epochs" if len(ramp) == 1 and config.start_iter == 1 else
-             f"{config.start_epochs - (config.start_iter - 1) * config.step_epochs:,} to {ramp[-1]:,} epochs in steps"
-             f" of {config.step_epochs:,} ({count(config.ramp_length, 'iteration')})")
+    first = config.start_epochs - (config.start_iter - 1) * config.step_epochs  # a resumed ramp's whole
+    last = first + (config.ramp_length - 1) * config.step_epochs
+    sizes = (f"{first:,} epochs" if config.ramp_length == 1 else
+             f"{first:,} to {last:,} epochs in steps of {config.step_epochs:,}"
+             f" ({count(config.ramp_length, 'iteration')})")
     each = "once" if config.repeat == 1 else f"{config.repeat} times"
-    formats = "every payload format" if config.payload_format == ALL_FORMATS else f"{config.payload_format}"
+    formats = "" if config.payload_format == ALL_FORMATS else f"{config.payload_format} "
     if config.mode == "async":
-        c = (f"C = {', '.join(map(str, config.concurrency_sweep))}" if config.concurrency_sweep
-             else str(config.async_concurrency))
-        per = f"{c} concurrent {formats} records per level"
+        c = "C" if config.concurrency_sweep else str(config.async_concurrency)
+        per = f"{c} concurrent {formats}records per level"
     else:
-        per = f"one {formats} record per iteration"
+        per = f"one {formats}record per iteration"
+    article = "An" if config.mode == "async" else "A"
+    if is_compared(config):
+        per = (f"run of one ramp per {compared_noun(config)} ({count(len(ramp_configs(config)), 'ramp')}), each of"
+               f" {per}")
+    else:
+        per = f"ramp of {per}"
     where = "pgstress's own throwaway server" if server.embedded else "the server given"
     version = " ".join(result.context.server_details.version.split()[:2])
-    article = "An" if config.mode == "async" else "A"
-    return [f"{article} {config.mode} ramp of {per}, {sizes}, each size measured {each}, written with"
+    return [f"{article} {config.mode} {per}, {sizes}, each size measured {each}, written with"
             f" `{config.write_method}` on {where} ({version}); the run's details are under Run metadata,"
             " Configuration and Server below the tables.", ""]
 
@@ -363,7 +368,7 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
     sections = [
         interrupted_banner(f"after {len(rows)} of {count(outcome.planned_levels, 'planned iteration')}")
         if result.interrupted else [],  # also a signal after the last iteration, while the outputs were written
-        what_ran(result, parts),
+        what_ran(result),
         points_section(find_points(rows), parts),
         answer_section(ramp, parts),
         repetitions_section(rows, parts.throughput.column, parts.stored_field),

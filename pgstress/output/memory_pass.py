@@ -20,6 +20,11 @@ def levels_text(levels: Sequence[int]) -> str:
     return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
 
 
+def ramp_phase(ramp: RampResult) -> str:
+    """What a pass repeats: an async level's whole batch, a sync iteration's phase."""
+    return "batch" if ramp.config.mode == "async" else "phase"
+
+
 def memory_pass_line(ramp: RampResult) -> str | None:
     """One sentence for one ramp; None when no pass could have run (`--memory-trace off`, or nothing ran)."""
     log = ramp.memory_passes
@@ -29,9 +34,10 @@ def memory_pass_line(ramp: RampResult) -> str | None:
     if not write and not read:
         taken = "no level had one"
     elif write == read:
-        taken = f"taken for iterations {levels_text(write)} (write and read batch)"
+        taken = f"taken for iterations {levels_text(write)} (write and read {ramp_phase(ramp)})"
     else:
-        taken = (f"taken for the write batch of iterations {levels_text(write) or 'none'} and the read batch of"
+        phase = ramp_phase(ramp)
+        taken = (f"taken for the write {phase} of iterations {levels_text(write) or 'none'} and the read {phase} of"
                  f" {levels_text(read) or 'none'}")
     skipped = ""
     if log.skipped:

@@ -31,8 +31,8 @@ def missing_peaks_sentence(config: RunConfig, rows: Sequence[Row]) -> str | None
             reasons.append(f"on a ramp of more than {AUTO_TRACE_ALL_UP_TO} iterations `--memory-trace auto` plans the"
                            f" memory pass only for every {config.trace_stride}th and the last")
         if planned and config.memory_trace == "auto":
-            reasons.append(f"`--memory-trace auto` skipped the pass{'es' if len(planned) > 1 else ''} of"
-                           f" {levels_text(planned)} to keep the passes within its budget of the ramp's time")
+            reasons.append(f"`--memory-trace auto` skipped the memory passes of {levels_text(planned)} to stay within"
+                           " its budget of the ramp's time")
         elif planned:
             reasons.append(f"{levels_text(planned)} {'was' if len(planned) == 1 else 'were'} measured without the"
                            " pass by an earlier run (--resume)")

@@ -33,7 +33,7 @@ def test_peaks_skipped_by_the_budget_are_named_with_why_and_how() -> None:
     config = RunConfig(**MAKE_RUN_RAMP)
     assert missing_peaks_sentence(config, rows(range(1, 8), 10)) == (
         "Iterations 8-10 have no tracemalloc peak (`write_peak_mb` or `read_peak_mb` empty): `--memory-trace auto`"
-        " skipped the passes of 8-10 to keep the passes within its budget of the ramp's time; `--memory-trace on`"
+        " skipped the memory passes of 8-10 to stay within its budget of the ramp's time; `--memory-trace on`"
         " takes the peaks of every iteration.")
     assert missing_peaks_sentence(config, rows(range(1, 11), 10)) is None
     assert missing_peaks_sentence(config, rows(range(1, 8), 7) + rows(range(0), 10, "TIMEOUT")[7:]) is None
@@ -57,7 +57,7 @@ def test_the_memory_passes_line_says_the_first_seconds_are_always_allowed() -> N
     ramp = RampResult(RampPlan(config, "t"), RampOutcome(rows(range(1, 4), 4), False, None, planned_levels=4),
                       memory_passes=log)
     assert memory_pass_line(ramp) == (
-        "- Memory passes: taken for iterations 1-3 (write and read batch); skipped to stay within the budget:"
+        "- Memory passes: taken for iterations 1-3 (write and read phase); skipped to stay within the budget:"
         " 4 write (~3 s). They took 10.1 s of the ramp's 16.5 s (61%); `--memory-trace auto` starts a planned pass"
         " only while the passes, it included at its estimated cost, stay within 25% of the ramp's time so far, or"
         " within its first 10 s of passes, which are always allowed.")
