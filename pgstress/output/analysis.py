@@ -241,8 +241,8 @@ def concurrency_sentences(rows: Sequence[Row]) -> list[str]:
     if not fanout:
         return []
     c = fanout[0].concurrency
-    sentences = [f"Each level wrote {c} records of the same size at once over {c} connections, then read them all"
-                 " back at once."]
+    sentences = [f"Each level wrote {count(c, 'record')} of the same size at once over {count(c, 'connection')}, then"
+                 " read them all back at once."]
     ok = [row for row in fanout if row.status == OK and row.write_s and row.read_s]
     if ok:
         top = max(ok, key=lambda row: row.epochs)

@@ -116,8 +116,11 @@ def _ranking(values: dict[str, float], unit: str, digits: int, *, lowest: bool) 
     return winner, (f" against {others}" if others else "")
 
 
-def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "format") -> list[str]:
-    """Markdown lines that pick a `noun` (format, compression, combination) per concern, written from the numbers."""
+def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "format", *, where: str = "",
+                   noise: bool = True) -> list[str]:
+    """Markdown lines that pick a `noun` (format, compression, combination) per concern, written from the numbers.
+    `where` says which part of a sweep they compare (" at C = 4"); `noise`: whether to end with how far the numbers
+    can be trusted (a sweep says it once after its Cs)."""
     if not runs:
         return [f"No {noun} ran, so there is nothing to compare."]
     intro: list[str] = []
@@ -133,7 +136,8 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
     if shared and len(compared) > 1:
         level = shared[-1]
         rows = {_format(run): row for run in compared if (row := _ok_row(run, level)) is not None}
-        intro.append(f"Sizes compared at {level:,} epochs, the largest record every compared {noun} wrote and read"
+        sizes = f"{where.strip().capitalize()}, sizes" if where else "Sizes"
+        intro.append(f"{sizes} compared at {level:,} epochs, the largest record every compared {noun} wrote and read"
                      f" back; speed over {_all_sizes(len(shared))} that every one of them completed:")
         stored = {name: value for name, row in rows.items() if (value := getattr(row, parts.stored_field)) is not None}
         if stored:
@@ -183,7 +187,7 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
             for name in leaders:
                 wins[name].append("largest size that works")
         else:
-            bullets.append(f"**largest size that works:** no {noun} broke; all worked up to {top:,} epochs"
+            bullets.append(f"**largest size that works:** no {noun} broke{where}; all worked up to {top:,} epochs"
                            " (the end of the ramp).")
     closing: list[str] = []
     ranked = sorted(wins.items(), key=lambda item: len(item[1]), reverse=True)
@@ -192,13 +196,18 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
         closing.append(f"On these numbers **{name}** is the {noun} to choose: {', '.join(reasons)}.")
     elif any(reasons for _, reasons in ranked):
         closing.append(f"No {noun} wins outright: choose by the concern that matters most to you.")
-    repetitions = max(_points(run).repetitions for run in runs)
-    measured = "single measurements" if repetitions == 1 else f"medians of up to {repetitions} repetitions"
-    closing.append(f"These are {measured} on this machine; differences under ~{NOISE_PERCENT} % can be noise.")
+    if noise:
+        closing.append(noise_sentence(runs))
     lines = [" ".join(intro), ""] if intro else []
     if bullets:
         lines += [f"- {bullet}" for bullet in bullets] + [""]
     return [*lines, " ".join(closing)]
+
+
+def noise_sentence(runs: Sequence[RampResult]) -> str:
+    repetitions = max(_points(run).repetitions for run in runs)
+    measured = "single measurements" if repetitions == 1 else f"medians of up to {repetitions} repetitions"
+    return f"These are {measured} on this machine; differences under ~{NOISE_PERCENT} % can be noise."
 
 
 def _percent(new: float, old: float) -> str:
@@ -306,8 +315,9 @@ def compared_title(config: RunConfig) -> str:
     return f"{listed} compared"
 
 
-def _recommendations(runs: Sequence[RampResult], parts: ReportParts, noun: str) -> list[str]:
-    out = [*recommendation(runs, parts, noun), ""]
+def _recommendations(runs: Sequence[RampResult], parts: ReportParts, noun: str, where: str = "",
+                     noise: bool = True) -> list[str]:
+    out = [*recommendation(runs, parts, noun, where=where, noise=noise), ""]
     storage = storage_recommendation(runs, parts)
     if storage:
         out += ["### TOAST compression", "", *storage, ""]
@@ -363,7 +373,8 @@ def _recommendation_section(result: RunResult, parts: ReportParts, noun: str, an
             for c in config.concurrency_sweep:
                 at_c = [run for run in runs if run.config.async_concurrency == c]
                 out += [f"### {compared_noun(others).capitalize()}s compared at C = {c}", "",
-                        *_recommendations(at_c, parts, compared_noun(others))]
+                        *_recommendations(at_c, parts, compared_noun(others), f" at C = {c}", noise=False)]
+            out += [noise_sentence(runs), ""]
     out += format_pointer(config)
     return [*out, f"### Each {noun} on its own", "", *each_on_its_own(runs, parts, noun), ""]
 
@@ -383,8 +394,12 @@ def each_on_its_own(runs: Sequence[RampResult], parts: ReportParts, noun: str) -
     every = tuple(_format(run) for run in runs)
     order = [every, *((name,) for name in every if (name,) != every),
              *(names for names in groups if 1 < len(names) < len(every))]
-    return [f"- **{f'Every {noun}' if names == every and len(every) > 1 else ' and '.join(names)}**: "
+    return [f"- **{f'Every {noun}' if names == every and len(every) > 1 else _listed(names)}**: "
             + " ".join(groups[names]) for names in order if names in groups]
+
+
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _side_by_side_section(result: RunResult, parts: ReportParts, noun: str) -> list[str]:

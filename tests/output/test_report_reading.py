@@ -16,7 +16,6 @@ from psycopg import sql
 
 from pgstress.config import RunConfig
 from pgstress.output.notes import async_notes, sync_notes
-from pgstress.workload.payloads import format_names
 
 TINY = ["--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000"]
 ANSWER_WORDS = 600  # what precedes the complete table: one screen, two minutes' reading
@@ -107,14 +106,17 @@ def test_no_sentence_twice_with_repetitions(memory_trace: str, server_dsn: str, 
 
 
 @pytest.fixture
-def format_tables(db: psycopg.Connection, table_name: str) -> Iterator[None]:
-    """Each format's own table of a `--payload-format all` run, dropped however the test ends."""
+def ramp_tables(db: psycopg.Connection, table_name: str) -> Iterator[None]:
+    """Each ramp's own table of a compared run (`<table>_<format>`, `<table>_<format>_c<C>`), dropped however the
+    test ends."""
     yield
-    for name in format_names():
-        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(f"{table_name}_{name}")))
+    found = db.execute("SELECT relname FROM pg_class WHERE relname LIKE %s AND relkind = 'r'",
+                       [f"{table_name}\\_%"]).fetchall()
+    for (name,) in found:
+        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def test_no_sentence_twice_when_formats_are_compared(server_dsn: str, format_tables: None, table_name: str,
+def test_no_sentence_twice_when_formats_are_compared(server_dsn: str, ramp_tables: None, table_name: str,
                                                      run_cli, tmp_path: Path) -> None:
     result = run_cli("--dsn", server_dsn, "--table", table_name, "--payload-format", "all", "--start-epochs", "1000",
                      "--end-epochs", "2000", "--step-epochs", "1000", "--memory-trace", "off")
@@ -127,3 +129,14 @@ def test_no_sentence_twice_when_formats_are_compared(server_dsn: str, format_tab
     titles = section_titles(report)
     assert titles.index("## Recommendation") < titles.index("## Complete table of every iteration") \
         < titles.index("## Run metadata") < titles.index("## Appendix: how the figures were obtained")
+
+
+def test_no_sentence_twice_in_a_sweep_over_c_of_every_format(server_dsn: str, ramp_tables: None, table_name: str,
+                                                              run_cli, tmp_path: Path) -> None:
+    result = run_cli("--dsn", server_dsn, "--table", table_name, "--mode", "async", "--async-concurrency", "1,2",
+                     "--payload-format", "all", "--start-epochs", "1000", "--end-epochs", "2000", "--step-epochs",
+                     "1000", "--memory-trace", "off")
+    assert result.code == 0, result.err
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert said_twice(report) == []
+    assert "Each level wrote 1 record of the same size at once over 1 connection," in report
