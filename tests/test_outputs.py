@@ -36,7 +36,7 @@ ASYNC_HEADER = [
 ANSWER = ["# PostgreSQL huge-payload stress test report",
           "## Breaking point, stability point, optimal efficiency point", "## Final conclusion",
           "## Complete comparison table"]
-CONTEXT = ["## Run metadata", "## Configuration", "## Server", "## Charts",
+CONTEXT = ["## Charts", "## Run metadata", "## Configuration", "## Server",
            "## Appendix: how the figures were obtained"]
 SECTIONS = {
     "sync": [*ANSWER, "### Where the time and memory went", "### What PostgreSQL paid (server side)", *CONTEXT],

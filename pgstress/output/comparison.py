@@ -343,8 +343,8 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
         _table_section(result, parts),
         server_section(all_rows, result.config, support, result.context.server.embedded, SERVER_HEADING),
         parts.sections(all_rows),
-        render_context(result, parts),
         chart_section(result),
+        render_context(result, parts),
         notes_section([*notes, *memory_pass_lines(runs),
                        f"- Each {noun} ran its own ramp on its own table ({tables}), one after another in one"
                        f" process; freed memory was handed back to the OS between ramps, but a later {noun}'s"

@@ -1,5 +1,6 @@
-"""The markdown report of one ramp: metadata, configuration, server, points, conclusion, full tables, charts,
-and how the figures were obtained. What differs between the modes is their `ReportParts`."""
+"""The markdown report of one ramp: the answer first (what ran, the three points, the conclusion, the
+recommendation), then the full tables, the charts, the run's metadata, configuration and server, and last, as an
+appendix, how the figures were obtained. What differs between the modes is their `ReportParts`."""
 
 from __future__ import annotations
 
@@ -325,10 +326,10 @@ def what_ran(result: RunResult) -> list[str]:
     else:
         per = f"ramp of {per}"
     where = "pgstress's own throwaway server" if server.embedded else "the server given"
-    version = " ".join(result.context.server_details.version.split()[:2])
+    version = " ".join(result.context.server_details.version.split()[:2])  # "PostgreSQL 18.6"
     return [f"{article} {config.mode} {per}, {sizes}, each size measured {each}, written with"
-            f" `{config.write_method}` on {where} ({version}); the run's details are under Run metadata,"
-            " Configuration and Server below the tables.", ""]
+            f" `{config.write_method}` on {where}{f' ({version})' if version else ''}; the run's details are under"
+            " Run metadata, Configuration and Server below the tables.", ""]
 
 
 def answer_section(ramp: RampResult, parts: ReportParts) -> list[str]:
@@ -376,8 +377,8 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
         server_section(rows, ramp.config, support, result.context.server.embedded, SERVER_HEADING),
         parts.sections(rows),
         resumed_section(ramp, csv_path),
-        render_context(result, parts),
         chart_section(result),
+        render_context(result, parts),
         notes_section([*parts.notes(ramp.config, rows, ramp.memory_limit_mb), *memory_pass_lines([ramp])]),
     ]
     return "\n".join([TITLE, "", *(line for section in sections for line in section)])

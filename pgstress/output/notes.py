@@ -25,8 +25,8 @@ def trace_note(config: RunConfig, passes: str) -> list[str]:
                    if sampled else "every iteration")
         cost = " (about 4x a whole level at C = 100)" if config.mode == "async" else ""
         text += (f" That pass costs 3-4x the client work it repeats{cost}, so `--memory-trace auto` plans it for"
-                 f" {planned} of this {config.ramp_length}-iteration ramp, within a budget of the ramp's time"
-                 " (the memory passes' line below); `--memory-trace on` takes it for every iteration.")
+                 f" {planned} of this {config.ramp_length}-iteration ramp, within a budget of the ramp's time;"
+                 " `--memory-trace on` takes it for every iteration.")
     return [text]
 
 
