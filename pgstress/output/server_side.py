@@ -139,6 +139,8 @@ def _sync_write_parts(row: SyncRow, config: RunConfig, rest: float) -> list[str]
         verdict = "client-side generation and encoding dominate the write, not PostgreSQL's work"
     elif shares["rest"] > DOMINATES and driver_bound:
         verdict = "the driver and the wire dominate the write, not PostgreSQL's work"
+    elif shares["rest"] > DOMINATES:  # jsonb's rest holds the server's parsing at bind; copy's, its set-up
+        verdict = "the rest of `insert_s`, described above, is most of it"
     elif shares["server"] > DOMINATES:
         verdict = f"the server's own execution of the {_write_statement(config)} dominates the write"
     else:
