@@ -326,8 +326,8 @@ def _recommendations(runs: Sequence[RampResult], parts: ReportParts, noun: str, 
 
 def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int, answer: Sequence[str] = ()) -> str:
     """The report of a run of one ramp per format, per compression method, per C of a sweep, or per combination.
-    A sweep's `answer` (output/sweep.py) leads section 5; formats or methods compared besides are compared at
-    each C, since throughput across different C is the sweep's question, not theirs."""
+    A sweep's `answer` (output/sweep.py) leads the Recommendation section; formats or methods compared besides are
+    compared at each C, since throughput across different C is the sweep's question, not theirs."""
     runs, unit, config = result.ramps, parts.throughput.unit, result.config
     noun = compared_noun(config)
     all_rows = result.rows

@@ -1,4 +1,4 @@
-""""How the figures were obtained": each mode's notes, about the run they sit in."""
+"""The report's appendix, "how the figures were obtained": each mode's notes, about the run they sit in."""
 
 from __future__ import annotations
 
