@@ -108,13 +108,14 @@ class SyncRow(Row):
     gen_s: float | None = None
     encode_s: float | None = None
     decode_s: float | None = None
+    db_table_mb: float | None = None  # pg_total_relation_size after the iteration (appended after the extras)
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "iter", "epochs", "status", "write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb",
         "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error",
         # extras
         "rep", "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
-        "read_rss_peak_mb", *SERVER_COLUMNS,
+        "read_rss_peak_mb", *SERVER_COLUMNS, "db_table_mb",
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ SYNC_HEADER = [
     "iter", "epochs", "status", "write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb",
     "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error", "rep",
     "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
-    "read_rss_peak_mb", *SERVER_HEADER,
+    "read_rss_peak_mb", *SERVER_HEADER, "db_table_mb",
 ]  # fmt: skip
 ASYNC_HEADER = [
     "iter", "concurrency", "epochs", "status", "write_s", "read_s", "write_rps", "read_rps", "writes_ok",
@@ -32,18 +32,17 @@ ASYNC_HEADER = [
     "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
     "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_HEADER,
 ]  # fmt: skip
-COMMON_SECTIONS = [
-    "# PostgreSQL huge-payload stress test report", "## 1. Run metadata", "## 2. Configuration", "## 3. Server",
-    "## 4. Breaking point, stability point, optimal efficiency point", "## 5. Final conclusion",
-    "## 6. Complete comparison table",
-]
+# The answer first (the points, the conclusion), then the tables, then the run's context, the method last.
+ANSWER = ["# PostgreSQL huge-payload stress test report",
+          "## Breaking point, stability point, optimal efficiency point", "## Final conclusion",
+          "## Complete comparison table"]
+CONTEXT = ["## Charts", "## Run metadata", "## Configuration", "## Server",
+           "## Appendix: how the figures were obtained"]
 SECTIONS = {
-    "sync": [*COMMON_SECTIONS, "### Where the time and memory went", "### What PostgreSQL paid (server side)",
-             "## 7. Charts", "## How the figures were obtained"],
-    "async": [*COMMON_SECTIONS, "### Async fan-out table (2 concurrent records per level)",
+    "sync": [*ANSWER, "### Where the time and memory went", "### What PostgreSQL paid (server side)", *CONTEXT],
+    "async": [*ANSWER, "### Async fan-out table (2 concurrent records per level)",
               "### Where the time and memory went", "### What PostgreSQL paid (server side)",
-              "### Per-record latency (ms, successful records)",
-              "### Client CPU vs database wait", "## 7. Charts", "## How the figures were obtained"],
+              "### Per-record latency (ms, successful records)", "### Client CPU vs database wait", *CONTEXT],
 }
 HEADERS = {"sync": SYNC_HEADER, "async": ASYNC_HEADER}
 UNUSED_OPTIONS = {"sync": ["--async-concurrency", "--async-results-csv", "--max-client-memory-mb"],

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pgstress.output.repetitions import SizeRepetitions, group_sizes, size_rows
+from pgstress.output.words import count
 from pgstress.rows import OK, AsyncRow, Row
 
 NEAR_OPTIMAL = 0.10  # a single sample's optimal point names the sizes whose efficiency is within this of it
@@ -155,7 +156,8 @@ def conclusion(rows: Sequence[Row], points: Points, *, interrupted: bool, stop_r
     every_row, rows = rows, size_rows(rows)
     ok = [row for row in rows if row.status == OK]
     failed_sizes = {row.iter for row in rows if row.status != OK}
-    sentences.append(f"{len(rows)} of {planned} planned iterations ran ({size_range(rows)}); {len(ok)} succeeded.")
+    sentences.append(f"{len(rows)} of {count(planned, 'planned iteration')} ran ({size_range(rows)});"
+                     f" {len(ok)} succeeded.")
     if points.repetitions > 1:
         sentences.append(f"Each size was measured up to {points.repetitions} times ({len(every_row)} repetitions in"
                          " all); every figure below is the median of a size's successful repetitions, and a size"
@@ -186,7 +188,7 @@ def conclusion(rows: Sequence[Row], points: Points, *, interrupted: bool, stop_r
         statuses = Counter(row.status for row in every_row if row.status != OK)
         if len(statuses) > 1 or sum(statuses.values()) > 1:
             listed = ", ".join(f"{count}x {status}" for status, count in statuses.most_common())
-            whole = f" (of {len(every_row)} repetitions)" if points.repetitions > 1 else ""
+            whole = f" (of {count(len(every_row), 'repetition')})" if points.repetitions > 1 else ""
             sentences.append(f"Failures overall: {listed}{whole}.")
     if points.optimal is not None and points.optimal.efficiency is not None:
         o = points.optimal
@@ -195,7 +197,7 @@ def conclusion(rows: Sequence[Row], points: Points, *, interrupted: bool, stop_r
             f"The {throughput.name} ({throughput.column}) was highest, {o.efficiency:,.0f} {throughput.unit}{median},"
             f" with {_epochs(o.epochs)} epochs per record."
         )
-        sentences.append(optimal_caveat(every_row, points, throughput))
+        sentences += optimal_caveat(every_row, points, throughput)
         trend = trend_sentence([row for row in every_row if row.iter not in failed_sizes], throughput)
         if trend:
             sentences.append(trend)
@@ -215,22 +217,22 @@ def conclusion(rows: Sequence[Row], points: Points, *, interrupted: bool, stop_r
     return sentences
 
 
-def optimal_caveat(rows: Sequence[Row], points: Points, throughput: Throughput) -> str:
-    """How far the optimal point can be trusted: which other sizes it cannot be told apart from."""
+def optimal_caveat(rows: Sequence[Row], points: Points, throughput: Throughput) -> list[str]:
+    """How far the optimal point can be trusted: which other sizes it cannot be told apart from (sentences)."""
     near = indistinguishable_from_optimal(rows, points)
     listed = "; ".join(f"{_epochs(row.epochs)} epochs ({row.efficiency or 0:,.0f} {throughput.unit}, {why})"
                        for row, why in near)
     if points.repetitions > 1:
         if not near:
-            return ("No other size's range of repetitions overlaps the optimal size's, so it stands out from the"
-                    " noise.")
-        return (f"It does not stand out from the noise: the repetitions' min–max range of {len(near)} other"
-                f" size(s) overlaps its own: {listed}.")
+            return ["No other size's range of repetitions overlaps the optimal size's, so it stands out from the"
+                    " noise."]
+        return [f"The optimal point does not stand out from the noise: the repetitions' min–max range of"
+                f" {count(len(near), 'other size')} overlaps its own: {listed}."]
     single = ("This is a single sample per size, and on a shared machine one sample can be 20-30 % off; run with"
               " --repeat 3 or more to choose on medians.")
     if not near:
-        return f"{single} No other size came within {NEAR_OPTIMAL * 100:.0f} % of it."
-    return f"{single} Within {NEAR_OPTIMAL * 100:.0f} % of it, so not told apart from it: {listed}."
+        return [single, f"No other size came within {NEAR_OPTIMAL * 100:.0f} % of the optimal point."]
+    return [single, f"Within {NEAR_OPTIMAL * 100:.0f} % of the optimal point, so not told apart from it: {listed}."]
 
 
 def concurrency_sentences(rows: Sequence[Row]) -> list[str]:
@@ -239,8 +241,8 @@ def concurrency_sentences(rows: Sequence[Row]) -> list[str]:
     if not fanout:
         return []
     c = fanout[0].concurrency
-    sentences = [f"Each level wrote {c} records of the same size at once over {c} connections, then read them all"
-                 " back at once."]
+    sentences = [f"Each level wrote {count(c, 'record')} of the same size at once over {count(c, 'connection')}, then"
+                 " read them all back at once."]
     ok = [row for row in fanout if row.status == OK and row.write_s and row.read_s]
     if ok:
         top = max(ok, key=lambda row: row.epochs)

@@ -11,20 +11,25 @@ from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS, RunConfig, compared_n
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.markdown import (
+    POINTS_HEADING,
     SERVER_HEADING,
     TITLE,
     Metric,
     ReportParts,
     chart_section,
+    format_pointer,
     interrupted_banner,
+    notes_section,
     ramp_conclusion,
     render_context,
+    what_ran,
 )
 from pgstress.output.memory_pass import memory_pass_lines
 from pgstress.output.noise import with_rep
 from pgstress.output.repetitions import size_rows
 from pgstress.output.server_side import server_section
 from pgstress.output.tables import Column, col, markdown_table
+from pgstress.output.words import count
 from pgstress.rows import OK, Row
 
 MAX_COMPARED_LEVELS = 12  # rows per side-by-side table; the full table holds every iteration
@@ -46,6 +51,10 @@ def _sizes(run: RampResult) -> list[Row]:
 
 
 NOT_RUN = "—"
+
+
+def _all_sizes(n: int) -> str:
+    return "the one size" if n == 1 else f"all {n} sizes"
 
 
 def compared_levels(runs: Sequence[RampResult], limit: int = MAX_COMPARED_LEVELS) -> list[int]:
@@ -107,8 +116,11 @@ def _ranking(values: dict[str, float], unit: str, digits: int, *, lowest: bool) 
     return winner, (f" against {others}" if others else "")
 
 
-def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "format") -> list[str]:
-    """Markdown lines that pick a `noun` (format, compression, combination) per concern, written from the numbers."""
+def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "format", *, where: str = "",
+                   noise: bool = True) -> list[str]:
+    """Markdown lines that pick a `noun` (format, compression, combination) per concern, written from the numbers.
+    `where` says which part of a sweep they compare (" at C = 4"); `noise`: whether to end with how far the numbers
+    can be trusted (a sweep says it once after its Cs)."""
     if not runs:
         return [f"No {noun} ran, so there is nothing to compare."]
     intro: list[str] = []
@@ -124,8 +136,9 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
     if shared and len(compared) > 1:
         level = shared[-1]
         rows = {_format(run): row for run in compared if (row := _ok_row(run, level)) is not None}
-        intro.append(f"Sizes compared at {level:,} epochs, the largest record every compared {noun} wrote and read"
-                     f" back; speed over all {len(shared)} sizes that every one of them completed:")
+        sizes = f"{where.strip().capitalize()}, sizes" if where else "Sizes"
+        intro.append(f"{sizes} compared at {level:,} epochs, the largest record every compared {noun} wrote and read"
+                     f" back; speed over {_all_sizes(len(shared))} that every one of them completed:")
         stored = {name: value for name, row in rows.items() if (value := getattr(row, parts.stored_field)) is not None}
         if stored:
             best, rest = _ranking(stored, "MiB", 2, lowest=True)
@@ -147,8 +160,8 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
             margin = (ordered[0] / ordered[1] - 1) * 100 if len(ordered) > 1 else None
             close = f"; only {margin:.0f} % ahead of the next, within one run's noise" if margin is not None \
                 and margin < NOISE_PERCENT else ""
-            bullets.append(f"**fastest: {best}**, {sum(seconds[best]):,.2f} s {parts.speed_words} the {len(shared)}"
-                           f" sizes, {speed[best]:,.0f} epochs/s{rest}{close}.")
+            bullets.append(f"**fastest: {best}**, {sum(seconds[best]):,.2f} s {parts.speed_words} the"
+                           f" {count(len(shared), 'size')}, {speed[best]:,.0f} epochs/s{rest}{close}.")
             if not close:
                 wins[best].append("fastest")
         peaks = {name: peak for name, row in rows.items() if (peak := _memory_peak(row)) is not None}
@@ -174,7 +187,7 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
             for name in leaders:
                 wins[name].append("largest size that works")
         else:
-            bullets.append(f"**largest size that works:** no {noun} broke; all worked up to {top:,} epochs"
+            bullets.append(f"**largest size that works:** no {noun} broke{where}; all worked up to {top:,} epochs"
                            " (the end of the ramp).")
     closing: list[str] = []
     ranked = sorted(wins.items(), key=lambda item: len(item[1]), reverse=True)
@@ -183,13 +196,18 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
         closing.append(f"On these numbers **{name}** is the {noun} to choose: {', '.join(reasons)}.")
     elif any(reasons for _, reasons in ranked):
         closing.append(f"No {noun} wins outright: choose by the concern that matters most to you.")
-    repetitions = max(_points(run).repetitions for run in runs)
-    measured = "single measurements" if repetitions == 1 else f"medians of up to {repetitions} repetitions"
-    closing.append(f"These are {measured} on this machine; differences under ~{NOISE_PERCENT} % can be noise.")
+    if noise:
+        closing.append(noise_sentence(runs))
     lines = [" ".join(intro), ""] if intro else []
     if bullets:
         lines += [f"- {bullet}" for bullet in bullets] + [""]
     return [*lines, " ".join(closing)]
+
+
+def noise_sentence(runs: Sequence[RampResult]) -> str:
+    repetitions = max(_points(run).repetitions for run in runs)
+    measured = "single measurements" if repetitions == 1 else f"medians of up to {repetitions} repetitions"
+    return f"These are {measured} on this machine; differences under ~{NOISE_PERCENT} % can be noise."
 
 
 def _percent(new: float, old: float) -> str:
@@ -297,8 +315,9 @@ def compared_title(config: RunConfig) -> str:
     return f"{listed} compared"
 
 
-def _recommendations(runs: Sequence[RampResult], parts: ReportParts, noun: str) -> list[str]:
-    out = [*recommendation(runs, parts, noun), ""]
+def _recommendations(runs: Sequence[RampResult], parts: ReportParts, noun: str, where: str = "",
+                     noise: bool = True) -> list[str]:
+    out = [*recommendation(runs, parts, noun, where=where, noise=noise), ""]
     storage = storage_recommendation(runs, parts)
     if storage:
         out += ["### TOAST compression", "", *storage, ""]
@@ -307,23 +326,44 @@ def _recommendations(runs: Sequence[RampResult], parts: ReportParts, noun: str) 
 
 def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int, answer: Sequence[str] = ()) -> str:
     """The report of a run of one ramp per format, per compression method, per C of a sweep, or per combination.
-    A sweep's `answer` (output/sweep.py) leads section 5; formats or methods compared besides are compared at
-    each C, since throughput across different C is the sweep's question, not theirs."""
+    A sweep's `answer` (output/sweep.py) leads the Recommendation section; formats or methods compared besides are
+    compared at each C, since throughput across different C is the sweep's question, not theirs."""
     runs, unit, config = result.ramps, parts.throughput.unit, result.config
     noun = compared_noun(config)
-    out = [f"{TITLE}: {compared_title(config)}", ""]
-    if result.interrupted:
-        out += interrupted_banner(f"during {noun} {len(runs)} of {planned_ramps}")
-    out += render_context(result, parts)
+    all_rows = result.rows
+    support = runs[0].details.measures if runs and runs[0].details is not None else None
+    notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None)
+    tables = ", ".join(f"`{run.config.table}`" for run in runs)
+    sections = [
+        interrupted_banner(f"during {noun} {len(runs)} of {planned_ramps}") if result.interrupted else [],
+        what_ran(result),
+        _points_section(runs, unit, noun),
+        _recommendation_section(result, parts, noun, answer),
+        _side_by_side_section(result, parts, noun),
+        _table_section(result, parts),
+        server_section(all_rows, result.config, support, result.context.server.embedded, SERVER_HEADING),
+        parts.sections(all_rows),
+        chart_section(result),
+        render_context(result, parts),
+        notes_section([*notes, *memory_pass_lines(runs),
+                       f"- Each {noun} ran its own ramp on its own table ({tables}), one after another in one"
+                       f" process; freed memory was handed back to the OS between ramps, but a later {noun}'s"
+                       " resident (RSS) peaks can still include memory an earlier one left behind: compare them by"
+                       " the tracemalloc peaks."]),
+    ]
+    return "\n".join([f"{TITLE}: {compared_title(config)}", "", *(line for section in sections for line in section)])
 
-    out += [f"## 4. Breaking point, stability point, optimal efficiency point of each {noun}", "",
-            _points_table(runs, unit, noun), ""]
+
+def _points_section(runs: Sequence[RampResult], unit: str, noun: str) -> list[str]:
+    out = [f"## {POINTS_HEADING} of each {noun}", "", _points_table(runs, unit, noun), ""]
     broken = [(run, row) for run in runs if (row := _points(run).breaking) is not None]
     out += [f"- {_format(run)} breaking error: {row.error}" for run, row in broken if row.error]
-    if broken:
-        out.append("")
+    return [*out, ""] if broken else out
 
-    out += ["## 5. Recommendation", ""]
+
+def _recommendation_section(result: RunResult, parts: ReportParts, noun: str, answer: Sequence[str]) -> list[str]:
+    runs, config = result.ramps, result.config
+    out = ["## Recommendation", ""]
     others = replace(config, concurrency_sweep=())  # what is compared besides C
     if not config.concurrency_sweep:
         out += _recommendations(runs, parts, noun)
@@ -333,14 +373,40 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
             for c in config.concurrency_sweep:
                 at_c = [run for run in runs if run.config.async_concurrency == c]
                 out += [f"### {compared_noun(others).capitalize()}s compared at C = {c}", "",
-                        *_recommendations(at_c, parts, compared_noun(others))]
-    out += [f"### Each {noun} on its own", ""]
-    out += [f"- **{_format(run)}**: " + " ".join(ramp_conclusion(run, parts)) for run in runs]
-    out.append("")
+                        *_recommendations(at_c, parts, compared_noun(others), f" at C = {c}", noise=False)]
+            out += [noise_sentence(runs), ""]
+    out += format_pointer(config)
+    return [*out, f"### Each {noun} on its own", "", *each_on_its_own(runs, parts, noun), ""]
 
+
+def each_on_its_own(runs: Sequence[RampResult], parts: ReportParts, noun: str) -> list[str]:
+    """Each ramp's conclusion, a sentence several ramps share said once for all of them: first what every ramp
+    shares, then each ramp's own, then what some of them share."""
+    said_by: dict[str, list[str]] = {}  # sentence -> the ramps that concluded it, in the order they ran
+    for run in runs:
+        for sentence in ramp_conclusion(run, parts):
+            names = said_by.setdefault(sentence, [])
+            if _format(run) not in names:
+                names.append(_format(run))
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for sentence, names in said_by.items():
+        groups.setdefault(tuple(names), []).append(sentence)
+    every = tuple(_format(run) for run in runs)
+    order = [every, *((name,) for name in every if (name,) != every),
+             *(names for names in groups if 1 < len(names) < len(every))]
+    return [f"- **{f'Every {noun}' if names == every and len(every) > 1 else _listed(names)}**: "
+            + " ".join(groups[names]) for names in order if names in groups]
+
+
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _side_by_side_section(result: RunResult, parts: ReportParts, noun: str) -> list[str]:
+    runs = result.ramps
     levels = compared_levels(runs)
     all_levels = {row.epochs for run in runs for row in run.rows}
-    out += ["## 6. Side by side at the same record sizes", ""]
+    out = ["## Side by side at the same record sizes", ""]
     shown = f"{len(levels)} of the {len(all_levels)} record sizes run" if len(levels) < len(all_levels) else \
         "every record size run"
     out += [f"Each table shows {shown} (the full table is below and in the CSV). A status instead of a number:"
@@ -349,26 +415,17 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
     for metric in parts.compared:
         if any(getattr(row, metric.field, None) is not None for row in result.rows):  # e.g. no pg_stat_statements
             out += [f"### {metric.title}", "", side_by_side_table(runs, metric, levels), ""]
+    return out
 
-    out += chart_section(result, 7)
 
-    out += ["## 8. Complete table of every iteration", ""]
+def _table_section(result: RunResult, parts: ReportParts) -> list[str]:
     all_rows = result.rows
     which = [col("format")] + ([col("toast_compression", "compression")]
-                               if config.toast_compression == ALL_COMPRESSIONS else [])
+                               if result.config.toast_compression == ALL_COMPRESSIONS else [])
+    out = ["## Complete table of every iteration", ""]
     out += [markdown_table(all_rows, with_rep(all_rows, [*which, *parts.columns])) if all_rows else
             "_No iteration finished._", ""]
     if all_rows:
         out += ["### Where the time and memory went", "",
                 markdown_table(all_rows, with_rep(all_rows, [*which, *parts.breakdown_columns])), ""]
-    support = runs[0].details.measures if runs and runs[0].details is not None else None
-    out += server_section(all_rows, result.config, support, result.context.server.embedded, SERVER_HEADING)
-    out += parts.sections(all_rows)
-    notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None)
-    tables = ", ".join(f"`{run.config.table}`" for run in runs)
-    out += ["## How the figures were obtained", "", *notes, *memory_pass_lines(runs),
-            f"- Each {noun} ran its own ramp on its own table ({tables}), one after another in one process;"
-            f" freed memory was handed back to the OS between ramps, but a later {noun}'s resident (RSS) peaks"
-            f" can still include memory an earlier one left behind: compare them by the tracemalloc peaks.",
-            ""]
-    return "\n".join(out)
+    return out

@@ -104,6 +104,10 @@ def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
         if header is None:
             raise CsvDamaged("has no whole header line")
         if tuple(header) != row_type.COLUMNS:
+            missing = row_type.COLUMNS[len(header):]
+            if missing and tuple(header) == row_type.COLUMNS[:len(header)]:
+                raise CsvDamaged(f"was written by an earlier pgstress, without the column(s) {', '.join(missing)}"
+                                 " that this one appends")
             raise CsvDamaged(f"does not start with the header of this mode's CSV ({len(header)} columns)")
         for cells in reader:
             line = reader.line_num

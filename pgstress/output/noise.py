@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from pgstress.output.repetitions import SPREAD_WARNING, TIMED, SizeRepetitions, group_sizes, is_repeated, noisy_sizes
 from pgstress.output.tables import Column, col, markdown_table
+from pgstress.output.words import count
 from pgstress.rows import Row
 
 
@@ -42,11 +43,12 @@ def spread_sentences(rows: Sequence[Row]) -> list[str]:
         if spreads:
             lines.append(f"- `{name}`: the repetitions of a size spread (max/min − 1) by {_percent(min(spreads))} to"
                          f" {_percent(max(spreads))}, median {_percent(statistics.median(spreads))}, over"
-                         f" {len(spreads)} sizes.")
+                         f" {count(len(spreads), 'size')}.")
     noisy = noisy_sizes(rows)
     if noisy:
         listed = ", ".join(f"{size.epochs:,} epochs ({name} {_percent(spread)})" for size, name, spread in noisy)
-        lines += ["", f"> **Warning: noisy measurements.** At {len(noisy)} of {len(sizes)} sizes the repetitions"
+        lines += ["", f"> **Warning: noisy measurements.** At {len(noisy)} of {count(len(sizes), 'size')} the"
+                      " repetitions"
                       f" differ by more than {_percent(SPREAD_WARNING)}: {listed}. Differences smaller than that"
                       " between sizes, or between runs, are not findings. Other programs were probably busy;"
                       " a quieter machine or more repetitions narrow it."]
@@ -66,9 +68,11 @@ def repetitions_section(rows: Sequence[Row], efficiency: str, stored: str) -> li
                Column("ok / repetitions", lambda size: f"{len(size.ok)}/{len(size.rows)}"),
                *(_median_column(name, digits) for name, digits in
                  (("write_s", 3), ("read_s", 3), (efficiency, 0), (stored, 2)))]
-    return ["## Repetitions: median and min–max of each size", "",
-            "Each size was measured several times in a row (`--repeat`), each repetition writing a fresh record"
-            " from its own generator stream. Every figure here and in sections 4-5 and the charts is the median of"
-            " the size's successful repetitions, with their min–max in parentheses (the charts' bands); the full"
-            " table below lists every repetition.", "",
+    counts = {len(size.rows) for size in group_sizes(rows)}  # fewer at the size a stop or Ctrl-C cut short
+    times = f"{'' if len(counts) == 1 else 'up to '}{max(counts)} times"
+    return [f"## Repetitions: each size measured {times}, median and min–max", "",
+            f"Each size was measured {times} in a row (`--repeat`), each repetition writing"
+            " a fresh record from its own generator stream. Every figure here, in the points and the conclusion"
+            " above and in the charts is the median of the size's successful repetitions, with their min–max in"
+            " parentheses (the charts' bands); the full table below lists every repetition.", "",
             markdown_table(group_sizes(rows), columns), "", *spread_sentences(rows), ""]

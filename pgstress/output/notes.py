@@ -1,4 +1,4 @@
-""""How the figures were obtained": each mode's notes, about the run they sit in."""
+"""The report's appendix, "how the figures were obtained": each mode's notes, about the run they sit in."""
 
 from __future__ import annotations
 
@@ -7,33 +7,27 @@ from collections.abc import Sequence
 
 from pgstress.config import RunConfig
 from pgstress.rows import Row
-from pgstress.run.trace_budget import FREE_S, max_share
 from pgstress.workload.payloads import format_names, get_codec
 
 
-def trace_note(config: RunConfig, rows: Sequence[Row], passes: str) -> str:
-    """Which iterations have tracemalloc peaks, and why the others do not."""
+def trace_note(config: RunConfig, passes: str) -> list[str]:
+    """How the tracemalloc peaks are taken, and which iterations `auto` plans them for (which rows lack one, and
+    why, is said with the conclusion: output/missing_peaks.py); nothing with `--memory-trace off`."""
     if not config.trace_stride:
-        return "`--memory-trace off`: the tracemalloc peak columns are empty."
-    text = (f"`write_peak_mb` / `read_peak_mb` are tracemalloc peaks of {passes}, because tracemalloc slows"
-            " allocation 2.5-6x and would distort the timings; a peak always covers every record of its level.")
+        return []
+    text = (f"- `write_peak_mb` / `read_peak_mb` are tracemalloc peaks of {passes}, because tracemalloc slows"
+            " allocation 2.5-6x and would distort the timings.")
+    if config.mode == "async":
+        text += " A peak always covers every record of its level: a pass is taken whole or not at all."
     if config.memory_trace == "auto":
         sampled = config.sampled_iterations()
         planned = (f"iterations {', '.join(map(str, sampled))} (every {config.trace_stride}th and the last)"
                    if sampled else "every iteration")
-        text += (f" That pass costs 3-4x the client work it repeats (about 4x a whole level of an async ramp at"
-                 f" C = 100), so `--memory-trace auto` plans it for {planned} of this {config.ramp_length}-iteration"
-                 f" ramp and takes each planned pass only while the passes stay within {max_share(config):.0%} of the"
-                 f" ramp's time (the first {FREE_S:.0f} s of passes always); the other rows leave the peak columns"
-                 " empty. `--memory-trace on` takes it for every iteration.")
-    traced = [row.iter for row in rows if row.write_peak_mb is not None or row.read_peak_mb is not None]
-    if rows and not traced:
-        text += (" No iteration that finished has a peak (the run ended before the first traced iteration, the"
-                 " traced ones failed before their client work, or the budget skipped their passes), so the peak"
-                 " columns are empty and the memory chart is not drawn.")
-    elif config.memory_trace == "auto" and rows:
-        text += f" Of the iterations that finished, these have peaks: {', '.join(map(str, traced))}."
-    return text
+        cost = " (about 4x a whole level at C = 100)" if config.mode == "async" else ""
+        text += (f" That pass costs 3-4x the client work it repeats{cost}, so `--memory-trace auto` plans it for"
+                 f" {planned} of this {config.ramp_length}-iteration ramp, within a budget of the ramp's time;"
+                 " `--memory-trace on` takes it for every iteration.")
+    return [text]
 
 
 # What psycopg's default non-blocking send cost against libpq's blocking send, one INSERT of a 306 MiB bson value
@@ -109,21 +103,21 @@ def server_notes(config: RunConfig, per_level: str) -> list[str]:
 
 
 def sync_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | None) -> list[str]:
-    trace = trace_note(config, rows, "the same client-side work, repeated in an untimed pass after each timed"
-                                     " phase (generate + encode; select + decode + verify)")
+    trace = trace_note(config, "the same client-side work, repeated in an untimed pass after each timed"
+                               " phase (generate + encode; select + decode + verify)")
     return [
         "- Times are wall-clock `time.perf_counter()` seconds with tracemalloc **off**.",
         "- `write_s` = generate + encode + insert + commit; `read_s` = select + decode back to Python objects."
         " The hashing done for verification is excluded from both and reported as `verify_s`.",
-        f"- {trace}",
+        *trace,
         f"- {SYNC_WRITE_METHODS[config.write_method]}",
         "- `*_rss_peak_mb` is the phase's own resident peak (Linux VmHWM, reset at the phase start via"
         " /proc/self/clear_refs); `*_rss_delta_mb` is how far the phase raised the process's resident"
         " high-water mark (0 when it set no new high).",
         "- `eps` = epochs / (write_s + read_s): the write + read throughput of one record, the figure the optimal"
         " efficiency point maximises.",
-        "- `db_payload_mb` = `pg_column_size(payload)` (after TOAST compression); `db_row_mb` = `pg_column_size(t.*)`."
-        f" {SIZES_NOTE}",
+        "- `db_payload_mb` = `pg_column_size(payload)` (after TOAST compression); `db_row_mb` = `pg_column_size(t.*)`;"
+        f" `db_table_mb` = `pg_total_relation_size` after the iteration. {SIZES_NOTE}",
         *server_notes(config, ""),
         VERIFY_NOTE,
     ]
@@ -137,9 +131,9 @@ def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float |
     each = f" (C = {', '.join(map(str, sweep))}, one ramp each)" if sweep else ""
     first = " (of a sweep, that of the first C: a later C starts from what the earlier ones of its format cost)" \
         if sweep else ""
-    trace = trace_note(config, rows, "untimed passes after each timed batch: for writes, generating and encoding"
-                                     " all C records again, concurrently in the same thread pool and holding all C"
-                                     " values at once (no database work); for reads, the whole read batch again")
+    trace = trace_note(config, "untimed passes after each timed batch: for writes, generating and encoding"
+                               " all C records again, concurrently in the same thread pool and holding all C"
+                               " values at once (no database work); for reads, the whole read batch again")
     limit = (f"{memory_limit_mb:,.0f} MiB" + (" (`--max-client-memory-mb`)" if config.max_client_memory_mb
                                               else " (80 % of the RAM available at the start, or of the"
                                                    " address space `ulimit -v` left, whichever is less)")
@@ -171,7 +165,7 @@ def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float |
         "- A level is OK only when every write and every read succeeded. Otherwise `status` is the most frequent"
         " failure class among its records, `error` starts with `CLASS xN of C records` and the ok/total counts,"
         " then the first message of that class, and `failures` counts every class.",
-        f"- {trace}",
+        *trace,
         f"- Memory guard (limit {limit}): before each level, its memory is estimated as C x epochs times"
         " the cost per record-epoch of the largest level already run (the highest of: resident growth above the"
         " ramp's start, timed and traced passes included; tracemalloc peaks; encoded bytes; how far the machine's"

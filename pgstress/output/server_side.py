@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pgstress.config import RunConfig
+from pgstress.output.repetitions import is_repeated, size_rows
 from pgstress.output.tables import Column, col, markdown_table
-from pgstress.rows import OK, AsyncRow, Row
+from pgstress.output.words import count
+from pgstress.rows import OK, AsyncRow, Row, SyncRow
 from pgstress.target import MeasureSupport
 from pgstress.workload.payloads import get_codec
 
-# Above this share of insert_s outside the server's execution, the report says the driver dominates the write.
-DRIVER_DOMINATES = 0.5
+# Above this share of a sync write_s, the report says that part (client work, the driver, the server) dominates it.
+DOMINATES = 0.5
 
 
 def stored_total_mb(row: Row) -> float | None:
@@ -90,8 +92,9 @@ def idle_text(rows: Sequence[Row], embedded: bool) -> str:
     listed = ", ".join(f"{row.iter} ({row.other_sessions})" for row in busy[:12])
     more = f" and {len(busy) - 12} more" if len(busy) > 12 else ""
     return (f"Other activity: {own}other sessions or autovacuum workers were busy at the start or the end of the write"
-            f" phase in {len(busy)} of {len(measured)} iterations ({listed}{more}; iteration (busy backends)):"
-            " their WAL and I/O are included in those rows' `wal_mb` and `io_*` figures.")
+            f" phase in {len(busy)} of {count(len(measured), 'iteration')} ({listed}{more}; iteration (busy backends)):"
+            " their WAL and I/O may be included in those rows' `wal_mb` and `io_*` figures (a session that only"
+            " waited adds nothing).")
 
 
 def _outside_execution(config: RunConfig, row: Row) -> str:
@@ -105,25 +108,50 @@ def _outside_execution(config: RunConfig, row: Row) -> str:
 
 
 def write_split_sentences(rows: Sequence[Row], config: RunConfig) -> list[str]:
-    """Where the write time went at the largest successful size: the statement's execution against the rest."""
-    split = [row for row in rows if row.status == OK and _outside_share(row) is not None]
+    """Where the write time went at the largest successful size (with --repeat, the medians of its repetitions):
+    the statement's execution against the rest of `insert_s`; in sync mode also what dominated `write_s`."""
+    split = [row for row in size_rows(rows) if row.status == OK and _outside_share(row) is not None]
     if not split:
         return []
     top = max(split, key=lambda row: row.epochs)
     assert top.insert_s is not None and top.server_write_ms is not None
     rest, share = outside_server_s(top) or 0.0, _outside_share(top) or 0.0
     summed = " summed over the level's records" if isinstance(top, AsyncRow) else ""
+    median = ", medians of its repetitions" if is_repeated(rows) else ""
     sentences = [
-        f"At {top.epochs:,} epochs `insert_s` was {top.insert_s:,.3f} s{summed}, of which the server executed the"
-        f" {_write_statement(config)} for {top.server_write_ms / 1000:,.3f} s ({(1 - share) * 100:.0f} %);"
+        f"At {top.epochs:,} epochs{median}, `insert_s` was {top.insert_s:,.3f} s{summed}, of which the server"
+        f" executed the {_write_statement(config)} for {top.server_write_ms / 1000:,.3f} s ({(1 - share) * 100:.0f} %);"
         f" the other {rest:,.3f} s ({share * 100:.0f} %) were {_outside_execution(config, top)}."]
-    driver_bound = config.write_method != "copy" and get_codec(top.format).column_type != "JSONB"
-    if share > DRIVER_DOMINATES and driver_bound:
-        sentences.append("The driver and the wire dominate the write, not PostgreSQL's work.")
-        if config.write_method == "insert" and not isinstance(top, AsyncRow):
-            sentences.append("psycopg sends a parameter with libpq in non-blocking mode, which for values of hundreds"
-                             " of MiB costs several times the server's own work (bench/results.md);"
-                             " `--write-method insert_blocking` sends it with libpq's blocking send.")
+    if isinstance(top, SyncRow):  # an async batch's bound is said from its client CPU and database wait
+        sentences += _sync_write_parts(top, config, rest)
+    return sentences
+
+
+def _sync_write_parts(row: SyncRow, config: RunConfig, rest: float) -> list[str]:
+    """What `write_s` was made of, and which part, if any, dominated it: said only from the measured split."""
+    if not row.write_s or row.gen_s is None or row.encode_s is None or row.server_write_ms is None:
+        return []
+    client, server = row.gen_s + row.encode_s, row.server_write_ms / 1000
+    shares = {part: seconds / row.write_s for part, seconds in (("client", client), ("server", server),
+                                                                ("rest", rest))}
+    driver_bound = config.write_method != "copy" and get_codec(row.format).column_type != "JSONB"
+    if shares["client"] > DOMINATES:
+        verdict = "client-side generation and encoding dominate the write, not PostgreSQL's work"
+    elif shares["rest"] > DOMINATES and driver_bound:
+        verdict = "the driver and the wire dominate the write, not PostgreSQL's work"
+    elif shares["rest"] > DOMINATES:  # jsonb's rest holds the server's parsing at bind; copy's, its set-up
+        verdict = "the rest of `insert_s`, described above, is most of it"
+    elif shares["server"] > DOMINATES:
+        verdict = f"the server's own execution of the {_write_statement(config)} dominates the write"
+    else:
+        verdict = "no one part is most of it"
+    sentences = [f"Of the {row.write_s:,.3f} s write, generating and encoding the record took"
+                 f" {shares['client'] * 100:.0f} %, the server's execution {shares['server'] * 100:.0f} % and the rest"
+                 f" of `insert_s` {shares['rest'] * 100:.0f} %: {verdict}."]
+    if shares["rest"] > DOMINATES and driver_bound and config.write_method == "insert":
+        sentences.append("psycopg sends a parameter with libpq in non-blocking mode, which for values of hundreds"
+                         " of MiB costs several times the server's own work (bench/results.md);"
+                         " `--write-method insert_blocking` sends it with libpq's blocking send.")
     return sentences
 
 

@@ -14,6 +14,7 @@ from pgstress.output.analysis import find_points
 from pgstress.output.base import RampResult
 from pgstress.output.comparison import NOT_RUN, compared_levels, metric_cell
 from pgstress.output.tables import Column, markdown_table
+from pgstress.output.words import count
 from pgstress.rows import OK, AsyncRow
 
 MEASURE = "write_eps"
@@ -95,8 +96,8 @@ def per_c_table(group: SweepGroup, sizes: Sequence[int]) -> str:
     columns = [
         Column("C", _c),
         Column("iterations run", lambda run: f"{len(run.rows)} of {run.outcome.planned_levels}"),
-        Column(f"write_eps over the {len(sizes)} shared sizes", lambda run: overall_write_eps(run, sizes) if sizes
-               else NOT_RUN, 0),
+        Column(f"write_eps over the {count(len(sizes), 'shared size')}",
+               lambda run: overall_write_eps(run, sizes) if sizes else NOT_RUN, 0),
         Column("highest write_eps", best),
         Column("breaking point", _breaking_text),
     ]
@@ -143,20 +144,23 @@ def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float,
     else:
         top_size = max((row.epochs for run in group.runs for row in run.rows), default=0)
         which = "no C that ran broke; each" if not_run else "no C broke; every C"
-        lines.append(f"- **Where it breaks:** {which} worked up to {top_size:,} epochs.")
+        of = f" of {group.name}" if group.name else ""  # said once per format (method) it is true of
+        lines.append(f"- **Where it breaks:** {which}{of} worked up to {top_size:,} epochs.")
     return lines
 
 
 def sweep_answer(runs: Sequence[RampResult], noise_percent: float, planned: Sequence[int] = ()) -> list[str]:
     """The report's answer to a sweep: per format and compression, the tables and the best C in words. `planned`:
     every C of the sweep, so that a C an interrupted run never reached is named as such."""
-    out: list[str] = []
-    for group in sweep_groups(runs):
+    groups = sweep_groups(runs)
+    each = " each" if len(groups) > 1 else ""
+    out = [f"`write_eps` = epochs x writes_ok / write_s: epochs stored per second by a level's whole write batch of C"
+           f" records; the tables{each} give it per record size and C ({NOT_RUN}: that C's ramp had stopped; a"
+           " status: that level failed).", ""]
+    for group in groups:
         if group.name:
             out += [f"### {group.name}: concurrency compared", ""]
         sizes = shared_sizes([run for run in group.runs if any(row.status == OK for row in run.rows)])
         out += [*best_c_words(group, sizes, noise_percent, planned), ""]
-        out += [f"`write_eps` = epochs x writes_ok / write_s: epochs stored per second by a level's whole write batch"
-                f" of C records. Per record size and C ({NOT_RUN}: that C's ramp had stopped; a status: that level"
-                " failed):", "", sweep_table(group), "", per_c_table(group, sizes), ""]
+        out += [sweep_table(group), "", per_c_table(group, sizes), ""]
     return out

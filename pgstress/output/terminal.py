@@ -27,6 +27,7 @@ from pgstress.output.level_progress import HEARTBEAT_S, phase_name
 from pgstress.output.progress_lines import LineFormat, labelled, row_line
 from pgstress.output.ramp_tracker import RampTracker, clock_text
 from pgstress.output.summary import summary_lines
+from pgstress.output.words import count
 from pgstress.rows import OK, Row
 from pgstress.run.level_events import LevelEvents, PhaseStart
 
@@ -147,7 +148,7 @@ class PlainProgress(Progress):
             self._last_line = time.monotonic()
 
     def _begin(self, tracker: RampTracker) -> None:
-        self.say(f"pgstress: {tracker.title}: {tracker.total:,} iterations")
+        self.say(f"pgstress: {tracker.title}: {count(tracker.total, 'iteration')}")
         self._stop_heartbeat.clear()
         self._heartbeat = threading.Thread(target=self._beat, args=(tracker,), name="pgstress-heartbeat",
                                            daemon=True)
@@ -202,7 +203,7 @@ class LiveProgress(Progress):
         from rich.markup import escape
 
         self.printing(lambda: self.console.print(
-            f"[bold]pgstress[/bold]: {escape(tracker.title)}: {tracker.total:,} iterations"))
+            f"[bold]pgstress[/bold]: {escape(tracker.title)}: {count(tracker.total, 'iteration')}"))
         self._live = Live(console=self.console, refresh_per_second=4, transient=True,
                           get_renderable=lambda: self.panel(tracker))
         self._live.start()

@@ -137,6 +137,8 @@ def sync_row(level: LevelResult, payload_format: str) -> SyncRow:
     if row.status == OK and level.stored:
         payload_bytes, row_bytes = next(iter(level.stored.values()))
         row.db_payload_mb, row.db_row_mb = mib(payload_bytes), mib(row_bytes)
+    if level.table_bytes is not None:
+        row.db_table_mb = mib(level.table_bytes)
     return row
 
 

@@ -83,9 +83,10 @@ class TraceBudget:
         after = self.log.pass_s + estimate
         if after > allowed:
             self.log.skipped.append((iteration, phase, estimate))
-            return False, (f"it would take about {estimate:,.0f} s, bringing the memory passes to"
-                           f" {after / (elapsed + estimate):.0%} of the ramp's time; --memory-trace auto keeps"
-                           f" them within {limit:.0%} (--memory-trace on takes every pass)")
+            return False, (f"it would take about {estimate:,.0f} s, bringing the memory passes to {after:,.0f} s,"
+                           f" {after / (elapsed + estimate):.0%} of the ramp's time; --memory-trace auto allows them"
+                           f" {limit:.0%} of it, or the first {FREE_S:.0f} s whatever the share"
+                           " (--memory-trace on takes every pass)")
         share = f"{self.log.pass_s / elapsed:.0%}" if elapsed > 0 else "0%"
         return True, f"{planned}; about {estimate:,.0f} s, passes so far {share} of the ramp's time"
 

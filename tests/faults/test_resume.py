@@ -61,7 +61,7 @@ def test_resume_finishes_an_interrupted_ramp(server_dsn: str, db: psycopg.Connec
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "INTERRUPTED" not in report
     assert "## Resumed run" in report and "iterations run now: 3-4" in report
-    table_lines = [line for line in report.split("## 6. Complete comparison table")[1].splitlines()
+    table_lines = [line for line in report.split("## Complete comparison table")[1].splitlines()
                    if line.startswith("| ") and "epochs" not in line]
     assert [line.split("|")[1].strip() for line in table_lines[:4]] == ["1", "2", "3", "4"]
     assert "4 of 4 planned iterations ran" in report
@@ -204,6 +204,25 @@ def test_a_damaged_csv_is_refused(damage: str, run_cli, tmp_path: Path) -> None:
     lines = result.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"pgstress: error: --resume: {csv} "), result.err
     assert lines[0].endswith("refusing to continue it (run without --resume)") or "not this ramp's" in lines[0]
+    assert sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir()) == before
+
+
+def test_a_csv_of_an_earlier_pgstress_without_the_appended_columns_is_refused(run_cli, tmp_path: Path) -> None:
+    """A sync CSV written before `db_table_mb` was appended: appending rows of more columns would break it."""
+    csv = tmp_path / "iteration_results.csv"
+    older = [name for name in SyncRow.COLUMNS if name != "db_table_mb"]
+    row = ",".join("OK" if name == "status" else "" if name in ("error", "format") else "1" for name in older)
+    csv.write_bytes(("\r\n".join([",".join(older), row]) + "\r\n").encode())
+    run_record_path(csv).write_text(json.dumps(
+        {"pgstress": "0.1.0", "ramp": ramp_identity(parse_config(["--dsn", "host=127.0.0.1 port=1", *RAMP]))}))
+    before = sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir())
+
+    result = run_cli("--dsn", "host=127.0.0.1 port=1", *RAMP, "--resume")
+
+    assert result.code == 2, result.err
+    assert result.err.splitlines() == [
+        f"pgstress: error: --resume: {csv} was written by an earlier pgstress, without the column(s) db_table_mb"
+        " that this one appends; refusing to continue it (run without --resume)"]
     assert sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir()) == before
 
 

@@ -76,7 +76,7 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
             assert row[1:] == [expected_cell(by_key.get((name, epochs)), metric.field, metric.digits)
                                for name in FORMATS], metric.field
 
-    points = {row[0]: row[1:] for row in table_after(text, "## 4. Breaking point, stability point, optimal"
+    points = {row[0]: row[1:] for row in table_after(text, "## Breaking point, stability point, optimal"
                                                            " efficiency point of each format")[1:]}
     for name in FORMATS:
         ok = [r for r in csv_rows if r["format"] == name and r["status"] == "OK"]
@@ -91,7 +91,7 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
     seconds = {name: float(by_key[(name, 1000)]["total_s"]) + float(by_key[(name, 2000)]["total_s"])
                for name in FORMATS}  # speed over the sizes every format completed
     fastest = min(FORMATS, key=seconds.__getitem__)
-    advice = text[text.index("## 5. Recommendation"):text.index("### Each format on its own")]
+    advice = text[text.index("## Recommendation"):text.index("### Each format on its own")]
     assert "Sizes compared at 2,000 epochs" in advice and "speed over all 2 sizes" in advice
     assert f"**smallest on disk: {smallest}**, {float(at_2000[smallest]['db_payload_mb']):,.2f} MiB" in advice
     assert f"**fastest: {fastest}**, {seconds[fastest]:,.2f} s to write and read" in advice
@@ -191,7 +191,7 @@ def test_resume_continues_an_interrupted_all_run(ramp_mode: RampMode, run_cli, h
         f"ndjson_zstd {ramp_mode.progress(2, 2, 2000, 'OK').split(' epochs ')[0]}"]
     text = (tmp_path / "report.md").read_text()
     assert "INTERRUPTED" not in text
-    points = table_after(text, "## 4. Breaking point, stability point, optimal efficiency point of each format")
+    points = table_after(text, "## Breaking point, stability point, optimal efficiency point of each format")
     assert [row[:2] for row in points[1:]] == [[name, "2 of 2"] for name in FORMATS]
 
 

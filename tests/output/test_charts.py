@@ -183,4 +183,4 @@ def test_no_charts_writes_none_and_links_none(run_cli, server_dsn, db, table_nam
     assert result.code == 0, result.err
     assert list(tmp_path.glob("*.png")) == []
     text = (tmp_path / "report.md").read_text()
-    assert "## 7. Charts" not in text and IMAGE_LINK.search(text) is None
+    assert "## Charts" not in text and IMAGE_LINK.search(text) is None

@@ -17,7 +17,7 @@ def test_server_section_names_version_kind_settings_compression_and_final_size(r
                      "--start-epochs", "1000", "--end-epochs", "2000", "--step-epochs", "1000")
     assert result.code == 0, result.err
     text = (tmp_path / "report.md").read_text()
-    server = text[text.index("## 3. Server"):text.index("## 4.")]
+    server = text[text.index("## Server"):text.index("## ", text.index("## Server") + 1)]
     version = db.execute("SELECT version()").fetchone()[0]
     assert f"- Version: {version}\n" in server
     assert "- Kind: user-provided server\n" in server

@@ -197,7 +197,7 @@ def test_plain_progress_prints_a_header_and_one_line_per_iteration() -> None:
     assert lines[0] == "pgstress: sync ramp, bson: 2 iterations"
     assert lines[1].startswith("[1/2] 1,000 epochs OK 1.50 MiB write 0.500s read 0.250s eps 1,234 | elapsed ")
     assert lines[2].startswith("[2/2] 2,000 epochs DB_LIMIT - too big | elapsed ")
-    assert lines[3] == "pgstress: format 2 of 3: 1 iterations"
+    assert lines[3] == "pgstress: format 2 of 3: 1 iteration"
     assert lines[4].startswith("jsonb [1/1] 1,000 epochs TIMEOUT | elapsed ")
     assert len(lines) == 5
 

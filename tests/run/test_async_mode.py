@@ -487,7 +487,7 @@ def test_ctrl_c_mid_level_writes_the_interrupted_report(
         assert len(rows) >= 2 and all(r["status"] == "OK" for r in rows)
         assert [int(r["epochs"]) for r in rows] == [2000 * (i + 1) for i in range(len(rows))]
         report = report_path.read_text()
-        assert "INTERRUPTED" in report and f"after {len(rows)} of 1000 planned iterations" in report
+        assert "INTERRUPTED" in report and f"after {len(rows)} of 1,000 planned iterations" in report
         deadline = time.monotonic() + 30
         while pool_backends(embedded_dsn) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -62,6 +62,9 @@ def test_three_iteration_ramp(
     assert len(stored) == 1 and stored[0][0] == 3000
     assert stored[0][1] / 1048576 == pytest.approx(float(rows[-1]["db_payload_mb"]), rel=1e-12)
     assert stored[0][2] / 1048576 == pytest.approx(float(rows[-1]["db_row_mb"]), rel=1e-12)
+    table_bytes = db.execute("SELECT pg_total_relation_size(%s)", [f'"{table_name}"']).fetchone()[0]
+    assert float(rows[-1]["db_table_mb"]) == pytest.approx(table_bytes / 1048576, rel=1e-12)
+    assert all(float(r["db_table_mb"]) >= float(r["db_payload_mb"]) for r in rows)
     column_type = db.execute(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
         " WHERE attrelid = %s::regclass AND attname = 'payload'",
@@ -70,8 +73,8 @@ def test_three_iteration_ramp(
     assert column_type == ("jsonb" if payload_format == "jsonb" else "bytea",)
 
     report = (tmp_path / "report.md").read_text()
-    for heading in ("1. Run metadata", "2. Configuration", "3. Server", "4. Breaking point",
-                    "5. Final conclusion", "6. Complete comparison table"):  # fmt: skip
+    for heading in ("## Run metadata", "## Configuration", "## Server", "## Breaking point",
+                    "## Final conclusion", "## Complete comparison table"):  # fmt: skip
         assert heading in report
     assert "Breaking point:** none reached" in report
     assert "Stability point:** iteration 3, 3,000 epochs" in report
