@@ -5,7 +5,7 @@ compared side by side."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS, RunConfig, compared_noun, is_compared
 from pgstress.output.analysis import Points, find_points
@@ -116,6 +116,89 @@ def _ranking(values: dict[str, float], unit: str, digits: int, *, lowest: bool) 
     return winner, (f" against {others}" if others else "")
 
 
+@dataclass(frozen=True)
+class _Verdict:
+    """One concern's bullet, and who wins it (none: a lead within the noise, or nothing to choose between)."""
+
+    bullet: str
+    winners: tuple[str, ...] = ()
+    reason: str = ""
+
+
+def _smallest_on_disk(rows: dict[str, Row], parts: ReportParts, level: int) -> _Verdict | None:
+    stored = {name: value for name, row in rows.items() if (value := getattr(row, parts.stored_field)) is not None}
+    if not stored:
+        return None
+    best, rest = _ranking(stored, "MiB", 2, lowest=True)
+    per_epoch = stored[best] * 1048576 / level
+    return _Verdict(f"**smallest on disk: {best}**, {stored[best]:,.2f} MiB per record ({per_epoch:,.0f} bytes per"
+                    f" epoch){rest}.", (best,), "smallest on disk")
+
+
+def _fastest(compared: Sequence[RampResult], shared: Sequence[int], parts: ReportParts) -> _Verdict | None:
+    """Speed over every size all of them completed, not one size: a single iteration is too noisy."""
+    seconds = {_format(run): [getattr(_ok_row(run, epochs), parts.seconds_field) for epochs in shared]
+               for run in compared}
+    # Epochs handled in that time: one record per size in sync mode, a level's C records in async mode.
+    handled = {_format(run): sum(epochs * parts.records(row) for epochs in shared
+                                 if (row := _ok_row(run, epochs)) is not None) for run in compared}
+    speed = {name: handled[name] / sum(spent) for name, spent in seconds.items()
+             if None not in spent and sum(spent) > 0}
+    if not speed:
+        return None
+    best, rest = _ranking(speed, "epochs/s", 0, lowest=False)
+    ordered = sorted(speed.values(), reverse=True)
+    margin = (ordered[0] / ordered[1] - 1) * 100 if len(ordered) > 1 else None
+    close = margin is not None and margin < NOISE_PERCENT
+    noise = f"; only {margin:.0f} % ahead of the next, within one run's noise" if close else ""
+    bullet = (f"**fastest: {best}**, {sum(seconds[best]):,.2f} s {parts.speed_words} the"
+              f" {count(len(shared), 'size')}, {speed[best]:,.0f} epochs/s{rest}{noise}.")
+    return _Verdict(bullet) if close else _Verdict(bullet, (best,), "fastest")
+
+
+def _lowest_memory(rows: dict[str, Row]) -> _Verdict | None:
+    peaks = {name: peak for name, row in rows.items() if (peak := _memory_peak(row)) is not None}
+    if not peaks:
+        return None
+    kind = next(iter(peaks.values()))[1]
+    best, rest = _ranking({name: value for name, (value, _) in peaks.items()}, "MiB", 1, lowest=True)
+    return _Verdict(f"**lowest client memory: {best}**, {peaks[best][0]:,.1f} MiB {kind} of the heavier phase{rest}.",
+                    (best,), "lowest memory")
+
+
+def _largest_that_works(runs: Sequence[RampResult], noun: str, where: str) -> _Verdict | None:
+    largest = {_format(run): _largest_working(run) for run in runs}
+    broken = {_format(run): row for run in runs if (row := _points(run).breaking) is not None}
+    working = {name: epochs for name, epochs in largest.items() if epochs is not None}
+    if not working:
+        return None
+    top = max(working.values())
+    if not broken:
+        return _Verdict(f"**largest size that works:** no {noun} broke{where}; all worked up to {top:,} epochs"
+                        " (the end of the ramp).")
+    leaders = tuple(name for name, epochs in working.items() if epochs == top)
+    each = "; ".join(f"{name}: {epochs:,} epochs" if epochs is not None else f"{name}: none"
+                     for name, epochs in largest.items())
+    breaks = "; ".join(f"{name} broke at {row.epochs:,} epochs ({row.status})" for name, row in broken.items())
+    return _Verdict(f"**largest size that works: {' and '.join(leaders)}** ({each}); {breaks}.", leaders,
+                    "largest size that works")
+
+
+def _choice(names: Sequence[str], verdicts: Sequence[_Verdict], noun: str) -> str | None:
+    """The one to choose when it wins more concerns than any other; else that none wins outright."""
+    wins: dict[str, list[str]] = {name: [] for name in names}
+    for verdict in verdicts:
+        for name in verdict.winners:
+            wins[name].append(verdict.reason)
+    ranked = sorted(wins.items(), key=lambda item: len(item[1]), reverse=True)
+    if ranked[0][1] and (len(ranked) == 1 or len(ranked[0][1]) > len(ranked[1][1])):
+        name, reasons = ranked[0]
+        return f"On these numbers **{name}** is the {noun} to choose: {', '.join(reasons)}."
+    if any(reasons for _, reasons in ranked):
+        return f"No {noun} wins outright: choose by the concern that matters most to you."
+    return None
+
+
 def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "format", *, where: str = "",
                    noise: bool = True) -> list[str]:
     """Markdown lines that pick a `noun` (format, compression, combination) per concern, written from the numbers.
@@ -124,8 +207,7 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
     if not runs:
         return [f"No {noun} ran, so there is nothing to compare."]
     intro: list[str] = []
-    bullets: list[str] = []
-    wins: dict[str, list[str]] = {_format(run): [] for run in runs}
+    verdicts: list[_Verdict | None] = []
     compared = [run for run in runs if any(row.status == OK for row in run.rows)]
     left_out = [_format(run) for run in runs if run not in compared]
     if left_out:
@@ -139,68 +221,18 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
         sizes = f"{where.strip().capitalize()}, sizes" if where else "Sizes"
         intro.append(f"{sizes} compared at {level:,} epochs, the largest record every compared {noun} wrote and read"
                      f" back; speed over {_all_sizes(len(shared))} that every one of them completed:")
-        stored = {name: value for name, row in rows.items() if (value := getattr(row, parts.stored_field)) is not None}
-        if stored:
-            best, rest = _ranking(stored, "MiB", 2, lowest=True)
-            per_epoch = stored[best] * 1048576 / level
-            bullets.append(f"**smallest on disk: {best}**, {stored[best]:,.2f} MiB per record"
-                           f" ({per_epoch:,.0f} bytes per epoch){rest}.")
-            wins[best].append("smallest on disk")
-        # Speed over every size all formats completed, not one size: a single iteration is too noisy.
-        seconds = {_format(run): [getattr(_ok_row(run, epochs), parts.seconds_field) for epochs in shared]
-                   for run in compared}
-        # Epochs handled in that time: one record per size in sync mode, a level's C records in async mode.
-        handled = {_format(run): sum(epochs * parts.records(row) for epochs in shared
-                                     if (row := _ok_row(run, epochs)) is not None) for run in compared}
-        speed = {name: handled[name] / sum(spent) for name, spent in seconds.items()
-                 if None not in spent and sum(spent) > 0}
-        if speed:
-            best, rest = _ranking(speed, "epochs/s", 0, lowest=False)
-            ordered = sorted(speed.values(), reverse=True)
-            margin = (ordered[0] / ordered[1] - 1) * 100 if len(ordered) > 1 else None
-            close = f"; only {margin:.0f} % ahead of the next, within one run's noise" if margin is not None \
-                and margin < NOISE_PERCENT else ""
-            bullets.append(f"**fastest: {best}**, {sum(seconds[best]):,.2f} s {parts.speed_words} the"
-                           f" {count(len(shared), 'size')}, {speed[best]:,.0f} epochs/s{rest}{close}.")
-            if not close:
-                wins[best].append("fastest")
-        peaks = {name: peak for name, row in rows.items() if (peak := _memory_peak(row)) is not None}
-        if peaks:
-            kind = next(iter(peaks.values()))[1]
-            best, rest = _ranking({name: value for name, (value, _) in peaks.items()}, "MiB", 1, lowest=True)
-            bullets.append(f"**lowest client memory: {best}**, {peaks[best][0]:,.1f} MiB {kind} of the"
-                           f" heavier phase{rest}.")
-            wins[best].append("lowest memory")
+        verdicts += [_smallest_on_disk(rows, parts, level), _fastest(compared, shared, parts), _lowest_memory(rows)]
     elif len(compared) > 1:
         intro.append(f"No record size succeeded in every {noun}, so they cannot be compared at one size.")
-    largest = {_format(run): _largest_working(run) for run in runs}
-    broken = {_format(run): row for run in runs if (row := _points(run).breaking) is not None}
-    working = {name: epochs for name, epochs in largest.items() if epochs is not None}
-    if working:
-        top = max(working.values())
-        leaders = [name for name, epochs in working.items() if epochs == top]
-        if broken:
-            each = "; ".join(f"{name}: {epochs:,} epochs" if epochs is not None else f"{name}: none"
-                             for name, epochs in largest.items())
-            breaks = "; ".join(f"{name} broke at {row.epochs:,} epochs ({row.status})" for name, row in broken.items())
-            bullets.append(f"**largest size that works: {' and '.join(leaders)}** ({each}); {breaks}.")
-            for name in leaders:
-                wins[name].append("largest size that works")
-        else:
-            bullets.append(f"**largest size that works:** no {noun} broke{where}; all worked up to {top:,} epochs"
-                           " (the end of the ramp).")
-    closing: list[str] = []
-    ranked = sorted(wins.items(), key=lambda item: len(item[1]), reverse=True)
-    if ranked[0][1] and (len(ranked) == 1 or len(ranked[0][1]) > len(ranked[1][1])):
-        name, reasons = ranked[0]
-        closing.append(f"On these numbers **{name}** is the {noun} to choose: {', '.join(reasons)}.")
-    elif any(reasons for _, reasons in ranked):
-        closing.append(f"No {noun} wins outright: choose by the concern that matters most to you.")
+    verdicts.append(_largest_that_works(runs, noun, where))
+    found = [verdict for verdict in verdicts if verdict is not None]
+    choice = _choice([_format(run) for run in runs], found, noun)
+    closing = [choice] if choice else []
     if noise:
         closing.append(noise_sentence(runs))
     lines = [" ".join(intro), ""] if intro else []
-    if bullets:
-        lines += [f"- {bullet}" for bullet in bullets] + [""]
+    if found:
+        lines += [f"- {verdict.bullet}" for verdict in found] + [""]
     return [*lines, " ".join(closing)]
 
 
