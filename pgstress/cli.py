@@ -37,10 +37,13 @@ from pgstress.output.analysis import find_points
 from pgstress.output.base import RunResult
 from pgstress.output.files import OutputFailed
 from pgstress.output.paths import output_problem, planned_files
+from pgstress.output.shape_table import shape_text
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
 from pgstress.session import run_session
 from pgstress.workload.payloads import format_names
+from pgstress.workload.shape import MAX_DECIMALS
+from pgstress.workload.template import MAX_TEMPLATE_BYTES, MAX_TEMPLATE_EPOCHS, TemplateRefused, run_shape
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 PG_INTEGER_MAX = 2_147_483_647
@@ -143,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the markdown report (charts are written beside it)")
     p.add_argument("--seed", type=_int_at_least(0), default=defaults.seed, help="payload generator seed")
     p.add_argument("--zstd-level", type=_zstd_level, default=defaults.zstd_level, help="ndjson_zstd level (1-22)")
+    p.add_argument("--float-decimals", type=_int_at_least(0, MAX_DECIMALS), default=defaults.float_decimals,
+                   metavar="N", help="round every float metric to N decimals before encoding, in every format"
+                                     " (default: full precision)")
+    p.add_argument("--epoch-template", type=_path, default=defaults.epoch_template, metavar="FILE",
+                   help="draw fresh epochs shaped like a sample of yours (JSON lines or one JSON array of flat"
+                        f" objects; the first {MAX_TEMPLATE_EPOCHS} epochs are read, at most"
+                        f" {MAX_TEMPLATE_BYTES // 2**20} MiB): each key's type, range, decimals, null share")
+    p.add_argument("--show-template", action="store_true",
+                   help="print the epoch shape the run would draw (the template's, or the default) and exit")
     p.add_argument("--max-consecutive-failures", type=_int_at_least(1), default=defaults.max_consecutive_failures,
                    help="stop the ramp after this many failed iterations in a row")
     p.add_argument("--memory-trace", choices=MEMORY_TRACE_MODES, default=defaults.memory_trace,
@@ -202,6 +214,10 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     if dsn_problem is not None:
         parser.error(dsn_problem)
     config = RunConfig(**vars(args))
+    try:
+        run_shape(config.float_decimals, config.epoch_template)
+    except TemplateRefused as exc:
+        parser.error(str(exc))
     if is_compared(config):
         suffix = longest_table_suffix(config)
         if len(config.table) + suffix > IDENTIFIER_MAX:
@@ -279,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str], finished: list[RunResult]) -> int:
     config = parse_config(argv)
+    if config.show_template:
+        print(shape_text(run_shape(config.float_decimals, config.epoch_template)), end="")
+        return 0
     secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
     mode = MODES[config.mode]
     try:

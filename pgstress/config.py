@@ -44,6 +44,9 @@ class RunConfig:
     report_md: str = "stress_test_report.md"
     seed: int = 42
     zstd_level: int = 3
+    float_decimals: int | None = None  # every float metric rounded to this many decimals; None: full precision
+    epoch_template: str | None = None  # a sample of the user's epochs whose shape is drawn (workload/template.py)
+    show_template: bool = False  # print the shape the run would draw and exit (not a run option)
     max_consecutive_failures: int = 3
     memory_trace: str = "auto"  # on: every iteration; off: none; auto: see trace_stride
     write_method: str = SYNC_WRITE_METHOD  # async mode: ASYNC_WRITE_METHOD unless another is given
@@ -104,7 +107,7 @@ class RunConfig:
         if self.concurrency_sweep:
             values["async_concurrency"] = concurrency_text(self)
         del values["concurrency_sweep"]
-        for name in RESUME_POSITION:
+        for name in (*RESUME_POSITION, "show_template"):
             del values[name]
         return values
 

@@ -46,6 +46,8 @@ from pgstress.run.record import (
     expected_of,
 )
 from pgstress.workload.payloads import Codec, EncodedPayload
+from pgstress.workload.shape import EpochShape
+from pgstress.workload.template import run_shape
 
 T = TypeVar("T")
 
@@ -65,6 +67,10 @@ class FanoutDriver:
     db: FanoutDatabase
     executor: Executor
     secrets: tuple[str, ...]
+
+    @property
+    def shape(self) -> EpochShape:
+        return run_shape(self.config.float_decimals, self.config.epoch_template)
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         try:
@@ -93,7 +99,7 @@ class FanoutDriver:
 
     def _encode(self, epochs: int, stream: Stream, clock: StageClock) -> tuple[EncodedPayload, Span]:
         started = time.perf_counter()
-        payload = encode_record(self.codec, epochs, self.config.seed, stream, clock)
+        payload = encode_record(self.codec, epochs, self.config.seed, stream, clock, self.shape)
         return payload, (started, time.perf_counter())
 
     def encode_only(self, epochs: int, streams: list[Stream]) -> None:
@@ -133,7 +139,7 @@ class FanoutDriver:
 
     def _decode(self, view: memoryview, expected: Expected, clock: StageClock) -> Span:
         started = time.perf_counter()
-        decode_and_verify(self.codec, view, expected, clock)
+        decode_and_verify(self.codec, view, expected, clock, self.shape)
         return started, time.perf_counter()
 
     async def _read_one(self, written: RecordWork) -> RecordWork:

@@ -26,6 +26,8 @@ from pgstress.run.record import (
     expected_of,
 )
 from pgstress.workload.payloads import Codec
+from pgstress.workload.shape import EpochShape
+from pgstress.workload.template import run_shape
 
 
 class SyncDriver:
@@ -34,6 +36,7 @@ class SyncDriver:
     def __init__(self, config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...]) -> None:
         self.config = config
         self.codec = codec
+        self.shape: EpochShape = run_shape(config.float_decimals, config.epoch_template)
         self.secrets = secrets
         self.db = SyncDatabase(dsn, table, config.statement_timeout_ms, config.write_method)
 
@@ -57,7 +60,7 @@ class SyncDriver:
         record = RecordWork(stream)
         started = time.perf_counter()
         try:
-            payload = encode_record(self.codec, epochs, self.config.seed, stream, record.clock)
+            payload = encode_record(self.codec, epochs, self.config.seed, stream, record.clock, self.shape)
             record.size, record.expected = payload.size, expected_of(payload)
             with record.clock.stage("insert"):
                 record.record_id = self.db.write(payload)
@@ -68,7 +71,7 @@ class SyncDriver:
 
     def encode_only(self, epochs: int, streams: list[Stream]) -> None:
         for stream in streams:
-            encode_record(self.codec, epochs, self.config.seed, stream, StageClock())
+            encode_record(self.codec, epochs, self.config.seed, stream, StageClock(), self.shape)
 
     def read(self, written: list[RecordWork]) -> list[RecordWork]:
         return [self._read_one(record) for record in written]
@@ -82,7 +85,7 @@ class SyncDriver:
                 cursor, view, stored_epochs, stored_hash = self.db.fetch(written.record_id)
             try:
                 record.size = len(view)
-                decode_and_verify(self.codec, view, written.expected, record.clock)
+                decode_and_verify(self.codec, view, written.expected, record.clock, self.shape)
             finally:
                 del view
                 cursor.close()
