@@ -24,6 +24,7 @@ from pgstress.config import (
     STORAGES,
     TOAST_COMPRESSIONS,
     WRITE_METHODS,
+    ZSTD_FORMAT,
     RunConfig,
     data_connections,
     is_compared,
@@ -95,6 +96,19 @@ def _concurrency_list(text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def _zstd_levels(text: str) -> tuple[int, ...]:
+    """One level ("3"), or several compared in one run ("1,3,9,19"): each 1-22, none twice."""
+    values: list[int] = []
+    for part in text.split(","):
+        if not part.strip():
+            raise argparse.ArgumentTypeError(f"{text!r} has an empty value; give a level, or several as 1,3,19")
+        value = _zstd_level(part.strip())
+        if value in values:
+            raise argparse.ArgumentTypeError(f"{value} is given twice in {text!r}")
+        values.append(value)
+    return tuple(values)
+
+
 def _identifier(text: str) -> str:
     if not _IDENTIFIER.fullmatch(text):
         raise argparse.ArgumentTypeError(
@@ -145,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-md", type=_path, default=defaults.report_md,
                    help="the markdown report (charts are written beside it)")
     p.add_argument("--seed", type=_int_at_least(0), default=defaults.seed, help="payload generator seed")
-    p.add_argument("--zstd-level", type=_zstd_level, default=defaults.zstd_level, help="ndjson_zstd level (1-22)")
+    p.add_argument("--zstd-level", type=_zstd_levels, default=str(defaults.zstd_level), metavar="LEVEL[,LEVEL...]",
+                   help="ndjson_zstd level (1-22); several (1,3,9,19): one ndjson_zstd ramp per level, each on"
+                        " <table>_z<level>, compared by size and time")
     p.add_argument("--float-decimals", type=_int_at_least(0, MAX_DECIMALS), default=defaults.float_decimals,
                    metavar="N", help="round every float metric to N decimals before encoding, in every format"
                                      " (default: full precision)")
@@ -202,6 +218,11 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         parser.error(f"argument --async-concurrency: a list ({','.join(map(str, concurrency))}) sweeps async mode's"
                      " concurrency; sync mode writes one record at a time (add --mode async)")
     args.async_concurrency, args.concurrency_sweep = concurrency[0], concurrency if len(concurrency) > 1 else ()
+    levels = args.zstd_level
+    if len(levels) > 1 and args.payload_format not in (ZSTD_FORMAT, ALL_FORMATS):
+        parser.error(f"argument --zstd-level: a list ({','.join(map(str, levels))}) compares ndjson_zstd's levels;"
+                     f" --payload-format {args.payload_format} uses no zstd (give ndjson_zstd or all)")
+    args.zstd_level, args.zstd_sweep = levels[0], levels if len(levels) > 1 else ()
     if getattr(args, "write_method", None) == "insert_blocking" and args.mode == "async":
         parser.error("argument --write-method: insert_blocking is libpq's send mode, used by sync mode (psycopg);"
                      " asyncpg does not use libpq: use insert or copy")

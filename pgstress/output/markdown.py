@@ -17,6 +17,7 @@ from pgstress.output.memory_pass import memory_pass_lines
 from pgstress.output.noise import repetitions_section, with_rep
 from pgstress.output.notes import async_notes, sync_notes
 from pgstress.output.server_side import server_section, write_split_sentences
+from pgstress.output.shape_table import measured_on, shape_lines
 from pgstress.output.tables import (
     ASYNC_BREAKDOWN_COLUMNS,
     ASYNC_COLUMNS,
@@ -201,7 +202,7 @@ def render_context(result: RunResult, parts: ReportParts) -> list[str]:
             continue
         shown = "(not given)" if value is None else value
         out.append(f"| `--{name.replace('_', '-')}` | {cell(shown)} |")
-    out += ["", f"Connection: {connection_text(server)}", ""]
+    out += ["", f"Connection: {connection_text(server)}", "", *shape_lines(config)]
 
     details = result.context.server_details
     out += ["## 3. Server", ""]
@@ -305,7 +306,7 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
         out += interrupted_banner(f"after {len(rows)} of {outcome.planned_levels} planned iterations")
     out += render_context(result, parts)
     out += points_section(find_points(rows), parts, rows)
-    out += ["## 5. Final conclusion", "", " ".join(ramp_conclusion(ramp, parts)), ""]
+    out += ["## 5. Final conclusion", "", " ".join([*ramp_conclusion(ramp, parts), measured_on(ramp.config)]), ""]
     out += repetitions_section(rows, parts.throughput.column, parts.stored_field)
     out += ["## 6. Complete comparison table", ""]
     out += parts.table_intro(ramp.config)
