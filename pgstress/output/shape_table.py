@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgstress.config import RunConfig
+from pgstress.config import ALL_FORMATS, RunConfig
 from pgstress.output.tables import Column, markdown_table
 from pgstress.workload.shape import EpochShape
 from pgstress.workload.template import run_shape
@@ -49,7 +49,16 @@ def measured_on(config: RunConfig) -> str:
 def shape_caveat(config: RunConfig) -> str:
     """When a comparison of encodings could come out otherwise on data of another shape (bench/results.md)."""
     shape = run_epoch_shape(config)
-    if shape.is_default and shape.float_decimals is None:
+    full = shape.is_default and shape.float_decimals is None
+    if config.payload_format != ALL_FORMATS:  # zstd levels only
+        if full:
+            return ("zstd's sizes depend on the text it compresses, and full-precision random floats are the worst"
+                    " case: on 100,000 epochs of this generator, levels 1, 3 and 19 give 104, 126 and 90 bytes per"
+                    " epoch at full precision, 44, 49 and 30 with the floats rounded to 4 decimals"
+                    " (bench/results.md). Measure with --float-decimals N or --epoch-template FILE before choosing.")
+        return ("zstd's sizes depend on the text it compresses: fewer decimals and repeated strings compress"
+                " better, so these levels' sizes hold for data shaped like this run's, not for full-precision data.")
+    if full:
         return ("Full-precision uniform random floats (17-19 characters each as JSON text) are the worst case for a"
                 " text encoding and for compression, and bson stores every double in 8 bytes whatever its digits."
                 " On 100,000 epochs of this generator, rounding the floats to 4 decimals takes ndjson_zstd (level 3)"

@@ -49,7 +49,7 @@ def test_a_level_list_runs_one_ramp_per_level_and_compares_them(embedded_dsn: st
     assert "zstd levels compared" in report.splitlines()[0]
     assert "**smallest on disk: zstd 19**" in report
     assert "Measured on full-precision uniform random floats (the default shape)" in report
-    assert "rounding the floats to 4 decimals takes ndjson_zstd (level 3) from 126 to 49 bytes per epoch" in report
+    assert "levels 1, 3 and 19 give 104, 126 and 90 bytes per epoch at full precision" in report
     record = read_run_json(export)
     assert [ramp["zstd_level"] for ramp in record["ramps"]] == [1, 19]
     assert record["config"]["zstd_level"] == "1,19"
@@ -97,3 +97,15 @@ def test_compare_pairs_the_ramps_of_a_level_list_per_level(tmp_path: Path) -> No
     run = load_run(_written(tmp_path, [_row(1, 1), _row(2, 1), _row(1, 19)]))
     assert [(ramp.key, len(ramp.rows)) for ramp in run.ramps] == [
         ("ndjson_zstd default zstd 1", 2), ("ndjson_zstd default zstd 19", 1)]
+
+
+def test_the_caveat_fits_what_is_compared_and_the_shape() -> None:
+    from pgstress.output.shape_table import measured_on, shape_caveat
+
+    formats = RunConfig(payload_format="all")
+    assert "takes ndjson_zstd (level 3) from 126 to 49 bytes per epoch" in shape_caveat(formats)
+    rounded = RunConfig(payload_format="all", float_decimals=2)
+    assert "holds for data shaped like this run's, not for full-precision data" in shape_caveat(rounded)
+    assert "bson stores every double in 8 bytes" in shape_caveat(rounded)
+    assert "bson" not in shape_caveat(LEVELS) and "levels 1, 3 and 19 give" in shape_caveat(LEVELS)
+    assert measured_on(rounded).startswith("Measured on the default shape's floats rounded to 2 decimals;")
