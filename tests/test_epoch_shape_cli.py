@@ -6,8 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
-from helpers import TINY_RAMP, RampMode, read_csv, read_run_json, table_after
+from helpers import (
+    TINY_RAMP,
+    RampMode,
+    add_insert_trigger,
+    create_pgstress_table,
+    drop_trigger_function,
+    read_csv,
+    read_run_json,
+    table_after,
+)
+from psycopg import sql
 
 from pgstress.output.run_record import run_record_path
 
@@ -99,3 +110,33 @@ def test_a_bad_template_is_refused_with_one_line_before_anything_runs(run_cli, t
     assert not list(tmp_path.glob("*.csv")) and not (tmp_path / "report.md").exists()
     too_many = run_cli("--float-decimals", "16")
     assert too_many.code == 2 and "--float-decimals" in too_many.err
+
+
+CHANGED_ON_THE_SERVER = {
+    "a string outside the vocabulary": ("{epochs,7,side}", '"flat"', "decoded epoch is malformed"),
+    "null where the key never is": ("{epochs,2,side}", "null", "decoded epoch is malformed"),
+    "an int out of its range": ("{epochs,5,trade}", "-100", "content hash differs"),
+}
+
+
+@pytest.mark.parametrize("case", CHANGED_ON_THE_SERVER, ids=CHANGED_ON_THE_SERVER)
+def test_a_templated_jsonb_value_changed_on_the_server_is_verify_failed(case: str, embedded_dsn: str,
+                                                                         embedded_db: psycopg.Connection,
+                                                                         table_name: str, ramp_mode: RampMode,
+                                                                         run_cli, tmp_path: Path,
+                                                                         sample: Path) -> None:
+    path, value, verdict = CHANGED_ON_THE_SERVER[case]
+    create_pgstress_table(embedded_db, table_name, "jsonb")
+    add_insert_trigger(embedded_db, table_name,
+                       f"IF NEW.epochs = 2000 THEN NEW.payload := jsonb_set(NEW.payload, '{path}', '{value}'); END IF;"
+                       " RETURN NEW;")
+    try:
+        result = run_cli(*ramp_mode.argv(), "--dsn", embedded_dsn, "--table", table_name, "--payload-format",
+                         "jsonb", "--epoch-template", str(sample), *TINY_RAMP)
+    finally:
+        embedded_db.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table_name)))
+        drop_trigger_function(embedded_db, table_name)
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "VERIFY_FAILED", "OK"]
+    assert verdict in ramp_mode.assert_failed(rows[1], "VERIFY_FAILED", failed=ramp_mode.concurrency)
