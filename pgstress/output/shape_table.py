@@ -60,12 +60,12 @@ def shape_caveat(config: RunConfig) -> str:
                 " better, so these levels' sizes hold for data shaped like this run's, not for full-precision data.")
     if full:
         return ("Full-precision uniform random floats (17-19 characters each as JSON text) are the worst case for a"
-                " text encoding and for compression, and bson stores every double in 8 bytes whatever its digits."
-                " On 100,000 epochs of this generator, rounding the floats to 4 decimals takes ndjson_zstd (level 3)"
-                " from 126 to 49 bytes per epoch and jsonb's text from 438 to 314, while bson stays at 320"
-                " (bench/results.md): if your metrics have few decimals, measure with --float-decimals N or"
-                " --epoch-template FILE before choosing.")
-    return ("bson stores every double in 8 bytes whatever its digits, while the text of jsonb and ndjson_zstd"
+                " text encoding and for compression. On records of 100,000 and 500,000 epochs of this generator,"
+                " rounding the floats to 4 decimals took the stored bytes per epoch of ndjson_zstd from 126 to 49,"
+                " of jsonb from 135 to 55 and of bson from 119 to 100, so ndjson_zstd, not bson, was then the"
+                " smallest on disk (bench/results.md): if your metrics have few decimals, measure with"
+                " --float-decimals N or --epoch-template FILE before choosing.")
+    return ("bson sends every double in 8 bytes whatever its digits, while the text of jsonb and ndjson_zstd"
             " shrinks with fewer decimals: on full-precision floats (the default shape) the text formats are larger"
-            " and compress worse, so this answer holds for data shaped like this run's, not for full-precision"
-            " data.")
+            " and compress worse, and bson was the smallest on disk there (bench/results.md), so this answer holds"
+            " for data shaped like this run's, not for full-precision data.")

@@ -103,9 +103,9 @@ def test_the_caveat_fits_what_is_compared_and_the_shape() -> None:
     from pgstress.output.shape_table import measured_on, shape_caveat
 
     formats = RunConfig(payload_format="all")
-    assert "takes ndjson_zstd (level 3) from 126 to 49 bytes per epoch" in shape_caveat(formats)
+    assert "of ndjson_zstd from 126 to 49, of jsonb from 135 to 55 and of bson from 119 to 100" in shape_caveat(formats)
     rounded = RunConfig(payload_format="all", float_decimals=2)
     assert "holds for data shaped like this run's, not for full-precision data" in shape_caveat(rounded)
-    assert "bson stores every double in 8 bytes" in shape_caveat(rounded)
+    assert "bson sends every double in 8 bytes" in shape_caveat(rounded)
     assert "bson" not in shape_caveat(LEVELS) and "levels 1, 3 and 19 give" in shape_caveat(LEVELS)
     assert measured_on(rounded).startswith("Measured on the default shape's floats rounded to 2 decimals;")
