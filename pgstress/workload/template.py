@@ -45,14 +45,19 @@ class _Refusal(Exception):
         self.place, self.key, self.why = place, key, why
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def run_shape(float_decimals: int | None, template: str | None) -> EpochShape:
-    """The shape a run draws: the template's (or the default), floats rounded as --float-decimals says.
-
-    Cached: the command line reads the template once to check it, the run uses that same shape.
-    """
-    shape = DEFAULT_SHAPE if template is None else load_template(template)
+    """The shape a run draws: the template's (or the default), floats rounded as --float-decimals says (one object
+    per run, so its dtype and key getter are built once)."""
+    shape = DEFAULT_SHAPE if template is None else _loaded(template)
     return shape.with_float_decimals(float_decimals)
+
+
+@lru_cache(maxsize=8)
+def _loaded(path: str) -> EpochShape:
+    """The command line reads the template once to check it; the run, its reports and its run record use that
+    same shape, even if the file changes meanwhile."""
+    return load_template(path)
 
 
 def load_template(path: str) -> EpochShape:
