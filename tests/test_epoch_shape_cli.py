@@ -93,8 +93,8 @@ def test_show_template_prints_the_shape_and_touches_no_server(run_cli, sample: P
     done = run_cli("--show-template", "--epoch-template", str(sample), "--dsn", "host=/nonexistent dbname=none")
     assert done.code == 0 and done.err == ""
     assert done.out.startswith("Epoch shape: the shape of template trades.jsonl (5 keys, inferred from 3 epochs).")
-    assert "| side | string | 2 distinct values |  | 33.3% |" not in done.out  # side is never null
-    assert "| note | string | 1 distinct value |  | 66.7% |" in done.out
+    assert "| side | string | 2 distinct values: 'long', 'short' |  | 0 |" in done.out
+    assert "| note | string | 1 distinct value: 'stop' |  | 66.7% |" in done.out
     assert "| pnl | float | -1.5 .. 3.125 | 3 | 0 |" in done.out
     assert not list(tmp_path.glob("*.csv")) and not (tmp_path / "report.md").exists()
     default = run_cli("--show-template", "--float-decimals", "4")

@@ -54,7 +54,9 @@ class KeyShape:
             return f"{self.low} .. {self.high}"
         if self.kind == BOOL:
             return "50% true (a fair coin)" if self.true_share is None else f"{self.true_share:.0%} true"
-        return f"{len(self.vocabulary)} distinct value{'s' * (len(self.vocabulary) != 1)}"
+        shown = ", ".join(repr(word) if len(word) <= 20 else repr(word[:20]) + "…" for word in self.vocabulary[:4])
+        more = ", …" if len(self.vocabulary) > 4 else ""
+        return f"{len(self.vocabulary)} distinct value{'s' * (len(self.vocabulary) != 1)}: {shown}{more}"
 
     def describe_decimals(self) -> str:
         if self.kind != FLOAT:
