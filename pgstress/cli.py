@@ -25,6 +25,7 @@ from pgstress.config import (
     STORAGES,
     TOAST_COMPRESSIONS,
     WRITE_METHODS,
+    ZSTD_FORMAT,
     RunConfig,
     data_connections,
     is_compared,
@@ -40,10 +41,13 @@ from pgstress.output.analysis import find_points
 from pgstress.output.base import RunResult
 from pgstress.output.files import OutputFailed
 from pgstress.output.paths import output_problem
+from pgstress.output.shape_table import shape_text
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
 from pgstress.session import run_session
 from pgstress.workload.payloads import format_names
+from pgstress.workload.shape import MAX_DECIMALS
+from pgstress.workload.template import MAX_TEMPLATE_BYTES, MAX_TEMPLATE_EPOCHS, TemplateRefused, run_shape
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 PG_INTEGER_MAX = 2_147_483_647
@@ -89,6 +93,19 @@ def _concurrency_list(text: str) -> tuple[int, ...]:
         if not part.strip():
             raise argparse.ArgumentTypeError(f"{text!r} has an empty value; give C, or several as 1,4,16")
         value = _int_at_least(1)(part.strip())
+        if value in values:
+            raise argparse.ArgumentTypeError(f"{value} is given twice in {text!r}")
+        values.append(value)
+    return tuple(values)
+
+
+def _zstd_levels(text: str) -> tuple[int, ...]:
+    """One level ("3"), or several compared in one run ("1,3,9,19"): each 1-22, none twice."""
+    values: list[int] = []
+    for part in text.split(","):
+        if not part.strip():
+            raise argparse.ArgumentTypeError(f"{text!r} has an empty value; give a level, or several as 1,3,19")
+        value = _zstd_level(part.strip())
         if value in values:
             raise argparse.ArgumentTypeError(f"{value} is given twice in {text!r}")
         values.append(value)
@@ -154,8 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the payload encoding; all: one ramp per format, each on <table>_<format>, compared")
     payload.add_argument("--seed", type=_int_at_least(0), metavar="N", default=defaults.seed,
                          help="payload generator seed")
-    payload.add_argument("--zstd-level", type=_zstd_level, metavar="L", default=defaults.zstd_level,
-                         help="ndjson_zstd level (1-22)")
+    payload.add_argument("--zstd-level", type=_zstd_levels, default=str(defaults.zstd_level),
+                         metavar="LEVEL[,LEVEL...]",
+                         help="ndjson_zstd level (1-22); several (1,3,9,19): one ndjson_zstd ramp per level, each on"
+                              " <table>_z<level>, compared by size and time")
+    payload.add_argument("--float-decimals", type=_int_at_least(0, MAX_DECIMALS), default=defaults.float_decimals,
+                         metavar="N", help="round every float metric to N decimals before encoding, in every format"
+                                           " (default: full precision)")
+    payload.add_argument("--epoch-template", type=_path, default=defaults.epoch_template, metavar="FILE",
+                         help="draw fresh epochs shaped like a sample of yours (JSON lines or one JSON array of flat"
+                              f" objects; the first {MAX_TEMPLATE_EPOCHS} epochs are read, at most"
+                              f" {MAX_TEMPLATE_BYTES // 2**20} MiB): each key's type, range, decimals, null share")
+    payload.add_argument("--show-template", action="store_true",
+                         help="print the epoch shape the run would draw (the template's, or the default) and exit")
 
     server = p.add_argument_group("server and table", "where the records go")
     server.add_argument("--dsn", default=None,
@@ -244,6 +272,11 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         parser.error(f"argument --async-concurrency: a list ({','.join(map(str, concurrency))}) sweeps async mode's"
                      " concurrency; sync mode writes one record at a time (add --mode async)")
     args.async_concurrency, args.concurrency_sweep = concurrency[0], concurrency if len(concurrency) > 1 else ()
+    levels = args.zstd_level
+    if len(levels) > 1 and args.payload_format not in (ZSTD_FORMAT, ALL_FORMATS):
+        parser.error(f"argument --zstd-level: a list ({','.join(map(str, levels))}) compares ndjson_zstd's levels;"
+                     f" --payload-format {args.payload_format} uses no zstd (give ndjson_zstd or all)")
+    args.zstd_level, args.zstd_sweep = levels[0], levels if len(levels) > 1 else ()
     if not hasattr(args, "write_method"):
         args.write_method = DEFAULT_WRITE_METHODS[args.mode]
     if args.write_method == "insert_blocking" and args.mode == "async":
@@ -258,6 +291,10 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     if dsn_problem is not None:
         parser.error(dsn_problem)
     config = RunConfig(**vars(args))
+    try:
+        run_shape(config.float_decimals, config.epoch_template)
+    except TemplateRefused as exc:
+        parser.error(str(exc))
     if is_compared(config):
         suffix = longest_table_suffix(config)
         if len(config.table) + suffix > IDENTIFIER_MAX:
@@ -337,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str], finished: list[RunResult]) -> int:
     config = parse_config(argv)
+    if config.show_template:
+        print(shape_text(run_shape(config.float_decimals, config.epoch_template)), end="")
+        return 0
     typed = typed_options(build_parser(), argv)
     if typed.get("dry_run"):
         for line in ignored_warnings(config, typed):

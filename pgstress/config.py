@@ -44,7 +44,11 @@ class RunConfig:
     async_results_csv: str = "async_fanout_results.csv"
     report_md: str = "stress_test_report.md"
     seed: int = 42
-    zstd_level: int = 3
+    zstd_level: int = 3  # ndjson_zstd's level of this ramp (a list: the first, and each ramp's own in ramp_configs)
+    zstd_sweep: tuple[int, ...] = ()  # --zstd-level 1,3,19: one ndjson_zstd ramp per level, compared; (): one level
+    float_decimals: int | None = None  # every float rounded to this many decimals; None: full precision
+    epoch_template: str | None = None  # a sample of the user's epochs whose shape is drawn (workload/template.py)
+    show_template: bool = False  # print the shape the run would draw and exit (not a run option)
     max_consecutive_failures: int = 3
     memory_trace: str = "auto"  # on: every iteration; off: none; auto: see trace_stride
     write_method: str = SYNC_WRITE_METHOD  # the CLI gives the mode's default (DEFAULT_WRITE_METHODS) unless asked
@@ -63,6 +67,11 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.mode == "async" and self.write_method == "insert_blocking":
             raise ValueError("insert_blocking is libpq's send mode (sync mode); async mode writes with insert or copy")
+
+    @property
+    def zstd_levels(self) -> tuple[int, ...]:
+        """Every zstd level the run uses: the list's, or the one --zstd-level."""
+        return self.zstd_sweep or (self.zstd_level,)
 
     @property
     def ramp_length(self) -> int:
@@ -104,8 +113,10 @@ class RunConfig:
         values["dsn"] = redact_dsn(self.dsn) if self.dsn else None
         if self.concurrency_sweep:
             values["async_concurrency"] = concurrency_text(self)
-        del values["concurrency_sweep"]
-        for name in RESUME_POSITION:
+        if self.zstd_sweep:
+            values["zstd_level"] = ",".join(map(str, self.zstd_sweep))
+        del values["concurrency_sweep"], values["zstd_sweep"]
+        for name in (*RESUME_POSITION, "show_template"):
             del values[name]
         return values
 
@@ -123,26 +134,40 @@ def concurrency_text(config: RunConfig) -> str:
     return ",".join(map(str, concurrencies(config)))
 
 
+ZSTD_FORMAT = "ndjson_zstd"  # the format --zstd-level applies to
+
+
 def ramp_configs(config: RunConfig) -> list[RunConfig]:
     """One configuration per ramp: `--payload-format all` runs one per format, `--toast-compression all` one per
-    method, a concurrency sweep one per C, together one per combination; each on its own table
-    `<table>_<format>_<method>_c<C>` (only the parts that vary).
+    method, a concurrency sweep one per C, a list of zstd levels one ndjson_zstd ramp per level, together one per
+    combination; each on its own table `<table>_<format>_<method>_z<level>_c<C>` (only the parts that vary).
     """
     formats = list(format_names()) if config.payload_format == ALL_FORMATS else [config.payload_format]
     methods = list(COMPARED_COMPRESSIONS) if config.toast_compression == ALL_COMPRESSIONS \
         else [config.toast_compression]
-    sweep = config.concurrency_sweep
-    if len(formats) == 1 and len(methods) == 1 and not sweep:
+    sweep, levels = config.concurrency_sweep, config.zstd_sweep
+    if len(formats) == 1 and len(methods) == 1 and not sweep and not levels:
         return [config]
     return [replace(config, payload_format=name, toast_compression=method, async_concurrency=c, concurrency_sweep=(),
+                    zstd_level=level, zstd_sweep=(),
                     table=config.table + _suffix(name if len(formats) > 1 else None,
-                                                 method if len(methods) > 1 else None, c if sweep else None))
-            for name in formats for method in methods for c in (sweep or (config.async_concurrency,))]
+                                                 method if len(methods) > 1 else None, c if sweep else None,
+                                                 level if levels and name == ZSTD_FORMAT else None))
+            for name in formats for method in methods
+            for level in (levels if levels and name == ZSTD_FORMAT else (config.zstd_level,))
+            for c in (sweep or (config.async_concurrency,))]
 
 
-def _suffix(payload_format: str | None, method: str | None, concurrency: int | None = None) -> str:
+def zstd_level_of(config: RunConfig) -> int | None:
+    """The zstd level a ramp's rows record: its level when it writes ndjson_zstd, else none."""
+    return config.zstd_level if config.payload_format == ZSTD_FORMAT else None
+
+
+def _suffix(payload_format: str | None, method: str | None, concurrency: int | None = None,
+            zstd_level: int | None = None) -> str:
     c = f"c{concurrency}" if concurrency is not None else None
-    return "".join(f"_{part}" for part in (payload_format, method, c) if part)
+    z = f"z{zstd_level}" if zstd_level is not None else None
+    return "".join(f"_{part}" for part in (payload_format, method, z, c) if part)
 
 
 def longest_table_suffix(config: RunConfig) -> int:
@@ -155,6 +180,7 @@ def ramp_label(whole: RunConfig, ramp: RunConfig) -> str:
     alone."""
     parts = [ramp.payload_format if whole.payload_format == ALL_FORMATS else "",
              ramp.toast_compression if whole.toast_compression == ALL_COMPRESSIONS else "",
+             f"zstd {ramp.zstd_level}" if whole.zstd_sweep and ramp.payload_format == ZSTD_FORMAT else "",
              f"C={ramp.async_concurrency}" if whole.concurrency_sweep else ""]
     return " ".join(part for part in parts if part)
 
@@ -163,14 +189,16 @@ def compared_noun(config: RunConfig) -> str:
     """What one ramp of a compared run is: a format, a compression method, a concurrency, or a combination."""
     varied = [noun for noun, varies in (("format", config.payload_format == ALL_FORMATS),
                                         ("compression method", config.toast_compression == ALL_COMPRESSIONS),
+                                        ("zstd level", bool(config.zstd_sweep)),
                                         ("concurrency", bool(config.concurrency_sweep))) if varies]
     return varied[0] if len(varied) == 1 else "combination" if varied else "ramp"
 
 
 def is_compared(config: RunConfig) -> bool:
-    """Whether the run compares several ramps (`all` for the format or the compression, a sweep over C)."""
+    """Whether the run compares several ramps (`all` for the format or the compression, a sweep over C, a list of
+    zstd levels)."""
     return (config.payload_format == ALL_FORMATS or config.toast_compression == ALL_COMPRESSIONS
-            or bool(config.concurrency_sweep))
+            or bool(config.concurrency_sweep) or bool(config.zstd_sweep))
 
 
 def data_connections(config: RunConfig) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pgstress.config import RunConfig, is_compared, ramp_configs, ramp_label
+from pgstress.config import RunConfig, is_compared, ramp_configs, ramp_label, zstd_level_of
 from pgstress.output.csv import CsvDamaged, read_rows
 from pgstress.output.run_record import ramp_identity, read_identity, run_record_path, server_identity
 from pgstress.rows import Row
@@ -57,6 +57,8 @@ class Resumption:
 
 
 def _option(name: str) -> str:
+    if name == "epoch_template_sha256":
+        return "--epoch-template (SHA-256 of its content)"
     return "server" if name == "server" else "--" + name.replace("_", "-")
 
 
@@ -120,11 +122,13 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
 
 def _ramp_key(config: RunConfig, ramp: RunConfig) -> tuple[object, ...]:
     """What tells one ramp's rows from another's in a compared run's CSV."""
-    return (ramp.payload_format, ramp.toast_compression, ramp.async_concurrency if config.mode == "async" else None)
+    return (ramp.payload_format, ramp.toast_compression, ramp.async_concurrency if config.mode == "async" else None,
+            zstd_level_of(ramp) if config.zstd_sweep else None)
 
 
 def _row_key(config: RunConfig, row: Row) -> tuple[object, ...]:
-    return (row.format, row.toast_compression, getattr(row, "concurrency", None) if config.mode == "async" else None)
+    return (row.format, row.toast_compression, getattr(row, "concurrency", None) if config.mode == "async" else None,
+            row.zstd_level if config.zstd_sweep else None)
 
 
 def _ramp_groups(config: RunConfig, configs: list[RunConfig], rows: list[Row], path: Path) -> list[list[Row]]:
@@ -147,9 +151,10 @@ def _ramp_groups(config: RunConfig, configs: list[RunConfig], rows: list[Row], p
 
 
 def _shown_key(key: tuple[object, ...]) -> str:
-    payload_format, compression, concurrency = key
+    payload_format, compression, concurrency, zstd_level = key
     c = f", C={concurrency}" if concurrency is not None else ""
-    return f"format {payload_format!r}, compression {compression!r}{c}"
+    z = f", zstd level {zstd_level}" if zstd_level is not None else ""
+    return f"format {payload_format!r}, compression {compression!r}{z}{c}"
 
 
 def _resumed(config: RunConfig, previous: list[Row], *, ended: bool, path: Path, name: str) -> ResumedRamp:

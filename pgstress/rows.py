@@ -85,6 +85,7 @@ class Row:
     io_fsyncs: int | None = None
     checkpoints: int | None = None
     other_sessions: int | None = None
+    zstd_level: int | None = None  # ndjson_zstd's level (tells the ramps of --zstd-level 1,3,19 apart); else empty
 
     COLUMNS: ClassVar[tuple[str, ...]] = ()
     # The column the optimal efficiency point maximises, and how the report names it.
@@ -115,7 +116,7 @@ class SyncRow(Row):
         "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error",
         # extras
         "rep", "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
-        "read_rss_peak_mb", *SERVER_COLUMNS, "db_table_mb",
+        "read_rss_peak_mb", *SERVER_COLUMNS, "db_table_mb", "zstd_level",
     )  # fmt: skip
 
 
@@ -168,7 +169,7 @@ class AsyncRow(Row):
         "read_p50_ms", "read_p95_ms", "read_p99_ms", "read_max_ms", "failures", "db_payload_per_record_mb",
         "write_latency_sum_s", "read_latency_sum_s", "write_cpu_s", "write_encode_busy_s", "write_db_only_s",
         "read_cpu_s", "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
-        "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_COLUMNS,
+        "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_COLUMNS, "zstd_level",
     )  # fmt: skip
     EFFICIENCY: ClassVar[str] = "write_eps"
 

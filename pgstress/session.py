@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 import psycopg
 
 from pgstress import interrupts
-from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label
+from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label, zstd_level_of
 from pgstress.db.control import TableControl
 from pgstress.db.environment import collect_server
 from pgstress.db.ownership import TableClaim
@@ -252,6 +252,7 @@ def unopened_ramp(plan: RampPlan, mode: Mode, fault: Fault, hand_out: Callable[[
     level = LevelResult(config.start_iter, plan.levels[0], [], fault=fault)
     row = mode.run.to_row(level, config)
     row.toast_compression, row.storage = config.toast_compression, config.storage
+    row.zstd_level = zstd_level_of(config)
     hand_out(row)
     return RampOutcome([row], stop_reason=f"could not open its {config.async_concurrency} connections, so it ran"
                                           " no level", planned_levels=len(plan.levels))

@@ -20,7 +20,7 @@ SYNC_HEADER = [
     "iter", "epochs", "status", "write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb",
     "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error", "rep",
     "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
-    "read_rss_peak_mb", *SERVER_HEADER, "db_table_mb",
+    "read_rss_peak_mb", *SERVER_HEADER, "db_table_mb", "zstd_level",
 ]  # fmt: skip
 ASYNC_HEADER = [
     "iter", "concurrency", "epochs", "status", "write_s", "read_s", "write_rps", "read_rps", "writes_ok",
@@ -30,7 +30,7 @@ ASYNC_HEADER = [
     "read_p95_ms", "read_p99_ms", "read_max_ms", "failures", "db_payload_per_record_mb", "write_latency_sum_s",
     "read_latency_sum_s", "write_cpu_s", "write_encode_busy_s", "write_db_only_s", "read_cpu_s",
     "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
-    "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_HEADER,
+    "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_HEADER, "zstd_level",
 ]  # fmt: skip
 # The answer first (the points, the conclusion), then the tables, then the run's context, the method last.
 ANSWER = ["# PostgreSQL huge-payload stress test report",

@@ -29,11 +29,13 @@ class LoadedRamp:
     payload_format: str
     toast_compression: str
     rows: list[Row]
+    zstd_level: int | None = None  # told only where a run compared levels (--zstd-level 1,3,19)
 
     @property
     def key(self) -> str:
         """What pairs a ramp with the other runs' ramps when a run holds several."""
-        return f"{self.payload_format} {self.toast_compression}"
+        level = f" zstd {self.zstd_level}" if self.zstd_level is not None else ""
+        return f"{self.payload_format} {self.toast_compression}{level}"
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,11 @@ def _from_json(path: Path, text: str) -> LoadedRun:
         mode = record["mode"]
         if mode not in ROW_TYPES:
             raise CompareRefused(f"{path}: mode {mode!r} is neither sync nor async")
+        levels = record["config"].get("zstd_level")
+        compared_levels = isinstance(levels, str) and "," in levels  # a list of levels is shown as "1,3,19"
         ramps = [LoadedRamp(str(ramp["payload_format"]), str(ramp["toast_compression"]),
-                            _rows(path, mode, ramp["rows"])) for ramp in record["ramps"]]
+                            _rows(path, mode, ramp["rows"]), ramp.get("zstd_level") if compared_levels else None)
+                 for ramp in record["ramps"]]
         return LoadedRun(path, mode, str(record["status"]), dict(record["config"]), dict(record["host"]),
                          dict(record["server"]), ramps)
     except (KeyError, TypeError, ValueError) as exc:
@@ -121,14 +126,17 @@ def _from_csv(path: Path) -> LoadedRun:
         rows = read_rows(path, row_type).rows  # a cut last line is never read as a row
     except (OSError, CsvDamaged) as exc:
         raise CompareRefused(f"{path}: not a pgstress {mode} CSV ({exc})") from None
-    groups: dict[tuple[str, str], list[Row]] = {}
+    groups: dict[tuple[str, str, int | None], list[Row]] = {}
+    compared_levels = isinstance(identity.get("zstd_level"), list)  # the run record keeps a list of levels as one
     for row in rows:
         payload_format = row.format or str(identity.get("payload_format"))
         compression = row.toast_compression or str(identity.get("toast_compression"))
-        groups.setdefault((payload_format, compression), []).append(row)
+        level = row.zstd_level if compared_levels else None
+        groups.setdefault((payload_format, compression, level), []).append(row)
     if not groups and identity.get("payload_format") != ALL_FORMATS \
-            and identity.get("toast_compression") != ALL_COMPRESSIONS:
-        groups[(str(identity.get("payload_format")), str(identity.get("toast_compression")))] = []
+            and identity.get("toast_compression") != ALL_COMPRESSIONS and not compared_levels:
+        groups[(str(identity.get("payload_format")), str(identity.get("toast_compression")), None)] = []
     server = {"connection": identity.get("server")}
     return LoadedRun(path, mode, FROM_CSV, identity, None, server,
-                     [LoadedRamp(fmt, compression, group) for (fmt, compression), group in groups.items()])
+                     [LoadedRamp(fmt, compression, group, level)
+                      for (fmt, compression, level), group in groups.items()])

@@ -28,6 +28,7 @@ from pgstress.output.memory_pass import memory_pass_lines
 from pgstress.output.noise import with_rep
 from pgstress.output.repetitions import size_rows
 from pgstress.output.server_side import server_section
+from pgstress.output.shape_table import measured_on, shape_caveat
 from pgstress.output.tables import Column, col, markdown_table
 from pgstress.output.words import count
 from pgstress.rows import OK, Row
@@ -341,6 +342,7 @@ def compared_title(config: RunConfig) -> str:
     """What the report compares: "payload formats compared", "... and concurrency levels (a sweep over C) compared"."""
     varied = [what for what, varies in (("payload formats", config.payload_format == ALL_FORMATS),
                                         ("TOAST compression methods", config.toast_compression == ALL_COMPRESSIONS),
+                                        ("zstd levels", bool(config.zstd_sweep)),
                                         ("concurrency levels (a sweep over C)", bool(config.concurrency_sweep)))
               if varies]
     listed = varied[0] if len(varied) == 1 else ", ".join(varied[:-1]) + " and " + varied[-1]
@@ -395,7 +397,9 @@ def _points_section(runs: Sequence[RampResult], unit: str, noun: str) -> list[st
 
 def _recommendation_section(result: RunResult, parts: ReportParts, noun: str, answer: Sequence[str]) -> list[str]:
     runs, config = result.ramps, result.config
-    out = ["## Recommendation", ""]
+    out = ["## Recommendation", "", measured_on(config), ""]
+    if config.payload_format == ALL_FORMATS or len(config.zstd_levels) > 1:
+        out += [shape_caveat(config), ""]
     others = replace(config, concurrency_sweep=())  # what is compared besides C
     if not config.concurrency_sweep:
         out += _recommendations(runs, parts, noun)

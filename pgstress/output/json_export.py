@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from pgstress import __version__
+from pgstress.config import zstd_level_of
 from pgstress.host import utc_now_text
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import Output, RampResult, RunResult
 from pgstress.output.files import write_atomic
 from pgstress.output.markdown import ReportParts, ramp_conclusion
 from pgstress.output.run_record import EMBEDDED_SERVER
+from pgstress.output.shape_table import run_epoch_shape
 from pgstress.rows import Row
 
 SCHEMA_NAME = "pgstress-run"
@@ -82,6 +84,7 @@ def ramp_record(ramp: RampResult, parts: ReportParts) -> dict[str, Any]:
         "payload_format": config.payload_format,
         "toast_compression": config.toast_compression,
         "storage": config.storage,
+        "zstd_level": zstd_level_of(config),
         "payload_column": None if details is None else {
             "compression": details.payload_column_compression, "storage": details.payload_column_storage},
         "status": ramp_status(ramp),
@@ -107,6 +110,7 @@ def run_record(result: RunResult, parts: ReportParts) -> dict[str, Any]:
         "finished_at": result.finished_at,
         "mode": result.config.mode,
         "config": result.config.as_public_dict(),
+        "epoch_shape": run_epoch_shape(result.config).as_json(),
         "host": asdict(context.host),
         "server": {
             "source": server.source,

@@ -17,6 +17,7 @@ from pgstress.output.missing_peaks import missing_peaks_sentence
 from pgstress.output.noise import repetitions_section, with_rep
 from pgstress.output.notes import async_notes, sync_notes
 from pgstress.output.server_side import server_section, write_split_sentences
+from pgstress.output.shape_table import measured_on, shape_lines
 from pgstress.output.tables import (
     ASYNC_BREAKDOWN_COLUMNS,
     ASYNC_COLUMNS,
@@ -209,7 +210,7 @@ def render_context(result: RunResult, parts: ReportParts) -> list[str]:
             continue
         shown = "(not given)" if value is None else value
         out.append(f"| `--{name.replace('_', '-')}` | {cell(shown)} |")
-    out += ["", f"Connection: {connection_text(server)}", ""]
+    out += ["", f"Connection: {connection_text(server)}", "", *shape_lines(config)]
 
     details = result.context.server_details
     out += ["## Server", ""]
@@ -333,7 +334,7 @@ def what_ran(result: RunResult) -> list[str]:
 
 def answer_section(ramp: RampResult, parts: ReportParts) -> list[str]:
     """The conclusion, and the recommendation a single format can give: where the question of which one lies."""
-    out = [f"## {CONCLUSION_HEADING}", "", " ".join(ramp_conclusion(ramp, parts)), ""]
+    out = [f"## {CONCLUSION_HEADING}", "", " ".join([*ramp_conclusion(ramp, parts), measured_on(ramp.config)]), ""]
     return [*out, *format_pointer(ramp.config)]
 
 

@@ -16,16 +16,17 @@ from pgstress.config import RunConfig
 from pgstress.output.base import Output, RunContext, RunResult
 from pgstress.output.files import write_atomic
 from pgstress.redaction import redact_dsn
+from pgstress.workload.template import template_sha256
 
 RAMP_OPTIONS = (
     "mode", "table", "payload_format", "start_epochs", "end_epochs", "step_epochs", "keep_data_between_iterations",
     "statement_timeout_ms", "async_concurrency", "seed", "zstd_level", "memory_trace", "write_method",
-    "toast_compression", "storage", "repeat",
+    "toast_compression", "storage", "repeat", "float_decimals",
 )  # fmt: skip
 # How a record names the embedded server: its socket path changes every run and means nothing after it.
 EMBEDDED_SERVER = "embedded (a fresh throwaway server each run)"
 # What a run record written before an option existed means by it: the default then in force.
-RECORDED_BEFORE = {"repeat": 1}
+RECORDED_BEFORE = {"repeat": 1, "float_decimals": None, "epoch_template_sha256": None}
 
 
 def run_record_path(csv_path: str | Path) -> Path:
@@ -43,6 +44,10 @@ def ramp_identity(config: RunConfig, server: str) -> dict[str, Any]:
     identity: dict[str, Any] = {name: getattr(config, name) for name in RAMP_OPTIONS}
     if config.concurrency_sweep:  # a sweep is its list of C; one C stays the number it always was
         identity["async_concurrency"] = list(config.concurrency_sweep)
+    if config.zstd_sweep:  # likewise a list of zstd levels
+        identity["zstd_level"] = list(config.zstd_sweep)
+    # The template by its content: the same sample under another path is the same shape, an edited one is not.
+    identity["epoch_template_sha256"] = template_sha256(config.epoch_template)
     identity["server"] = server
     return identity
 

@@ -47,6 +47,8 @@ from pgstress.run.record import (
 )
 from pgstress.target import describe_target
 from pgstress.workload.payloads import Codec, EncodedPayload
+from pgstress.workload.shape import EpochShape
+from pgstress.workload.template import run_shape
 
 T = TypeVar("T")
 
@@ -67,6 +69,10 @@ class AsyncDriver:
     executor: Executor
     secrets: tuple[str, ...]
     events: LevelEvents = SILENT
+
+    @property
+    def shape(self) -> EpochShape:
+        return run_shape(self.config.float_decimals, self.config.epoch_template)
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         try:
@@ -95,7 +101,7 @@ class AsyncDriver:
 
     def _encode(self, epochs: int, stream: Stream, clock: StageClock) -> tuple[EncodedPayload, Span]:
         started = time.perf_counter()
-        payload = encode_record(self.codec, epochs, self.config.seed, stream, clock)
+        payload = encode_record(self.codec, epochs, self.config.seed, stream, clock, self.shape)
         return payload, (started, time.perf_counter())
 
     def encode_only(self, epochs: int, streams: list[Stream]) -> None:
@@ -130,7 +136,7 @@ class AsyncDriver:
 
     def _decode(self, view: memoryview, expected: Expected, clock: StageClock) -> Span:
         started = time.perf_counter()
-        decode_and_verify(self.codec, view, expected, clock)
+        decode_and_verify(self.codec, view, expected, clock, self.shape)
         return started, time.perf_counter()
 
     async def _read_one(self, written: RecordWork) -> RecordWork:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from pgstress.config import RunConfig
+from pgstress.config import RunConfig, zstd_level_of
 from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, add_read_cost, write_cost
 from pgstress.rows import CONNECTION_LOST, Row, Status
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
@@ -245,6 +245,7 @@ class Iteration:
         row = self.to_row(level)
         row.rep = level.rep
         row.toast_compression, row.storage = self.config.toast_compression, self.config.storage
+        row.zstd_level = zstd_level_of(self.config)
         return row
 
     def observe(self, level: LevelResult) -> None:

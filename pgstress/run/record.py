@@ -14,8 +14,9 @@ from pgstress.run.faults import Fault, classify
 from pgstress.run.latency import Span
 from pgstress.run.level_events import LevelEvents
 from pgstress.run.measure import StageClock
-from pgstress.workload.epochs import ContentHash, Epoch, EpochChunk, generate
+from pgstress.workload.epochs import DEFAULT_SHAPE, ContentHash, Epoch, EpochChunk, generate
 from pgstress.workload.payloads import Codec, EncodedPayload, VerifyError
+from pgstress.workload.shape import EpochShape
 
 Stream = tuple[int, ...]  # the generator's stream of one record: (iteration,) in sync, (iteration, task) in async
 
@@ -107,24 +108,25 @@ def expected_of(payload: EncodedPayload) -> Expected:
     return Expected(payload.epochs, payload.content_hash, payload.value_hash)
 
 
-def encode_record(codec: Codec, epochs: int, seed: int, stream: Stream, clock: StageClock) -> EncodedPayload:
-    """The record of `epochs` epochs that (seed, stream) fixes, encoded."""
-    return encode_epochs(codec, generate(epochs, seed, stream), clock)
+def encode_record(codec: Codec, epochs: int, seed: int, stream: Stream, clock: StageClock,
+                  shape: EpochShape = DEFAULT_SHAPE) -> EncodedPayload:
+    """The record of `epochs` epochs of `shape` that (seed, stream) fixes, encoded."""
+    return encode_epochs(codec, generate(epochs, seed, stream, shape), clock)
 
 
 def decode_and_verify(
     codec: Codec, data: bytes | bytearray | memoryview, expected: EncodedPayload | Expected | tuple[int, str],
-    clock: StageClock,
+    clock: StageClock, shape: EpochShape = DEFAULT_SHAPE,
 ) -> int:
     """Decode back to Python objects and prove them what was written; returns the epoch count.
 
     Every epoch is decoded (a value that does not decode fails) and counted. Where the format gets back
     the bytes it sent, their hash against the written value's proves the rest: the encoder is
     deterministic, so the same bytes are the same epochs. Otherwise (jsonb) the decoded epochs' values
-    are hashed and compared, with their types.
+    are hashed and compared, with the types and keys `shape` gives them.
     """
     want = expected_of(expected) if isinstance(expected, EncodedPayload) else Expected(*expected)
-    content = ContentHash() if want.value_hash is None else None
+    content = ContentHash(shape) if want.value_hash is None else None
     count = 0
     decoded = codec.decode_stream(data)
     while True:

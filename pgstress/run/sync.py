@@ -28,6 +28,8 @@ from pgstress.run.record import (
     record_outcome,
 )
 from pgstress.workload.payloads import Codec
+from pgstress.workload.shape import EpochShape
+from pgstress.workload.template import run_shape
 
 
 class SyncDriver:
@@ -37,6 +39,7 @@ class SyncDriver:
                  events: LevelEvents = SILENT) -> None:
         self.config = config
         self.codec = codec
+        self.shape: EpochShape = run_shape(config.float_decimals, config.epoch_template)
         self.secrets = secrets
         self.events = events
         self.db = SyncDatabase(dsn, table, config.statement_timeout_ms, config.write_method)
@@ -61,7 +64,7 @@ class SyncDriver:
         record = RecordWork(stream, clock=StageClock(self.events))
         with record_outcome(record, self.secrets, self.events, STORED, self._after_failure):
             started = time.perf_counter()
-            payload = encode_record(self.codec, epochs, self.config.seed, stream, record.clock)
+            payload = encode_record(self.codec, epochs, self.config.seed, stream, record.clock, self.shape)
             record.cpu_span = (started, time.perf_counter())
             record.size, record.expected = payload.size, expected_of(payload)
             self.events.record_step(ENCODED)
@@ -74,7 +77,7 @@ class SyncDriver:
 
     def encode_only(self, epochs: int, streams: list[Stream]) -> None:
         for stream in streams:
-            encode_record(self.codec, epochs, self.config.seed, stream, StageClock(self.events))
+            encode_record(self.codec, epochs, self.config.seed, stream, StageClock(self.events), self.shape)
             self.events.record_step(ENCODED)
 
     def read(self, written: list[RecordWork]) -> list[RecordWork]:
@@ -95,7 +98,7 @@ class SyncDriver:
                 record.size = len(view)
                 self.events.record_step(FETCHED)
                 decoding = time.perf_counter()
-                decode_and_verify(self.codec, view, written.expected, record.clock)
+                decode_and_verify(self.codec, view, written.expected, record.clock, self.shape)
                 record.cpu_span = (decoding, time.perf_counter())
             finally:
                 del view

@@ -1,4 +1,5 @@
-"""The seeded epoch generator: one epoch = 15 trading-backtest metrics.
+"""The seeded epoch generator: by default one epoch = 15 trading-backtest metrics (workload/shape.py
+describes other shapes: rounded floats, a user's template).
 
 Epochs are produced in chunks of numpy columns (fast) and handed on as lists of plain dicts
 (what an application holds). The same (seed, stream) always yields the same values; every
@@ -8,12 +9,15 @@ value is drawn fresh, never repeated from a pool, so compression ratios are hone
 from __future__ import annotations
 
 import hashlib
-import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from pgstress.workload.shape import BOOL, FLOAT, INT, Epoch, EpochShape, KeyShape, Value
+
+__all__ = ["DEFAULT_SHAPE", "EPOCH_DTYPE", "EPOCH_KEYS", "ContentHash", "Epoch", "EpochChunk", "generate"]
 
 CHUNK_EPOCHS = 10_000
 
@@ -35,26 +39,36 @@ FLOAT_KEYS = (
 INT_5_100_TAIL = ("time_to_MFE(median)", "time_to_MAE(median)")
 EPOCH_KEYS: tuple[str, ...] = INT_0_100 + BOOL_KEYS + INT_5_100 + FLOAT_KEYS + INT_5_100_TAIL
 
-_INT_KEYS = set(INT_0_100 + INT_5_100 + INT_5_100_TAIL)
-EPOCH_DTYPE = np.dtype(
-    [(key, "<i8" if key in _INT_KEYS else "?" if key in BOOL_KEYS else "<f8") for key in EPOCH_KEYS]
-)
-_values_in_key_order = operator.itemgetter(*EPOCH_KEYS)
 
-Epoch = dict[str, int | bool | float]
+def _default_key(name: str) -> KeyShape:
+    if name in BOOL_KEYS:
+        return KeyShape(name, BOOL)
+    if name in FLOAT_KEYS:
+        return KeyShape(name, FLOAT, 0, 1)
+    return KeyShape(name, INT, *((0, 100) if name in INT_0_100 else (5, 100)))
+
+
+# The spec's epoch: what a run without --epoch-template draws, value for value as it always did.
+DEFAULT_SHAPE = EpochShape(tuple(_default_key(name) for name in EPOCH_KEYS))
+EPOCH_DTYPE = DEFAULT_SHAPE.dtype
 
 
 @dataclass(frozen=True)
 class EpochChunk:
     """A run of consecutive epochs: as a structured array (for hashing) and as dicts."""
 
-    table: npt.NDArray[np.void]  # a structured array of EPOCH_DTYPE
+    table: npt.NDArray[np.void]  # a structured array of shape.dtype
+    shape: EpochShape = DEFAULT_SHAPE
 
     def as_dicts(self) -> list[Epoch]:
-        return _dicts_from_columns([self.table[key].tolist() for key in EPOCH_KEYS])
+        columns = self.shape.columns(self.table)
+        if self.shape.names == EPOCH_KEYS:
+            return _dicts_from_columns(columns)
+        names = self.shape.names
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
-def _dicts_from_columns(columns: list[list[int | bool | float]]) -> list[Epoch]:
+def _dicts_from_columns(columns: list[list[Value]]) -> list[Epoch]:
     """One dict per row, keys in EPOCH_KEYS order.
 
     Spelled out as a dict display on purpose: it builds each 15-key dict presized in one step,
@@ -76,29 +90,23 @@ def _dicts_from_columns(columns: list[list[int | bool | float]]) -> list[Epoch]:
     ]  # fmt: skip
 
 
-def generate(epochs: int, seed: int, stream: tuple[int, ...] = ()) -> Iterator[EpochChunk]:
-    """Yield `epochs` epochs in chunks; (seed, stream) fixes every value."""
+def generate(epochs: int, seed: int, stream: tuple[int, ...] = (), shape: EpochShape = DEFAULT_SHAPE
+             ) -> Iterator[EpochChunk]:
+    """Yield `epochs` epochs of `shape` in chunks; (seed, stream, shape) fixes every value."""
     rng = np.random.default_rng([seed, *stream])
     done = 0
     while done < epochs:
         n = min(CHUNK_EPOCHS, epochs - done)
-        table = np.empty(n, dtype=EPOCH_DTYPE)
-        table["id_epoch"] = rng.integers(0, 101, n)
-        table["known_data"] = rng.integers(0, 2, n).astype(bool)
-        table["cycle_count"] = rng.integers(5, 101, n)
-        for key in FLOAT_KEYS:
-            table[key] = rng.random(n)
-        for key in INT_5_100_TAIL:
-            table[key] = rng.integers(5, 101, n)
-        yield EpochChunk(table)
+        yield EpochChunk(shape.draw(rng, n), shape)
         done += n
 
 
 class ContentHash:
     """A hash of epoch content in order, independent of encoding, key order and chunking."""
 
-    def __init__(self) -> None:
+    def __init__(self, shape: EpochShape = DEFAULT_SHAPE) -> None:
         self._hash = hashlib.blake2b(digest_size=16)
+        self.shape = shape
         self.count = 0
 
     def update_table(self, table: npt.NDArray[np.void]) -> None:
@@ -106,23 +114,8 @@ class ContentHash:
         self.count += len(table)
 
     def update_dicts(self, epochs: Iterable[Epoch]) -> None:
-        """Hash decoded epochs; raises KeyError/TypeError/ValueError on a malformed epoch."""
-        rows = list(map(_values_in_key_order, epochs))
-        if rows:  # decoders are uniform: one row shows whether types survived the round trip
-            for key, value in zip(EPOCH_KEYS, rows[0], strict=True):
-                _check_type(key, value)
-        self.update_table(np.array(rows, dtype=EPOCH_DTYPE) if rows else np.empty(0, EPOCH_DTYPE))
+        """Hash decoded epochs; raises KeyError/TypeError/ValueError on a malformed epoch (shape.table_of)."""
+        self.update_table(self.shape.table_of(epochs))
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
-
-
-def _check_type(key: str, value: object) -> None:
-    if key in BOOL_KEYS:
-        ok = type(value) is bool
-    elif key in _INT_KEYS:
-        ok = type(value) is int
-    else:
-        ok = type(value) is float
-    if not ok:
-        raise TypeError(f"epoch field {key!r} came back as {type(value).__name__}")

@@ -210,18 +210,19 @@ def test_a_damaged_csv_is_refused(damage: str, run_cli, tmp_path: Path) -> None:
 def test_a_csv_of_an_earlier_pgstress_without_the_appended_columns_is_refused(run_cli, tmp_path: Path) -> None:
     """A sync CSV written before `db_table_mb` was appended: appending rows of more columns would break it."""
     csv = tmp_path / "iteration_results.csv"
-    older = [name for name in SyncRow.COLUMNS if name != "db_table_mb"]
+    older = [name for name in SyncRow.COLUMNS if name not in ("db_table_mb", "zstd_level")]
     row = ",".join("OK" if name == "status" else "" if name in ("error", "format") else "1" for name in older)
     csv.write_bytes(("\r\n".join([",".join(older), row]) + "\r\n").encode())
     run_record_path(csv).write_text(json.dumps(
-        {"pgstress": "0.1.0", "ramp": ramp_identity(parse_config(["--dsn", "host=127.0.0.1 port=1", *RAMP]))}))
+        {"pgstress": "0.1.0",
+         "ramp": ramp_identity(parse_config(["--dsn", UNREACHABLE, *RAMP]), server_identity(UNREACHABLE))}))
     before = sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir())
 
-    result = run_cli("--dsn", "host=127.0.0.1 port=1", *RAMP, "--resume")
+    result = run_cli("--dsn", UNREACHABLE, *RAMP, "--resume")
 
     assert result.code == 2, result.err
     assert result.err.splitlines() == [
-        f"pgstress: error: --resume: {csv} was written by an earlier pgstress, without the column(s) db_table_mb"
+        f"pgstress: error: --resume: {csv} was written by an earlier pgstress, without the column(s) db_table_mb, zstd_level"
         " that this one appends; refusing to continue it (run without --resume)"]
     assert sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir()) == before
 

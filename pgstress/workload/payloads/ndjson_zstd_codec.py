@@ -31,12 +31,16 @@ def compression_params(level: int, threads: int = ZSTD_THREADS) -> zstandard.Zst
 def ndjson_lines(epochs: list[Epoch]) -> bytes:
     """The NDJSON text of a chunk: one `orjson.dumps(epoch)` per line, each ending in a newline.
 
-    One dumps call over the whole list is ~10x cheaper than one per line; epochs are flat
-    objects of numbers and booleans, so the only "},{" in the text are the separators.
+    One dumps call over the whole list is ~10x cheaper than one per line. Epochs are flat objects,
+    so outside strings the only "},{" in the text are the separators; a string or key holding "},{"
+    itself (a template's) shows as one too many, and that chunk is written line by line.
     """
     if not epochs:
         return b""
-    return orjson.dumps(epochs)[1:-1].replace(b"},{", b"}\n{") + b"\n"
+    text = orjson.dumps(epochs)[1:-1]
+    if text.count(b"},{") != len(epochs) - 1:
+        return b"".join(orjson.dumps(epoch) + b"\n" for epoch in epochs)
+    return text.replace(b"},{", b"}\n{") + b"\n"
 
 
 @register
