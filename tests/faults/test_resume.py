@@ -222,8 +222,8 @@ def test_a_csv_of_an_earlier_pgstress_without_the_appended_columns_is_refused(ru
 
     assert result.code == 2, result.err
     assert result.err.splitlines() == [
-        f"pgstress: error: --resume: {csv} was written by an earlier pgstress, without the column(s) db_table_mb, zstd_level"
-        " that this one appends; refusing to continue it (run without --resume)"]
+        f"pgstress: error: --resume: {csv} was written by an earlier pgstress, without the column(s) db_table_mb,"
+        " zstd_level that this one appends; refusing to continue it (run without --resume)"]
     assert sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir()) == before
 
 
