@@ -39,7 +39,9 @@ from pgstress.output.files import OutputFailed
 from pgstress.output.paths import output_problem, planned_files
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
+from pgstress.run.access import RANGE, parse_accesses
 from pgstress.session import run_session
+from pgstress.workload.epochs import EPOCH_KEYS
 from pgstress.workload.payloads import format_names
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -90,6 +92,20 @@ def _concurrency_list(text: str) -> tuple[int, ...]:
             raise argparse.ArgumentTypeError(f"{value} is given twice in {text!r}")
         values.append(value)
     return tuple(values)
+
+
+def _access_list(text: str) -> str:
+    """`full`, `all`, or several accesses (`range,metric`), normalised to their fixed order."""
+    try:
+        return ",".join(parse_accesses(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _metric(text: str) -> str:
+    if text not in EPOCH_KEYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a metric of the epoch ({', '.join(EPOCH_KEYS)})")
+    return text
 
 
 def _identifier(text: str) -> str:
@@ -172,6 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-json", type=_path, default=defaults.export_json,
                    help="also write the whole run as one self-describing JSON record (the input of `pgstress"
                         " compare`)")
+    p.add_argument("--access", type=_access_list, default=defaults.access, metavar="{full,range,metric,append,all}",
+                   help="after each full read, also time each access asked, each verified: range (a window of"
+                        " --range-epochs from the middle of the record), metric (one --metric over every epoch),"
+                        " append (the record grown in place by --append-epochs, with its WAL); several as"
+                        " range,metric; all: every one; full: the full read only")
+    p.add_argument("--range-epochs", type=_epochs, default=defaults.range_epochs,
+                   help="--access range: the window's epochs (at most the smallest record of the ramp)")
+    p.add_argument("--metric", type=_metric, default=defaults.metric, help="--access metric: the metric read")
+    p.add_argument("--append-epochs", type=_epochs, default=defaults.append_epochs,
+                   help="--access append: epochs appended to each record (default: 1%% of it, at least 1)")
     p.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts beside the report")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors and the final summary")
     p.add_argument("--fail-on-break", action="store_true",
@@ -198,6 +224,9 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         parser.error(f"argument --async-concurrency: {max(concurrency)} connections need as many open files;"
                      f" this process may open {open_files} (ulimit -n), {_OTHER_FILES} of them kept for the"
                      " rest of the run")
+    if RANGE in args.access.split(",") and args.range_epochs > args.start_epochs:
+        parser.error(f"argument --range-epochs: a window of {args.range_epochs} epochs is larger than the ramp's"
+                     f" smallest record ({args.start_epochs} epochs, --start-epochs)")
     dsn_problem = _dsn_problem(args.dsn)
     if dsn_problem is not None:
         parser.error(dsn_problem)

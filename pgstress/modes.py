@@ -11,18 +11,24 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from pgstress.config import RunConfig
+from pgstress.db.control import ControlSession
 from pgstress.db.schema import TableSql
 from pgstress.db.server import ServerInfo
 from pgstress.output.charts import ASYNC_CHARTS, SYNC_CHARTS, ChartSpec
 from pgstress.output.markdown import ASYNC_REPORT, SYNC_REPORT, ReportParts
 from pgstress.output.terminal import LineFormat, async_line, sync_line
 from pgstress.rows import AsyncRow, Row, SyncRow
+from pgstress.run.access import AccessResult
+from pgstress.run.access_sync import sync_access
 from pgstress.run.fanout import async_row, fanout_guard, open_fanout
 from pgstress.run.iteration import Driver, LevelResult
 from pgstress.run.memory_guard import MemoryGuard
 from pgstress.run.sync import open_sync, sync_row
 from pgstress.workload.payloads import Codec
 
+# (config, the ramp's driver, its control session, secrets) -> the access phases (--access), or None: none asked
+AccessPhases = Callable[[LevelResult], AccessResult]
+OpenAccess = Callable[[RunConfig, Driver, ControlSession, tuple[str, ...]], AccessPhases | None]
 # (config, dsn, the ramp's table with its OID pinned, codec, secrets) -> the driver, for the ramp
 OpenDriver = Callable[[RunConfig, str, TableSql, Codec, tuple[str, ...]], AbstractContextManager[Driver]]
 
@@ -39,6 +45,7 @@ class Mode:
     open_driver: OpenDriver
     to_row: Callable[[LevelResult, RunConfig], Row]
     memory_guard: Callable[[RunConfig, Sequence[Row]], MemoryGuard] | None = None  # (config, earlier rows)
+    open_access: OpenAccess | None = None
 
     def csv_path(self, config: RunConfig) -> str:
         return str(getattr(config, self.csv_option))
@@ -61,6 +68,7 @@ SYNC = Mode(
     describe=lambda config: "sync ramp",
     open_driver=open_sync,
     to_row=lambda level, config: sync_row(level, config.payload_format),
+    open_access=sync_access,
 )
 ASYNC = Mode(
     name="async",

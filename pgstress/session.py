@@ -214,8 +214,9 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
     try:
         try:
             with open_driver as driver:
+                access = mode.open_access(config, driver, control, secrets) if mode.open_access else None
                 iteration = Iteration(config, driver, control, lambda level: mode.to_row(level, config), secrets,
-                                      guard, measures)
+                                      guard, measures, access=access)
                 outcome = run_ramp(plan.levels, iteration, hand_out,
                                    max_consecutive_failures=config.max_consecutive_failures,
                                    first_iter=config.start_iter, repeat=config.repeat,

@@ -24,6 +24,7 @@ from pgstress.db.control import ControlSession
 from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, add_read_cost, write_cost
 from pgstress.rows import CONNECTION_LOST, Row
 from pgstress.run import level_events
+from pgstress.run.access import AccessResult
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
 from pgstress.run.level_events import READ, WRITE, PhaseStart
 from pgstress.run.machine_memory import MachineMemoryWatch
@@ -103,11 +104,13 @@ class LevelResult:
     client_mb: float | None = None  # resident growth above the ramp's start, every pass of the level included
     machine_mb: float | None = None  # how far the machine's available memory fell below the ramp's start (guarded)
     server: ServerCost | None = None  # what the server paid (measured only with server measures)
+    access: AccessResult | None = None  # the access phases after the read (--access); None: none asked
 
     @property
     def record_faults(self) -> list[Fault]:
         records = [*(self.write.records if self.write else []), *(self.read.records if self.read else [])]
-        return [record.fault for record in records if record.fault is not None]
+        faults = [record.fault for record in records if record.fault is not None]
+        return faults + ([self.access.fault] if self.access is not None and self.access.fault is not None else [])
 
     @property
     def verify_s(self) -> float:
@@ -176,6 +179,7 @@ class Iteration:
     secrets: tuple[str, ...]
     guard: MemoryGuard | None = None
     measures: ServerMeasures | None = None  # the server-side measures; None: not taken
+    access: Callable[[LevelResult], AccessResult] | None = None  # the access phases (--access); None: none asked
     meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
     start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
     _ran_before: bool = field(default=False, init=False)  # the table holds an earlier level's records
@@ -251,6 +255,8 @@ class Iteration:
             level.read.traced_peak_mb = self._memory_pass(
                 level.iteration, READ, level.read, lambda: self.driver.read(written), len(written), rss_peaks)
             self._unless_records_failed(level, lambda: self._stored_sizes(level, ids))
+            if self.access is not None and not level.record_faults:
+                level.access = self.access(level)  # after the sizes: they are of the record as written
         known = [peak for peak in rss_peaks if peak is not None] or [current_rss_mb()]
         level.client_mb = max(0.0, max(known) - self.start_rss_mb)
 
