@@ -19,6 +19,7 @@ from pgstress.output.markdown import ASYNC_REPORT, SYNC_REPORT, ReportParts
 from pgstress.output.terminal import LineFormat, async_line, sync_line
 from pgstress.rows import AsyncRow, Row, SyncRow
 from pgstress.run.access import AccessResult
+from pgstress.run.access_async import fanout_access
 from pgstress.run.access_sync import sync_access
 from pgstress.run.fanout import async_row, fanout_guard, open_fanout
 from pgstress.run.iteration import Driver, LevelResult
@@ -82,5 +83,6 @@ ASYNC = Mode(
     open_driver=open_fanout,
     to_row=lambda level, config: async_row(level, config.payload_format, config.async_concurrency),
     memory_guard=fanout_guard,
+    open_access=fanout_access,
 )
 MODES = {mode.name: mode for mode in (SYNC, ASYNC)}

@@ -174,26 +174,33 @@ class AccessResult:
     """The accesses of one level: per access, each record's measure; the first failure, if any."""
 
     measures: dict[str, list[AccessMeasure]] = field(default_factory=dict)
+    wall_s: dict[str, float] = field(default_factory=dict)  # access -> its time: one record's, or the C at once
     append_wal_bytes: int | None = None  # the WAL the server wrote during the append (all the level's records)
-    fault: Fault | None = None
+    faults: list[Fault] = field(default_factory=list)  # each failed record's, of the access that failed
     how: dict[str, str] = field(default_factory=dict)  # access -> how it was done for this format
 
-    def add(self, access: str, measure: AccessMeasure) -> None:
-        self.measures.setdefault(access, []).append(measure)
+    def done(self, access: str, wall_s: float, measures: list[AccessMeasure]) -> None:
+        """Every record's access finished (and was verified): its time and its records' bytes."""
+        self.wall_s[access] = wall_s
+        self.measures[access] = measures
+        if access == APPEND:
+            wals = [measure.wal_bytes for measure in measures]
+            self.append_wal_bytes = None if None in wals else sum(w for w in wals if w is not None)
 
 
 def fill_access(row: Row, result: AccessResult | None) -> None:
-    """The access columns of a row: times and bytes summed over the level's records (one in sync mode). An
-    access that did not finish for every record leaves its columns empty."""
+    """The access columns of a row: its time (sync: the record's; async: the C records' at once, as write_s), and
+    the bytes of every record of the level. An access that did not finish for every record leaves its columns
+    empty."""
     if result is None:
         return
     ranges, metrics, appends = (result.measures.get(name, []) for name in (RANGE, METRIC, APPEND))
-    if ranges:
-        row.range_read_s, row.range_bytes = sum(m.seconds for m in ranges), sum(m.received for m in ranges)
-    if metrics:
-        row.metric_read_s, row.metric_bytes = sum(m.seconds for m in metrics), sum(m.received for m in metrics)
-    if appends:
-        row.append_s = sum(m.seconds for m in appends)
+    if RANGE in result.wall_s:
+        row.range_read_s, row.range_bytes = result.wall_s[RANGE], sum(m.received for m in ranges)
+    if METRIC in result.wall_s:
+        row.metric_read_s, row.metric_bytes = result.wall_s[METRIC], sum(m.received for m in metrics)
+    if APPEND in result.wall_s:
+        row.append_s = result.wall_s[APPEND]
         row.append_sent_bytes = sum(m.sent for m in appends)
         row.append_received_bytes = sum(m.received for m in appends)
         row.append_wal_mb = None if result.append_wal_bytes is None else mib(result.append_wal_bytes)

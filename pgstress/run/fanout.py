@@ -29,6 +29,7 @@ from pgstress.db.server import ServerUnavailable, describe_target
 from pgstress.db.server_measures import FLUSH_STATS
 from pgstress.redaction import scrub
 from pgstress.rows import AsyncRow, Row
+from pgstress.run.access import fill_access
 from pgstress.run.event_loop import LoopRunner
 from pgstress.run.faults import classify
 from pgstress.run.iteration import LevelResult, Phase, fill_common, fill_rss, most_frequent_fault
@@ -253,6 +254,7 @@ def async_row(level: LevelResult, payload_format: str, concurrency: int) -> Asyn
             row.payload_per_record_mb = row.payload_total_mb / len(sent)
     if level.read is not None:
         _batch_columns(row, "read", level.read, level.epochs, "decode", "select_s")
+    fill_access(row, level.access)
     stored = level.stored_payload_bytes()
     if stored:
         row.db_payload_per_record_mb = mib(sum(stored) / len(stored))

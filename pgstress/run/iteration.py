@@ -110,7 +110,7 @@ class LevelResult:
     def record_faults(self) -> list[Fault]:
         records = [*(self.write.records if self.write else []), *(self.read.records if self.read else [])]
         faults = [record.fault for record in records if record.fault is not None]
-        return faults + ([self.access.fault] if self.access is not None and self.access.fault is not None else [])
+        return faults + (self.access.faults if self.access is not None else [])
 
     @property
     def verify_s(self) -> float:
