@@ -25,6 +25,7 @@ from pgstress.output.noise import with_rep
 from pgstress.output.repetitions import size_rows
 from pgstress.output.server_side import server_section
 from pgstress.output.tables import Column, col, markdown_table
+from pgstress.output.usage import usage_section
 from pgstress.rows import OK, Row
 
 MAX_COMPARED_LEVELS = 12  # rows per side-by-side table; the full table holds every iteration
@@ -334,6 +335,7 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
                 at_c = [run for run in runs if run.config.async_concurrency == c]
                 out += [f"### {compared_noun(others).capitalize()}s compared at C = {c}", "",
                         *_recommendations(at_c, parts, compared_noun(others))]
+    out += usage_section(runs, parts.stored_field, level=3)
     out += [f"### Each {noun} on its own", ""]
     out += [f"- **{_format(run)}**: " + " ".join(ramp_conclusion(run, parts)) for run in runs]
     out.append("")

@@ -27,6 +27,7 @@ from pgstress.output.tables import (
     cell,
     markdown_table,
 )
+from pgstress.output.usage import usage_section
 from pgstress.rows import AsyncRow, Row
 
 TITLE = "# PostgreSQL huge-payload stress test report"
@@ -316,6 +317,7 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
     support = ramp.details.measures if ramp.details is not None else None
     out += server_section(rows, ramp.config, support, result.context.server.embedded, SERVER_HEADING)
     out += parts.sections(rows)
+    out += usage_section([ramp], parts.stored_field)
     out += chart_section(result, 7)
     out += resumed_section(ramp, csv_path)
     out += ["## How the figures were obtained", "", *parts.notes(ramp.config, rows, ramp.memory_limit_mb),

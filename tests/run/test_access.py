@@ -36,6 +36,7 @@ from tests.helpers import (
     create_pgstress_table,
     drop_trigger_function,
     read_csv,
+    table_after,
 )
 
 FORMATS = ("bson", "jsonb", "ndjson_zstd")
@@ -135,6 +136,16 @@ def test_every_access_is_timed_counted_and_leaves_the_grown_record(
     found = embedded_db.execute(sql.SQL("SELECT epochs, content_hash FROM {}").format(
         sql.Identifier(table_name))).fetchall()
     assert sorted(found) == sorted(grown)
+    # the report's section: the table at the largest size, how each access was done, the choice per use
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    table = table_after(report, "## How it will be used")
+    assert table[0][:4] == ["format", "write s", "full read s", "range read s"]
+    assert [line[0] for line in table[1:]] == [payload_format]
+    assert "At 3,000 epochs, the largest record size every compared ramp completed" in report
+    assert f"- **{payload_format}**: range: " in report
+    for use in ("to read the whole record", "to read a window of 100 epochs",
+                "to read one metric (HitRate) of every epoch", "to append epochs"):
+        assert f"- {use}: **{payload_format}**, " in report, use
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda mode: mode.name)
@@ -145,6 +156,7 @@ def test_the_default_run_measures_no_access(mode: RampMode, embedded_dsn: str, t
     rows = read_csv(mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK"] * 3
     assert all(row[column] == "" for row in rows for column in ACCESS_COLUMNS)
+    assert "How it will be used" not in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
@@ -285,3 +297,10 @@ def test_at_100k_epochs_an_append_rewrites_the_value_and_jsonb_reads_only_its_wi
     stored_bytes = float(jsonb["db_payload_mb"] if mode is SYNC else jsonb["db_payload_per_record_mb"]) * MIB
     window_bytes = int(jsonb["range_bytes"]) / mode.concurrency  # each record's window
     assert window_bytes < stored_bytes / 20, (window_bytes, stored_bytes)
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    table = table_after(report, "### How it will be used")
+    assert [line[0] for line in table[1:]] == sorted(format_names())
+    assert "At 100,000 epochs, the largest record size every compared ramp completed" in report
+    for use in ("to read the whole record", "to read a window of 1,000 epochs",
+                "to read one metric (HitRate) of every epoch", "to append epochs"):
+        assert any(line.startswith(f"- {use}: **") and " against " in line for line in report.splitlines()), use
