@@ -104,6 +104,14 @@ SERVER_METRICS = (
     Metric("server_read_ms", "The server's own execution of the read (pg_stat_statements), ms", 1),
 )
 
+# The access phases (--access), side by side where measured.
+ACCESS_METRICS = (
+    Metric("range_read_s", "Range read (a window of epochs), seconds", 3),
+    Metric("metric_read_s", "Metric read (one metric of every epoch), seconds", 3),
+    Metric("append_s", "Append (the record grown in place), seconds", 3),
+    Metric("append_wal_mb", "WAL written by the append, MiB", 2),
+)
+
 SYNC_REPORT = ReportParts(
     columns=SYNC_COLUMNS,
     breakdown_columns=SYNC_BREAKDOWN_COLUMNS,
@@ -119,6 +127,7 @@ SYNC_REPORT = ReportParts(
         Metric("write_rss_peak_mb", "Write resident (RSS) peak, MiB", 1),
         Metric("read_rss_peak_mb", "Read resident (RSS) peak, MiB", 1),
         *SERVER_METRICS,
+        *ACCESS_METRICS,
     ),
     stored_field="db_payload_mb",
     seconds_field="total_s",
@@ -138,6 +147,7 @@ ASYNC_REPORT = ReportParts(
         Metric("write_peak_mb", "Write batch tracemalloc peak, MiB", 1),
         Metric("read_peak_mb", "Read batch tracemalloc peak, MiB", 1),
         *SERVER_METRICS,
+        *ACCESS_METRICS,
     ),
     stored_field="db_payload_per_record_mb",
     seconds_field="write_s",

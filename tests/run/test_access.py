@@ -304,3 +304,19 @@ def test_at_100k_epochs_an_append_rewrites_the_value_and_jsonb_reads_only_its_wi
     for use in ("to read the whole record", "to read a window of 1,000 epochs",
                 "to read one metric (HitRate) of every epoch", "to append epochs"):
         assert any(line.startswith(f"- {use}: **") and " against " in line for line in report.splitlines()), use
+
+
+# --- the measures reach pgstress compare, where every run has them -------------------------------------------------
+
+def test_compare_weighs_the_access_measures_only_where_every_run_has_them() -> None:
+    from pgstress.compare.verdicts import measures_present
+    from pgstress.rows import SyncRow
+
+    plain = SyncRow(iter=1, epochs=1_000, write_s=1.0, read_s=1.0)
+    accessed = SyncRow(iter=1, epochs=1_000, write_s=1.0, read_s=1.0, range_read_s=0.1, range_bytes=10,
+                       metric_read_s=0.1, metric_bytes=10, append_s=0.2, append_wal_mb=1.0)
+    access_fields = {"range_read_s", "range_bytes", "metric_read_s", "metric_bytes", "append_s", "append_wal_mb"}
+    both = {measure.field for measure in measures_present("sync", [[accessed], [accessed]])}
+    assert access_fields <= both
+    one = {measure.field for measure in measures_present("sync", [[accessed], [plain]])}
+    assert not access_fields & one
