@@ -116,8 +116,8 @@ def record_truth(plan: AccessPlan, epochs: int, seed: int, stream: tuple[int, ..
         if lo < hi:
             window_hash.update_table(chunk.table[lo - chunk.start:hi - chunk.start])
     added = append_count(epochs, plan.append_epochs)
-    appended = next(generate(added, seed, appended_stream(stream))) if added else None
-    assert appended is not None and len(appended) == added, "the appended epochs are one generator chunk"
+    tables = [chunk.table for chunk in generate(added, seed, appended_stream(stream))]
+    appended = EpochChunk(epochs, np.concatenate(tables))  # one chunk, however many generator chunks made it
     whole.update_table(appended.table)
     metric = np.concatenate(columns) if columns else np.empty(0)
     return RecordTruth(first, count, window_hash.hexdigest(), metric, appended, whole.hexdigest(), epochs + added)

@@ -94,6 +94,17 @@ def test_the_checks_take_the_generator_as_the_truth() -> None:
     assert truth.appended.as_dicts() != _record(1_005)[1_000:]  # not the record's own next epochs
 
 
+def test_an_append_larger_than_a_generator_chunk_is_the_append_stream_in_order() -> None:
+    truth = record_truth(AccessPlan(("append",), append_epochs=25_000), 10, 42, (1,))
+    assert len(truth.appended) == 25_000 and truth.grown_epochs == 25_010
+    expected = ContentHash()
+    for chunk in generate(25_000, 42, (1, 1_000_003)):
+        expected.update_table(chunk.table)
+    appended = ContentHash()
+    appended.update_table(truth.appended.table)
+    assert appended.hexdigest() == expected.hexdigest()
+
+
 def test_a_zstd_value_of_several_frames_decodes_whole() -> None:
     codec = get_codec("ndjson_zstd")
     epochs = _record(3_000)
