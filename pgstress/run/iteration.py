@@ -4,7 +4,8 @@ In order: the memory guard's verdict, connections revived, the table truncated (
 `--keep-data-between-iterations`), the server's counters read, the write phase timed, the
 counters and the table's sizes read again, its client work traced again untimed (when the trace
 budget allows: run/trace_budget.py), the read phase timed (of the records written), the counters read
-again, traced again, the stored sizes. The server-side reads run between the timed phases, never
+again, traced again, the stored sizes, then the access phases asked with --access (run/access.py: a
+window, one metric, an append, each timed on its own). The server-side reads run between the timed phases, never
 inside them; each phase is announced as it starts, for live progress. Any failure becomes the
 level's status. A mode supplies only what differs: its driver's calls, and how many
 records a level holds (one in sync mode, C in async mode). Its `to_row` turns the result into
