@@ -238,7 +238,8 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
                          f" {IDENTIFIER_MAX - suffix} characters, to leave room for the {suffix}-character suffix)")
     mode = MODES[config.mode]
     files = planned_files(_option_name(mode.csv_option), mode.csv_path(config), config.report_md,
-                          [] if config.no_charts else [chart.name for chart in mode.charts], config.export_json)
+                          [] if config.no_charts else [chart.name for chart in mode.charts_for(config)],
+                          config.export_json)
     path_problem = output_problem(files)
     if path_problem is not None:
         parser.error(path_problem)

@@ -17,6 +17,7 @@ from pgstress.db.server import ServerInfo
 from pgstress.output.charts import ASYNC_CHARTS, SYNC_CHARTS, ChartSpec
 from pgstress.output.markdown import ASYNC_REPORT, SYNC_REPORT, ReportParts
 from pgstress.output.terminal import LineFormat, async_line, sync_line
+from pgstress.output.usage import access_charts
 from pgstress.rows import AsyncRow, Row, SyncRow
 from pgstress.run.access import AccessResult
 from pgstress.run.access_async import fanout_access
@@ -47,6 +48,10 @@ class Mode:
     to_row: Callable[[LevelResult, RunConfig], Row]
     memory_guard: Callable[[RunConfig, Sequence[Row]], MemoryGuard] | None = None  # (config, earlier rows)
     open_access: OpenAccess | None = None
+
+    def charts_for(self, config: RunConfig) -> tuple[ChartSpec, ...]:
+        """The mode's charts, and the access phases' when --access asks for them."""
+        return (*self.charts, *access_charts(config))
 
     def csv_path(self, config: RunConfig) -> str:
         return str(getattr(config, self.csv_option))

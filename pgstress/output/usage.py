@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pgstress.config import RunConfig
 from pgstress.output.base import RampResult
+from pgstress.output.charts import ChartSpec, chart
 from pgstress.output.repetitions import size_rows
 from pgstress.output.tables import Column, markdown_table
 from pgstress.rows import OK, Row
@@ -44,6 +46,22 @@ USES = (
     _Use("append", lambda run: "to append epochs", "append_s",
          lambda row: "?" if row.append_wal_mb is None else f"{row.append_wal_mb:,.2f} MiB of WAL"),
 )
+
+
+_ACCESS_SERIES = {
+    "range": ("range_read_s", "range: a window of epochs"),
+    "metric": ("metric_read_s", "metric: one metric of every epoch"),
+    "append": ("append_s", "append: the record grown in place"),
+}
+
+
+def access_charts(config: RunConfig) -> tuple[ChartSpec, ...]:
+    """The chart of each access's time against the record's size, beside the full read; none without --access."""
+    accesses = extra_accesses(config.access)
+    if not accesses:
+        return ()
+    return (chart("access", "Time of each way the record is used after it is written", "seconds",
+                  ("read_s", "full read"), *(_ACCESS_SERIES[access] for access in accesses)),)
 
 
 def _name(run: RampResult) -> str:

@@ -35,6 +35,7 @@ from tests.helpers import (
     add_insert_trigger,
     create_pgstress_table,
     drop_trigger_function,
+    read_chart_data,
     read_csv,
     table_after,
 )
@@ -162,12 +163,27 @@ def test_every_access_is_timed_counted_and_leaves_the_grown_record(
 @pytest.mark.parametrize("mode", MODES, ids=lambda mode: mode.name)
 def test_the_default_run_measures_no_access(mode: RampMode, embedded_dsn: str, table_name: str,
                                             run_cli: Callable[..., object], tmp_path: Path) -> None:
-    result = run_cli(*_access_args(mode, embedded_dsn, table_name, "ndjson_zstd", "--drop-table", *TINY_RAMP))
+    result = run_cli(*_access_args(mode, embedded_dsn, table_name, "ndjson_zstd", "--drop-table", *TINY_RAMP),
+                     charts=True)
     assert result.code == 0, result.err  # type: ignore[attr-defined]
+    assert (tmp_path / "report_time.png").exists() and not (tmp_path / "report_access.png").exists()
     rows = read_csv(mode.csv_path(tmp_path))
     assert [row["status"] for row in rows] == ["OK"] * 3
     assert all(row[column] == "" for row in rows for column in ACCESS_COLUMNS)
     assert "How it will be used" not in (tmp_path / "report.md").read_text(encoding="utf-8")
+
+
+def test_the_access_chart_draws_each_access_asked_beside_the_full_read(
+        embedded_dsn: str, table_name: str, run_cli: Callable[..., object], tmp_path: Path) -> None:
+    result = run_cli(*_access_args(SYNC, embedded_dsn, table_name, "jsonb", "--access", "range,append",
+                                   "--drop-table", *TINY_RAMP), charts=True)
+    assert result.code == 0, result.err  # type: ignore[attr-defined]
+    rows = read_csv(SYNC.csv_path(tmp_path))
+    lines = read_chart_data(tmp_path / "report_access.png")["lines"]
+    assert set(lines) == {"full read", "range: a window of epochs", "append: the record grown in place"}
+    assert lines["append: the record grown in place"] == [[int(row["epochs"]), float(row["append_s"])]
+                                                          for row in rows]
+    assert "report_access.png" in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
