@@ -13,7 +13,8 @@ read_s) and verified against the generator like the full read:
   the WAL it wrote; then read back whole and verified (that read is not timed as the append).
 
 This module holds what both modes share: the plan, what the generator says each access must give,
-the checks, and the row's columns. The drivers' calls are in run/access_sync.py.
+the checks, and the row's columns. The client's work per format is in run/access_work.py, the drivers'
+calls in run/access_sync.py and run/access_async.py, the SQL in db/access_sql.py.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pgstress.config import RunConfig
 from pgstress.rows import Row
 from pgstress.run.faults import Fault
 from pgstress.run.measure import mib
-from pgstress.workload.epochs import EPOCH_KEYS, ContentHash, Epoch, EpochChunk, generate
+from pgstress.workload.epochs import ContentHash, Epoch, EpochChunk, generate
 from pgstress.workload.payloads import VerifyError
 
 FULL, RANGE, METRIC, APPEND = "full", "range", "metric", "append"
@@ -147,18 +148,6 @@ def check_metric(values: Sequence[object], key: str, truth: RecordTruth) -> None
         raise VerifyError(f"the metric {key!r} read back differs from what was written")
 
 
-def pick_window(epochs: Sequence[Epoch], truth: RecordTruth) -> list[Epoch]:
-    """The window out of a whole decoded record (a format read whole); too short a record gives a short window."""
-    return list(epochs[truth.window_first:truth.window_first + truth.window_count])
-
-
-def pick_metric(epochs: Sequence[Epoch], key: str) -> list[object]:
-    try:
-        return [epoch[key] for epoch in epochs]
-    except (KeyError, TypeError) as exc:
-        raise VerifyError(f"a decoded epoch has no metric {key!r}") from exc
-
-
 @dataclass
 class AccessMeasure:
     """One access of one record: its time, and the bytes it moved over the wire (the value's bytes)."""
@@ -205,5 +194,3 @@ def fill_access(row: Row, result: AccessResult | None) -> None:
         row.append_received_bytes = sum(m.received for m in appends)
         row.append_wal_mb = None if result.append_wal_bytes is None else mib(result.append_wal_bytes)
 
-
-KNOWN_METRICS = EPOCH_KEYS
