@@ -117,6 +117,10 @@ def usage_section(runs: Sequence[RampResult], stored_field: str, level: int = 2)
     for run in runs:
         how = how_done(run.config.payload_format, accesses)
         out.append(f"- **{_name(run)}**: " + "; ".join(f"{access}: {text}" for access, text in how.items()))
+    if any(run.config.storage == "external" and run.config.payload_format != "jsonb" for run in runs):
+        out += ["", "With `--storage external` the bytea values are stored uncompressed, so a `substring` of one could"
+                " read only the TOAST chunks it needs; but where an epoch lies inside a zstd frame or a BSON document"
+                " is unknown without an index, so their window and metric are still read whole here."]
     out += ["", "Which to choose, by use:", ""]
     out += [line for use in USES if use.access in (FULL, *accesses)
             if (line := _recommend(use, runs, rows)) is not None]

@@ -257,7 +257,9 @@ class Iteration:
                 level.iteration, READ, level.read, lambda: self.driver.read(written), len(written), rss_peaks)
             self._unless_records_failed(level, lambda: self._stored_sizes(level, ids))
             if self.access is not None and not level.record_faults:
-                level.access = self.access(level)  # after the sizes: they are of the record as written
+                with self.meter.phase() as measure:  # its resident peak counts in the level's client memory
+                    level.access = self.access(level)  # after the sizes: they are of the record as written
+                rss_peaks.append(measure.rss_peak_mb)
         known = [peak for peak in rss_peaks if peak is not None] or [current_rss_mb()]
         level.client_mb = max(0.0, max(known) - self.start_rss_mb)
 

@@ -186,6 +186,17 @@ def test_the_access_chart_draws_each_access_asked_beside_the_full_read(
     assert "report_access.png" in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
+def test_with_storage_external_the_report_says_why_bytea_is_still_read_whole(
+        embedded_dsn: str, table_name: str, run_cli: Callable[..., object], tmp_path: Path) -> None:
+    result = run_cli(*_access_args(SYNC, embedded_dsn, table_name, "bson", "--access", "range", "--storage",
+                                   "external", "--drop-table", *TINY_RAMP))
+    assert result.code == 0, result.err  # type: ignore[attr-defined]
+    rows = read_csv(SYNC.csv_path(tmp_path))
+    assert all(int(row["range_bytes"]) == round(float(row["client_payload_mb"]) * MIB) for row in rows)
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "With `--storage external` the bytea values are stored uncompressed" in report
+
+
 @pytest.mark.parametrize(("args", "fragment"), [
     (["--access", "range", "--range-epochs", "0"], "argument --range-epochs: 0 must be >= 1"),
     (["--access", "range", "--range-epochs", "1001"],
