@@ -186,6 +186,21 @@ def test_the_access_chart_draws_each_access_asked_beside_the_full_read(
     assert "report_access.png" in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("metric", ["known_data", "cycle_count", "median(duration) cycle"])
+@pytest.mark.parametrize("payload_format", FORMATS)
+def test_a_metric_of_any_type_and_any_name_reads_back_as_written(
+        metric: str, payload_format: str, embedded_dsn: str, table_name: str, run_cli: Callable[..., object],
+        tmp_path: Path) -> None:
+    """A bool, an int and a key with spaces and parentheses (quoted in jsonb's jsonpath) come back with their
+    types."""
+    result = run_cli(*_access_args(SYNC, embedded_dsn, table_name, payload_format, "--access", "metric",
+                                   "--metric", metric, "--drop-table", "--start-epochs", "1000", "--end-epochs",
+                                   "1000", "--memory-trace", "off"))
+    assert result.code == 0, result.err  # type: ignore[attr-defined]
+    (row,) = read_csv(SYNC.csv_path(tmp_path))
+    assert row["status"] == "OK" and float(row["metric_read_s"]) > 0, row
+
+
 def test_with_storage_external_the_report_says_why_bytea_is_still_read_whole(
         embedded_dsn: str, table_name: str, run_cli: Callable[..., object], tmp_path: Path) -> None:
     result = run_cli(*_access_args(SYNC, embedded_dsn, table_name, "bson", "--access", "range", "--storage",
