@@ -44,6 +44,7 @@ from pgstress.output.paths import output_problem
 from pgstress.output.shape_table import shape_text
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption
+from pgstress.run.access import METRIC, RANGE, parse_accesses
 from pgstress.session import run_session
 from pgstress.workload.payloads import format_names
 from pgstress.workload.shape import MAX_DECIMALS
@@ -110,6 +111,21 @@ def _zstd_levels(text: str) -> tuple[int, ...]:
             raise argparse.ArgumentTypeError(f"{value} is given twice in {text!r}")
         values.append(value)
     return tuple(values)
+
+
+def _access_list(text: str) -> str:
+    """`full`, `all`, or several accesses (`range,metric`), normalised to their fixed order."""
+    try:
+        return ",".join(parse_accesses(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _metric(text: str) -> str:
+    """A key name; whether the run's epoch shape has it as a metric is checked once the shape is known."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty key")
+    return text
 
 
 def _identifier(text: str) -> str:
@@ -184,6 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
                               f" {MAX_TEMPLATE_BYTES // 2**20} MiB): each key's type, range, decimals, null share")
     payload.add_argument("--show-template", action="store_true",
                          help="print the epoch shape the run would draw (the template's, or the default) and exit")
+
+    access = p.add_argument_group("access", "how the record is used after it is written and read whole")
+    access.add_argument("--access", type=_access_list, default=defaults.access,
+                        metavar="{full,range,metric,append,all}",
+                        help="after each full read, also time each access asked, each verified: range (a window of"
+                             " --range-epochs from the middle of the record), metric (one --metric over every"
+                             " epoch), append (the record grown in place by --append-epochs, with its WAL); several"
+                             " as range,metric; all: every one; full: the full read only")
+    access.add_argument("--range-epochs", type=_epochs, metavar="N", default=defaults.range_epochs,
+                        help="--access range: the window's epochs (at most the smallest record of the ramp)")
+    access.add_argument("--metric", type=_metric, metavar="KEY", default=defaults.metric,
+                        help="--access metric: the metric read")
+    access.add_argument("--append-epochs", type=_epochs, metavar="N", default=defaults.append_epochs,
+                        help="--access append: epochs appended to each record (default: 1%% of it, at least 1)")
 
     server = p.add_argument_group("server and table", "where the records go")
     server.add_argument("--dsn", default=None,
@@ -287,14 +317,20 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         parser.error(f"argument --async-concurrency: {max(concurrency)} connections need as many open files;"
                      f" this process may open {open_files} (ulimit -n), {_OTHER_FILES} of them kept for the"
                      " rest of the run")
+    if RANGE in args.access.split(",") and args.range_epochs > args.start_epochs:
+        parser.error(f"argument --range-epochs: a window of {args.range_epochs} epochs is larger than the ramp's"
+                     f" smallest record ({args.start_epochs} epochs, --start-epochs)")
     dsn_problem = _dsn_problem(args.dsn)
     if dsn_problem is not None:
         parser.error(dsn_problem)
     config = RunConfig(**vars(args))
     try:
-        run_shape(config.float_decimals, config.epoch_template)
+        shape = run_shape(config.float_decimals, config.epoch_template)
     except TemplateRefused as exc:
         parser.error(str(exc))
+    if METRIC in config.access.split(",") and config.metric not in shape.metric_keys():
+        parser.error(f"argument --metric: {config.metric!r} is not a metric of the epoch (one of"
+                     f" {', '.join(shape.metric_keys())})")
     if is_compared(config):
         suffix = longest_table_suffix(config)
         if len(config.table) + suffix > IDENTIFIER_MAX:

@@ -63,6 +63,12 @@ class RunConfig:
     no_charts: bool = False
     quiet: bool = False
     fail_on_break: bool = False
+    # The access phases after each full read (run/access.py): "full" (the seed's run, nothing more) or a list
+    # such as "range,metric"; their window, metric and appended epochs (None: 1 % of the record, at least 1).
+    access: str = "full"
+    range_epochs: int = 1_000
+    metric: str = "HitRate"
+    append_epochs: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode == "async" and self.write_method == "insert_blocking":

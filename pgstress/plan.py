@@ -34,7 +34,8 @@ def run_files(config: RunConfig) -> list[PlannedFile]:
     """Every file the run writes (the same list cli.parse_config checks)."""
     mode = MODES[config.mode]
     return planned_files("--" + mode.shown.csv_option.replace("_", "-"), mode.csv_path(config), config.report_md,
-                         [] if config.no_charts else [chart.name for chart in mode.shown.charts], config.export_json)
+                         [] if config.no_charts else [chart.name for chart in mode.shown.charts_for(config)],
+                         config.export_json)
 
 
 def ramp_epochs(ramp: RunConfig) -> int:

@@ -48,6 +48,11 @@ SERVER_COLUMNS = (
     "toast_compression", "storage", "wal_mb", "heap_mb", "toast_mb", "stored_compression", "server_write_ms",
     "server_read_ms", "io_written_mb", "io_extended_mb", "io_fsyncs", "checkpoints", "other_sessions",
 )  # fmt: skip
+# The access phases' columns, after every other column of both modes (a CSV without them reads the same up to there).
+ACCESS_COLUMNS = (
+    "range_read_s", "range_bytes", "metric_read_s", "metric_bytes", "append_s", "append_sent_bytes",
+    "append_received_bytes", "append_wal_mb",
+)  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -86,6 +91,16 @@ class Row:
     checkpoints: int | None = None
     other_sessions: int | None = None
     zstd_level: int | None = None  # ndjson_zstd's level (tells the ramps of --zstd-level 1,3,19 apart); else empty
+    # The access phases (--access, run/access.py), each timed apart from write_s/read_s; empty: not asked (the
+    # default) or not finished. Bytes are what the access received from (sent to) the server, every record's.
+    range_read_s: float | None = None
+    range_bytes: int | None = None
+    metric_read_s: float | None = None
+    metric_bytes: int | None = None
+    append_s: float | None = None
+    append_sent_bytes: int | None = None
+    append_received_bytes: int | None = None
+    append_wal_mb: float | None = None
 
     COLUMNS: ClassVar[tuple[str, ...]] = ()
     # The column the optimal efficiency point maximises, and how the report names it.
@@ -116,7 +131,7 @@ class SyncRow(Row):
         "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error",
         # extras
         "rep", "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
-        "read_rss_peak_mb", *SERVER_COLUMNS, "db_table_mb", "zstd_level",
+        "read_rss_peak_mb", *SERVER_COLUMNS, "db_table_mb", "zstd_level", *ACCESS_COLUMNS,
     )  # fmt: skip
 
 
@@ -170,6 +185,7 @@ class AsyncRow(Row):
         "write_latency_sum_s", "read_latency_sum_s", "write_cpu_s", "write_encode_busy_s", "write_db_only_s",
         "read_cpu_s", "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
         "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_COLUMNS, "zstd_level",
+        *ACCESS_COLUMNS,
     )  # fmt: skip
     EFFICIENCY: ClassVar[str] = "write_eps"
 

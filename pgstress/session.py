@@ -56,7 +56,8 @@ OUTPUTS: tuple[OutputFactory, ...] = (
     lambda config, mode, resumption: RunRecordOutput(config, mode.csv_path(config), resuming=resumption is not None),
     lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.run.row_type, append=resumption is not None,
                                                keep_bytes=resumption.csv_bytes if resumption else None),
-    lambda config, mode, resumption: ChartsOutput(mode.shown.charts, config.report_md, enabled=not config.no_charts),
+    lambda config, mode, resumption: ChartsOutput(mode.shown.charts_for(config), config.report_md,
+                                                  enabled=not config.no_charts),
     lambda config, mode, resumption: SweepChartsOutput(config.report_md, enabled=not config.no_charts),
     lambda config, mode, resumption: MarkdownOutput(config.report_md, mode.shown.report, mode.csv_path(config)),
     lambda config, mode, resumption: JsonExportOutput(config.export_json, mode.shown.report),
@@ -217,8 +218,9 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
     try:
         try:
             with open_driver as driver:
+                access = mode.run.open_access(config, driver, control, secrets) if mode.run.open_access else None
                 iteration = Iteration(config, driver, control, lambda level: mode.run.to_row(level, config), secrets,
-                                      guard, measures, plan.events)
+                                      guard, measures, plan.events, access=access)
                 outcome = run_ramp(plan.levels, iteration, hand_out,
                                    max_consecutive_failures=config.max_consecutive_failures,
                                    first_iter=config.start_iter, repeat=config.repeat,

@@ -41,8 +41,8 @@ def test_help_is_grouped_and_shows_only_defaults_one_could_type(capsys: pytest.C
     assert out.startswith("usage: pgstress [--mode {sync,async}] [options]")
     assert "\n       pgstress compare RUN RUN [...] [--report-md PATH]" in out
     headings = [line[:-1] for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
-    assert headings == ["options", "ramp", "payload", "server and table", "outputs", "async mode", "measurement",
-                        "run control", "examples"]
+    assert headings == ["options", "ramp", "payload", "access", "server and table", "outputs", "async mode",
+                        "measurement", "run control", "examples"]
     text = " ".join(out.split())
     for meaningless in ("(default: None)", "(default: default)", "(default: False)", "(default: ==SUPPRESS==)"):
         assert meaningless not in text

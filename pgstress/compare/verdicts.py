@@ -58,11 +58,17 @@ _SERVER_AND_MEMORY = (
     _time("server_write_ms", "the server's own write (pg_stat_statements), ms"),
     _time("server_read_ms", "the server's own read (pg_stat_statements), ms"),
 )
+# The access phases (--access); compared only where every run measured them.
+_ACCESSES = (
+    _time("range_read_s", "range read, s"), _size("range_bytes", "range read received, bytes"),
+    _time("metric_read_s", "metric read, s"), _size("metric_bytes", "metric read received, bytes"),
+    _time("append_s", "append, s"), _size("append_wal_mb", "WAL of the append, MiB"),
+)
 MEASURES: dict[str, tuple[Measure, ...]] = {
     "sync": (
         _time("write_s", "write time, s"), _time("read_s", "read time, s"), _time("total_s", "total time, s"),
         _rate("eps", "throughput, epochs/s"), _size("client_payload_mb", "size as sent, MiB"),
-        _size("db_payload_mb", "size stored, MiB"), *_SERVER_AND_MEMORY,
+        _size("db_payload_mb", "size stored, MiB"), *_SERVER_AND_MEMORY, *_ACCESSES,
     ),
     "async": (
         _time("write_s", "write batch time, s"), _time("read_s", "read batch time, s"),
@@ -70,7 +76,7 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         _time("write_p50_ms", "one record's write, median ms"), _time("read_p50_ms", "one record's read, median ms"),
         _size("payload_per_record_mb", "one record as sent, MiB"),
         _size("db_payload_per_record_mb", "one record stored, MiB"), _size("db_table_mb", "table after the level, MiB"),
-        *_SERVER_AND_MEMORY,
+        *_SERVER_AND_MEMORY, *_ACCESSES,
     ),
 }
 

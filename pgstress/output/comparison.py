@@ -30,6 +30,7 @@ from pgstress.output.repetitions import size_rows
 from pgstress.output.server_side import server_section
 from pgstress.output.shape_table import measured_on, shape_caveat
 from pgstress.output.tables import Column, col, markdown_table
+from pgstress.output.usage import usage_section
 from pgstress.output.words import count
 from pgstress.rows import OK, Row
 
@@ -411,6 +412,7 @@ def _recommendation_section(result: RunResult, parts: ReportParts, noun: str, an
                 out += [f"### {compared_noun(others).capitalize()}s compared at C = {c}", "",
                         *_recommendations(at_c, parts, compared_noun(others), f" at C = {c}", noise=False)]
             out += [noise_sentence(runs), ""]
+    out += usage_section(runs, parts.stored_field, level=3)
     out += format_pointer(config)
     return [*out, f"### Each {noun} on its own", "", *each_on_its_own(runs, parts, noun), ""]
 

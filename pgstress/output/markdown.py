@@ -28,6 +28,7 @@ from pgstress.output.tables import (
     cell,
     markdown_table,
 )
+from pgstress.output.usage import usage_section
 from pgstress.output.words import count
 from pgstress.rows import AsyncRow, Row
 from pgstress.target import ServerDetails, ServerInfo
@@ -111,6 +112,14 @@ SERVER_METRICS = (
     Metric("server_read_ms", "The server's own execution of the read (pg_stat_statements), ms", 1),
 )
 
+# The access phases (--access), side by side where measured.
+ACCESS_METRICS = (
+    Metric("range_read_s", "Range read (a window of epochs), seconds", 3),
+    Metric("metric_read_s", "Metric read (one metric of every epoch), seconds", 3),
+    Metric("append_s", "Append (the record grown in place), seconds", 3),
+    Metric("append_wal_mb", "WAL written by the append, MiB", 2),
+)
+
 SYNC_REPORT = ReportParts(
     columns=SYNC_COLUMNS,
     breakdown_columns=SYNC_BREAKDOWN_COLUMNS,
@@ -126,6 +135,7 @@ SYNC_REPORT = ReportParts(
         Metric("write_rss_peak_mb", "Write resident (RSS) peak, MiB", 1),
         Metric("read_rss_peak_mb", "Read resident (RSS) peak, MiB", 1),
         *SERVER_METRICS,
+        *ACCESS_METRICS,
     ),
     stored_field="db_payload_mb",
     seconds_field="total_s",
@@ -145,6 +155,7 @@ ASYNC_REPORT = ReportParts(
         Metric("write_peak_mb", "Write batch tracemalloc peak, MiB", 1),
         Metric("read_peak_mb", "Read batch tracemalloc peak, MiB", 1),
         *SERVER_METRICS,
+        *ACCESS_METRICS,
     ),
     stored_field="db_payload_per_record_mb",
     seconds_field="write_s",
@@ -376,6 +387,7 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
         table_section(ramp, parts),
         server_section(rows, ramp.config, support, result.context.server.embedded, SERVER_HEADING),
         parts.sections(rows),
+        usage_section([ramp], parts.stored_field),
         resumed_section(ramp, csv_path),
         chart_section(result),
         render_context(result, parts),

@@ -10,6 +10,7 @@ from pgstress.config import RunConfig
 from pgstress.output.charts import ASYNC_CHARTS, SYNC_CHARTS, ChartSpec
 from pgstress.output.markdown import ASYNC_REPORT, SYNC_REPORT, ReportParts
 from pgstress.output.progress_lines import LineFormat, async_line, sync_line
+from pgstress.output.usage import access_charts
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,10 @@ class Presentation:
 
     def csv_path(self, config: RunConfig) -> str:
         return str(getattr(config, self.csv_option))
+
+    def charts_for(self, config: RunConfig) -> tuple[ChartSpec, ...]:
+        """The mode's charts, and the access phases' when --access asks for them."""
+        return (*self.charts, *access_charts(config))
 
 
 SYNC_SHOWN = Presentation(csv_option="results_csv", charts=SYNC_CHARTS, progress_line=sync_line, report=SYNC_REPORT)

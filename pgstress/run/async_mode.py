@@ -29,6 +29,7 @@ from pgstress.db.server import ServerUnavailable
 from pgstress.db.server_measures import FLUSH_STATS
 from pgstress.redaction import scrub
 from pgstress.rows import AsyncRow, Row
+from pgstress.run.access import fill_access
 from pgstress.run.event_loop import LoopRunner
 from pgstress.run.iteration import LevelResult, Phase, fill_common
 from pgstress.run.latency import Span, busy_s, latency_percentiles_ms, only_s
@@ -273,6 +274,7 @@ def async_row(level: LevelResult, payload_format: str, concurrency: int) -> Asyn
         row.read_latency_sum_s, row.read_cpu_s, row.read_decode_busy_s = r.latency_sum_s, r.cpu_s, r.codec_busy_s
         row.read_db_only_s, row.select_s = r.db_only_s, r.database_s
         row.read_rss_delta_mb, row.read_rss_peak_mb = r.rss_delta_mb, r.rss_peak_mb
+    fill_access(row, level.access)
     stored = level.stored_payload_bytes()
     if stored:
         row.db_payload_per_record_mb = mib(sum(stored) / len(stored))

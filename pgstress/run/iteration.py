@@ -4,7 +4,8 @@ In order: the memory guard's verdict, connections revived, the table truncated (
 `--keep-data-between-iterations`), the server's counters read, the write phase timed, the
 counters and the table's sizes read again, its client work traced again untimed (when the trace
 budget allows: run/trace_budget.py), the read phase timed (of the records written), the counters read
-again, traced again, the stored sizes. The server-side reads run between the timed phases, never
+again, traced again, the stored sizes, then the access phases asked with --access (run/access.py: a
+window, one metric, an append, each timed on its own). The server-side reads run between the timed phases, never
 inside them; each phase is announced as it starts, for live progress. Any failure becomes the
 level's status. A mode supplies only what differs: its driver's calls, and how many
 records a level holds (one in sync mode, C in async mode). Its `to_row` turns the result into
@@ -22,6 +23,7 @@ from typing import Protocol, TypeVar
 from pgstress.config import RunConfig, zstd_level_of
 from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, add_read_cost, write_cost
 from pgstress.rows import CONNECTION_LOST, Row, Status
+from pgstress.run.access import AccessResult
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
 from pgstress.run.level_events import READ, SILENT, WRITE, LevelEvents, PhaseStart
 from pgstress.run.machine_memory import MachineMemoryWatch
@@ -131,11 +133,13 @@ class LevelResult:
     client_mb: float | None = None  # resident growth above the ramp's start, every pass of the level included
     machine_mb: float | None = None  # how far the machine's available memory fell below the ramp's start (guarded)
     server: ServerCost | None = None  # what the server paid (measured only with server measures)
+    access: AccessResult | None = None  # the access phases after the read (--access); None: none asked
 
     @property
     def record_faults(self) -> list[Fault]:
         records = [*(self.write.records if self.write else []), *(self.read.records if self.read else [])]
-        return [record.fault for record in records if record.fault is not None]
+        faults = [record.fault for record in records if record.fault is not None]
+        return faults + (self.access.faults if self.access is not None else [])
 
     @property
     def verify_s(self) -> float:
@@ -208,6 +212,7 @@ class Iteration:
     guard: MemoryGuard | None = None
     measures: ServerMeasures | None = None  # the server-side measures; None: not taken
     events: LevelEvents = SILENT  # told each phase as it starts, for live progress
+    access: Callable[[LevelResult], AccessResult] | None = None  # the access phases (--access); None: none asked
     meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
     start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
     _ran_before: bool = field(default=False, init=False)  # the table holds an earlier level's records
@@ -284,6 +289,10 @@ class Iteration:
             level.read.traced_peak_mb = self._memory_pass(
                 level.iteration, READ, level.read, lambda: self.driver.read(written), len(written), rss_peaks)
             self._unless_records_failed(level, lambda: self._stored_sizes(level, ids))
+            if self.access is not None and not level.record_faults:
+                with self.meter.phase() as measure:  # its resident peak counts in the level's client memory
+                    level.access = self.access(level)  # after the sizes: they are of the record as written
+                rss_peaks.append(measure.rss_peak_mb)
         known = [peak for peak in rss_peaks if peak is not None] or [current_rss_mb()]
         level.client_mb = max(0.0, max(known) - self.start_rss_mb)
 

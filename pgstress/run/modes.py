@@ -11,8 +11,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from pgstress.config import RunConfig
+from pgstress.db.control import TableControl
 from pgstress.db.schema import TableSql
 from pgstress.rows import AsyncRow, Row, SyncRow
+from pgstress.run.access import AccessResult
+from pgstress.run.access_async import async_access
+from pgstress.run.access_sync import sync_access
 from pgstress.run.async_mode import async_guard, async_row, open_async
 from pgstress.run.iteration import Driver, LevelResult
 from pgstress.run.level_events import LevelEvents
@@ -20,6 +24,9 @@ from pgstress.run.memory_guard import MemoryGuard
 from pgstress.run.sync import open_sync, sync_row
 from pgstress.workload.payloads import Codec
 
+# (config, the ramp's driver, its table control, secrets) -> the access phases (--access), or None: none asked
+AccessPhases = Callable[[LevelResult], AccessResult]
+OpenAccess = Callable[[RunConfig, Driver, TableControl, tuple[str, ...]], AccessPhases | None]
 # (config, dsn, the ramp's table with its OID pinned, codec, secrets, the run's events) -> the driver, for the ramp
 OpenDriver = Callable[[RunConfig, str, TableSql, Codec, tuple[str, ...], LevelEvents], AbstractContextManager[Driver]]
 
@@ -32,6 +39,7 @@ class RunMode:
     open_driver: OpenDriver
     to_row: Callable[[LevelResult, RunConfig], Row]
     memory_guard: Callable[[RunConfig, Sequence[Row]], MemoryGuard] | None = None  # (config, earlier rows)
+    open_access: OpenAccess | None = None  # the access phases (--access) on this mode's driver
 
 
 SYNC_RUN = RunMode(
@@ -40,6 +48,7 @@ SYNC_RUN = RunMode(
     describe=lambda config: "sync ramp",
     open_driver=open_sync,
     to_row=lambda level, config: sync_row(level, config.payload_format),
+    open_access=sync_access,
 )
 ASYNC_RUN = RunMode(
     name="async",
@@ -49,4 +58,5 @@ ASYNC_RUN = RunMode(
     open_driver=open_async,
     to_row=lambda level, config: async_row(level, config.payload_format, config.async_concurrency),
     memory_guard=async_guard,
+    open_access=async_access,
 )

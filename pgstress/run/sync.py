@@ -14,6 +14,7 @@ from pgstress.db.psycopg_adapter import SyncDatabase
 from pgstress.db.schema import TableSql
 from pgstress.db.server_measures import FLUSH_STATS
 from pgstress.rows import CONNECTION_LOST, OK, SyncRow
+from pgstress.run.access import fill_access
 from pgstress.run.faults import Fault
 from pgstress.run.iteration import LevelResult, Phase, fill_common
 from pgstress.run.level_events import ENCODED, FETCHED, SILENT, STORED, VERIFIED, LevelEvents
@@ -137,6 +138,7 @@ def sync_row(level: LevelResult, payload_format: str) -> SyncRow:
         row.read_rss_delta_mb, row.read_rss_peak_mb = read.measure.rss_delta_mb, read.measure.rss_peak_mb
         row.total_s = (row.write_s or 0.0) + row.read_s
         row.eps = row.epochs / row.total_s if row.total_s > 0 else None
+    fill_access(row, level.access)
     if row.status == OK and level.stored:
         payload_bytes, row_bytes = next(iter(level.stored.values()))
         row.db_payload_mb, row.db_row_mb = mib(payload_bytes), mib(row_bytes)

@@ -86,6 +86,16 @@ class EpochShape:
         fields += [(f"n{i}", "?") for i, key in enumerate(self.keys) if key.nullable]
         return np.dtype(fields)
 
+    def field_of(self, name: str) -> str:
+        """The structured array's field holding key `name`'s values (KeyError when the shape has no such key)."""
+        if name not in self.names:
+            raise KeyError(name)
+        return f"k{self.names.index(name)}"
+
+    def metric_keys(self) -> tuple[str, ...]:
+        """The keys one metric can be read of: numbers and booleans that are never null."""
+        return tuple(key.name for key in self.keys if key.kind != STRING and not key.nullable)
+
     @cached_property
     def plain(self) -> bool:
         """Numbers and booleans only, never null: decoded epochs convert to the array row by row."""

@@ -58,9 +58,11 @@ class NdjsonZstdCodec(Codec):
         return out
 
     def decode_stream(self, data: bytes | bytearray | memoryview) -> Iterator[list[Epoch]]:
-        decompressor = zstandard.ZstdDecompressor()
+        # Across frames: a record grown by appending (--access append) is its first frame followed by one
+        # frame per append, and anything after the first frame must be read (or fail), never ignored.
+        reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
         pending = b""
-        for piece in decompressor.read_to_iter(data, write_size=_DECOMPRESSED_PIECE):
+        while piece := reader.read(_DECOMPRESSED_PIECE):
             text = pending + piece
             cut = text.rfind(b"\n") + 1
             pending = text[cut:]
