@@ -43,7 +43,7 @@ from pgstress.output.files import OutputFailed
 from pgstress.output.paths import output_problem
 from pgstress.output.shape_table import shape_text
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
-from pgstress.resume import ResumeRefused, load_resumption
+from pgstress.resume import ResumeRefused, load_resumption, resume_inputs
 from pgstress.session import run_session
 from pgstress.workload.payloads import format_names
 from pgstress.workload.shape import MAX_DECIMALS
@@ -300,14 +300,12 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         if len(config.table) + suffix > IDENTIFIER_MAX:
             parser.error(f"argument --table: {config.table!r} is too long for one table per compared ramp (at most"
                          f" {IDENTIFIER_MAX - suffix} characters, to leave room for the {suffix}-character suffix)")
-    path_problem = output_problem(plan.run_files(config), create_dirs=cli_only["create_dirs"])
+    mode = MODES[config.mode]
+    inputs = resume_inputs(mode.csv_flag, mode.csv_path(config)) if config.resume else []
+    path_problem = output_problem(plan.run_files(config), inputs, create_dirs=cli_only["create_dirs"])
     if path_problem is not None:
         parser.error(path_problem)
     return config
-
-
-def _option_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
 
 
 def _open_files_limit() -> int:

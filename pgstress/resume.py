@@ -18,6 +18,7 @@ from typing import Any
 
 from pgstress.config import RunConfig, is_compared, ramp_configs, ramp_label, zstd_level_of
 from pgstress.output.csv import CsvDamaged, read_rows
+from pgstress.output.paths import PlannedFile
 from pgstress.output.run_record import ramp_identity, read_identity, run_record_path, server_identity
 from pgstress.rows import Row
 from pgstress.target import resolve_dsn
@@ -49,11 +50,23 @@ class Resumption:
     csv_bytes: int | None = None  # set when the CSV's cut last line is to be dropped: the length to keep
     notice: str | None = None  # what the user is told before the run (a dropped line)
 
+    @classmethod
+    def planned(cls, csv_path: Path) -> Resumption:
+        """A resumption whose CSV is not read yet: what the outputs are made from to say which files they will
+        write (they only ask whether the run resumes)."""
+        return cls(csv_path, [])
+
     @property
     def truncate_first(self) -> bool:
         """The tables still hold the earlier run's last records; a ramp that truncates between iterations drops
         them."""
         return not self.ramps[0].config.keep_data_between_iterations
+
+
+def resume_inputs(csv_flag: str, csv_path: str) -> list[PlannedFile]:
+    """The files --resume reads: the CSV (which it then appends to) and the run record beside it."""
+    return [PlannedFile(csv_flag, csv_path, "the CSV resumed"),
+            PlannedFile(csv_flag, str(run_record_path(csv_path)), "the run record of the CSV resumed")]
 
 
 def _option(name: str) -> str:

@@ -16,6 +16,7 @@ from pgstress.compare.verdicts import common_sizes, judge, measures_present, pai
 from pgstress.output.charts import chart_path
 from pgstress.output.files import write_atomic
 from pgstress.output.paths import PlannedFile, output_problem
+from pgstress.output.run_record import run_record_path
 
 EXIT_BAD_INPUT = 2
 
@@ -37,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--create-dirs", action="store_true",
                    help="create --report-md's folder when it does not exist (otherwise that is refused)")
     return p
+
+
+def compared_inputs(runs: Sequence[str]) -> list[PlannedFile]:
+    """Every file compare reads: each run, and the run record beside it (read when the run is a CSV)."""
+    inputs = []
+    for number, run in enumerate(runs, 1):
+        inputs += [PlannedFile("RUN", run, f"run {number}"),
+                   PlannedFile("RUN", str(run_record_path(run)), f"the run record beside run {number}")]
+    return inputs
 
 
 def _span(ramp: LoadedRamp) -> str:
@@ -82,8 +92,7 @@ def main(argv: Sequence[str]) -> int:
         files = [PlannedFile("--report-md", args.report_md, "the report")]
         if not args.no_charts:
             files.append(PlannedFile("--report-md", str(chart_path(args.report_md, "ratios")), "the ratio chart"))
-        problem = (output_problem(files, create_dirs=args.create_dirs) if args.report_md.strip()
-                   else "argument --report-md: an empty path")
+        problem = output_problem(files, compared_inputs(args.runs), create_dirs=args.create_dirs)
         if problem is not None:
             parser.error(problem)
     if len(args.runs) < 2:

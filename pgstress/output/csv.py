@@ -12,6 +12,7 @@ from typing import Any
 
 from pgstress.output.base import Output, RampPlan, RunResult
 from pgstress.output.files import AppendOnlyFile, OutputFailed
+from pgstress.output.paths import PlannedFile
 from pgstress.rows import FieldKind, Row, Status, field_kinds
 
 
@@ -31,13 +32,18 @@ class CsvOutput(Output):
     """
 
     def __init__(self, path: str | Path, row_type: type[Row], *, append: bool = False,
-                 keep_bytes: int | None = None) -> None:
+                 keep_bytes: int | None = None, option: str = "--results-csv") -> None:
         self.path = Path(path)
+        self.given = str(path)  # as typed: Path() drops a trailing slash, which says the name is a directory
+        self.option = option
         self._columns = row_type.COLUMNS
         self._append = append
         self._keep_bytes = keep_bytes  # --resume: the length of the CSV's whole lines (a cut last line dropped)
         self._file: AppendOnlyFile | None = None
         self._failed = False
+
+    def planned_files(self) -> list[PlannedFile]:
+        return [PlannedFile(self.option, self.given, "the CSV", appends=self._append)]
 
     def row(self, plan: RampPlan, row: Row) -> None:
         if self._failed:

@@ -15,6 +15,7 @@ from pgstress import __version__
 from pgstress.config import RunConfig
 from pgstress.output.base import Output, RunContext, RunResult
 from pgstress.output.files import write_atomic
+from pgstress.output.paths import PlannedFile
 from pgstress.redaction import redact_dsn
 from pgstress.workload.template import template_sha256
 
@@ -64,11 +65,16 @@ def read_identity(path: Path) -> dict[str, Any]:
 class RunRecordOutput(Output):
     """Written once the run can start, before its first row; a resumed run keeps the record it continues."""
 
-    def __init__(self, config: RunConfig, csv_path: str | Path, *, resuming: bool) -> None:
+    def __init__(self, config: RunConfig, csv_path: str | Path, *, resuming: bool,
+                 option: str = "--results-csv") -> None:
         self.config = config
         self.path = run_record_path(csv_path)
         self.resuming = resuming
+        self.option = option
         self.written = False
+
+    def planned_files(self) -> list[PlannedFile]:
+        return [] if self.resuming else [PlannedFile(self.option, str(self.path), "its run record")]
 
     def begin(self, context: RunContext) -> None:
         if not self.resuming:

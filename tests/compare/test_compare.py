@@ -202,3 +202,41 @@ def test_a_csv_needs_its_run_record(real_run: Path, capsys: pytest.CaptureFixtur
     assert alone[0] == 2 and "two runs or more" in alone[2]
     unwritable = _compare([str(real_run / "run.json")] * 2 + ["--report-md", "/proc/comparison.md"], capsys)
     assert unwritable[0] == 2 and unwritable[1] == "" and "argument --report-md" in unwritable[2]
+
+
+def _copied(real_run: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The real run's CSV with its run record and its JSON record, in tmp_path: b.csv, b.csv.run.json, b.json."""
+    csv, record = tmp_path / "b.csv", tmp_path / "b.json"
+    csv.write_bytes((real_run / "run.csv").read_bytes())
+    run_record_path(csv).write_bytes(run_record_path(real_run / "run.csv").read_bytes())
+    record.write_bytes((real_run / "run.json").read_bytes())
+    return csv, record
+
+
+OVERWRITTEN = {  # --report-md (and the ratio chart beside it) naming a file compare reads
+    "report = the CSV": (["b.csv", "b.json", "--report-md", "b.csv"], "(the report) is the same file as"),
+    "report = the JSON": (["b.csv", "b.json", "--report-md", "b.json"], "(the report) is the same file as"),
+    "report = the CSV's run record": (["b.csv", "b.json", "--report-md", "b.csv.run.json"],
+                                      "(the run record beside run 1)"),
+    "ratio chart = the JSON": (["b.csv", "b_ratios.png", "--report-md", "b.md"], "(the ratio chart)"),
+    "report = a hard link of the JSON": (["b.csv", "b.json", "--report-md", "link.md"], "(run 2)"),
+    "report = the CSV by another name": (["b.csv", "b.json", "--report-md", "sub/../b.csv"], "(run 1)"),
+}
+
+
+@pytest.mark.parametrize("case", OVERWRITTEN, ids=OVERWRITTEN)
+def test_no_output_of_compare_is_one_of_its_inputs(case: str, real_run: Path, capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused before any run is read: exit 2, one line naming --report-md, every file as it was."""
+    _csv, record = _copied(real_run, tmp_path)
+    (tmp_path / "b_ratios.png").write_bytes(record.read_bytes())
+    (tmp_path / "link.md").hardlink_to(record)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    argv, fragment = OVERWRITTEN[case]
+    code, out, err = _compare(argv, capsys)
+    assert (code, out) == (2, ""), err
+    assert len(err.splitlines()) == 1 and "argument --report-md:" in err and fragment in err, err
+    assert "which is read" in err
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
