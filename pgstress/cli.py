@@ -8,11 +8,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 import psycopg
 
 from pgstress import __version__, interrupts, plan
+from pgstress.arguments import OneLineParser as _Parser
+from pgstress.arguments import nonempty_path as _path
 from pgstress.compare.command import main as compare_main
 from pgstress.config import (
     ALL_COMPRESSIONS,
@@ -58,12 +59,6 @@ EXIT_SERVER = 1
 EXIT_BROKE = 3  # --fail-on-break: a breaking point was reached
 EXIT_WRITE = 4  # a result file could not be written (a full disk): the rows already written are intact
 EXIT_INTERRUPTED = 130
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One clear line and exit status 2 (argparse's usage block is noise here)."""
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
 def _int_at_least(minimum: int, maximum: int | None = None, why_maximum: str = "") -> Callable[[str], int]:
@@ -117,12 +112,6 @@ def _identifier(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a plain identifier (letters, digits, underscore; not starting with a digit; at most 63)"
         )
-    return text
-
-
-def _path(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path")
     return text
 
 
@@ -318,7 +307,12 @@ def _open_files_limit() -> int:
 
 
 def _dsn_problem(cli_dsn: str | None) -> str | None:
-    """A connection string libpq cannot parse is bad input; its text is not quoted (it may hold a password)."""
+    """A connection string libpq cannot parse is bad input; its text is not quoted (it may hold a password). An
+    empty --dsn is refused: it is what an unset shell variable gives (`--dsn "$SERVER_B"`), and taking it for
+    PG_DSN or the embedded server would measure another server than the one meant."""
+    if cli_dsn is not None and not cli_dsn.strip():
+        return ("argument --dsn: an empty connection string (leave --dsn out to use PG_DSN, libpq's PG* variables"
+                " or the embedded server)")
     for source, dsn in (("argument --dsn", cli_dsn), ("PG_DSN", None if cli_dsn else os.environ.get("PG_DSN"))):
         if dsn and parse_dsn(dsn) is None:
             return f"{source}: libpq cannot parse this connection string (not shown: it may hold a password)"

@@ -8,8 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
+from pgstress.arguments import EXIT_BAD_INPUT, OneLineParser, nonempty_path
 from pgstress.compare.loading import CompareRefused, LoadedRamp, LoadedRun, load_run
 from pgstress.compare.render import Comparison, draw_ratios, render_markdown, run_names, terminal_lines
 from pgstress.compare.verdicts import common_sizes, judge, measures_present, pairs_of
@@ -18,21 +18,14 @@ from pgstress.output.files import write_atomic
 from pgstress.output.paths import PlannedFile, output_problem
 from pgstress.output.run_record import run_record_path
 
-EXIT_BAD_INPUT = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pgstress compare", allow_abbrev=False,
+    p = OneLineParser(prog="pgstress compare", allow_abbrev=False,
                 description="Compare pgstress runs, each against the first: what differs between them, then every"
                             " measure at the sizes they have in common, its ratio, and a verdict from the noise.")
-    p.add_argument("runs", nargs="+", metavar="RUN",
+    p.add_argument("runs", nargs="+", metavar="RUN", type=nonempty_path,
                    help="an --export-json record, or a results CSV with its <csv>.run.json beside it")
-    p.add_argument("--report-md", default=None,
+    p.add_argument("--report-md", default=None, type=nonempty_path,
                    help="also write the comparison as markdown, the ratio chart beside it")
     p.add_argument("--no-charts", action="store_true", help="do not draw the ratio chart beside --report-md")
     p.add_argument("--create-dirs", action="store_true",
