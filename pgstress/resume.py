@@ -96,9 +96,9 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
     """
     path = Path(csv_path)
     record = run_record_path(path)
-    if not path.is_file():
+    if not path.exists():  # one that is no regular file is refused when read (output/reading.py)
         raise ResumeRefused(f"--resume: {path} does not exist, so there is nothing to resume")
-    if not record.is_file():
+    if not record.exists():
         raise ResumeRefused(
             f"--resume: {record} is missing, so {path} cannot be checked to hold this same ramp (run without --resume)"
         )
@@ -117,6 +117,8 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
         raise ResumeRefused(f"--resume: {path} {exc}; refusing to continue it (run without --resume)") from None
     except OSError as exc:
         raise ResumeRefused(f"--resume: cannot read {path}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise ResumeRefused(f"--resume: not enough memory to read {path}") from None
     previous = contents.rows
     configs = ramp_configs(config)
     groups = _ramp_groups(config, configs, previous, path) if is_compared(config) else [previous] if previous else []

@@ -16,6 +16,7 @@ from pgstress.config import RunConfig
 from pgstress.output.base import Output, RunContext, RunResult
 from pgstress.output.files import write_atomic
 from pgstress.output.paths import PlannedFile
+from pgstress.output.reading import options_problem, read_input
 from pgstress.redaction import redact_dsn
 from pgstress.workload.template import template_sha256
 
@@ -54,11 +55,15 @@ def ramp_identity(config: RunConfig, server: str) -> dict[str, Any]:
 
 
 def read_identity(path: Path) -> dict[str, Any]:
-    """The ramp a run record names; raises (OSError, ValueError, ...) when the file is not a run record."""
-    record = json.loads(path.read_text(encoding="utf-8"))
+    """The ramp a run record names; raises (OSError, ValueError, ...) when the file is not a run record, or its
+    options are not of the types pgstress records (`"repeat": true` is no repetition count)."""
+    record = json.loads(read_input(path).decode("utf-8"))
     ramp = record.get("ramp") if isinstance(record, dict) else None
     if not isinstance(ramp, dict):
         raise ValueError("it holds no 'ramp' object")
+    why = options_problem(ramp)
+    if why is not None:
+        raise ValueError(why)
     return {**RECORDED_BEFORE, **ramp}
 
 
