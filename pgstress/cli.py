@@ -14,6 +14,7 @@ import psycopg
 from pgstress import __version__, interrupts, plan
 from pgstress.arguments import OneLineParser as _Parser
 from pgstress.arguments import nonempty_path as _path
+from pgstress.compare.command import interrupted as compare_interrupted
 from pgstress.compare.command import main as compare_main
 from pgstress.config import (
     ALL_COMPRESSIONS,
@@ -349,13 +350,19 @@ def _interrupted_line(finished: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and say how it ended: one line on stderr for anything but a run that ended as planned."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    if arguments[:1] == ["compare"]:  # the subcommand; every other invocation is a run, as it always was
-        return compare_main(arguments[1:])
     restore_signals = interrupts.install()
     finished: list[RunResult] = []  # the run's result, once there is one
     try:
-        return _main(arguments, finished)
+        try:
+            interrupts.raise_if_requested()  # one that came before, whose KeyboardInterrupt was swallowed
+            if arguments[:1] == ["compare"]:  # the subcommand; every other invocation is a run, as it always was
+                return compare_main(arguments[1:])
+            return _main(arguments, finished)
+        finally:
+            interrupts.settle()  # the result stands: a signal from now on changes nothing
     except KeyboardInterrupt:  # a stop signal outside the run's own handling (parsing, connecting, after the end)
+        if arguments[:1] == ["compare"]:
+            return compare_interrupted()
         if finished and finished[0].reported_interrupted is False:
             return exit_status(finished[0])  # it came after the report was written: the run had finished
         _say(_interrupted_line(len(finished[0].rows) if finished else 0))

@@ -9,12 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pgstress import interrupts
 from pgstress.arguments import EXIT_BAD_INPUT, OneLineParser, nonempty_path
 from pgstress.compare.loading import CompareRefused, LoadedRamp, LoadedRun, load_run
 from pgstress.compare.render import Comparison, draw_ratios, render_markdown, run_names, terminal_lines
 from pgstress.compare.verdicts import common_sizes, judge, measures_present, pairs_of
 from pgstress.output.charts import chart_path
-from pgstress.output.files import write_atomic
+from pgstress.output.files import OutputFailed, write_atomic
 from pgstress.output.paths import PlannedFile, output_problem
 from pgstress.output.run_record import run_record_path
 
@@ -78,7 +79,38 @@ def compare(runs: Sequence[LoadedRun]) -> list[Comparison]:
     return comparisons
 
 
+EXIT_FAILED = 1  # the machine, not the input: out of memory while comparing
+EXIT_WRITE = 4  # the report or the chart could not be written (as a run's outputs)
+EXIT_INTERRUPTED = 130
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):  # a stderr that cannot be written has nothing left to tell
+        print(f"pgstress compare: {line}", file=sys.stderr, flush=True)
+
+
+def interrupted() -> int:
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) while compare read, drew or wrote: one line, exit status 130. A file
+    it wrote is whole (written aside, then renamed) or not there."""
+    _say(f"interrupted ({interrupts.signal_name() or 'Ctrl-C'})")
+    return EXIT_INTERRUPTED
+
+
 def main(argv: Sequence[str]) -> int:
+    """The subcommand and how it ended: every way but a finished comparison is one line on stderr."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return interrupted()
+    except MemoryError:
+        _say("error: not enough memory to compare these runs")
+        return EXIT_FAILED
+    except OutputFailed as exc:
+        _say(str(exc))
+        return EXIT_WRITE
+
+
+def _main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.report_md is not None:  # checked before any run is read, as a run checks its outputs
