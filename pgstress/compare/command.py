@@ -139,9 +139,11 @@ def _main(argv: Sequence[str]) -> int:
         report = Path(args.report_md)
         chart = None
         if not args.no_charts:
+            interrupts.raise_if_requested()  # each step checks: a library may have swallowed the signal's interrupt
             chart = chart_path(report, "ratios")
             if draw_ratios(run_names(runs), comparisons, chart) is None:
                 chart = None
+        interrupts.raise_if_requested()
         write_atomic(report, render_markdown(runs, comparisons, chart, report))
         with contextlib.suppress(BrokenPipeError):
             print("wrote " + ", ".join(str(path) for path in (report, chart) if path is not None), flush=True)
