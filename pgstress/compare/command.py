@@ -19,11 +19,16 @@ from pgstress.output.files import OutputFailed, write_atomic
 from pgstress.output.paths import PlannedFile, output_problem
 from pgstress.output.run_record import run_record_path
 
+EXIT_FAILED = 1  # the machine, not the input: out of memory while comparing
+EXIT_WRITE = 4  # the report or the chart could not be written (as a run's outputs)
+EXIT_INTERRUPTED = 130
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="pgstress compare", allow_abbrev=False,
-                description="Compare pgstress runs, each against the first: what differs between them, then every"
-                            " measure at the sizes they have in common, its ratio, and a verdict from the noise.")
+                      description="Compare pgstress runs, each against the first: what differs between them, then"
+                                  " every measure at the sizes they have in common, its ratio, and a verdict from"
+                                  " the noise.")
     p.add_argument("runs", nargs="+", metavar="RUN", type=nonempty_path,
                    help="an --export-json record, or a results CSV with its <csv>.run.json beside it")
     p.add_argument("--report-md", default=None, type=nonempty_path,
@@ -77,11 +82,6 @@ def compare(runs: Sequence[LoadedRun]) -> list[Comparison]:
         spans = "; ".join(f"{run.path}: " + ", ".join(_span(ramp) for ramp in run.ramps) for run in runs)
         raise CompareRefused(f"the runs have no record size in common ({spans})")
     return comparisons
-
-
-EXIT_FAILED = 1  # the machine, not the input: out of memory while comparing
-EXIT_WRITE = 4  # the report or the chart could not be written (as a run's outputs)
-EXIT_INTERRUPTED = 130
 
 
 def _say(line: str) -> None:
