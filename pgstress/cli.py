@@ -8,11 +8,13 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 import psycopg
 
 from pgstress import __version__, interrupts, plan
+from pgstress.arguments import OneLineParser as _Parser
+from pgstress.arguments import nonempty_path as _path
+from pgstress.compare.command import interrupted as compare_interrupted
 from pgstress.compare.command import main as compare_main
 from pgstress.config import (
     ALL_COMPRESSIONS,
@@ -43,7 +45,7 @@ from pgstress.output.files import OutputFailed
 from pgstress.output.paths import output_problem
 from pgstress.output.shape_table import shape_text
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
-from pgstress.resume import ResumeRefused, load_resumption
+from pgstress.resume import ResumeRefused, load_resumption, resume_inputs
 from pgstress.run.access import METRIC, RANGE, parse_accesses
 from pgstress.session import run_session
 from pgstress.workload.payloads import format_names
@@ -59,12 +61,6 @@ EXIT_SERVER = 1
 EXIT_BROKE = 3  # --fail-on-break: a breaking point was reached
 EXIT_WRITE = 4  # a result file could not be written (a full disk): the rows already written are intact
 EXIT_INTERRUPTED = 130
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One clear line and exit status 2 (argparse's usage block is noise here)."""
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
 def _int_at_least(minimum: int, maximum: int | None = None, why_maximum: str = "") -> Callable[[str], int]:
@@ -133,12 +129,6 @@ def _identifier(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a plain identifier (letters, digits, underscore; not starting with a digit; at most 63)"
         )
-    return text
-
-
-def _path(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path")
     return text
 
 
@@ -336,14 +326,12 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
         if len(config.table) + suffix > IDENTIFIER_MAX:
             parser.error(f"argument --table: {config.table!r} is too long for one table per compared ramp (at most"
                          f" {IDENTIFIER_MAX - suffix} characters, to leave room for the {suffix}-character suffix)")
-    path_problem = output_problem(plan.run_files(config), create_dirs=cli_only["create_dirs"])
+    mode = MODES[config.mode]
+    inputs = resume_inputs(mode.csv_flag, mode.csv_path(config)) if config.resume else []
+    path_problem = output_problem(plan.run_files(config), inputs, create_dirs=cli_only["create_dirs"])
     if path_problem is not None:
         parser.error(path_problem)
     return config
-
-
-def _option_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
 
 
 def _open_files_limit() -> int:
@@ -356,7 +344,12 @@ def _open_files_limit() -> int:
 
 
 def _dsn_problem(cli_dsn: str | None) -> str | None:
-    """A connection string libpq cannot parse is bad input; its text is not quoted (it may hold a password)."""
+    """A connection string libpq cannot parse is bad input; its text is not quoted (it may hold a password). An
+    empty --dsn is refused: it is what an unset shell variable gives (`--dsn "$SERVER_B"`), and taking it for
+    PG_DSN or the embedded server would measure another server than the one meant."""
+    if cli_dsn is not None and not cli_dsn.strip():
+        return ("argument --dsn: an empty connection string (leave --dsn out to use PG_DSN, libpq's PG* variables"
+                " or the embedded server)")
     for source, dsn in (("argument --dsn", cli_dsn), ("PG_DSN", None if cli_dsn else os.environ.get("PG_DSN"))):
         if dsn and parse_dsn(dsn) is None:
             return f"{source}: libpq cannot parse this connection string (not shown: it may hold a password)"
@@ -393,13 +386,19 @@ def _interrupted_line(finished: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and say how it ended: one line on stderr for anything but a run that ended as planned."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    if arguments[:1] == ["compare"]:  # the subcommand; every other invocation is a run, as it always was
-        return compare_main(arguments[1:])
     restore_signals = interrupts.install()
     finished: list[RunResult] = []  # the run's result, once there is one
     try:
-        return _main(arguments, finished)
+        try:
+            interrupts.raise_if_requested()  # one that came before, whose KeyboardInterrupt was swallowed
+            if arguments[:1] == ["compare"]:  # the subcommand; every other invocation is a run, as it always was
+                return compare_main(arguments[1:])
+            return _main(arguments, finished)
+        finally:
+            interrupts.settle()  # the result stands: a signal from now on changes nothing
     except KeyboardInterrupt:  # a stop signal outside the run's own handling (parsing, connecting, after the end)
+        if arguments[:1] == ["compare"]:
+            return compare_interrupted()
         if finished and finished[0].reported_interrupted is False:
             return exit_status(finished[0])  # it came after the report was written: the run had finished
         _say(_interrupted_line(len(finished[0].rows) if finished else 0))

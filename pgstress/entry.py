@@ -6,6 +6,7 @@ pgstress's libraries load is one line and exit status 130, not a traceback or a 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 
@@ -16,10 +17,16 @@ def main() -> int:
     interrupts.install()
     try:
         from pgstress.cli import main as run
+
+        interrupts.raise_if_requested()  # a signal whose KeyboardInterrupt a library's import-time code swallowed
+        status = run()  # it handles its own signals, and settles before it returns
     except KeyboardInterrupt:
-        print(f"pgstress: interrupted ({interrupts.signal_name()}) before any iteration finished", file=sys.stderr)
-        return 130
-    status = run()
-    for signum in interrupts.STOP_SIGNALS:  # the run is over: a signal now has nothing left to stop
+        interrupts.settle()
+        what = "pgstress compare" if sys.argv[1:2] == ["compare"] else "pgstress"
+        after = "" if what == "pgstress compare" else " before any iteration finished"
+        with contextlib.suppress(OSError):
+            print(f"{what}: interrupted ({interrupts.signal_name() or 'Ctrl-C'}){after}", file=sys.stderr)
+        status = 130
+    for signum in interrupts.STOP_SIGNALS:  # the command is over: a signal now has nothing left to stop
         signal.signal(signum, signal.SIG_IGN)
     return status

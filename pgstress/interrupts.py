@@ -9,6 +9,12 @@ bounded by its own timeouts) count every signal without raising; `stop_requested
 the run was asked to stop. Only when stopping takes longer than FORCE_AFTER_S (a driver waiting on
 a server that does not answer its cancel) does a further signal force its way out of that wait.
 
+Every signal is recorded in this module's state before anything else happens, and the record is
+never cleared: a KeyboardInterrupt can be swallowed on its way up (raised inside a finaliser or an
+import-time callback, where Python prints and drops it), so what decides whether the command was
+asked to stop is `stop_requested`, checked where the work goes on (`raise_if_requested`), never the
+exception alone. Once a command has its result, `settle` makes every later signal counted only.
+
 This module imports nothing of pgstress, so main.py installs it before importing anything heavy.
 """
 
@@ -60,8 +66,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def install() -> Callable[[], None]:
-    """Handle the stop signals from now on (a fresh count); returns what restores the previous handlers."""
-    _state.received.clear()
+    """Handle the stop signals from now on; returns what restores the previous handlers. Signals already
+    received stay received (one that arrived while pgstress loaded still stops the command)."""
     _state.deferring = 0
     _state.on_stop = None
     if threading.current_thread() is not threading.main_thread():
@@ -76,8 +82,19 @@ def install() -> Callable[[], None]:
 
 
 def stop_requested() -> bool:
-    """Whether a stop signal arrived since `install`."""
+    """Whether a stop signal arrived since the process first installed the handlers."""
     return bool(_state.received)
+
+
+def raise_if_requested() -> None:
+    """Raise KeyboardInterrupt when a stop signal arrived (its own KeyboardInterrupt may have been swallowed)."""
+    if _state.received:
+        raise KeyboardInterrupt
+
+
+def settle() -> None:
+    """The command has its result: from now on a stop signal is counted, never raised (until `install`)."""
+    _state.deferring += 1
 
 
 def signal_name() -> str:

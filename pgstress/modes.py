@@ -23,6 +23,11 @@ class Mode:
     def csv_path(self, config: RunConfig) -> str:
         return self.shown.csv_path(config)
 
+    @property
+    def csv_flag(self) -> str:
+        """The CSV's option as typed on the command line (--results-csv)."""
+        return "--" + self.shown.csv_option.replace("_", "-")
+
     def title(self, config: RunConfig, server: ServerInfo) -> str:
         stored = [] if config.toast_compression == "default" else [config.toast_compression]
         stored += [] if config.storage == "extended" else [f"storage {config.storage}"]

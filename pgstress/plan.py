@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pgstress.config import RunConfig, concurrencies, is_compared, ramp_configs
-from pgstress.modes import MODES
-from pgstress.output.paths import PlannedFile, planned_files
+from pgstress.output.paths import PlannedFile
 from pgstress.redaction import redact_dsn
 from pgstress.run.trace_budget import FREE_S, max_share
+from pgstress.session import planned_files
 from pgstress.target import LIBPQ_SOURCE, libpq_environment, resolve_dsn
 
 # Wall seconds per epoch of sync work with the default options, on the shared 2-core machine pgstress is
@@ -31,11 +31,8 @@ SOURCE = ("per-epoch costs measured on a shared 2-core machine at load 1-2 (benc
 
 
 def run_files(config: RunConfig) -> list[PlannedFile]:
-    """Every file the run writes (the same list cli.parse_config checks)."""
-    mode = MODES[config.mode]
-    return planned_files("--" + mode.shown.csv_option.replace("_", "-"), mode.csv_path(config), config.report_md,
-                         [] if config.no_charts else [chart.name for chart in mode.shown.charts_for(config)],
-                         config.export_json)
+    """Every file the run writes, as its outputs name them (the same list cli.parse_config checks)."""
+    return planned_files(config)
 
 
 def ramp_epochs(ramp: RunConfig) -> int:

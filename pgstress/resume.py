@@ -18,6 +18,7 @@ from typing import Any
 
 from pgstress.config import RunConfig, is_compared, ramp_configs, ramp_label, zstd_level_of
 from pgstress.output.csv import CsvDamaged, read_rows
+from pgstress.output.paths import PlannedFile
 from pgstress.output.run_record import ramp_identity, read_identity, run_record_path, server_identity
 from pgstress.rows import Row
 from pgstress.target import resolve_dsn
@@ -49,11 +50,23 @@ class Resumption:
     csv_bytes: int | None = None  # set when the CSV's cut last line is to be dropped: the length to keep
     notice: str | None = None  # what the user is told before the run (a dropped line)
 
+    @classmethod
+    def planned(cls, csv_path: Path) -> Resumption:
+        """A resumption whose CSV is not read yet: what the outputs are made from to say which files they will
+        write (they only ask whether the run resumes)."""
+        return cls(csv_path, [])
+
     @property
     def truncate_first(self) -> bool:
         """The tables still hold the earlier run's last records; a ramp that truncates between iterations drops
         them."""
         return not self.ramps[0].config.keep_data_between_iterations
+
+
+def resume_inputs(csv_flag: str, csv_path: str) -> list[PlannedFile]:
+    """The files --resume reads: the CSV (which it then appends to) and the run record beside it."""
+    return [PlannedFile(csv_flag, csv_path, "the CSV resumed"),
+            PlannedFile(csv_flag, str(run_record_path(csv_path)), "the run record of the CSV resumed")]
 
 
 def _option(name: str) -> str:
@@ -83,9 +96,9 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
     """
     path = Path(csv_path)
     record = run_record_path(path)
-    if not path.is_file():
+    if not path.exists():  # one that is no regular file is refused when read (output/reading.py)
         raise ResumeRefused(f"--resume: {path} does not exist, so there is nothing to resume")
-    if not record.is_file():
+    if not record.exists():
         raise ResumeRefused(
             f"--resume: {record} is missing, so {path} cannot be checked to hold this same ramp (run without --resume)"
         )
@@ -104,6 +117,8 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
         raise ResumeRefused(f"--resume: {path} {exc}; refusing to continue it (run without --resume)") from None
     except OSError as exc:
         raise ResumeRefused(f"--resume: cannot read {path}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise ResumeRefused(f"--resume: not enough memory to read {path}") from None
     previous = contents.rows
     configs = ramp_configs(config)
     groups = _ramp_groups(config, configs, previous, path) if is_compared(config) else [previous] if previous else []

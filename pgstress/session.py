@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
 
 import psycopg
 
@@ -32,6 +33,7 @@ from pgstress.output.charts import ChartsOutput
 from pgstress.output.csv import CsvOutput
 from pgstress.output.files import OutputFailed
 from pgstress.output.json_export import JsonExportOutput
+from pgstress.output.paths import PlannedFile
 from pgstress.output.report import MarkdownOutput
 from pgstress.output.run_record import RunRecordOutput
 from pgstress.output.sweep_chart import SweepChartsOutput
@@ -53,16 +55,38 @@ OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (con
 # Every output of a run, registered here and nowhere else. They finish in this order: the charts before
 # the report that links them, the terminal last, naming every file written.
 OUTPUTS: tuple[OutputFactory, ...] = (
-    lambda config, mode, resumption: RunRecordOutput(config, mode.csv_path(config), resuming=resumption is not None),
+    lambda config, mode, resumption: RunRecordOutput(config, mode.csv_path(config), resuming=resumption is not None,
+                                                     option=mode.csv_flag),
     lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.run.row_type, append=resumption is not None,
-                                               keep_bytes=resumption.csv_bytes if resumption else None),
+                                               keep_bytes=resumption.csv_bytes if resumption else None,
+                                               option=mode.csv_flag),
     lambda config, mode, resumption: ChartsOutput(mode.shown.charts_for(config), config.report_md,
                                                   enabled=not config.no_charts),
-    lambda config, mode, resumption: SweepChartsOutput(config.report_md, enabled=not config.no_charts),
+    lambda config, mode, resumption: SweepChartsOutput(config),
     lambda config, mode, resumption: MarkdownOutput(config.report_md, mode.shown.report, mode.csv_path(config)),
     lambda config, mode, resumption: JsonExportOutput(config.export_json, mode.shown.report),
     lambda config, mode, resumption: make_progress(quiet=config.quiet, line=mode.shown.progress_line),
 )
+
+
+def make_outputs(config: RunConfig, resumption: Resumption | None = None) -> list[Output]:
+    """The run's outputs, in their order. Making them reads and writes nothing: the pre-flight check makes them
+    to ask their `planned_files` before the run."""
+    mode = MODES[config.mode]
+    return [make(config, mode, resumption) for make in OUTPUTS]
+
+
+def planned_files(config: RunConfig) -> list[PlannedFile]:
+    """Every file the run may write, from its outputs (a resumed run's as they resume: its CSV appended to)."""
+    mode = MODES[config.mode]
+    resuming = Resumption.planned(Path(mode.csv_path(config))) if config.resume else None
+    files = [planned for output in make_outputs(config, resuming) for planned in output.planned_files()]
+    # Said (--dry-run) and checked in the order of the options that name them, each option's own file before
+    # those beside it: the CSV, its run record, the report, its charts, the JSON record; any other after them.
+    named = {mode.csv_flag: mode.csv_path(config), "--report-md": config.report_md, "--export-json": config.export_json}
+    order = list(named)
+    return sorted(files, key=lambda planned: (order.index(planned.option) if planned.option in order else len(order),
+                                              planned.text != named.get(planned.option)))
 
 
 def _codec(config: RunConfig) -> Codec:
@@ -85,7 +109,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
     secrets = secrets_in_use(config.dsn, server.dsn)
     claim = TableClaim(server.dsn, [c.table for c in configs], config.statement_timeout_ms)
     if outputs is None:
-        outputs = [make(config, mode, resumption) for make in OUTPUTS]
+        outputs = make_outputs(config, resumption)
     events = LevelEvents()  # handed to every iteration and driver; the terminal listens to it
     held = ExitStack()  # the claim and the first driver, released whatever signals arrive (interrupts.run_to_end)
     try:

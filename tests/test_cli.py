@@ -57,6 +57,12 @@ BAD_ARGUMENTS = [
     (["--mode", "async", "--async-concurrency", "1000000000"], "--async-concurrency"),
     (["--payload-format", "all", "--table", "x" * 53], "--table"),
     (["--dsn", "host=h port=5432 dbname"], "--dsn"),
+    # an explicit empty value (an unset shell variable) is an error, never the default
+    (["--dsn", ""], "--dsn"),
+    (["--dsn", " "], "--dsn"),
+    (["--report-md", ""], "--report-md"),
+    (["--async-results-csv", "  "], "--async-results-csv"),
+    (["--results-csv", "\t"], "--results-csv"),
 ]
 
 
@@ -152,6 +158,33 @@ def test_a_dsn_libpq_cannot_parse_is_refused_without_quoting_it(capsys: pytest.C
         err = capsys.readouterr().err
         assert err.splitlines() == [f"pgstress: error: {source}: libpq cannot parse this connection string"
                                     " (not shown: it may hold a password)"]
+
+
+def test_an_empty_dsn_is_refused_not_taken_for_pg_dsn(tmp_path: Path, server_dsn: str, db: psycopg.Connection,
+                                                      table_name: str) -> None:
+    """`--dsn "$SERVER_B"` with SERVER_B unset: exit 2, one line, and neither PG_DSN's server nor an embedded one
+    is used (the table PG_DSN names is untouched, nothing is written)."""
+    db.execute(f'CREATE TABLE "{table_name}" (id int)')
+    env = {**os.environ, "PG_DSN": server_dsn}
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "main.py", "--dsn", "", "--table", table_name, "--drop-table", *TINY_RAMP,
+                           "--results-csv", str(out / "r.csv"), "--report-md", str(out / "r.md")],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["pgstress: error: argument --dsn: an empty connection string (leave --dsn out"
+                                        " to use PG_DSN, libpq's PG* variables or the embedded server)"]
+    assert not out.exists()
+    assert db.execute(f'SELECT count(*) FROM "{table_name}"').fetchone() == (0,)
+
+
+@pytest.mark.parametrize("argv", [["", "b.json"], ["a.json", " "], ["a.json", "b.json", "--report-md", ""]],
+                         ids=["first run", "second run", "--report-md"])
+def test_compare_refuses_an_empty_path(argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "main.py", "compare", *argv], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    option = "--report-md" if "--report-md" in argv else "RUN"
+    assert done.stderr == f"pgstress compare: error: argument {option}: an empty path\n"
 
 
 def test_a_ramp_of_two_billion_levels_is_never_a_list() -> None:

@@ -9,11 +9,13 @@ before main.py's first line, while Python itself starts, is Python's to handle.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +24,8 @@ import pytest
 from helpers import REPO, read_csv, tmpfs, wait_until
 
 from pgstress.target import LIBPQ_VARIABLES
+
+TINY = ["--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000", "--memory-trace", "off"]
 
 
 def _processes_under(path: Path) -> list[psutil.Process]:
@@ -105,3 +109,82 @@ def test_a_temporary_directory_that_cannot_be_used_is_one_line(run_cli, short_tm
         f"pgstress: cannot create the embedded server's temporary directory under {read_only} (TMPDIR):"
         " Read-only file system"]
     assert [path.name for path in short_tmp.iterdir()] == ["ro"]
+
+
+# A library's import-time code that swallows everything (a finaliser, a callback, `except BaseException: pass`)
+# while a real SIGTERM arrives: the KeyboardInterrupt the handler raised never reaches pgstress.
+SWALLOWED_WHILE_IMPORTING = """
+import os, signal, sys
+fired = []
+def hook(event, args):
+    if event == "import" and args[0] == os.environ["SWALLOWED_AT"] and not fired:
+        fired.append(True)
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except BaseException:
+            pass
+sys.addaudithook(hook)
+from pgstress.entry import main
+sys.argv = ["pgstress", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+COMPARED = [str(REPO / "tests" / "compare" / "data" / name) for name in ("bson-copy.json", "bson-insert.json")]
+
+
+SWALLOWED = {"run, loading pgstress": ("run", "psycopg"), "compare, loading pgstress": ("compare", "psycopg"),
+             "compare, loading matplotlib to draw": ("compare", "matplotlib")}
+
+
+@pytest.mark.parametrize("moment", SWALLOWED, ids=SWALLOWED)
+def test_a_signal_whose_interrupt_an_import_swallowed_still_stops_the_command(moment: str, server_dsn: str,
+                                                                              tmp_path: Path) -> None:
+    command, module = SWALLOWED[moment]
+    out = tmp_path / "out"
+    out.mkdir()
+    args = (["compare", *COMPARED, "--report-md", str(out / "c.md")] if command == "compare" else
+            ["--dsn", server_dsn, "--table", f"swallowed_{os.getpid()}", *TINY, "--results-csv", str(out / "r.csv"),
+             "--report-md", str(out / "r.md")])
+    done = subprocess.run([sys.executable, "-c", SWALLOWED_WHILE_IMPORTING, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "SWALLOWED_AT": module})
+    assert done.returncode == 130, done.stderr
+    line = ("pgstress compare: interrupted (SIGTERM)" if command == "compare" else
+            "pgstress: interrupted (SIGTERM) before any iteration finished")
+    assert done.stderr == line + "\n"
+    assert done.stdout == "" or module == "matplotlib"  # the terminal table comes before the chart
+    assert [path.name for path in out.iterdir()] in ([], ["c_ratios.png"])  # the report never
+
+
+def _blocked_writing_stdout(pid: int) -> bool:
+    return "pipe_write" in Path(f"/proc/{pid}/wchan").read_text()  # the kernel's wait: a write to a full pipe
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_while_compare_prints_is_one_line(signum: signal.Signals, tmp_path: Path) -> None:
+    """Its stdout a pipe already full, compare stops in the middle of printing its table (after reading the runs,
+    before drawing): the signal lands there. Exit 130, one line, no report, no temporary file."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"x" * 4096)
+    os.set_blocking(write_end, True)
+    report = tmp_path / "c.md"
+    proc = subprocess.Popen([sys.executable, "main.py", "compare", *COMPARED, "--report-md", str(report)], cwd=REPO,
+                            stdout=write_end, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    drained = threading.Thread(target=lambda: [None for _ in iter(lambda: os.read(read_end, 65536), b"")])
+    try:
+        wait_until(lambda: proc.poll() is not None or _blocked_writing_stdout(proc.pid), "compare printing")
+        proc.send_signal(signum)
+        drained.start()  # what it still flushes on its way out
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        drained.join(timeout=60)
+        os.close(read_end)
+    assert proc.returncode == 130, err
+    assert err == f"pgstress compare: interrupted ({signum.name})\n"
+    assert list(tmp_path.iterdir()) == []

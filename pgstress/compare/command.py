@@ -8,35 +8,44 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
+from pgstress import interrupts
+from pgstress.arguments import EXIT_BAD_INPUT, OneLineParser, nonempty_path
 from pgstress.compare.loading import CompareRefused, LoadedRamp, LoadedRun, load_run
 from pgstress.compare.render import Comparison, draw_ratios, render_markdown, run_names, terminal_lines
 from pgstress.compare.verdicts import common_sizes, judge, measures_present, pairs_of
 from pgstress.output.charts import chart_path
-from pgstress.output.files import write_atomic
+from pgstress.output.files import OutputFailed, write_atomic
 from pgstress.output.paths import PlannedFile, output_problem
+from pgstress.output.run_record import run_record_path
 
-EXIT_BAD_INPUT = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+EXIT_FAILED = 1  # the machine, not the input: out of memory while comparing
+EXIT_WRITE = 4  # the report or the chart could not be written (as a run's outputs)
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pgstress compare", allow_abbrev=False,
-                description="Compare pgstress runs, each against the first: what differs between them, then every"
-                            " measure at the sizes they have in common, its ratio, and a verdict from the noise.")
-    p.add_argument("runs", nargs="+", metavar="RUN",
+    p = OneLineParser(prog="pgstress compare", allow_abbrev=False,
+                      description="Compare pgstress runs, each against the first: what differs between them, then"
+                                  " every measure at the sizes they have in common, its ratio, and a verdict from"
+                                  " the noise.")
+    p.add_argument("runs", nargs="+", metavar="RUN", type=nonempty_path,
                    help="an --export-json record, or a results CSV with its <csv>.run.json beside it")
-    p.add_argument("--report-md", default=None,
+    p.add_argument("--report-md", default=None, type=nonempty_path,
                    help="also write the comparison as markdown, the ratio chart beside it")
     p.add_argument("--no-charts", action="store_true", help="do not draw the ratio chart beside --report-md")
     p.add_argument("--create-dirs", action="store_true",
                    help="create --report-md's folder when it does not exist (otherwise that is refused)")
     return p
+
+
+def compared_inputs(runs: Sequence[str]) -> list[PlannedFile]:
+    """Every file compare reads: each run, and the run record beside it (read when the run is a CSV)."""
+    inputs = []
+    for number, run in enumerate(runs, 1):
+        inputs += [PlannedFile("RUN", run, f"run {number}"),
+                   PlannedFile("RUN", str(run_record_path(run)), f"the run record beside run {number}")]
+    return inputs
 
 
 def _span(ramp: LoadedRamp) -> str:
@@ -75,15 +84,40 @@ def compare(runs: Sequence[LoadedRun]) -> list[Comparison]:
     return comparisons
 
 
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):  # a stderr that cannot be written has nothing left to tell
+        print(f"pgstress compare: {line}", file=sys.stderr, flush=True)
+
+
+def interrupted() -> int:
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) while compare read, drew or wrote: one line, exit status 130. A file
+    it wrote is whole (written aside, then renamed) or not there."""
+    _say(f"interrupted ({interrupts.signal_name() or 'Ctrl-C'})")
+    return EXIT_INTERRUPTED
+
+
 def main(argv: Sequence[str]) -> int:
+    """The subcommand and how it ended: every way but a finished comparison is one line on stderr."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return interrupted()
+    except MemoryError:
+        _say("error: not enough memory to compare these runs")
+        return EXIT_FAILED
+    except OutputFailed as exc:
+        _say(str(exc))
+        return EXIT_WRITE
+
+
+def _main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.report_md is not None:  # checked before any run is read, as a run checks its outputs
         files = [PlannedFile("--report-md", args.report_md, "the report")]
         if not args.no_charts:
             files.append(PlannedFile("--report-md", str(chart_path(args.report_md, "ratios")), "the ratio chart"))
-        problem = (output_problem(files, create_dirs=args.create_dirs) if args.report_md.strip()
-                   else "argument --report-md: an empty path")
+        problem = output_problem(files, compared_inputs(args.runs), create_dirs=args.create_dirs)
         if problem is not None:
             parser.error(problem)
     if len(args.runs) < 2:
@@ -105,9 +139,11 @@ def main(argv: Sequence[str]) -> int:
         report = Path(args.report_md)
         chart = None
         if not args.no_charts:
+            interrupts.raise_if_requested()  # each step checks: a library may have swallowed the signal's interrupt
             chart = chart_path(report, "ratios")
             if draw_ratios(run_names(runs), comparisons, chart) is None:
                 chart = None
+        interrupts.raise_if_requested()
         write_atomic(report, render_markdown(runs, comparisons, chart, report))
         with contextlib.suppress(BrokenPipeError):
             print("wrote " + ", ".join(str(path) for path in (report, chart) if path is not None), flush=True)

@@ -13,8 +13,9 @@ from typing import Any
 from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS
 from pgstress.output.csv import CsvDamaged, read_rows
 from pgstress.output.json_export import SCHEMA_NAME, SCHEMA_VERSION
+from pgstress.output.reading import InputRefused, options_problem, read_input, required_columns, row_problem
 from pgstress.output.run_record import read_identity, run_record_path
-from pgstress.rows import AsyncRow, Row, SyncRow, field_kinds
+from pgstress.rows import AsyncRow, Row, Status, SyncRow, field_kinds
 
 ROW_TYPES: dict[str, type[Row]] = {"sync": SyncRow, "async": AsyncRow}
 FROM_CSV = "unknown (read from a CSV, which does not record how the run ended)"
@@ -55,12 +56,19 @@ class LoadedRun:
 
 def load_run(path: Path) -> LoadedRun:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path).decode("utf-8")
+    except InputRefused as exc:
+        raise CompareRefused(f"{path} {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CompareRefused(f"{path}: cannot be read ({exc})") from None
-    if text.lstrip().startswith("{"):
-        return _from_json(path, text)
-    return _from_csv(path)
+    except MemoryError:
+        raise CompareRefused(f"{path}: not enough memory to read it") from None
+    try:
+        if text.lstrip().startswith("{"):
+            return _from_json(path, text)
+        return _from_csv(path)
+    except MemoryError:  # the parsed rows take several times the file's size
+        raise CompareRefused(f"{path}: not enough memory to read its rows") from None
 
 
 def _rows(path: Path, mode: str, records: Any) -> list[Row]:
@@ -69,7 +77,11 @@ def _rows(path: Path, mode: str, records: Any) -> list[Row]:
     if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
         raise CompareRefused(f"{path}: its rows are not a list of objects")
     rows = []
-    for record in records:
+    for number, record in enumerate(records, 1):
+        missing = next((name for name in required_columns(row_type) if name not in record), None)
+        if missing is not None:
+            raise CompareRefused(f"{path}: row {number} (iter {_shown(record.get('iter'))}) is not a pgstress {mode}"
+                                 f" row: has no {missing}")
         values = {}
         for name, value in record.items():
             if name not in kinds:
@@ -77,12 +89,22 @@ def _rows(path: Path, mode: str, records: Any) -> list[Row]:
             try:
                 values[name] = kinds[name].from_json(value)
             except ValueError as exc:  # a hand-edited value of the wrong type would fail far from here
-                raise CompareRefused(f"{path}: row iter {record.get('iter')!r}: {name} is {exc}") from None
+                what = f"{value!r} is not a pgstress status" if kinds[name].base is Status else f"is {exc}"
+                raise CompareRefused(f"{path}: row iter {record.get('iter')!r}: {name} {what}") from None
+        why = row_problem(row_type, values)  # NaN, a negative time: a value pgstress never writes would mislead
+        if why is not None:
+            raise CompareRefused(f"{path}: row {number} (iter {_shown(record.get('iter'))}) is not a pgstress"
+                                 f" {mode} row: {why}")
         try:
             rows.append(row_type(**values))
         except TypeError as exc:
             raise CompareRefused(f"{path}: a row is not a pgstress {mode} row ({exc})") from None
     return rows
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 20 else text[:17] + "..."
 
 
 def _from_json(path: Path, text: str) -> LoadedRun:
@@ -96,6 +118,10 @@ def _from_json(path: Path, text: str) -> LoadedRun:
     if record.get("schema_version") != SCHEMA_VERSION:
         raise CompareRefused(f"{path}: schema version {record.get('schema_version')!r}; this pgstress reads version"
                              f" {SCHEMA_VERSION}")
+    options = record.get("config")
+    why = options_problem(options) if isinstance(options, dict) else None
+    if why is not None:
+        raise CompareRefused(f"{path}: its options are not those of a pgstress run ({why})")
     try:
         mode = record["mode"]
         if mode not in ROW_TYPES:

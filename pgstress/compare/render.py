@@ -4,7 +4,6 @@ markdown, as a table on the terminal, and as a chart of the ratios."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from typing import Any
 
 from pgstress.compare.loading import LoadedRun
 from pgstress.compare.verdicts import CANNOT_TELL, MIN_REPETITIONS, NO_DIFFERENCE, SizePair, Verdict
-from pgstress.output.charts import DATA_KEY
+from pgstress.output.charts import save_png
 from pgstress.output.tables import Column, markdown_table
 
 # Options that say where outputs go or how the run was driven, not what was measured.
@@ -250,6 +249,5 @@ def draw_ratios(names: Sequence[str], comparisons: Sequence[Comparison], path: P
     axes.set_ylabel("ratio (1 = the same)")
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", loc="best")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, metadata={DATA_KEY: json.dumps(data)})
+    save_png(figure, path, data)  # written aside and renamed, as a run's charts: never half a PNG
     return data

@@ -2,7 +2,9 @@
 
 The session calls, in this order: `begin` once, before any ramp; for each ramp (one, or one per
 payload format with `--payload-format all`) `ramp_started`, `row` as soon as each row exists,
-`ramp_ended`; `finish` once with the whole run; `close` always, also after an error. An output
+`ramp_ended`; `finish` once with the whole run; `close` always, also after an error. Before any of
+that, before anything is read or written, the command asks every output for `planned_files`: the
+files it may write, checked against each other and against the inputs (output/paths.py). An output
 overrides only what it needs. Outputs run in their registration order (session.py), so one that
 finishes later sees what earlier ones produced (`RunResult.files`, `RunResult.charts`).
 """
@@ -17,6 +19,7 @@ from typing import Any
 from pgstress import interrupts
 from pgstress.config import RunConfig
 from pgstress.host import HostInfo
+from pgstress.output.paths import PlannedFile
 from pgstress.rows import Row
 from pgstress.run.level_events import LevelEvents
 from pgstress.run.ramp import RampOutcome
@@ -103,6 +106,10 @@ class RunResult:
 
 class Output:
     """One thing a run produces (a file, the terminal). Every method does nothing unless overridden."""
+
+    def planned_files(self) -> list[PlannedFile]:
+        """Every file this output may write, with the option that names it: none unless overridden."""
+        return []
 
     def begin(self, context: RunContext) -> None:
         """Before the first ramp."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from pgstress.output.base import Output, RunResult
 from pgstress.output.files import OutputFailed, write_atomic
+from pgstress.output.paths import PlannedFile
 from pgstress.output.repetitions import group_sizes, is_repeated, size_rows
 from pgstress.rows import OK, Row
 
@@ -227,6 +228,12 @@ class ChartsOutput(Output):
         self.specs = specs
         self.report_md = report_md
         self.enabled = enabled
+
+    def planned_files(self) -> list[PlannedFile]:
+        if not self.enabled:
+            return []
+        return [PlannedFile("--report-md", str(chart_path(self.report_md, spec.name)), f"chart {spec.name!r}")
+                for spec in self.specs]
 
     def finish(self, result: RunResult) -> None:
         if not self.enabled:

@@ -12,6 +12,8 @@ from typing import Any
 
 from pgstress.output.base import Output, RampPlan, RunResult
 from pgstress.output.files import AppendOnlyFile, OutputFailed
+from pgstress.output.paths import PlannedFile
+from pgstress.output.reading import InputRefused, read_input, row_problem
 from pgstress.rows import FieldKind, Row, Status, field_kinds
 
 
@@ -31,13 +33,18 @@ class CsvOutput(Output):
     """
 
     def __init__(self, path: str | Path, row_type: type[Row], *, append: bool = False,
-                 keep_bytes: int | None = None) -> None:
+                 keep_bytes: int | None = None, option: str = "--results-csv") -> None:
         self.path = Path(path)
+        self.given = str(path)  # as typed: Path() drops a trailing slash, which says the name is a directory
+        self.option = option
         self._columns = row_type.COLUMNS
         self._append = append
         self._keep_bytes = keep_bytes  # --resume: the length of the CSV's whole lines (a cut last line dropped)
         self._file: AppendOnlyFile | None = None
         self._failed = False
+
+    def planned_files(self) -> list[PlannedFile]:
+        return [PlannedFile(self.option, self.given, "the CSV", appends=self._append)]
 
     def row(self, plan: RampPlan, row: Row) -> None:
         if self._failed:
@@ -86,11 +93,15 @@ def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
     """The CSV's rows as `row_type` objects (empty cells are None; the CSV writes floats exactly).
 
     Strict, since the rows become part of a new run's results: the header must be `row_type`'s, and
-    every whole line a row of exactly its columns with values of their types and a known status.
+    every whole line a row of exactly its columns with values of the types and ranges pgstress writes (finite,
+    not negative, a known status: output/reading.py), in a regular file no larger than pgstress writes.
     A last line without a line end was cut off while being written; it is returned apart, unread.
     Raises CsvDamaged (OSError when the file cannot be read).
     """
-    data = path.read_bytes()
+    try:
+        data = read_input(path)
+    except InputRefused as exc:
+        raise CsvDamaged(str(exc)) from None
     whole = data.rfind(b"\n") + 1
     try:
         text = data[:whole].decode("utf-8")
@@ -114,6 +125,9 @@ def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
             if len(cells) != len(header):
                 raise CsvDamaged(f"line {line} has {len(cells)} fields, the header {len(header)}")
             values = {name: _checked_value(kinds[name], cell, line, name) for name, cell in zip(header, cells)}
+            why = row_problem(row_type, values)
+            if why is not None:
+                raise CsvDamaged(f"line {line}: {why}")
             rows.append(row_type(**values))
     except csv.Error as exc:
         raise CsvDamaged(f"line {reader.line_num} is not CSV ({exc})") from None

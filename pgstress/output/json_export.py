@@ -24,6 +24,7 @@ from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import Output, RampResult, RunResult
 from pgstress.output.files import write_atomic
 from pgstress.output.markdown import ReportParts, ramp_conclusion
+from pgstress.output.paths import PlannedFile
 from pgstress.output.run_record import EMBEDDED_SERVER
 from pgstress.output.shape_table import run_epoch_shape
 from pgstress.rows import Row
@@ -129,7 +130,11 @@ class JsonExportOutput(Output):
 
     def __init__(self, path: str | None, parts: ReportParts) -> None:
         self.path = Path(path) if path else None
+        self.given = path  # as typed: Path() drops a trailing slash, which says the name is a directory
         self.parts = parts
+
+    def planned_files(self) -> list[PlannedFile]:
+        return [] if self.given is None else [PlannedFile("--export-json", self.given, "the JSON record")]
 
     def finish(self, result: RunResult) -> None:
         if self.path is None:

@@ -1,11 +1,14 @@
-"""Every file a run will write, checked before the server is contacted.
+"""Every file a command will write, checked against each other and against what it reads, before anything
+is read or written.
 
-A run writes its CSV, the run record beside it, the report and the charts beside the report, and
-the JSON record when asked. A
-path that cannot be written (its directory is read-only or missing under a file, it names a
-directory or a device, a name is too long for the filesystem) or that is the same file as another
-output is refused up front with one line naming the option: otherwise the ramp would run, or the
-table be created, and the failure come at the end, or one output silently overwrite another.
+Each output names the files it writes (`Output.planned_files`); a command names the files it reads
+(`--resume`'s CSV and its run record, `compare`'s runs and the run records beside them). A path that
+cannot be written (its directory is read-only or missing under a file, it names a directory or a
+device, a name is too long for the filesystem), that is the same file as another output, or that is
+a file the command reads is refused up front with one line naming the option: otherwise the ramp
+would run, or the table be created, and the failure come at the end, or one file silently replace
+another. "The same file" is the same inode when it exists (hard links, `a/../b`), else the same
+resolved path.
 """
 
 from __future__ import annotations
@@ -18,9 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgstress.output.charts import chart_path
-from pgstress.output.run_record import run_record_path
-
 _DEFAULT_NAME_MAX = 255
 _DEFAULT_PATH_MAX = 4096
 
@@ -30,25 +30,11 @@ class PlannedFile:
     option: str  # the option that names it, as typed on the command line
     text: str  # the path as given (or derived from it)
     what: str  # "the CSV", "the report", ...
+    appends: bool = False  # written by adding to the file as it is (--resume's CSV): it may be the input it extends
 
     @property
     def path(self) -> Path:
         return Path(self.text)
-
-
-def planned_files(csv_option: str, csv_path: str, report_md: str, chart_names: Sequence[str],
-                  export_json: str | None = None) -> list[PlannedFile]:
-    """The files of one run: the CSV and its run record, the report, each chart unless none are drawn, and the
-    JSON record when one is asked for."""
-    files = [
-        PlannedFile(csv_option, csv_path, "the CSV"),
-        PlannedFile(csv_option, str(run_record_path(csv_path)), "its run record"),
-        PlannedFile("--report-md", report_md, "the report"),
-    ]
-    files += [PlannedFile("--report-md", str(chart_path(report_md, name)), f"chart {name!r}") for name in chart_names]
-    if export_json is not None:
-        files.append(PlannedFile("--export-json", export_json, "the JSON record"))
-    return files
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -136,9 +122,11 @@ def _identity(path: Path) -> object:
     return (found.st_dev, found.st_ino)
 
 
-def output_problem(files: Sequence[PlannedFile], create_dirs: bool = False) -> str | None:
-    """One line naming the option of the first file that cannot be written or is another output's file;
-    None when every file can be written (`create_dirs`: a folder that does not exist yet will be created)."""
+def output_problem(files: Sequence[PlannedFile], inputs: Sequence[PlannedFile] = (), create_dirs: bool = False
+                   ) -> str | None:
+    """One line naming the option of the first file that cannot be written, is another output's file, or is
+    one of the `inputs` (which only the output that appends to that very input may be); None when every
+    file can be written (`create_dirs`: a folder that does not exist yet will be created)."""
     seen: dict[object, PlannedFile] = {}
     for planned in files:
         why = _why_not_writable(planned, create_dirs)
@@ -151,4 +139,9 @@ def output_problem(files: Sequence[PlannedFile], create_dirs: bool = False) -> s
             return (f"argument {planned.option}: {planned.text} ({planned.what}) is the same file as {other.text}"
                     f" ({other.what}); {names} must name different files")
         seen[key] = planned
+    for read in inputs:
+        written = seen.get(_identity(read.path))
+        if written is not None and not (written.appends and written.text == read.text):
+            return (f"argument {written.option}: {written.text} ({written.what}) is the same file as {read.text}"
+                    f" ({read.what}), which is read: it must name another file")
     return None

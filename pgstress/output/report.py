@@ -10,14 +10,19 @@ from pgstress.output.base import Output, RunResult
 from pgstress.output.comparison import NOISE_PERCENT, render_comparison
 from pgstress.output.files import write_atomic
 from pgstress.output.markdown import ReportParts, render_run
+from pgstress.output.paths import PlannedFile
 from pgstress.output.sweep import sweep_answer
 
 
 class MarkdownOutput(Output):
     def __init__(self, path: str | Path, parts: ReportParts, csv_path: str) -> None:
         self.path = Path(path)
+        self.given = str(path)  # as typed: Path() drops a trailing slash, which says the name is a directory
         self.parts = parts
         self.csv_path = csv_path
+
+    def planned_files(self) -> list[PlannedFile]:
+        return [PlannedFile("--report-md", self.given, "the report")]
 
     def finish(self, result: RunResult) -> None:
         """Write the report of whatever ran; nothing when no ramp even started."""

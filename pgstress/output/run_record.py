@@ -15,18 +15,21 @@ from pgstress import __version__
 from pgstress.config import RunConfig
 from pgstress.output.base import Output, RunContext, RunResult
 from pgstress.output.files import write_atomic
+from pgstress.output.paths import PlannedFile
+from pgstress.output.reading import options_problem, read_input
 from pgstress.redaction import redact_dsn
 from pgstress.workload.template import template_sha256
 
 RAMP_OPTIONS = (
     "mode", "table", "payload_format", "start_epochs", "end_epochs", "step_epochs", "keep_data_between_iterations",
     "statement_timeout_ms", "async_concurrency", "seed", "zstd_level", "memory_trace", "write_method",
-    "toast_compression", "storage", "repeat", "float_decimals",
+    "toast_compression", "storage", "repeat", "float_decimals", "access", "range_epochs", "metric", "append_epochs",
 )  # fmt: skip
 # How a record names the embedded server: its socket path changes every run and means nothing after it.
 EMBEDDED_SERVER = "embedded (a fresh throwaway server each run)"
 # What a run record written before an option existed means by it: the default then in force.
-RECORDED_BEFORE = {"repeat": 1, "float_decimals": None, "epoch_template_sha256": None}
+RECORDED_BEFORE = {"repeat": 1, "float_decimals": None, "epoch_template_sha256": None, "access": "full",
+                   "range_epochs": 1000, "metric": "HitRate", "append_epochs": None}
 
 
 def run_record_path(csv_path: str | Path) -> Path:
@@ -53,22 +56,31 @@ def ramp_identity(config: RunConfig, server: str) -> dict[str, Any]:
 
 
 def read_identity(path: Path) -> dict[str, Any]:
-    """The ramp a run record names; raises (OSError, ValueError, ...) when the file is not a run record."""
-    record = json.loads(path.read_text(encoding="utf-8"))
+    """The ramp a run record names; raises (OSError, ValueError, ...) when the file is not a run record, or its
+    options are not of the types pgstress records (`"repeat": true` is no repetition count)."""
+    record = json.loads(read_input(path).decode("utf-8"))
     ramp = record.get("ramp") if isinstance(record, dict) else None
     if not isinstance(ramp, dict):
         raise ValueError("it holds no 'ramp' object")
+    why = options_problem(ramp)
+    if why is not None:
+        raise ValueError(why)
     return {**RECORDED_BEFORE, **ramp}
 
 
 class RunRecordOutput(Output):
     """Written once the run can start, before its first row; a resumed run keeps the record it continues."""
 
-    def __init__(self, config: RunConfig, csv_path: str | Path, *, resuming: bool) -> None:
+    def __init__(self, config: RunConfig, csv_path: str | Path, *, resuming: bool,
+                 option: str = "--results-csv") -> None:
         self.config = config
         self.path = run_record_path(csv_path)
         self.resuming = resuming
+        self.option = option
         self.written = False
+
+    def planned_files(self) -> list[PlannedFile]:
+        return [] if self.resuming else [PlannedFile(self.option, str(self.path), "its run record")]
 
     def begin(self, context: RunContext) -> None:
         if not self.resuming:

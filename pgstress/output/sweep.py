@@ -32,12 +32,16 @@ class SweepGroup:
         return [run.config.async_concurrency for run in self.runs]
 
 
+def group_name(label: str) -> str:
+    """The group of a sweep's ramp: its label ("bson lz4 C=4") without the C; empty when only C varies."""
+    return " ".join(part for part in label.split() if not part.startswith("C="))
+
+
 def sweep_groups(runs: Sequence[RampResult]) -> list[SweepGroup]:
     """The sweep's ramps grouped by everything but C, in the order they ran, each group ordered by C."""
     groups: dict[str, list[RampResult]] = {}
     for run in runs:
-        name = " ".join(part for part in run.plan.label.split() if not part.startswith("C="))
-        groups.setdefault(name, []).append(run)
+        groups.setdefault(group_name(run.plan.label), []).append(run)
     return [SweepGroup(name, sorted(found, key=lambda run: run.config.async_concurrency))
             for name, found in groups.items()]
 

@@ -6,14 +6,29 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pgstress.config import RunConfig, ramp_configs, ramp_label
 from pgstress.output.base import Output, RunResult
 from pgstress.output.charts import PlottedChart, chart_path, keep_chart, save_png
 from pgstress.output.comparison import compared_levels
 from pgstress.output.files import OutputFailed
-from pgstress.output.sweep import SweepGroup, sweep_groups
+from pgstress.output.paths import PlannedFile
+from pgstress.output.sweep import SweepGroup, group_name, sweep_groups
 from pgstress.rows import OK, AsyncRow
 
 MAX_SIZES = 6  # lines on the chart: more would hide each other; the report's table has every size compared
+
+
+def chart_name(group_name: str) -> str:
+    """The chart's name part (<report stem>_<name>.png): one chart per format and compression method compared."""
+    return "sweep" + (f"_{group_name.replace(' ', '_')}" if group_name else "")
+
+
+def planned_chart_names(config: RunConfig) -> list[str]:
+    """The name of every chart a sweep run may draw, known from its options before it runs."""
+    if not config.concurrency_sweep:
+        return []
+    names = [chart_name(group_name(ramp_label(config, ramp))) for ramp in ramp_configs(config)]
+    return list(dict.fromkeys(names))
 
 
 def chart_sizes(group: SweepGroup) -> list[int]:
@@ -84,16 +99,23 @@ class SweepChartsOutput(Output):
     """With a sweep over C, one chart per payload format and compression method, linked from the report; a failure
     to draw costs the chart (one line on stderr), never the report."""
 
-    def __init__(self, report_md: str | Path, *, enabled: bool = True) -> None:
-        self.report_md = report_md
-        self.enabled = enabled
+    def __init__(self, config: RunConfig) -> None:
+        self.report_md = config.report_md
+        self.enabled = not config.no_charts
+        self.names = planned_chart_names(config)
+
+    def planned_files(self) -> list[PlannedFile]:
+        if not self.enabled:
+            return []
+        return [PlannedFile("--report-md", str(chart_path(self.report_md, name)), f"chart {name!r}")
+                for name in self.names]
 
     def finish(self, result: RunResult) -> None:
         if not self.enabled or not result.config.concurrency_sweep:
             return
         try:
             for group in sweep_groups(result.ramps):
-                name = "sweep" + (f"_{group.name.replace(' ', '_')}" if group.name else "")
+                name = chart_name(group.name)
                 chart = draw_sweep_chart(group, chart_path(self.report_md, name))
                 keep_chart(result, chart, f"{name} (write throughput by concurrency)")
         except OutputFailed:

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 from helpers import REPO, SYNC, TINY_RAMP, RampMode, fill_up, read_csv, tmpfs
 
+from pgstress.output.run_record import run_record_path
+
 NO_SERVER = ["--dsn", "host=127.0.0.1 port=1 connect_timeout=5"]
+SWEEP = ["--mode", "async", "--async-concurrency", "1,2"]
 
 
 def _refused(result, option: str, *fragments: str) -> str:
@@ -43,6 +46,17 @@ CASES = {
                                 "--report-md", "is the same file as"),
     "same file by another name": (lambda d: ["--results-csv", str(d / "x.csv"), "--report-md", f"{d}/sub/../x.csv"],
                                   "--report-md", "is the same file as"),
+    # a sweep over C draws one chart per format and compression method: <report stem>_sweep[_<format>...].png
+    "CSV = the sweep chart": (lambda d: [*SWEEP, "--report-md", str(d / "q.md"), "--async-results-csv",
+                                         str(d / "q_sweep.png")], "--report-md", "(chart 'sweep') is the same file"),
+    "JSON = the sweep chart": (lambda d: [*SWEEP, "--report-md", str(d / "q.md"), "--export-json",
+                                          str(d / "q_sweep.png")], "--export-json", "(chart 'sweep')"),
+    "JSON = a format's sweep chart": (lambda d: [*SWEEP, "--payload-format", "all", "--report-md", str(d / "q.md"),
+                                                 "--export-json", str(d / "q_sweep_bson.png")], "--export-json",
+                                      "(chart 'sweep_bson')"),
+    "CSV = a method's sweep chart": (lambda d: [*SWEEP, "--toast-compression", "all", "--report-md", str(d / "q.md"),
+                                                "--async-results-csv", str(d / "q_sweep_lz4.png")],
+                                     "--report-md", "(chart 'sweep_lz4') is the same file as"),
 }
 
 
@@ -55,6 +69,39 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_server(case: str
     result = run_cli(*NO_SERVER, *TINY_RAMP, *make_argv(tmp_path), charts=True)
     _refused(result, option, fragment)
     assert sorted(tmp_path.rglob("*")) == before  # nothing written, not even a directory
+
+
+def test_a_hard_link_is_the_same_file(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "q.md").write_text("a report")
+    (tmp_path / "q.csv").hardlink_to(tmp_path / "q.md")
+    result = run_cli(*NO_SERVER, *TINY_RAMP, "--results-csv", str(tmp_path / "q.csv"), "--report-md",
+                     str(tmp_path / "q.md"))
+    _refused(result, "--report-md", "(the report) is the same file as")
+    assert (tmp_path / "q.md").read_text() == "a report"
+
+
+RESUMED = {  # --resume reads the CSV (and appends to it) and its run record: no other output may be either
+    "the sweep chart is the CSV": ([*SWEEP, "--report-md", "q.md", "--async-results-csv", "q_sweep.png"],
+                                   "--report-md", "(chart 'sweep') is the same file as"),
+    "the JSON record is the run record": (["--results-csv", "q.csv", "--export-json", "q.csv.run.json"],
+                                          "--export-json", "is the same file as q.csv.run.json (the run record of"),
+    "the report is the CSV": (["--results-csv", "q.csv", "--report-md", "./q.csv"], "--report-md",
+                              "(the report) is the same file as"),
+}
+
+
+@pytest.mark.parametrize("case", RESUMED, ids=RESUMED)
+def test_resume_refuses_an_output_that_is_its_input_before_reading_it(case: str, run_cli, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv, option, fragment = RESUMED[case]
+    for name in ("q.csv", "q_sweep.png"):
+        Path(name).write_text("iter,epochs\r\n1,1000\r\n")
+        run_record_path(name).write_text("{}")
+    before = {path: path.read_bytes() for path in tmp_path.iterdir()}
+    result = run_cli(*NO_SERVER, *TINY_RAMP, "--resume", *argv, charts=True)
+    _refused(result, option, fragment)
+    assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
 @pytest.mark.parametrize("option", ["--results-csv", "--async-results-csv", "--report-md"])

@@ -4,6 +4,7 @@ is the same ramp; the rest is appended and the report covers the whole ramp."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import psycopg
@@ -181,7 +182,17 @@ DAMAGED_ROWS = {
     "a value that is no number": lambda lines: [lines[0], "x" + lines[1], lines[2]],
     "an unknown status": lambda lines: [lines[0], lines[1].replace(",OK,", ",FINE,", 1), lines[2]],
     "another header": lambda lines: ["iter,epochs,status", *lines[1:]],
+    "a NaN time": lambda lines: [lines[0], _cell(lines[1], "write_s", "nan"), lines[2]],
+    "a negative time": lambda lines: [lines[0], lines[1], _cell(lines[2], "read_s", "-1.0")],
+    "an infinite size": lambda lines: [lines[0], _cell(lines[1], "db_payload_mb", "inf"), lines[2]],
+    "a size of zero epochs": lambda lines: [lines[0], _cell(lines[1], "epochs", "0"), lines[2]],
 }
+
+
+def _cell(line: str, column: str, value: str) -> str:
+    cells = line.split(",")
+    cells[SyncRow.COLUMNS.index(column)] = value
+    return ",".join(cells)
 
 
 @pytest.mark.parametrize("damage", DAMAGED_ROWS, ids=DAMAGED_ROWS)
@@ -210,7 +221,7 @@ def test_a_damaged_csv_is_refused(damage: str, run_cli, tmp_path: Path) -> None:
 def test_a_csv_of_an_earlier_pgstress_without_the_appended_columns_is_refused(run_cli, tmp_path: Path) -> None:
     """A sync CSV written before `db_table_mb` was appended: appending rows of more columns would break it."""
     csv = tmp_path / "iteration_results.csv"
-    older = [name for name in SyncRow.COLUMNS if name not in ("db_table_mb", "zstd_level")]
+    older = list(SyncRow.COLUMNS[:SyncRow.COLUMNS.index("db_table_mb")])  # everything before the appended ones
     row = ",".join("OK" if name == "status" else "" if name in ("error", "format") else "1" for name in older)
     csv.write_bytes(("\r\n".join([",".join(older), row]) + "\r\n").encode())
     run_record_path(csv).write_text(json.dumps(
@@ -222,8 +233,9 @@ def test_a_csv_of_an_earlier_pgstress_without_the_appended_columns_is_refused(ru
 
     assert result.code == 2, result.err
     assert result.err.splitlines() == [
-        f"pgstress: error: --resume: {csv} was written by an earlier pgstress, without the column(s) db_table_mb,"
-        " zstd_level that this one appends; refusing to continue it (run without --resume)"]
+        f"pgstress: error: --resume: {csv} was written by an earlier pgstress, without the column(s)"
+        f" {', '.join(SyncRow.COLUMNS[SyncRow.COLUMNS.index('db_table_mb'):])} that this one appends; refusing to"
+        " continue it (run without --resume)"]
     assert sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir()) == before
 
 
@@ -258,3 +270,43 @@ def test_a_run_record_that_is_a_directory_is_refused(run_cli, tmp_path: Path) ->
     run_record_path(csv).mkdir()
     result = run_cli("--dsn", "host=127.0.0.1 port=1", *RAMP, "--resume")
     assert result.code == 2 and len(result.err.splitlines()) == 1, result.err
+
+
+def _identity(**changes: object) -> bytes:
+    ramp = {**ramp_identity(parse_config(["--dsn", UNREACHABLE, *RAMP]), server_identity(UNREACHABLE)), **changes}
+    return json.dumps({"pgstress": "0.1.0", "ramp": ramp}).encode()
+
+
+@pytest.mark.parametrize("changes", [{"repeat": True}, {"seed": 4.2}, {"start_epochs": "1000"}],
+                         ids=["repeat true", "a float seed", "a text size"])
+def test_a_run_record_of_another_type_is_refused(changes: dict[str, object], run_cli, tmp_path: Path) -> None:
+    """`"repeat": true` equals 1 in Python: it passed as the same ramp. A value of a type pgstress never records
+    is no run record."""
+    csv = tmp_path / "iteration_results.csv"
+    csv.write_text(",".join(SyncRow.COLUMNS) + "\r\n", encoding="utf-8")
+    run_record_path(csv).write_bytes(_identity(**changes))
+    result = run_cli("--dsn", UNREACHABLE, *RAMP, "--resume")
+    assert result.code == 2, result.err
+    (name, value), = changes.items()
+    assert result.err.splitlines() == [f"pgstress: error: --resume: {run_record_path(csv)} is not a pgstress run"
+                                       f" record ({name} is {value!r}, not a whole number)"]
+
+
+def test_a_csv_that_is_a_pipe_is_refused_without_waiting(run_cli, tmp_path: Path) -> None:
+    csv = tmp_path / "iteration_results.csv"
+    os.mkfifo(csv)
+    run_record_path(csv).write_bytes(_identity())
+    result = run_cli("--dsn", "host=127.0.0.1 port=1", *RAMP, "--resume")
+    assert result.code == 2, result.err
+    assert result.err.splitlines() == [f"pgstress: error: argument --results-csv: {csv} (the CSV) is not a regular"
+                                       " file (a device, pipe or socket)"]
+
+
+def test_a_run_record_that_is_a_pipe_is_refused_without_waiting(run_cli, tmp_path: Path) -> None:
+    csv = tmp_path / "iteration_results.csv"
+    csv.write_text(",".join(SyncRow.COLUMNS) + "\r\n", encoding="utf-8")
+    os.mkfifo(run_record_path(csv))
+    result = run_cli("--dsn", "host=127.0.0.1 port=1", *RAMP, "--resume")
+    assert result.code == 2, result.err
+    assert result.err.splitlines() == [f"pgstress: error: --resume: {run_record_path(csv)} is not a pgstress run"
+                                       " record (is not a regular file (a device, pipe or socket))"]
