@@ -63,6 +63,9 @@ class RunConfig:
     no_charts: bool = False
     quiet: bool = False
     fail_on_break: bool = False
+    standby_dsn: tuple[str, ...] = ()  # the user's streaming standbys of the server under test
+    standby: str | None = None  # "embedded": a standby cloned from the embedded server
+    synchronous_standby: bool = False  # the embedded standby made synchronous (remote_apply)
 
     def __post_init__(self) -> None:
         if self.mode == "async" and self.write_method == "insert_blocking":
@@ -111,6 +114,10 @@ class RunConfig:
         not where a resumed ramp starts: no option sets it)."""
         values = asdict(self)
         values["dsn"] = redact_dsn(self.dsn) if self.dsn else None
+        values["standby_dsn"] = [redact_dsn(dsn) for dsn in self.standby_dsn]
+        for name in STANDBY_OPTIONS:  # shown only when given: a run without standbys describes itself as before
+            if not values[name]:
+                del values[name]
         if self.concurrency_sweep:
             values["async_concurrency"] = concurrency_text(self)
         if self.zstd_sweep:
@@ -121,6 +128,7 @@ class RunConfig:
         return values
 
 
+STANDBY_OPTIONS = ("standby_dsn", "standby", "synchronous_standby")
 RESUME_POSITION = ("start_iter", "start_rep")  # where a resumed ramp starts: set by --resume, not an option
 
 
@@ -199,6 +207,11 @@ def is_compared(config: RunConfig) -> bool:
     zstd levels)."""
     return (config.payload_format == ALL_FORMATS or config.toast_compression == ALL_COMPRESSIONS
             or bool(config.concurrency_sweep) or bool(config.zstd_sweep))
+
+
+def has_standbys(config: RunConfig) -> bool:
+    """Whether the run measures standbys (their columns are then in the CSV)."""
+    return bool(config.standby_dsn) or config.standby is not None
 
 
 def data_connections(config: RunConfig) -> int:
