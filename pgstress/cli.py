@@ -35,6 +35,7 @@ from pgstress.config import (
 )
 from pgstress.db.schema import TableRefused
 from pgstress.db.server import ServerUnavailable, open_server
+from pgstress.db.standby import EMBEDDED, StandbyRefused, open_standbys, standby_dsns
 from pgstress.db.storage import StorageUnsupported
 from pgstress.help_format import DefaultsAsTyped
 from pgstress.ignored_options import ignored_warnings, typed_options
@@ -48,6 +49,7 @@ from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption, resume_inputs
 from pgstress.run.access import METRIC, RANGE, parse_accesses
 from pgstress.session import run_session
+from pgstress.target import resolve_dsn
 from pgstress.workload.payloads import format_names
 from pgstress.workload.shape import MAX_DECIMALS
 from pgstress.workload.template import MAX_TEMPLATE_BYTES, MAX_TEMPLATE_EPOCHS, TemplateRefused, run_shape
@@ -278,6 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_argument("--fail-on-break", action="store_true",
                          help=f"exit {EXIT_BROKE} when a breaking point was reached (for CI; otherwise a finished"
                               " run exits 0)")
+
+    standbys = p.add_argument_group("standbys", "streaming standbys of the server, measured at every level")
+    standbys.add_argument("--standby-dsn", action="append", default=[], metavar="DSN",
+                          help="a streaming standby of the server under test (standby_* columns); repeat the option,"
+                               " or give a comma list; refused unless it is a standby of this server")
+    standbys.add_argument("--standby", choices=(EMBEDDED,), default=None,
+                          help="embedded: with the embedded server, a streaming standby cloned from it"
+                               " (pg_basebackup), measured like a --standby-dsn and removed with it")
+    standbys.add_argument("--synchronous-standby", action="store_true",
+                          help="with --standby embedded: the standby is synchronous (remote_apply), so write_s"
+                               " includes its replay")
     return p
 
 
@@ -313,6 +326,10 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     dsn_problem = _dsn_problem(args.dsn)
     if dsn_problem is not None:
         parser.error(dsn_problem)
+    args.standby_dsn = standby_dsns(args.standby_dsn)
+    standby_problem = _standby_problem(args)
+    if standby_problem is not None:
+        parser.error(standby_problem)
     config = RunConfig(**vars(args))
     try:
         shape = run_shape(config.float_decimals, config.epoch_template)
@@ -353,6 +370,19 @@ def _dsn_problem(cli_dsn: str | None) -> str | None:
     for source, dsn in (("argument --dsn", cli_dsn), ("PG_DSN", None if cli_dsn else os.environ.get("PG_DSN"))):
         if dsn and parse_dsn(dsn) is None:
             return f"{source}: libpq cannot parse this connection string (not shown: it may hold a password)"
+    return None
+
+
+def _standby_problem(args: argparse.Namespace) -> str | None:
+    """--standby embedded needs the embedded server, --synchronous-standby the embedded standby, a --standby-dsn
+    a string libpq parses (not quoted: it may hold a password)."""
+    if any(parse_dsn(dsn) is None for dsn in args.standby_dsn):
+        return "argument --standby-dsn: libpq cannot parse this connection string (not shown: it may hold a password)"
+    if args.standby == EMBEDDED and resolve_dsn(args.dsn)[0] is not None:
+        return ("argument --standby: embedded clones the embedded server, and this run goes to a server given by"
+                " --dsn, PG_DSN or libpq's PG* variables (give its standbys with --standby-dsn)")
+    if args.synchronous_standby and args.standby != EMBEDDED:
+        return "argument --synchronous-standby: it makes the embedded standby synchronous (add --standby embedded)"
     return None
 
 
@@ -418,7 +448,7 @@ def _main(argv: Sequence[str], finished: list[RunResult]) -> int:
             _say(line)
         _print_lines(plan.plan_lines(config, plan.run_files(config)))
         return 0
-    secrets = secrets_in_use(config.dsn)  # --dsn, PG_DSN and PGPASSWORD
+    secrets = secrets_in_use(config.dsn, *config.standby_dsn)  # --dsn, --standby-dsn, PG_DSN and PGPASSWORD
     mode = MODES[config.mode]
     try:
         resumption = load_resumption(config, mode.csv_path(config), mode.run.row_type) if config.resume else None
@@ -432,14 +462,19 @@ def _main(argv: Sequence[str], finished: list[RunResult]) -> int:
     if resumption is not None and resumption.notice:
         _say(resumption.notice)
     try:
-        with open_server(config.dsn, connections=data_connections(config)) as server:
-            result = run_session(config, server, resumption)
+        with open_server(config.dsn, connections=data_connections(config)) as server, \
+                open_standbys(server, config.standby_dsn, embedded=config.standby == EMBEDDED,
+                              synchronous=config.synchronous_standby) as standbys:
+            result = run_session(config, server, resumption, standbys=standbys)
             finished.append(result)
     except ServerUnavailable as exc:
         _say(scrub(str(exc), *secrets))
         return EXIT_SERVER
     except (TableRefused, StorageUnsupported) as exc:
         _say(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    except StandbyRefused as exc:
+        _say(f"error: {scrub(str(exc), *secrets)}")
         return EXIT_BAD_INPUT
     except OutputFailed as exc:  # the run record, before the first iteration: nothing ran
         _say(f"{exc}; nothing was run")

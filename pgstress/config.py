@@ -69,6 +69,9 @@ class RunConfig:
     range_epochs: int = 1_000
     metric: str = "HitRate"
     append_epochs: int | None = None
+    standby_dsn: tuple[str, ...] = ()  # the user's streaming standbys of the server under test
+    standby: str | None = None  # "embedded": a standby cloned from the embedded server
+    synchronous_standby: bool = False  # the embedded standby made synchronous (remote_apply)
 
     def __post_init__(self) -> None:
         if self.mode == "async" and self.write_method == "insert_blocking":
@@ -117,6 +120,10 @@ class RunConfig:
         not where a resumed ramp starts: no option sets it)."""
         values = asdict(self)
         values["dsn"] = redact_dsn(self.dsn) if self.dsn else None
+        values["standby_dsn"] = [redact_dsn(dsn) for dsn in self.standby_dsn]
+        for name in STANDBY_OPTIONS:  # shown only when given: a run without standbys describes itself as before
+            if not values[name]:
+                del values[name]
         if self.concurrency_sweep:
             values["async_concurrency"] = concurrency_text(self)
         if self.zstd_sweep:
@@ -127,6 +134,7 @@ class RunConfig:
         return values
 
 
+STANDBY_OPTIONS = ("standby_dsn", "standby", "synchronous_standby")
 RESUME_POSITION = ("start_iter", "start_rep")  # where a resumed ramp starts: set by --resume, not an option
 
 
@@ -205,6 +213,11 @@ def is_compared(config: RunConfig) -> bool:
     zstd levels)."""
     return (config.payload_format == ALL_FORMATS or config.toast_compression == ALL_COMPRESSIONS
             or bool(config.concurrency_sweep) or bool(config.zstd_sweep))
+
+
+def has_standbys(config: RunConfig) -> bool:
+    """Whether the run measures standbys (their columns are then in the CSV)."""
+    return bool(config.standby_dsn) or config.standby is not None
 
 
 def data_connections(config: RunConfig) -> int:

@@ -55,6 +55,20 @@ ACCESS_COLUMNS = (
 )  # fmt: skip
 
 
+# The columns a run with standbys appends after every other; a run without standbys has none of them (its CSV is
+# what it always was). With several standbys, the measures are the worst standby's (the first status that is not
+# OK with its message, the longest times, the largest lag) and `standby_each` holds every standby's own, in the
+# order given (empty with one standby).
+STANDBY_COLUMNS = (
+    "standby_status", "standby_replay_s", "standby_read_s", "standby_lag_start_mb", "standby_error", "standby_each",
+)  # fmt: skip
+
+
+def csv_columns(row_type: type[Row], standbys: bool) -> tuple[str, ...]:
+    """A CSV's columns: the row type's, then the standbys' when the run measures standbys."""
+    return (*row_type.COLUMNS, *STANDBY_COLUMNS) if standbys else row_type.COLUMNS
+
+
 @dataclass(kw_only=True)
 class Row:
     """What every row has, whatever the mode."""
@@ -101,6 +115,13 @@ class Row:
     append_sent_bytes: int | None = None
     append_received_bytes: int | None = None
     append_wal_mb: float | None = None
+    # The standbys (run/standby_measure.py), measured only with --standby-dsn / --standby embedded.
+    standby_status: str = ""
+    standby_replay_s: float | None = None
+    standby_read_s: float | None = None
+    standby_lag_start_mb: float | None = None
+    standby_error: str = ""  # the first failed standby's message, one line, named
+    standby_each: str = ""
 
     COLUMNS: ClassVar[tuple[str, ...]] = ()
     # The column the optimal efficiency point maximises, and how the report names it.

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from pgstress import interrupts
-from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label, zstd_level_of
+from pgstress.config import RunConfig, compared_noun, has_standbys, ramp_configs, ramp_label, zstd_level_of
 from pgstress.db.control import TableControl
 from pgstress.db.environment import collect_server
 from pgstress.db.ownership import TableClaim
@@ -46,8 +46,9 @@ from pgstress.run.iteration import Driver, Iteration, LevelResult
 from pgstress.run.level_events import LevelEvents
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import EndRamp, RampOutcome, run_ramp
+from pgstress.run.standby_measure import StandbyLink, StandbyProbe
 from pgstress.run.trace_budget import TraceLog
-from pgstress.target import ServerDetails, ServerInfo
+from pgstress.target import ServerDetails, ServerInfo, StandbyInfo
 from pgstress.workload.payloads import Codec, CodecOptions, get_codec
 
 OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (config, mode, resumption) -> the output
@@ -59,7 +60,7 @@ OUTPUTS: tuple[OutputFactory, ...] = (
                                                      option=mode.csv_flag),
     lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.run.row_type, append=resumption is not None,
                                                keep_bytes=resumption.csv_bytes if resumption else None,
-                                               option=mode.csv_flag),
+                                               option=mode.csv_flag, standbys=has_standbys(config)),
     lambda config, mode, resumption: ChartsOutput(mode.shown.charts_for(config), config.report_md,
                                                   enabled=not config.no_charts),
     lambda config, mode, resumption: SweepChartsOutput(config),
@@ -94,7 +95,7 @@ def _codec(config: RunConfig) -> Codec:
 
 
 def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | None = None,
-                outputs: Sequence[Output] | None = None) -> RunResult:
+                outputs: Sequence[Output] | None = None, standbys: Sequence[StandbyInfo] = ()) -> RunResult:
     """Run the whole run; the outputs get every row at once and the result at the end, also when interrupted.
 
     Raises TableRefused (TableInUse) or StorageUnsupported before anything is touched, ServerUnavailable
@@ -106,7 +107,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
     configs = [ramp.config for ramp in resumption.ramps] if resumption else ramp_configs(config)
     codecs = [_codec(c) for c in configs]
     truncate = config.truncate_before_start or (resumption is not None and resumption.truncate_first)
-    secrets = secrets_in_use(config.dsn, server.dsn)
+    secrets = secrets_in_use(config.dsn, server.dsn, *(standby.dsn for standby in standbys))
     claim = TableClaim(server.dsn, [c.table for c in configs], config.statement_timeout_ms)
     if outputs is None:
         outputs = make_outputs(config, resumption)
@@ -120,7 +121,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
             first_driver = _open_first(held, mode.run.open_driver(configs[0], server.dsn, tables[0], codecs[0], secrets,
                                                               events), sweep=bool(config.concurrency_sweep))
         details = server_details(server.dsn, tables)
-        result = RunResult(RunContext(config, collect_host(), server, details[0]))
+        result = RunResult(RunContext(config, collect_host(), server, details[0], tuple(standbys)))
         for output in outputs:
             output.begin(result.context)  # the run record (OutputFailed: nothing ran)
         try:
@@ -135,8 +136,14 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 # A sweep's later C learns the client's memory per record-epoch from the earlier ones of its format.
                 earlier = [row for done in result.ramps if done.config.payload_format == ramp_config.payload_format
                            for row in done.rows]
-                ramp = run_one_ramp(plan, mode, outputs, TableControl(claim, table), driver, secrets, result,
-                                    measures, earlier, sweep=bool(config.concurrency_sweep))
+                probe = StandbyProbe([StandbyLink(standby, table, codecs[index], config.statement_timeout_ms)
+                                      for standby in standbys], server.dsn, secrets) if standbys else None
+                try:
+                    ramp = run_one_ramp(plan, mode, outputs, TableControl(claim, table), driver, secrets, result,
+                                        measures, earlier, sweep=bool(config.concurrency_sweep), standbys=probe)
+                finally:
+                    if probe is not None:
+                        probe.close()
                 ramp.details = details[index]
                 result.ramps.append(ramp)
                 if ramp.outcome.interrupted or result.failed_outputs:
@@ -215,7 +222,7 @@ def _finish(outputs: Sequence[Output], result: RunResult) -> None:
 def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control: TableControl,
                  open_driver: AbstractContextManager[Driver], secrets: tuple[str, ...],
                  result: RunResult, measures: ServerMeasures | None = None, earlier: Sequence[Row] = (), *,
-                 sweep: bool = False) -> RampResult:
+                 sweep: bool = False, standbys: StandbyProbe | None = None) -> RampResult:
     """One ramp. `earlier`: rows the memory guard learns from besides the ramp's own. `sweep`: a later C of a
     sweep over C, whose connections the server may refuse: that is this C's result (its first level fails, its
     ramp ends), not the run's end."""
@@ -244,7 +251,7 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
             with open_driver as driver:
                 access = mode.run.open_access(config, driver, control, secrets) if mode.run.open_access else None
                 iteration = Iteration(config, driver, control, lambda level: mode.run.to_row(level, config), secrets,
-                                      guard, measures, plan.events, access=access)
+                                      guard, measures, plan.events, access=access, standbys=standbys)
                 outcome = run_ramp(plan.levels, iteration, hand_out,
                                    max_consecutive_failures=config.max_consecutive_failures,
                                    first_iter=config.start_iter, repeat=config.repeat,

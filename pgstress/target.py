@@ -89,3 +89,18 @@ class ServerDetails:
     payload_column_compression: str | None = None  # pglz, lz4, or default (follows default_toast_compression)
     payload_column_storage: str | None = None  # extended, external, main (or plain)
     measures: MeasureSupport | None = None  # which server-side measures this server offers, and why not
+
+
+@dataclass(frozen=True)
+class StandbyInfo:
+    """One standby a run measures."""
+
+    dsn: str
+    name: str  # how the report and the detail column name it: "embedded standby", "standby 2"
+    embedded: bool = False
+    synchronous: bool = False
+    settings: tuple[tuple[str, str], ...] = ()  # (name, value) of db/standby.py's STANDBY_SETTINGS, as it runs them
+
+    @property
+    def public_dsn(self) -> str:
+        return "(pgstress's own, removed after the run)" if self.embedded else redact_dsn(self.dsn)

@@ -42,7 +42,7 @@ def test_help_is_grouped_and_shows_only_defaults_one_could_type(capsys: pytest.C
     assert "\n       pgstress compare RUN RUN [...] [--report-md PATH]" in out
     headings = [line[:-1] for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
     assert headings == ["options", "ramp", "payload", "access", "server and table", "outputs", "async mode",
-                        "measurement", "run control", "examples"]
+                        "measurement", "run control", "standbys", "examples"]
     text = " ".join(out.split())
     for meaningless in ("(default: None)", "(default: default)", "(default: False)", "(default: ==SUPPRESS==)"):
         assert meaningless not in text

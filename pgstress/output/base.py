@@ -24,7 +24,7 @@ from pgstress.rows import Row
 from pgstress.run.level_events import LevelEvents
 from pgstress.run.ramp import RampOutcome
 from pgstress.run.trace_budget import TraceLog
-from pgstress.target import ServerDetails, ServerInfo
+from pgstress.target import ServerDetails, ServerInfo, StandbyInfo
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class RunContext:
     host: HostInfo
     server: ServerInfo
     server_details: ServerDetails
+    standbys: tuple[StandbyInfo, ...] = ()  # the standbys the run measured (--standby-dsn, --standby embedded)
 
 
 @dataclass(frozen=True)

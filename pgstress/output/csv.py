@@ -14,7 +14,7 @@ from pgstress.output.base import Output, RampPlan, RunResult
 from pgstress.output.files import AppendOnlyFile, OutputFailed
 from pgstress.output.paths import PlannedFile
 from pgstress.output.reading import InputRefused, read_input, row_problem
-from pgstress.rows import FieldKind, Row, Status, field_kinds
+from pgstress.rows import FieldKind, Row, Status, csv_columns, field_kinds
 
 
 def _cell(value: Any) -> str:
@@ -33,11 +33,11 @@ class CsvOutput(Output):
     """
 
     def __init__(self, path: str | Path, row_type: type[Row], *, append: bool = False,
-                 keep_bytes: int | None = None, option: str = "--results-csv") -> None:
+                 keep_bytes: int | None = None, option: str = "--results-csv", standbys: bool = False) -> None:
         self.path = Path(path)
         self.given = str(path)  # as typed: Path() drops a trailing slash, which says the name is a directory
         self.option = option
-        self._columns = row_type.COLUMNS
+        self._columns = csv_columns(row_type, standbys)
         self._append = append
         self._keep_bytes = keep_bytes  # --resume: the length of the CSV's whole lines (a cut last line dropped)
         self._file: AppendOnlyFile | None = None
@@ -114,7 +114,7 @@ def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
         header = next(reader, None)
         if header is None:
             raise CsvDamaged("has no whole header line")
-        if tuple(header) != row_type.COLUMNS:
+        if tuple(header) not in (row_type.COLUMNS, csv_columns(row_type, standbys=True)):
             missing = row_type.COLUMNS[len(header):]
             if missing and tuple(header) == row_type.COLUMNS[:len(header)]:
                 raise CsvDamaged(f"was written by an earlier pgstress, without the column(s) {', '.join(missing)}"

@@ -18,6 +18,7 @@ from pgstress.output.noise import repetitions_section, with_rep
 from pgstress.output.notes import async_notes, sync_notes
 from pgstress.output.server_side import server_section, write_split_sentences
 from pgstress.output.shape_table import measured_on, shape_lines
+from pgstress.output.standby_section import standby_section
 from pgstress.output.tables import (
     ASYNC_BREAKDOWN_COLUMNS,
     ASYNC_COLUMNS,
@@ -386,6 +387,7 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
         repetitions_section(rows, parts.throughput.column, parts.stored_field),
         table_section(ramp, parts),
         server_section(rows, ramp.config, support, result.context.server.embedded, SERVER_HEADING),
+        standby_section(rows, result.context.standbys),
         parts.sections(rows),
         usage_section([ramp], parts.stored_field),
         resumed_section(ramp, csv_path),

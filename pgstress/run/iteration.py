@@ -31,6 +31,7 @@ from pgstress.run.measure import PhaseMeasure, PhaseMeter, current_rss_mb, mib, 
 from pgstress.run.memory_guard import MemoryGuard, available_ram_mb
 from pgstress.run.ramp import StopRamp
 from pgstress.run.record import RecordWork, Stream
+from pgstress.run.standby_measure import StandbyMeasure, StandbyProbe, fill_standbys
 from pgstress.run.trace_budget import TraceBudget
 
 T = TypeVar("T")
@@ -134,6 +135,7 @@ class LevelResult:
     machine_mb: float | None = None  # how far the machine's available memory fell below the ramp's start (guarded)
     server: ServerCost | None = None  # what the server paid (measured only with server measures)
     access: AccessResult | None = None  # the access phases after the read (--access); None: none asked
+    standbys: list[StandbyMeasure] = field(default_factory=list)  # each standby's measures (with standbys only)
 
     @property
     def record_faults(self) -> list[Fault]:
@@ -180,6 +182,7 @@ def fill_common(row: Row, level: LevelResult) -> None:
         row.verify_s = level.verify_s
     if level.server is not None:
         fill_server(row, level.server)
+    fill_standbys(row, level.standbys)
 
 
 def _mib_or_none(n_bytes: int | None) -> float | None:
@@ -213,6 +216,7 @@ class Iteration:
     measures: ServerMeasures | None = None  # the server-side measures; None: not taken
     events: LevelEvents = SILENT  # told each phase as it starts, for live progress
     access: Callable[[LevelResult], AccessResult] | None = None  # the access phases (--access); None: none asked
+    standbys: StandbyProbe | None = None  # the standbys' measures; None: the run has no standby
     meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
     start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
     _ran_before: bool = field(default=False, init=False)  # the table holds an earlier level's records
@@ -265,6 +269,8 @@ class Iteration:
     def _run(self, level: LevelResult) -> None:
         self.driver.revive()
         self.control.revive()
+        if self.standbys is not None:  # before the truncate: a standby still behind from the last level
+            level.standbys = self.standbys.begin()
         if self._ran_before and not self.config.keep_data_between_iterations:
             self.control.truncate()
         self._ran_before = True
@@ -274,6 +280,8 @@ class Iteration:
         self.events.phase_started(PhaseStart(WRITE, len(level.streams)))
         level.write = self._phase(lambda: self.driver.write(level.epochs, level.streams), rss_peaks)
         written = level.write.ok
+        if self.standbys is not None and written:
+            self.standbys.wait_replay(level.standbys, written_at=time.perf_counter())
         ids = [record.record_id for record in written if record.record_id is not None]
         after_write = self._unless_records_failed(level, lambda: self._write_cost(level, start, ids))
         encoded = [record.stream for record in level.write.records if record.size]
@@ -289,6 +297,8 @@ class Iteration:
             level.read.traced_peak_mb = self._memory_pass(
                 level.iteration, READ, level.read, lambda: self.driver.read(written), len(written), rss_peaks)
             self._unless_records_failed(level, lambda: self._stored_sizes(level, ids))
+            if self.standbys is not None:
+                self.standbys.read(level.standbys, written)
             if self.access is not None and not level.record_faults:
                 with self.meter.phase() as measure:  # its resident peak counts in the level's client memory
                     level.access = self.access(level)  # after the sizes: they are of the record as written
