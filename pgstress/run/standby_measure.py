@@ -35,7 +35,9 @@ from pgstress.workload.payloads import Codec
 
 REPLAY_TIMEOUT_S = 60.0
 POLL_INTERVAL_S = 0.001
-_PRIMARY_LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
+# What the primary has flushed: all a walsender may send. WAL only written, not flushed (a record of no commit
+# on an idle server) can stay unsent indefinitely, and a standby would never "replay" up to it.
+_PRIMARY_LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_flush_lsn(), '0/0')"
 _REPLAY_LSN = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')"
 
 

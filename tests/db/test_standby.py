@@ -194,6 +194,7 @@ def test_a_standby_of_another_cluster_is_refused_and_nothing_is_touched(run_cli,
 PG15_PAIR = (os.environ.get("PGSTRESS_TEST_PG15_PRIMARY_DSN"), os.environ.get("PGSTRESS_TEST_PG15_STANDBY_DSN"))
 
 
+@pytest.mark.pg15
 @pytest.mark.skipif(not all(PG15_PAIR), reason="the PostgreSQL 15 pair of .ci/pg15_pair is not running")
 def test_the_pg15_standby_is_accepted_for_its_primary_and_refused_for_another(run_cli, embedded_dsn: str,
                                                                              table_name: str) -> None:
