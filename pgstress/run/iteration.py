@@ -240,9 +240,13 @@ class Iteration:
         self.server_start_mb = private_mb(self.server.pids()) if self.server is not None else None
 
     def _find_backends(self) -> None:
-        """This run's backends, asked again before each level (a connection replaced has a new one)."""
+        """This run's backends, asked again before each level (a connection replaced has a new one). A measure
+        only: connections that cannot answer now leave the server uncounted for this level, they fail nothing."""
         if isinstance(self.server, OwnBackends):
-            self.server.tell([*self.driver.server_pids(), self.control.backend_pid()])
+            try:
+                self.server.tell([*self.driver.server_pids(), self.control.backend_pid()])
+            except Exception:  # noqa: BLE001 - the level's own work meets (and reports) a connection that is gone
+                self.server.tell([])
 
     def __call__(self, iteration: int, epochs: int, rep: int = 1) -> Row:
         level = LevelResult(iteration, epochs, repetition_streams(self.driver.streams(iteration), rep), rep)
