@@ -139,3 +139,20 @@ def test_a_table_attached_during_the_run_keeps_its_rows(server_dsn: str, db: psy
         ramp_mode.assert_intact_ok(row)
     assert _notes(db, theirs) == [USER_NOTE]
     assert len(_pgstress_rows(db, table_name)) == ramp_mode.concurrency * (3 if keep else 1)
+
+
+def test_a_foreign_key_added_during_the_run_fails_the_truncate_not_the_users_rows(
+        server_dsn: str, db: psycopg.Connection, table_name: str, theirs: str, ramp_mode: RampMode, hooks, run_cli,
+        tmp_path: Path) -> None:
+    """After iteration 1 the user's table references pgstress's: the truncate before iteration 2 is refused by the
+    server (TRUNCATE ONLY never cascades), so those levels are ERROR and the user's rows stay."""
+    hooks.after[1] = lambda row: _foreign_key(db, table_name, theirs)
+    result = run_cli(*ramp_mode.argv(), "--dsn", server_dsn, "--table", table_name, "--payload-format", "bson",
+                     *TINY_RAMP)
+
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    assert rows[0]["status"] == "OK"
+    assert all(row["status"] != "OK" for row in rows[1:]), rows
+    assert "foreign key" in ramp_mode.assert_failed(rows[1], rows[1]["status"], None)
+    assert _notes(db, theirs) == [USER_NOTE]
