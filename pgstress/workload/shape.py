@@ -27,6 +27,7 @@ Epoch = dict[str, Value]
 
 INT, FLOAT, BOOL, STRING = "int", "float", "bool", "string"
 _PY_TYPE: dict[str, type] = {INT: int, FLOAT: float, BOOL: bool, STRING: str}
+_TYPE_CHECK_ROWS = 4096  # epochs whose values' types are compared at once
 _NUMPY_TYPE = {INT: "<i8", FLOAT: "<f8", BOOL: "?", STRING: "<i4"}  # a string is stored as its vocabulary index
 FULL_PRECISION = None  # KeyShape.decimals of floats drawn and sent unrounded
 MAX_DECIMALS = 15  # beyond this a float64 has no exact decimal digits left to round to
@@ -216,10 +217,13 @@ class EpochShape:
         """Every value of every row of its key's type: one pass over the values' types, about a quarter of the
         cost of hashing them (a list comparison, which stops at the first difference)."""
         types = [_PY_TYPE[key.kind] for key in self.keys]
-        found = list(map(type, chain.from_iterable(rows)))
-        if found != types * len(rows):
-            index = next(i for i, kind in enumerate(found) if kind is not types[i % len(types)])
-            _check_type(self.keys[index % len(types)], rows[index // len(types)][index % len(types)])
+        whole = types * _TYPE_CHECK_ROWS
+        for start in range(0, len(rows), _TYPE_CHECK_ROWS):  # in slices: the lists of types stay in cache
+            part = rows[start:start + _TYPE_CHECK_ROWS]
+            found = list(map(type, chain.from_iterable(part)))
+            if found != (whole if len(part) == _TYPE_CHECK_ROWS else types * len(part)):
+                index = next(i for i, kind in enumerate(found) if kind is not types[i % len(types)])
+                _check_type(self.keys[index % len(types)], part[index // len(types)][index % len(types)])
 
     @cached_property
     def _values_in_key_order(self) -> Callable[[Epoch], tuple[Value, ...]]:
