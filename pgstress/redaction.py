@@ -68,16 +68,32 @@ def redact_dsn(dsn: str) -> str:
 
 
 def scrub(text: str, *secrets: str | None) -> str:
-    """Remove every given secret, and any password=... or URL password, from text.
+    """Remove every given secret where it stands as a word of its own, and any password=... or URL password.
 
-    Each secret is also removed in the form a one-line message gives it (its whitespace runs as one
-    space), so scrubbing before or after a message is flattened to one line comes to the same.
+    A word of its own: between spaces, quotes, brackets or punctuation (`is p.`, `"p"`, `(p)`, `user:p@host`),
+    never inside a longer word. So the password `p` is masked in "secret is p" and "password=p", but
+    "port 5432" stays as it is: masking its p would tell anyone reading "***ort" what the password is. Each
+    secret is also removed in the form a one-line message gives it (its whitespace runs as one space), so
+    scrubbing before or after a message is flattened to one line comes to the same.
     """
     forms = {form for secret in secrets if secret for form in (secret, " ".join(secret.split())) if form.strip()}
     for secret in sorted(forms, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+        text = _as_a_word(secret).sub(MASK, text)
     text = _URL_PASSWORD.sub(rf"\g<head>{MASK}\g<tail>", text)
     return _KEYWORD_PASSWORD.sub(rf"\g<head>{MASK}", text)
+
+
+# What may stand right before and right after a word of its own (the start and the end of the text too).
+_WORD_BEFORE = r"(?<![^\s'\"`(\[{<,;:=])"
+_WORD_AFTER = r"(?![^\s'\"`)\]}>,;:.!?@])"
+
+
+def _as_a_word(secret: str) -> re.Pattern[str]:
+    """The secret's occurrences that are not part of a longer word. A secret beginning (ending) with whitespace
+    brings its own boundary on that side, so that side is not checked: it is masked wherever it stands."""
+    before = "" if secret[0].isspace() else _WORD_BEFORE
+    after = "" if secret[-1].isspace() else _WORD_AFTER
+    return re.compile(before + re.escape(secret) + after)
 
 
 def secrets_in_use(*dsns: str | None) -> tuple[str, ...]:

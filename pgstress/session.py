@@ -46,6 +46,7 @@ from pgstress.run.iteration import Driver, Iteration, LevelResult
 from pgstress.run.level_events import LevelEvents
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import EndRamp, RampOutcome, run_ramp
+from pgstress.run.server_memory import EmbeddedServer, OwnBackends, ServerProcesses
 from pgstress.run.standby_measure import StandbyLink, StandbyProbe
 from pgstress.run.trace_budget import TraceLog
 from pgstress.target import ServerDetails, ServerInfo, StandbyInfo
@@ -228,6 +229,7 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
     ramp ends), not the run's end."""
     config = plan.config
     guard = mode.run.memory_guard(config, [*earlier, *plan.previous]) if mode.run.memory_guard else None
+    processes = server_processes(result.context.server) if guard else None
 
     def hand_out(row: Row) -> None:
         """Every output gets the row; one that cannot write it ends the ramp once all have it."""
@@ -251,7 +253,8 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
             with open_driver as driver:
                 access = mode.run.open_access(config, driver, control, secrets) if mode.run.open_access else None
                 iteration = Iteration(config, driver, control, lambda level: mode.run.to_row(level, config), secrets,
-                                      guard, measures, plan.events, access=access, standbys=standbys)
+                                      guard, measures, plan.events, access=access, standbys=standbys,
+                                      server=processes)
                 outcome = run_ramp(plan.levels, iteration, hand_out,
                                    max_consecutive_failures=config.max_consecutive_failures,
                                    first_iter=config.start_iter, repeat=config.repeat,
@@ -272,10 +275,18 @@ def run_one_ramp(plan: RampPlan, mode: Mode, outputs: Sequence[Output], control:
         stop_reason = f"had ended in the run this one resumes, after iteration {plan.done_before}"
     whole = RampOutcome([*plan.previous, *outcome.rows], outcome.interrupted, stop_reason, config.ramp_length)
     ramp = RampResult(plan, whole, table_bytes, memory_limit_mb=guard.limit_mb if guard else None,
-                      memory_passes=memory_passes)
+                      server_memory=processes.described() if processes else None, memory_passes=memory_passes)
     for output in outputs:
         output.ramp_ended(ramp)
     return ramp
+
+
+def server_processes(server: ServerInfo) -> ServerProcesses:
+    """The local processes of the run's server whose memory the guard counts: the embedded server's own, else
+    this run's backends where they are on this machine."""
+    if server.embedded and server.pgdata is not None:
+        return EmbeddedServer(server.pgdata)
+    return OwnBackends()
 
 
 def unopened_ramp(plan: RampPlan, mode: Mode, fault: Fault, hand_out: Callable[[Row], None]) -> RampOutcome:

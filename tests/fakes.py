@@ -70,6 +70,9 @@ class FakeDriver:
     def flush_stats(self) -> None:
         self.calls.append("flush_stats")
 
+    def server_pids(self) -> list[int]:
+        return []  # no server processes: nothing for the memory guard to count
+
     def encode_only(self, epochs: int, streams: list[Stream]) -> None:
         self.calls.append("encode_only")
 
@@ -141,3 +144,6 @@ class FakeControl:
     def total_size(self) -> int:
         self.calls.append("total_size")
         return 8192
+
+    def backend_pid(self) -> int:
+        return 0  # no process: the fake has no server to count

@@ -75,3 +75,44 @@ def test_a_password_is_scrubbed_also_from_a_message_flattened_to_one_line() -> N
     password = "two  spaces\tand\na newline"
     flattened = " ".join(f"server said: {password}!".split())
     assert "two" not in scrub(flattened, password) and "newline" not in scrub(flattened, password)
+
+
+# Short passwords of every character class: where the mask lands must not tell what the password is.
+SHORT = ["p", "t", "5", "ü", ".", "%", "@", "ab", "on", "p1", "42", "a!", "!a", "#$", "pass", "port"]
+READABLE = ('connection to server at "127.0.0.1", port 55437 failed: FATAL:  password authentication failed'
+            ' for user "postgres" (application pgstress, 2 of 54321 tries, socket /tmp/.s.PGSQL.5432)')
+
+
+@pytest.mark.parametrize("password", SHORT)
+def test_a_short_password_is_not_masked_inside_other_words(password: str) -> None:
+    """libpq's message is left as it is unless the password stands in it as a word of its own."""
+    assert scrub(READABLE, password) == (READABLE.replace(" port ", " *** ") if password == "port" else READABLE)
+
+
+@pytest.mark.parametrize("password", SHORT)
+def test_a_short_password_is_masked_where_it_is_quoted(password: str) -> None:
+    """In a key=value string (quoted as libpq quotes it), a URL (percent-encoded or raw), and a server's message
+    quoting it as a word of its own: masked there, and the words around it kept whole."""
+    keywords = psycopg.conninfo.make_conninfo("", host="h", port="5432", user="postgres", password=password)
+    url = f"postgresql://postgres:{quote(password, safe='')}@h:5432/app"
+    raw_url = f"postgresql://postgres:{password}@h:5432/app"
+    for quoted, masked in [
+        (keywords, psycopg.conninfo.make_conninfo("", host="h", port="5432", user="postgres", password="***")),
+        (url, "postgresql://postgres:***@h:5432/app"),
+        (raw_url, "postgresql://postgres:***@h:5432/app"),
+        (f"the client's secret is {password} (a server echo)", "the client's secret is *** (a server echo)"),
+        (f'invalid input syntax for type integer: "{password}"', 'invalid input syntax for type integer: "***"'),
+        (f"{password}: got {password}.", "***: got ***."),
+    ]:
+        secrets = dsn_secrets(url) + dsn_secrets(raw_url) if quoted.startswith("postgresql") else [password]
+        shown = scrub(f"{READABLE} {quoted}", *secrets)
+        assert shown.endswith(masked), (password, quoted, shown)
+        if password not in READABLE.split():
+            assert shown == f"{READABLE} {masked}"
+
+
+def test_a_password_is_masked_as_a_word_and_kept_out_of_others() -> None:
+    password = "hunter2"
+    assert scrub(f"echo {password}; {password}s are in xhunter2y", password) == "echo ***; hunter2s are in xhunter2y"
+    assert scrub("the server at 127.0.0.1. (p.s.)", ".") == "the server at 127.0.0.1. (p.s.)"
+    assert scrub("secret is ' x'.", " x") == "secret is '***'."  # its own space is its boundary

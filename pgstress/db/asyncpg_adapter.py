@@ -168,6 +168,18 @@ class AsyncDatabase:
             for conn in held:
                 await self.pool.release(conn)
 
+    async def backend_pids(self) -> list[int]:
+        """pg_backend_pid() of each of the C pooled connections (all held at once, so each answers)."""
+        held: list[asyncpg.Connection] = []
+        try:
+            for _ in range(self.connections):
+                held.append(await self._acquire())
+            return [int(pid) for pid in await asyncio.gather(*(conn.fetchval("SELECT pg_backend_pid()")
+                                                                for conn in held))]
+        finally:
+            for conn in held:
+                await self.pool.release(conn)
+
     async def insert(self, payload: EncodedPayload) -> int:
         """Store one record with the configured write method; returns its id."""
         async with self.connection() as conn:

@@ -36,6 +36,9 @@ class TableControl:
         found = self.conn.execute(self.table.sizes(), [record_ids]).fetchall()
         return {int(record_id): (int(payload), int(row)) for record_id, payload, row in found}
 
+    def backend_pid(self) -> int:
+        return self.conn.info.backend_pid
+
     def total_size(self) -> int:
         value = self.conn.execute(self.table.total_size()).fetchone()
         return int(value[0]) if value else 0

@@ -66,19 +66,21 @@ class TableSql:
         ).format(self.ident, payload, sql.SQL(self.column_type), epochs, content_hash, self.owned_condition())
 
     def select_payload(self, placeholder: str = "%s") -> sql.Composed:
-        return sql.SQL("SELECT payload, epochs, content_hash FROM {} WHERE id = {}").format(
+        # ONLY, here and below: a table that inherits from this one holds the user's rows, never the run's
+        return sql.SQL("SELECT payload, epochs, content_hash FROM ONLY {} WHERE id = {}").format(
             self.ident, sql.SQL(placeholder)
         )
 
     def sizes(self) -> sql.Composed:
         """(id, stored payload bytes, stored row bytes) of the records whose ids are the parameter's array."""
         return sql.SQL(
-            "SELECT t.id, pg_column_size(t.payload), pg_column_size(t.*) FROM {} AS t WHERE t.id = ANY(%s)"
+            "SELECT t.id, pg_column_size(t.payload), pg_column_size(t.*) FROM ONLY {} AS t WHERE t.id = ANY(%s)"
         ).format(self.ident)
 
     def truncate(self) -> sql.Composed:
-        """Empty the table; its id sequence goes on (ids are never reused)."""
-        return sql.SQL("TRUNCATE TABLE {}").format(self.ident)
+        """Empty the table and nothing else: ONLY keeps a table that inherits from it (attached at any moment,
+        even while the run goes on) out of the truncate. Its id sequence goes on (ids are never reused)."""
+        return sql.SQL("TRUNCATE TABLE ONLY {}").format(self.ident)
 
     def lock(self, mode: str) -> sql.Composed:
         return sql.SQL("LOCK TABLE {} IN {} MODE").format(self.ident, sql.SQL(mode))
@@ -99,7 +101,8 @@ class TableSql:
         return sql.SQL("COMMENT ON TABLE {} IS {}").format(self.ident, sql.Literal(MARKER))
 
     def drop(self) -> sql.Composed:
-        return sql.SQL("DROP TABLE IF EXISTS {}").format(self.ident)
+        """RESTRICT: the server refuses rather than drop anything else that depends on the table."""
+        return sql.SQL("DROP TABLE IF EXISTS {} RESTRICT").format(self.ident)
 
     def copy_in(self) -> sql.Composed:
         """Binary COPY of (payload, epochs, content_hash) tuples; the id comes from its sequence. Copies no row
@@ -126,6 +129,58 @@ def _describe(conn: psycopg.Connection, table: str) -> tuple[int, str | None, di
     return int(oid), comment, {name: kind for name, kind in columns}
 
 
+# What depends on a table (or its row type) and is not part of the table itself: inheritance children,
+# partitions, views, other tables' foreign keys, columns of its row type, functions whose bodies use it.
+# The table's own indexes, constraints, triggers, rules, defaults, policies, statistics and owned sequences
+# go with it and hold none of the user's rows; anything else is the user's and must not be emptied or dropped.
+_DEPENDANTS = """
+SELECT DISTINCT CASE WHEN d.classid = 'pg_rewrite'::regclass
+                     THEN pg_describe_object('pg_class'::regclass, r.ev_class, 0)
+                     ELSE pg_describe_object(d.classid, d.objid, 0) END AS what
+FROM pg_depend d
+LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+WHERE ((d.refclassid = 'pg_class'::regclass AND d.refobjid = %(oid)s)
+       OR (d.refclassid = 'pg_type'::regclass AND d.refobjid = (SELECT reltype FROM pg_class WHERE oid = %(oid)s)))
+  AND d.deptype IN ('n', 'a')
+  AND NOT CASE d.classid
+    WHEN 'pg_class'::regclass THEN d.objid = %(oid)s
+      OR EXISTS (SELECT FROM pg_class c WHERE c.oid = d.objid AND c.relkind IN ('i', 'I', 'S', 't'))
+    WHEN 'pg_constraint'::regclass
+      THEN EXISTS (SELECT FROM pg_constraint x WHERE x.oid = d.objid AND x.conrelid = %(oid)s)
+    WHEN 'pg_trigger'::regclass THEN EXISTS (SELECT FROM pg_trigger x WHERE x.oid = d.objid AND x.tgrelid = %(oid)s)
+    WHEN 'pg_rewrite'::regclass THEN r.ev_class = %(oid)s
+    WHEN 'pg_attrdef'::regclass THEN EXISTS (SELECT FROM pg_attrdef x WHERE x.oid = d.objid AND x.adrelid = %(oid)s)
+    WHEN 'pg_policy'::regclass THEN EXISTS (SELECT FROM pg_policy x WHERE x.oid = d.objid AND x.polrelid = %(oid)s)
+    WHEN 'pg_statistic_ext'::regclass
+      THEN EXISTS (SELECT FROM pg_statistic_ext x WHERE x.oid = d.objid AND x.stxrelid = %(oid)s)
+    ELSE false END
+UNION
+SELECT pg_describe_object('pg_class'::regclass, i.inhrelid, 0) FROM pg_inherits i WHERE i.inhparent = %(oid)s
+ORDER BY 1
+"""
+_NAMED_AT_MOST = 3
+
+
+def _dependants(conn: psycopg.Connection, oid: int) -> list[str]:
+    """What the user has that depends on the table, described by the server ('table child', 'view v')."""
+    return [str(what) for (what,) in conn.execute(_DEPENDANTS, {"oid": oid}).fetchall()]
+
+
+def _dependants_refusal(spec: TableSql, dependants: list[str], *, drop: bool) -> TableRefused:
+    named = ", ".join(dependants[:_NAMED_AT_MOST])
+    if len(dependants) > _NAMED_AT_MOST:
+        named += f" and {len(dependants) - _NAMED_AT_MOST} more"
+    if drop:
+        return TableRefused(
+            f"table {spec.table!r} cannot be dropped without also dropping what depends on it ({named});"
+            " pgstress never drops those (remove them yourself, or choose another --table)"
+        )
+    return TableRefused(
+        f"table {spec.table!r} has objects depending on it ({named}); pgstress empties and drops only its own"
+        " table, so it refuses to use this one (remove them, or choose another --table)"
+    )
+
+
 def _refusal(spec: TableSql, comment: str | None, columns: dict[str, str]) -> TableRefused | None:
     if comment != MARKER:
         return TableRefused(
@@ -139,6 +194,11 @@ def _refusal(spec: TableSql, comment: str | None, columns: dict[str, str]) -> Ta
             f" {spec.column_type} (pass --drop-table to recreate it, or choose another --table)"
         )
     return None
+
+
+def _first_line(exc: psycopg.Error) -> str:
+    detail = exc.diag.message_detail or str(exc)
+    return " ".join(detail.split())
 
 
 def prepare_table(conn: psycopg.Connection, spec: TableSql, *, drop: bool, truncate: bool) -> TableSql:
@@ -158,8 +218,16 @@ def prepare_table(conn: psycopg.Connection, spec: TableSql, *, drop: bool, trunc
             refusal = _refusal(spec, described[1], described[2])
             if refusal is not None:
                 raise refusal
+        if described is not None:
+            dependants = _dependants(conn, described[0])
+            if dependants:
+                raise _dependants_refusal(spec, dependants, drop=drop)
         if described is not None and drop:
-            conn.execute(spec.drop())
+            try:
+                with conn.transaction():
+                    conn.execute(spec.drop())
+            except psycopg.errors.DependentObjectsStillExist as exc:  # something the query above does not know
+                raise _dependants_refusal(spec, [_first_line(exc)], drop=True) from None
             described = None
         if described is None:
             conn.execute(spec.create())

@@ -230,7 +230,7 @@ class ServerMeasures:
             return None
         with self._untimed() as conn:
             found = conn.execute(
-                sql.SQL("SELECT DISTINCT pg_column_compression(payload) FROM {} WHERE id = ANY(%s)").format(
+                sql.SQL("SELECT DISTINCT pg_column_compression(payload) FROM ONLY {} WHERE id = ANY(%s)").format(
                     self.table.ident), [record_ids]).fetchall()
         return "+".join(sorted(str(method or "none") for (method,) in found)) or None
 

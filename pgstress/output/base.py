@@ -60,6 +60,7 @@ class RampResult:
     table_bytes: int | None = None
     details: ServerDetails | None = None  # the table's payload column settings
     memory_limit_mb: float | None = None  # the memory guard's limit, where the mode has one
+    server_memory: str | None = None  # what of the server the memory guard counted (run/server_memory.py)
     memory_passes: TraceLog | None = None  # which levels had the memory pass, and its cost (None: none ran)
 
     @property

@@ -367,7 +367,8 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
     noun = compared_noun(config)
     all_rows = result.rows
     support = runs[0].details.measures if runs and runs[0].details is not None else None
-    notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None)
+    notes = parts.notes(result.config, all_rows, runs[0].memory_limit_mb if runs else None,
+                        runs[0].server_memory if runs else None)
     tables = ", ".join(f"`{run.config.table}`" for run in runs)
     sections = [
         interrupted_banner(f"during {noun} {len(runs)} of {planned_ramps}") if result.interrupted else [],

@@ -62,7 +62,8 @@ class ReportParts:
     compared: Sequence[Metric]  # side by side when formats are compared
     stored_field: str  # one record's stored size, MiB
     seconds_field: str  # the time that the comparison's speed is made of
-    notes: Callable[[RunConfig, Sequence[Row], float | None], list[str]]  # (config, rows, memory limit)
+    # (config, rows, memory limit, what of the server the memory guard counted)
+    notes: Callable[[RunConfig, Sequence[Row], float | None, str | None], list[str]]
     table_intro: Callable[[RunConfig], list[str]] = lambda config: []
     sections: Callable[[Sequence[Row]], list[str]] = lambda rows: []  # under the full table, before the charts
     unused_options: frozenset[str] = field(default_factory=frozenset)  # options this mode does not read
@@ -393,6 +394,7 @@ def render_run(result: RunResult, parts: ReportParts, csv_path: str) -> str:
         resumed_section(ramp, csv_path),
         chart_section(result),
         render_context(result, parts),
-        notes_section([*parts.notes(ramp.config, rows, ramp.memory_limit_mb), *memory_pass_lines([ramp])]),
+        notes_section([*parts.notes(ramp.config, rows, ramp.memory_limit_mb, ramp.server_memory),
+                       *memory_pass_lines([ramp])]),
     ]
     return "\n".join([TITLE, "", *(line for section in sections for line in section)])

@@ -102,7 +102,8 @@ def server_notes(config: RunConfig, per_level: str) -> list[str]:
     ]
 
 
-def sync_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | None) -> list[str]:
+def sync_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | None,
+               server_memory: str | None = None) -> list[str]:
     trace = trace_note(config, "the same client-side work, repeated in an untimed pass after each timed"
                                " phase (generate + encode; select + decode + verify)")
     return [
@@ -123,7 +124,9 @@ def sync_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | 
     ]
 
 
-def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | None) -> list[str]:
+def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | None,
+                server_memory: str | None = None) -> list[str]:
+    """`server_memory`: what of the server the memory guard counted (run/server_memory.py)."""
     sweep = config.concurrency_sweep  # a sweep's notes speak of C, each ramp having its own
     c = "C" if sweep else str(config.async_concurrency)
     cpu_count = os.cpu_count()
@@ -168,9 +171,10 @@ def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float |
         *trace,
         f"- Memory guard (limit {limit}): before each level, its memory is estimated as C x epochs times"
         " the cost per record-epoch of the largest level already run (the highest of: resident growth above the"
-        " ramp's start, timed and traced passes included; tracemalloc peaks; encoded bytes; how far the machine's"
-        " available memory fell below the ramp's start, sampled every 0.1 s, which counts a PostgreSQL on this"
-        f" machine holding copies of the values, and other processes' growth too). The first level always runs{first}."
+        " ramp's start, timed and traced passes included; tracemalloc peaks; encoded bytes; how far this run's own"
+        " server's private memory grew above the ramp's start, sampled every 0.1 s, which counts the copies of the"
+        f" values its backends hold: {server_memory or 'not measured'}). Never the machine's available memory,"
+        f" which other processes on a shared machine move. The first level always runs{first}."
         " A level over the limit is recorded as `CLIENT_MEMORY` without running, and the ramp stops."
         " `estimated_client_mb` / `measured_client_mb` show the estimate and what the level's client then used.",
         "- `*_rss_delta_mb` is how far the batch raised the process's resident high-water mark (0 when it set no"

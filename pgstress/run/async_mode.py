@@ -95,6 +95,9 @@ class AsyncDriver:
     def flush_stats(self) -> None:
         self._run(self.db.on_every_connection(FLUSH_STATS))
 
+    def server_pids(self) -> list[int]:
+        return self._run(self.db.backend_pids())
+
     # writes
 
     def write(self, epochs: int, streams: list[Stream]) -> list[RecordWork]:

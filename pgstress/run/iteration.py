@@ -26,11 +26,11 @@ from pgstress.rows import CONNECTION_LOST, Row, Status
 from pgstress.run.access import AccessResult
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
 from pgstress.run.level_events import READ, SILENT, WRITE, LevelEvents, PhaseStart
-from pgstress.run.machine_memory import MachineMemoryWatch
 from pgstress.run.measure import PhaseMeasure, PhaseMeter, current_rss_mb, mib, traced_peak_mb
-from pgstress.run.memory_guard import MemoryGuard, available_ram_mb
+from pgstress.run.memory_guard import MemoryGuard
 from pgstress.run.ramp import StopRamp
 from pgstress.run.record import RecordWork, Stream
+from pgstress.run.server_memory import OwnBackends, ServerMemoryWatch, ServerProcesses, private_mb
 from pgstress.run.standby_measure import StandbyMeasure, StandbyProbe, fill_standbys
 from pgstress.run.trace_budget import TraceBudget
 
@@ -65,6 +65,10 @@ class Driver(Protocol):
         """After a failure of the whole level: drop what cannot be used again."""
         ...
 
+    def server_pids(self) -> list[int]:
+        """pg_backend_pid() of each of its connections: its own server processes, for the memory guard."""
+        ...
+
     def flush_stats(self) -> None:
         """Have the server publish the data connections' pending statistics now (server_measures.FLUSH_STATS)."""
         ...
@@ -91,6 +95,10 @@ class Control(Protocol):
 
     def total_size(self) -> int:
         """The table's total size in bytes."""
+        ...
+
+    def backend_pid(self) -> int:
+        """pg_backend_pid() of the control connection: one of the run's own server processes."""
         ...
 
 
@@ -132,7 +140,7 @@ class LevelResult:
     fault: Fault | None = None  # a failure of the level as a whole (the truncate, a pool, the guard)
     estimated_client_mb: float | None = None
     client_mb: float | None = None  # resident growth above the ramp's start, every pass of the level included
-    machine_mb: float | None = None  # how far the machine's available memory fell below the ramp's start (guarded)
+    server_mb: float | None = None  # how far this run's server's processes grew above the ramp's start (guarded)
     server: ServerCost | None = None  # what the server paid (measured only with server measures)
     access: AccessResult | None = None  # the access phases after the read (--access); None: none asked
     standbys: list[StandbyMeasure] = field(default_factory=list)  # each standby's measures (with standbys only)
@@ -217,15 +225,28 @@ class Iteration:
     events: LevelEvents = SILENT  # told each phase as it starts, for live progress
     access: Callable[[LevelResult], AccessResult] | None = None  # the access phases (--access); None: none asked
     standbys: StandbyProbe | None = None  # the standbys' measures; None: the run has no standby
+    server: ServerProcesses | None = None  # this run's server's local processes, whose growth the guard counts
     meter: PhaseMeter = field(default_factory=PhaseMeter, init=False)
     start_rss_mb: float = field(default_factory=current_rss_mb, init=False)  # what the levels' growth is above
     _ran_before: bool = field(default=False, init=False)  # the table holds an earlier level's records
     budget: TraceBudget = field(init=False)  # which levels get the memory pass (--memory-trace auto: a share)
-    machine_start_mb: float | None = field(init=False)  # the machine's available memory when the ramp began
+    server_start_mb: float | None = field(init=False)  # the server's processes' memory when the ramp began
 
     def __post_init__(self) -> None:
         self.budget = TraceBudget(self.config)
-        self.machine_start_mb = available_ram_mb() if self.guard is not None else None
+        if self.guard is None:
+            self.server = None
+        self._find_backends()
+        self.server_start_mb = private_mb(self.server.pids()) if self.server is not None else None
+
+    def _find_backends(self) -> None:
+        """This run's backends, asked again before each level (a connection replaced has a new one). A measure
+        only: connections that cannot answer now leave the server uncounted for this level, they fail nothing."""
+        if isinstance(self.server, OwnBackends):
+            try:
+                self.server.tell([*self.driver.server_pids(), self.control.backend_pid()])
+            except Exception:  # noqa: BLE001 - the level's own work meets (and reports) a connection that is gone
+                self.server.tell([])
 
     def __call__(self, iteration: int, epochs: int, rep: int = 1) -> Row:
         level = LevelResult(iteration, epochs, repetition_streams(self.driver.streams(iteration), rep), rep)
@@ -236,7 +257,7 @@ class Iteration:
             if refusal is not None:
                 level.fault = classify(ClientMemoryGuard(refusal))
                 raise StopRamp(self._row(level), f"was stopped by the client memory guard ({refusal})")
-        watch = MachineMemoryWatch(self.machine_start_mb)  # samples only for the memory guard
+        watch = ServerMemoryWatch(self.server, self.server_start_mb)  # samples only for the memory guard
         try:
             with watch:
                 self._run(level)
@@ -245,7 +266,7 @@ class Iteration:
             lost = level.fault.status == CONNECTION_LOST
             self.driver.recover(lost)
             self.control.recover(lost)
-        level.machine_mb = watch.drop_mb
+        level.server_mb = watch.growth_mb
         if self.guard is not None:
             self.observe(level)
         return self._row(level)
@@ -264,13 +285,14 @@ class Iteration:
         self.guard.observe(len(level.streams) * level.epochs, level.client_mb,
                            level.write.traced_peak_mb if level.write else None,
                            level.read.traced_peak_mb if level.read else None,
-                           mib(sum(sent)) if sent else None, machine_mb=level.machine_mb)
+                           mib(sum(sent)) if sent else None, server_mb=level.server_mb)
 
     def _run(self, level: LevelResult) -> None:
         self.driver.revive()
         self.control.revive()
         if self.standbys is not None:  # before the truncate: a standby still behind from the last level
             level.standbys = self.standbys.begin()
+        self._find_backends()
         if self._ran_before and not self.config.keep_data_between_iterations:
             self.control.truncate()
         self._ran_before = True

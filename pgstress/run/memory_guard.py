@@ -51,24 +51,25 @@ class MemoryGuard:
     The unit is one record-epoch (C records x N epochs). The cost per unit is taken from the
     largest level measured so far (small levels are dominated by fixed costs and would
     over-estimate less reliably than they under-estimate): the highest of its resident growth
-    above the ramp's start, its tracemalloc peaks, the encoded bytes it held, and how far the
-    machine's available memory fell below the ramp's start (`machine_mb`: a PostgreSQL on the same
-    machine holds copies of the values too).
+    above the ramp's start, its tracemalloc peaks, the encoded bytes it held, and how far this run's
+    own server's processes grew above the ramp's start (`server_mb`: a PostgreSQL on the same machine
+    holds copies of the values too; run/server_memory.py). Never the machine's available memory, which
+    other processes on a shared machine move for reasons of their own.
     """
 
     limit_mb: float | None
     from_machine: bool = False  # the limit is default_memory_limit_mb(), not --max-client-memory-mb
     per_unit_mb: float | None = None
-    machine_led: bool = False  # the machine's drop, not the client's own measures, set the cost per unit
+    server_led: bool = False  # the server's growth, not the client's own measures, set the cost per unit
     _largest_units: int = 0
 
-    def observe(self, units: int, *measured_mb: float | None, machine_mb: float | None = None) -> None:
-        known = [value for value in (*measured_mb, machine_mb) if value is not None and value > 0]
+    def observe(self, units: int, *measured_mb: float | None, server_mb: float | None = None) -> None:
+        known = [value for value in (*measured_mb, server_mb) if value is not None and value > 0]
         if not known or units < self._largest_units:
             return
         self._largest_units = units
         self.per_unit_mb = max(known) / units
-        self.machine_led = machine_mb is not None and machine_mb >= max(known)
+        self.server_led = server_mb is not None and server_mb >= max(known)
 
     def estimate_mb(self, units: int) -> float | None:
         return None if self.per_unit_mb is None else self.per_unit_mb * units
@@ -84,8 +85,8 @@ class MemoryGuard:
         estimate = self.estimate_mb(units)
         if self.limit_mb is None or estimate is None or estimate <= self.limit_mb:
             return None
-        what = ("memory of this client and a server on this machine (from how far the machine's available memory"
-                " fell)" if self.machine_led else "client memory")
+        what = ("memory of this client and its server on this machine (from how far the server's own processes"
+                " grew)" if self.server_led else "client memory")
         return (
             f"estimated {what} {estimate:,.1f} MiB for this level exceeds {self.limit_text()};"
             " level not run, ramp stopped"

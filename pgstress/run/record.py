@@ -163,7 +163,7 @@ def _next_decoded(decoded: Iterator[list[Epoch]]) -> list[Epoch] | None:
     verification failure, in every format; a failed allocation is the client's memory, not the data."""
     try:
         return next(decoded, None)
-    except MemoryError:
+    except (MemoryError, VerifyError):  # a codec's own check of the document's shape says what differs
         raise
     except Exception as exc:  # each codec raises its own kind (ZstdError, InvalidBSON, JSONDecodeError)
         text = " ".join(str(exc).split())

@@ -57,6 +57,9 @@ class SyncDriver:
     def flush_stats(self) -> None:
         self.db.conn.execute(FLUSH_STATS)
 
+    def server_pids(self) -> list[int]:
+        return [self.db.conn.info.backend_pid]
+
     def close(self) -> None:
         self.db.close()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,3 +188,50 @@ def test_wrong_password_is_not_echoed(source: str, ramp_mode: RampMode, run_cli,
     lines = result.err.splitlines()
     assert len(lines) == 1 and "password authentication failed" in lines[0], result.err
     assert _assert_nowhere(wrong, result, tmp_path) == []
+
+
+SHORT_PASSWORDS = ["p", "t", "5", "e", "ti", "%", "."]
+GLUED_MASK = re.compile(r"\w\*\*\*|\*\*\*\w")  # a mask inside a word: where it lands tells the password
+
+
+@pytest.mark.parametrize("password", SHORT_PASSWORDS)
+def test_a_short_password_leaves_libpqs_message_readable(password: str, embedded_dsn: str, ramp_mode: RampMode,
+                                                         run_cli, tmp_path: Path) -> None:
+    """libpq's "connection to server at ..., port 1 failed" keeps its words: the password `p` is not masked in
+    "port", nor `5` in a port number; the DSN shown still has password=***."""
+    params = psycopg.conninfo.conninfo_to_dict(embedded_dsn)
+    target = Target({key: str(params[key]) for key in ("host", "dbname", "user")}).with_port(1)
+    result = run_cli(*ramp_mode.argv(), "--dsn", target.keywords(password), *TINY_RAMP)
+    assert result.code == 1, result.err
+    (line,) = result.err.splitlines()
+    assert 'connection to server at "127.0.0.1", port 1 failed: Connection refused' in line, line
+    assert "***" not in line and not GLUED_MASK.search(line), line
+
+
+@pytest.mark.parametrize("password", SHORT_PASSWORDS)
+def test_a_short_password_echoed_by_the_server_is_masked_as_a_word(password: str, embedded_dsn: str,
+                                                                   embedded_db: psycopg.Connection, table_name: str,
+                                                                   ramp_mode: RampMode, run_cli,
+                                                                   tmp_path: Path) -> None:
+    params = psycopg.conninfo.conninfo_to_dict(embedded_dsn)
+    target = Target({key: str(params[key]) for key in ("host", "dbname", "user")})
+    create_pgstress_table(embedded_db, table_name, "bson")
+    add_insert_trigger(
+        embedded_db, table_name,
+        f"IF NEW.epochs = 2000 THEN RAISE EXCEPTION 'refused: the client''s secret is % (a server echoing it)',"
+        f" {sql.Literal(password).as_string(embedded_db)}; END IF; RETURN NEW;",
+    )
+    try:
+        result = run_cli(*ramp_mode.argv(), "--dsn", target.keywords(password), "--table", table_name,
+                         "--payload-format", "bson", *TINY_RAMP)
+    finally:
+        embedded_db.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table_name)))
+        embedded_db.execute(sql.SQL("DROP FUNCTION {}()").format(sql.Identifier(f"{table_name}_fault")))
+    assert result.code == 0, result.err
+    rows = read_csv(ramp_mode.csv_path(tmp_path))
+    cause = ramp_mode.assert_failed(rows[1], "ERROR", failed=ramp_mode.concurrency)
+    assert "refused: the client's secret is *** (a server echoing it) " in cause, cause
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "password=***" in report
+    for text in (result.out, report, ramp_mode.csv_path(tmp_path).read_text(encoding="utf-8")):
+        assert not GLUED_MASK.search(text), GLUED_MASK.search(text)

@@ -203,29 +203,58 @@ def test_mixed_failures_in_one_level_keep_the_most_frequent_class(server_dsn: st
 UNDECODABLE = "VerifyError: what was read back cannot be decoded: "
 OTHER_BYTES = "VerifyError: the value read back is not the bytes written: SHA-256 "
 ONE_SHORT = "VerifyError: read back 1999 epochs, wrote 2000"
+MALFORMED = "VerifyError: decoded epoch is malformed: "
+EXTRA_KEY = MALFORMED + "an epoch has keys the generator does not make: "
+NOT_THE_DOCUMENT = 'VerifyError: the document read back is not {"epochs": [...]}'
 STORED_DIFFERENTLY: dict[str, tuple[str, str, str]] = {
     "bson, its length byte": (
         "bson", "NEW.payload := set_byte(NEW.payload, 0, get_byte(NEW.payload, 0) # 255);", UNDECODABLE),
     "bson, another value": ("bson", "SWAP other", OTHER_BYTES),
     "bson, one epoch short": ("bson", "SWAP short", ONE_SHORT),
+    "bson, a key added to an epoch": ("bson", "SWAP extra", OTHER_BYTES),
     "bson, a float's lowest bit": (  # the last epoch's "Intermediate score(median)", 61 bytes before the end
         "bson", "NEW.payload := set_byte(NEW.payload, length(NEW.payload) - 61,"
                 " get_byte(NEW.payload, length(NEW.payload) - 61) # 1);", OTHER_BYTES),
     "ndjson_zstd, its magic number": ("ndjson_zstd", "NEW.payload := set_byte(NEW.payload, 0, 0);", UNDECODABLE),
     "ndjson_zstd, another value": ("ndjson_zstd", "SWAP other", OTHER_BYTES),
     "ndjson_zstd, one epoch short": ("ndjson_zstd", "SWAP short", ONE_SHORT),
+    "ndjson_zstd, a key added to an epoch": ("ndjson_zstd", "SWAP extra", OTHER_BYTES),
     "jsonb, a value": ("jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,7,cycle_count}', '-1');",
                        "VerifyError: content hash differs"),
     "jsonb, a value's type": ("jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,0,HitRate}', '\"0.5\"');",
                               "VerifyError: decoded epoch is malformed"),
     "jsonb, one epoch short": ("jsonb", "NEW.payload := NEW.payload #- '{epochs,3}';", ONE_SHORT),
+    # what the server returns that the generator did not make: a key, an element, a type, anywhere
+    "jsonb, a key added to an epoch": (
+        "jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,0,extra}', '1');", EXTRA_KEY),
+    "jsonb, a key added to a later epoch": (
+        "jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,1999,zz}', 'null');", EXTRA_KEY),
+    "jsonb, a key added to the document": (
+        "jsonb", "NEW.payload := NEW.payload || '{\"zz\":1}';", NOT_THE_DOCUMENT),
+    "jsonb, the document wrapped in an array": (
+        "jsonb", "NEW.payload := jsonb_build_array(NEW.payload);", NOT_THE_DOCUMENT),
+    "jsonb, an epoch replaced by an array": (
+        "jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,5}', '[1, 2]');", MALFORMED),
+    "jsonb, an int as an equal float in a later epoch": (
+        "jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,9,cycle_count}',"
+                 " to_jsonb((NEW.payload #>> '{epochs,9,cycle_count}')::numeric(10, 1)));",
+        "VerifyError: decoded epoch is malformed: epoch field 'cycle_count' came back as float"),
+    "jsonb, a bool as an equal int in a later epoch": (
+        "jsonb", "NEW.payload := jsonb_set(NEW.payload, '{epochs,9,known_data}',"
+                 " to_jsonb((NEW.payload #>> '{epochs,9,known_data}')::boolean::integer));",
+        "VerifyError: decoded epoch is malformed: epoch field 'known_data' came back as int"),
 }
 
 
 def _swap_value(conn: psycopg.Connection, table: str, payload_format: str, which: str) -> str:
     """A side table holding the value a trigger stores instead; returns the PL/pgSQL that does it."""
-    epochs, seed = (2000, 7) if which == "other" else (1999, 42)
-    value = encode_epochs(get_codec(payload_format), generate(epochs, seed, (2,)), StageClock()).data
+    epochs, seed = {"other": (2000, 7), "short": (1999, 42), "extra": (2000, 42)}[which]
+    if which == "extra":  # the very record, one epoch with a key more
+        chunks = [chunk.as_dicts() for chunk in generate(epochs, seed, (2,))]
+        chunks[0][0]["extra"] = 1
+        value = get_codec(payload_format).encode_stream(chunks)
+    else:
+        value = encode_epochs(get_codec(payload_format), generate(epochs, seed, (2,)), StageClock()).data
     swap = sql.Identifier(f"{table}_swap")
     conn.execute(sql.SQL("CREATE TABLE {} (v bytea)").format(swap))
     conn.execute(sql.SQL("INSERT INTO {} VALUES (%s)").format(swap), [bytes(value)])

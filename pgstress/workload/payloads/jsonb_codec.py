@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 import orjson
 
 from pgstress.workload.epochs import Epoch
-from pgstress.workload.payloads import Codec, register
+from pgstress.workload.payloads import Codec, VerifyError, register
 
 
 @register
@@ -33,4 +33,9 @@ class JsonbCodec(Codec):
         return out
 
     def decode_stream(self, data: bytes | bytearray | memoryview) -> Iterator[list[Epoch]]:
-        yield orjson.loads(data)["epochs"]
+        document = orjson.loads(data)
+        # the whole document is verified, not only what pgstress reads of it: a key the server added is a fault
+        if type(document) is not dict or document.keys() != {"epochs"} or type(document["epochs"]) is not list:
+            shape = sorted(document) if type(document) is dict else type(document).__name__
+            raise VerifyError(f'the document read back is not {{"epochs": [...]}} (keys: {shape})')
+        yield document["epochs"]
