@@ -3,6 +3,7 @@ cluster when `.ci/run` (or you) exports PGSTRESS_TEST_PG15_DSN; and the fixtures
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import shutil
@@ -133,11 +134,27 @@ def private_server() -> Iterator[PrivateServer]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that runs against the PostgreSQL 15 cluster goes to one xdist worker: the cluster's WAL
-    position, statistics and session counts are shared, so two tests measuring them at once would each see
-    the other's work. The embedded server is one per worker (a session fixture), so its tests spread. A test
-    that reaches the cluster without a parameter naming it is marked `pg15`."""
+    """Every test that runs against the PostgreSQL 15 cluster is marked `pg15` (a test that reaches the cluster
+    without a parameter naming it carries the mark itself): see `one_pg15_test_at_a_time`."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if any("pg15" in str(value) for value in params.values()) or item.get_closest_marker("pg15"):
-            item.add_marker(pytest.mark.xdist_group("pg15"))
+        if any("pg15" in str(value) for value in params.values()):
+            item.add_marker(pytest.mark.pg15)
+
+
+@pytest.fixture(autouse=True)
+def one_pg15_test_at_a_time(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The PostgreSQL 15 cluster's WAL position, statistics and sessions are shared, so two tests measuring them at
+    once would each see the other's work: its tests take a lock all xdist workers share, while the embedded server
+    (one per worker) lets the rest run side by side. (xdist's own --dist loadgroup no longer groups under pytest 9,
+    whose node ids it can no longer rename.)"""
+    if request.node.get_closest_marker("pg15") is None:
+        yield
+        return
+    lock = tmp_path_factory.getbasetemp().parent / "pgstress-pg15.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

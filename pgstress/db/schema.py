@@ -71,6 +71,12 @@ class TableSql:
             self.ident, sql.SQL(placeholder)
         )
 
+    def visible_count(self) -> sql.Composed:
+        """(whether the server replays WAL, how many of the records whose ids are the parameter's array it shows):
+        on a standby, a record is there once its commit has been replayed."""
+        return sql.SQL("SELECT pg_last_wal_replay_lsn() IS NOT NULL, (SELECT count(*) FROM ONLY {} WHERE id = ANY(%s))"
+                       ).format(self.ident)
+
     def sizes(self) -> sql.Composed:
         """(id, stored payload bytes, stored row bytes) of the records whose ids are the parameter's array."""
         return sql.SQL(

@@ -302,9 +302,9 @@ class Iteration:
         self.events.phase_started(PhaseStart(WRITE, len(level.streams)))
         level.write = self._phase(lambda: self.driver.write(level.epochs, level.streams), rss_peaks)
         written = level.write.ok
-        if self.standbys is not None and written:
-            self.standbys.wait_replay(level.standbys, written_at=time.perf_counter())
         ids = [record.record_id for record in written if record.record_id is not None]
+        if self.standbys is not None and ids:
+            self.standbys.wait_replay(level.standbys, written_at=time.perf_counter(), record_ids=ids)
         after_write = self._unless_records_failed(level, lambda: self._write_cost(level, start, ids))
         encoded = [record.stream for record in level.write.records if record.size]
         if encoded:

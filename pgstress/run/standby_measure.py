@@ -35,9 +35,7 @@ from pgstress.workload.payloads import Codec
 
 REPLAY_TIMEOUT_S = 60.0
 POLL_INTERVAL_S = 0.001
-# What the primary has flushed: all a walsender may send. WAL only written, not flushed (a record of no commit
-# on an idle server) can stay unsent indefinitely, and a standby would never "replay" up to it.
-_PRIMARY_LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_flush_lsn(), '0/0')"
+_PRIMARY_LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"  # for the lag before a level (a size, not a wait)
 _REPLAY_LSN = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')"
 
 
@@ -75,6 +73,16 @@ class StandbyLink:
         if row is None or row[0] is None:
             raise NotStandby(f"{self.info.name} is no longer a standby (pg_last_wal_replay_lsn() is null)")
         return int(row[0])
+
+    def shows(self, record_ids: Sequence[int]) -> bool:
+        """Whether the standby has replayed the commits of all these records (they are visible there)."""
+        try:
+            row = self.db.conn.execute(self.db.table.visible_count(), [list(record_ids)]).fetchone()
+        except psycopg.errors.UndefinedTable:  # the table's creation itself is not replayed yet
+            return False
+        if row is None or not row[0]:
+            raise NotStandby(f"{self.info.name} is no longer a standby (pg_last_wal_replay_lsn() is null)")
+        return int(row[1]) == len(record_ids)
 
     def read(self, record: RecordWork) -> None:
         """Read one record from the standby and prove it what was written."""
@@ -125,14 +133,15 @@ class StandbyProbe:
                 self._failed(link, measure, exc)
         return measures
 
-    def wait_replay(self, measures: list[StandbyMeasure], written_at: float) -> None:
-        """How long after `written_at` (perf_counter at the write phase's end) each standby has replayed it."""
-        target = self._primary_bytes()
+    def wait_replay(self, measures: list[StandbyMeasure], written_at: float, record_ids: Sequence[int]) -> None:
+        """How long after `written_at` (perf_counter at the write phase's end) each standby shows the records just
+        written: their commits replayed. Not an LSN compared with the primary's: a primary's write or flush position
+        can stand inside a record whose rest an idle server never sends, and a standby never "reaches" it."""
         pending = [(link, measure) for link, measure in zip(self.links, measures) if measure.ok]
         while pending:
             for link, measure in list(pending):
                 try:
-                    replayed = link.replay_bytes() >= target
+                    replayed = link.shows(record_ids)
                 except Exception as exc:  # noqa: BLE001 - the standby's failure is its own status
                     self._failed(link, measure, exc)
                     pending.remove((link, measure))

@@ -138,7 +138,8 @@ def test_a_record_the_standby_serves_differently_is_verify_failed(pair: tuple[st
         probe = StandbyProbe([StandbyLink(standby, table, codec, 0)], primary_dsn, ())
         try:
             measures = [StandbyMeasure(standby.name)]
-            probe.wait_replay(measures, written_at=0.0)
+            assert written.record_id is not None
+            probe.wait_replay(measures, written_at=0.0, record_ids=[written.record_id])
             assert measures[0].replay_s is not None
             probe.read(measures, [written])
             assert measures[0].status == OK and measures[0].read_s is not None
