@@ -250,14 +250,16 @@ class FieldKind:
 _KINDS: dict[str, dict[str, FieldKind]] = {}
 
 
-def field_kinds(row_type: type[Row]) -> dict[str, FieldKind]:
-    """Every field of a row type and its kind, from the type annotations (the one reading of them)."""
-    if row_type.__qualname__ not in _KINDS:
-        _KINDS[row_type.__qualname__] = _read_kinds(row_type)
-    return _KINDS[row_type.__qualname__]
+def field_kinds(row_type: type[Any]) -> dict[str, FieldKind]:
+    """Every field of a dataclass (a row type, the run's configuration) and its kind, from the type annotations
+    (the one reading of them)."""
+    key = f"{row_type.__module__}.{row_type.__qualname__}"
+    if key not in _KINDS:
+        _KINDS[key] = _read_kinds(row_type)
+    return _KINDS[key]
 
 
-def _read_kinds(row_type: type[Row]) -> dict[str, FieldKind]:
+def _read_kinds(row_type: type[Any]) -> dict[str, FieldKind]:
     hints = typing.get_type_hints(row_type)
     kinds = {}
     for found in fields(row_type):

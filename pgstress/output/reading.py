@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import stat
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +95,14 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-_OPTION_KINDS = {field.name: str(field.type) for field in fields(RunConfig)}
 
 
 def options_problem(options: dict[str, Any]) -> str | None:
     """Why recorded options (a run record's ramp, a JSON record's config) are not of the types pgstress writes:
     `"repeat": true` is not a repetition count. Options it does not know are left alone."""
+    kinds = field_kinds(RunConfig)
     for name, value in options.items():
-        kind = _OPTION_KINDS.get(name)
+        kind = kinds.get(name)
         if kind is None:
             continue
         if name in LISTED_OPTIONS:  # one value; a list's (run record) or its text "1,4,16" (JSON record)
@@ -112,17 +111,17 @@ def options_problem(options: dict[str, Any]) -> str | None:
             if bad is not None or not isinstance(value, list | str | int):
                 return f"{name} is {_shown(value)}, not {LISTED_OPTIONS[name]}"
             continue
-        if value is None and "None" in kind:
+        if value is None and kind.optional:
             continue
-        base = kind.split(" |")[0]
-        if base == "bool":
+        if kind.base is bool:
             ok = isinstance(value, bool)
-        elif base == "int":
+        elif kind.base is int:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= (name in OPTIONS_AT_LEAST_ONE)
-        elif base == "str":
+        elif kind.base is str:
             ok = isinstance(value, str)
         else:  # a tuple (not recorded by pgstress): a list of whole numbers
             ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok:
-            return f"{name} is {_shown(value)}, not {'a whole number' if base == 'int' else 'a ' + base}"
+            what = "a whole number" if kind.base is int else f"a {getattr(kind.base, '__name__', 'list')}"
+            return f"{name} is {_shown(value)}, not {what}"
     return None
