@@ -134,20 +134,33 @@ def private_server() -> Iterator[PrivateServer]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that runs against the PostgreSQL 15 cluster is marked `pg15` (a test that reaches the cluster
-    without a parameter naming it carries the mark itself): see `one_pg15_test_at_a_time`."""
+    """Every test that runs against the PostgreSQL 15 cluster is marked `pg15`: a parameter names it, or its name
+    says "pg15" (see `pytest_xdist_make_scheduler` and `one_pg15_test_at_a_time`)."""
     for item in items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if any("pg15" in str(value) for value in params.values()):
+        if PG15_SCOPE in item.nodeid:
             item.add_marker(pytest.mark.pg15)
+
+
+PG15_SCOPE = "pg15"  # in the node id of every test that reaches the PostgreSQL 15 cluster
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's load scheduling, but every PostgreSQL 15 test is one scope, run by one worker in turn: the
+    cluster's WAL position, statistics and sessions are shared, so two tests measuring them at once would each see
+    the other's work. (--dist loadgroup would do this, but under pytest 9 it can no longer rename node ids.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PG15Together(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return PG15_SCOPE if PG15_SCOPE in nodeid else nodeid
+
+    return PG15Together(config, log)
 
 
 @pytest.fixture(autouse=True)
 def one_pg15_test_at_a_time(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The PostgreSQL 15 cluster's WAL position, statistics and sessions are shared, so two tests measuring them at
-    once would each see the other's work: its tests take a lock all xdist workers share, while the embedded server
-    (one per worker) lets the rest run side by side. (xdist's own --dist loadgroup no longer groups under pytest 9,
-    whose node ids it can no longer rename.)"""
+    """Belt and braces for the scheduler above (and for any other way of running the suite in parallel): a test on
+    the PostgreSQL 15 cluster holds a lock all workers share while it runs."""
     if request.node.get_closest_marker("pg15") is None:
         yield
         return

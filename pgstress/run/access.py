@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from pgstress.config import RunConfig
 from pgstress.rows import Row
@@ -103,7 +105,7 @@ class RecordTruth:
     window_first: int
     window_count: int
     window_hash: str  # ContentHash of the window's epochs
-    metric: np.ndarray  # the metric's values, every epoch in order
+    metric: npt.NDArray[Any]  # the metric's values, every epoch in order
     appended: EpochChunk  # the epochs the append adds
     grown_hash: str  # ContentHash of the grown record
     grown_epochs: int
@@ -113,7 +115,7 @@ def record_truth(plan: AccessPlan, epochs: int, seed: int, stream: tuple[int, ..
     """Regenerate the record once and take from it the window, the metric, and the grown record's hash."""
     first, count = window(epochs, plan.range_epochs)
     window_hash, whole = ContentHash(plan.shape), ContentHash(plan.shape)
-    columns: list[np.ndarray] = []
+    columns: list[npt.NDArray[Any]] = []
     start = 0  # the chunk's first epoch in the record
     for chunk in generate(epochs, seed, stream, plan.shape):
         whole.update_table(chunk.table)

@@ -178,7 +178,7 @@ def test_password_stays_out_of_a_refused_connection(target: Target, source: str,
 @pytest.mark.pg15
 @pytest.mark.skipif(not os.environ.get(PG15_ENV), reason="needs the PostgreSQL 15 cluster (password auth over TCP)")
 @pytest.mark.parametrize("source", SOURCES)
-def test_wrong_password_is_not_echoed(source: str, ramp_mode: RampMode, run_cli, tmp_path: Path,
+def test_wrong_password_is_not_echoed_by_pg15(source: str, ramp_mode: RampMode, run_cli, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     wrong = "Wrong-Pw-99a1-NotIt"
     target = Target({"host": "127.0.0.1", "port": "5432", "dbname": "postgres", "user": "pgstress_no_such_role"})
