@@ -186,8 +186,9 @@ def _largest_that_works(runs: Sequence[RampResult], noun: str, where: str) -> _V
                     "largest size that works")
 
 
-def _choice(names: Sequence[str], verdicts: Sequence[_Verdict], noun: str) -> str | None:
-    """The one to choose when it wins more concerns than any other; else that none wins outright."""
+def _choice(names: Sequence[str], verdicts: Sequence[_Verdict], noun: str, where: str = "") -> str | None:
+    """The one to choose when it wins more concerns than any other; else that none wins outright. `where` names the
+    part of a sweep compared (" at C = 4"), so that each C's verdict is its own sentence."""
     wins: dict[str, list[str]] = {name: [] for name in names}
     for verdict in verdicts:
         for name in verdict.winners:
@@ -195,9 +196,9 @@ def _choice(names: Sequence[str], verdicts: Sequence[_Verdict], noun: str) -> st
     ranked = sorted(wins.items(), key=lambda item: len(item[1]), reverse=True)
     if ranked[0][1] and (len(ranked) == 1 or len(ranked[0][1]) > len(ranked[1][1])):
         name, reasons = ranked[0]
-        return f"On these numbers **{name}** is the {noun} to choose: {', '.join(reasons)}."
+        return f"On these numbers **{name}** is the {noun} to choose{where}: {', '.join(reasons)}."
     if any(reasons for _, reasons in ranked):
-        return f"No {noun} wins outright: choose by the concern that matters most to you."
+        return f"No {noun} wins outright{where}: choose by the concern that matters most to you."
     return None
 
 
@@ -228,7 +229,7 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
         intro.append(f"No record size succeeded in every {noun}, so they cannot be compared at one size.")
     verdicts.append(_largest_that_works(runs, noun, where))
     found = [verdict for verdict in verdicts if verdict is not None]
-    choice = _choice([_format(run) for run in runs], found, noun)
+    choice = _choice([_format(run) for run in runs], found, noun, where)
     closing = [choice] if choice else []
     if noise:
         closing.append(noise_sentence(runs))
