@@ -37,6 +37,21 @@ FLUSH_STATS = "SELECT pg_stat_force_next_flush()"
 
 WRITE, READ = "write", "read"
 
+# The server's WAL positions as byte counts. Inserted: where the next WAL record goes, the edge of what this
+# and every other session has generated (what a phase's WAL is measured between). Written: what has left
+# the WAL buffers, the most a standby can have been sent (what a standby's lag is measured against).
+WAL_INSERTED_BYTES = "pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')"
+WAL_WRITTEN_BYTES = "pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
+
+
+def wal_position(conn: psycopg.Connection, expression: str = WAL_INSERTED_BYTES) -> int | None:
+    """One of the server's WAL positions in bytes; None where the server cannot say (a standby in recovery)."""
+    try:
+        found = conn.execute(f"SELECT {expression}").fetchone()
+    except psycopg.Error:
+        return None
+    return None if found is None or found[0] is None else int(found[0])
+
 
 def _major(version_num: int) -> str:
     return str(version_num // 10000)
@@ -173,9 +188,8 @@ class ServerMeasures:
         others = ("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
                   " AND backend_type IN ('client backend', 'autovacuum worker') AND state IS DISTINCT FROM 'idle'")
         return sql.SQL(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0'), ({}), ({}), io.*"
-            " FROM ({}) AS io(written, extended, fsyncs)"
-        ).format(sql.SQL(checkpoints), sql.SQL(others), sql.SQL(io))
+            "SELECT {}, ({}), ({}), io.* FROM ({}) AS io(written, extended, fsyncs)"
+        ).format(sql.SQL(WAL_INSERTED_BYTES), sql.SQL(checkpoints), sql.SQL(others), sql.SQL(io))
 
     def _statements_sql(self) -> sql.Composed | None:
         """The write statements (INSERT, COPY: both drivers' texts start alike) and the SELECT of this table."""

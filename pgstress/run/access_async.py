@@ -27,6 +27,7 @@ from pgstress.db.access_sql import (
 from pgstress.db.control import TableControl
 from pgstress.db.copy_binary import jsonb_text
 from pgstress.db.schema import TableNotOurs
+from pgstress.db.server_measures import wal_position
 from pgstress.run.access import (
     APPEND,
     METRIC,
@@ -40,7 +41,6 @@ from pgstress.run.access import (
     check_window,
     record_truth,
 )
-from pgstress.run.access_sync import wal_position
 from pgstress.run.access_work import appended_part, how_done, metric_of, rewritten, server_part, window_of
 from pgstress.run.async_mode import AsyncDriver
 from pgstress.run.faults import Fault, classify
@@ -83,11 +83,11 @@ class AsyncAccess:
         steps: dict[str, Callable[[RecordWork, RecordTruth], Coroutine[Any, Any, tuple[AccessMeasure, object]]]] = {
             RANGE: self._range, METRIC: self._metric, APPEND: self._append}
         for access in self.plan.accesses:
-            before = wal_position(self.control) if access == APPEND else None
+            before = wal_position(self.control.conn) if access == APPEND else None
             started = time.perf_counter()
             outcomes = self._all([steps[access](record, truth) for record, truth in zip(records, truths)])
             wall_s = time.perf_counter() - started
-            after = wal_position(self.control) if access == APPEND else None
+            after = wal_position(self.control.conn) if access == APPEND else None
             checks = {RANGE: self._check_range, METRIC: self._check_metric, APPEND: self._check_append}[access]
             faults = self._faults(access, [
                 outcome if isinstance(outcome, BaseException) else self._verified(checks, record, truth, outcome[1])

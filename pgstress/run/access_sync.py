@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-import psycopg
-
 from pgstress.config import RunConfig
 from pgstress.db.access_sql import (
     JSONB_APPEND,
@@ -29,6 +27,7 @@ from pgstress.db.control import TableControl
 from pgstress.db.copy_binary import jsonb_text
 from pgstress.db.psycopg_adapter import SyncDatabase
 from pgstress.db.schema import TableNotOurs
+from pgstress.db.server_measures import wal_position
 from pgstress.rows import CONNECTION_LOST
 from pgstress.run.access import (
     APPEND,
@@ -52,16 +51,6 @@ from pgstress.run.sync import SyncDriver
 from pgstress.workload.payloads import Codec, VerifyError
 
 T = TypeVar("T")
-WAL_POSITION = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')"
-
-
-def wal_position(control: TableControl) -> int | None:
-    """The server's WAL insert position in bytes, on the control session; None where it cannot say (a standby)."""
-    try:
-        found = control.conn.execute(WAL_POSITION).fetchone()
-    except psycopg.Error:
-        return None
-    return None if found is None or found[0] is None else int(found[0])
 
 
 def sync_access(config: RunConfig, driver: Driver, control: TableControl,
@@ -151,7 +140,7 @@ class SyncAccess:
 
     def _append(self, record: RecordWork, truth: RecordTruth) -> AccessMeasure:
         assert record.record_id is not None
-        before = wal_position(self.control)
+        before = wal_position(self.control.conn)
         started = time.perf_counter()
         received = 0
         if self.kind == REWRITE_APPEND:
@@ -167,7 +156,7 @@ class SyncAccess:
                                                    record.record_id]).fetchone()
         seconds = time.perf_counter() - started
         del value, parameter
-        after = wal_position(self.control)
+        after = wal_position(self.control.conn)
         if updated is None:
             raise TableNotOurs(self.db.table.table)
         self._read_back(record.record_id, truth)

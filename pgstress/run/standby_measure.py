@@ -25,6 +25,7 @@ import psycopg
 
 from pgstress.db.psycopg_adapter import ReconnectingConnection, SyncDatabase
 from pgstress.db.schema import TableSql
+from pgstress.db.server_measures import WAL_WRITTEN_BYTES
 from pgstress.db.standby import CONNECT_TIMEOUT_S
 from pgstress.rows import CONNECTION_LOST, ERROR, OK, TIMEOUT, Row
 from pgstress.run.faults import classify
@@ -35,7 +36,6 @@ from pgstress.workload.payloads import Codec
 
 REPLAY_TIMEOUT_S = 60.0
 POLL_INTERVAL_S = 0.001
-_PRIMARY_LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"  # for the lag before a level (a size, not a wait)
 _REPLAY_LSN = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')"
 
 
@@ -116,7 +116,8 @@ class StandbyProbe:
         link.db.recover(lost=status == CONNECTION_LOST)
 
     def _primary_bytes(self) -> int:
-        row = self.primary.conn.execute(_PRIMARY_LSN).fetchone()
+        # the lag before a level: a size, not a wait; a primary that cannot answer fails the level's standby measure
+        row = self.primary.conn.execute(f"SELECT {WAL_WRITTEN_BYTES}").fetchone()
         assert row is not None
         return int(row[0])
 
