@@ -82,7 +82,7 @@ def test_memory_columns_follow_memory_trace(run_cli, tmp_path, server_dsn: str, 
     rows = _run(run_cli, tmp_path, server_dsn, table_name, "--memory-trace", "off", step=5_000)
     assert {(r["write_peak_mb"], r["read_peak_mb"]) for r in rows} == {("", "")}
     assert "`--memory-trace off`" in (tmp_path / "report.md").read_text()
-    rows = _run(run_cli, tmp_path, server_dsn, table_name, step=5_000)
+    rows = _run(run_cli, tmp_path, server_dsn, table_name, "--memory-trace", "on", step=5_000)
     for row in rows:
         # The traced pass holds at least the encoded value it builds.
         assert _f(row, "write_peak_mb") >= _f(row, "client_payload_mb")
