@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pgstress import __version__
-from pgstress.config import has_standbys, zstd_level_of
+from pgstress.config import has_layouts, has_standbys, zstd_level_of
 from pgstress.host import utc_now_text
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import Output, RampResult, RunResult
@@ -56,10 +56,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def row_record(row: Row, standbys: bool = False) -> dict[str, Any]:
+def row_record(row: Row, standbys: bool = False, layouts: bool = False) -> dict[str, Any]:
     """Every CSV column of the row, in the CSV's order (the standby columns when the run had standbys); an empty cell
     is null."""
-    return {name: _plain(getattr(row, name)) for name in csv_columns(type(row), standbys)}
+    return {name: _plain(getattr(row, name)) for name in csv_columns(type(row), standbys, layouts)}
 
 
 def _point(row: Row | None) -> dict[str, Any] | None:
@@ -96,7 +96,7 @@ def ramp_record(ramp: RampResult, parts: ReportParts) -> dict[str, Any]:
         "table_mb": None if ramp.table_bytes is None else ramp.table_bytes / 1048576,
         "points": points_record(find_points(ramp.rows), parts.throughput.column),
         "conclusion": ramp_conclusion(ramp, parts),
-        "rows": [row_record(row, has_standbys(config)) for row in ramp.rows],
+        "rows": [row_record(row, has_standbys(config), has_layouts(config)) for row in ramp.rows],
     }
 
 
