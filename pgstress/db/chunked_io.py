@@ -39,6 +39,10 @@ class ChunkedSyncDatabase(SyncDatabase):
         self._copy = write_method == "copy"
         self.sql = ChunkedStatements(table, payload_placeholder="%t" if self._jsonb else "%b")
 
+    @property
+    def jsonb(self) -> bool:
+        return self._jsonb
+
     def _value(self, data: bytes | bytearray) -> object:
         return Jsonb(data, dumps=_identity) if self._jsonb else data  # type: ignore[arg-type]
 
@@ -112,6 +116,10 @@ class ChunkedAsyncDatabase(AsyncDatabase):
         self._all = self.sql.select_all().as_string(None)
         self._between = self.sql.select_between().as_string(None)
         self._last = self.sql.select_last().as_string(None)
+
+    @property
+    def jsonb(self) -> bool:
+        return self._jsonb
 
     async def write_chunks(self, chunks: Sequence[bytes | bytearray], chunk_epochs: Sequence[int]) -> int:
         """A new record's chunks, all in one transaction; its record number."""

@@ -36,6 +36,12 @@ def how_done_chunked(payload_format: str, accesses: tuple[str, ...]) -> dict[str
     return {name: text for name, text in how.items() if name in accesses}
 
 
+def received_bytes(chunks: Sequence[Chunk], jsonb: bool) -> int:
+    """The bytes of the chunks' values as the driver received them (binary jsonb: a version byte before the text, as
+    the value layout's access phases count it)."""
+    return sum(len(data) + jsonb for _number, data, _epochs in chunks)
+
+
 def window_chunks(epochs: int, chunk_epochs: int, truth: RecordTruth) -> tuple[int, int]:
     """(first, last) chunk a window needs."""
     return chunks_of(epochs, chunk_epochs, truth.window_first, truth.window_count)

@@ -19,6 +19,7 @@ from pgstress.run.access_chunked import (
     metric_from_chunks,
     metric_from_server,
     new_chunk_values,
+    received_bytes,
     window_chunks,
     window_from_chunks,
 )
@@ -64,7 +65,7 @@ class ChunkedAsyncAccess(AsyncAccess):
         first, last = window_chunks(self._epochs, self.chunk_epochs, truth)
         started = time.perf_counter()
         chunks = await self.db.fetch_chunks(record.record_id, first, last)
-        size = sum(len(data) for _number, data, _epochs in chunks)
+        size = received_bytes(chunks, self.db.jsonb)
         got = await self._decode(lambda: window_from_chunks(self.codec, chunks, truth, self._epochs,
                                                             self.chunk_epochs))
         return AccessMeasure(time.perf_counter() - started, received=size), got
@@ -82,7 +83,7 @@ class ChunkedAsyncAccess(AsyncAccess):
             values: object = await self._decode(lambda: metric_from_server(parts))
         else:
             chunks = await self.db.fetch_chunks(record.record_id)
-            size = sum(len(data) for _number, data, _epochs in chunks)
+            size = received_bytes(chunks, self.db.jsonb)
             values = await self._decode(lambda: metric_from_chunks(self.codec, chunks, key))
         return AccessMeasure(time.perf_counter() - started, received=size), values
 
@@ -98,7 +99,7 @@ class ChunkedAsyncAccess(AsyncAccess):
                 if row is None:
                     raise VerifyError(f"record {record_id} is no longer in table {self.db.table.table!r}")
                 data = memoryview(row[1])
-                last = (int(row[0]), jsonb_text(data) if self.db._jsonb else data, int(row[2]))
+                last = (int(row[0]), jsonb_text(data) if self.db.jsonb else data, int(row[2]))
                 received = len(data)
                 filled, filled_epochs = await self._decode(lambda: filled_chunk(self.codec, last, plan, truth))
                 await self.db.rewrite_chunk(conn, record_id, plan.last_chunk, filled, filled_epochs)

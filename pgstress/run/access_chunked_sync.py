@@ -19,6 +19,7 @@ from pgstress.run.access_chunked import (
     metric_from_chunks,
     metric_from_server,
     new_chunk_values,
+    received_bytes,
     window_chunks,
     window_from_chunks,
 )
@@ -66,7 +67,7 @@ class ChunkedSyncAccess(SyncAccess):
         cursor, chunks = self.db.fetch_chunks(record.record_id, first, last)
         try:
             got = window_from_chunks(self.codec, chunks, truth, self._epochs, self.chunk_epochs)
-            size = sum(len(data) for _number, data, _epochs in chunks)
+            size = received_bytes(chunks, self.db.jsonb)
         finally:
             del chunks
             cursor.close()
@@ -89,7 +90,7 @@ class ChunkedSyncAccess(SyncAccess):
             cursor, chunks = self.db.fetch_chunks(record.record_id)
             try:
                 values = metric_from_chunks(self.codec, chunks, key)
-                size = sum(len(data) for _number, data, _epochs in chunks)
+                size = received_bytes(chunks, self.db.jsonb)
             finally:
                 del chunks
                 cursor.close()
@@ -108,7 +109,7 @@ class ChunkedSyncAccess(SyncAccess):
             if plan.fill:
                 cursor, last = self.db.last_chunk(record.record_id)
                 try:
-                    received = len(last[1])
+                    received = received_bytes([last], self.db.jsonb)
                     filled, filled_epochs = filled_chunk(self.codec, last, plan, truth)
                 finally:
                     del last
