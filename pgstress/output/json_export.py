@@ -77,7 +77,8 @@ def points_record(points: Points, efficiency: str) -> dict[str, Any]:
             "breaking": breaking, "stability": _point(points.stability), "optimal": _point(points.optimal)}
 
 
-def ramp_record(ramp: RampResult, parts: ReportParts) -> dict[str, Any]:
+def ramp_record(ramp: RampResult, parts: ReportParts, layouts: bool = False) -> dict[str, Any]:
+    """One ramp's record; `layouts`: the run asked for --layout (its rows then carry the layout columns)."""
     config = ramp.config
     details = ramp.details
     return {
@@ -96,7 +97,7 @@ def ramp_record(ramp: RampResult, parts: ReportParts) -> dict[str, Any]:
         "table_mb": None if ramp.table_bytes is None else ramp.table_bytes / 1048576,
         "points": points_record(find_points(ramp.rows), parts.throughput.column),
         "conclusion": ramp_conclusion(ramp, parts),
-        "rows": [row_record(row, has_standbys(config), has_layouts(config)) for row in ramp.rows],
+        "rows": [row_record(row, has_standbys(config), layouts) for row in ramp.rows],
     }
 
 
@@ -122,7 +123,7 @@ def run_record(result: RunResult, parts: ReportParts) -> dict[str, Any]:
             "version": details.version,
             "settings": details.settings,
         },
-        "ramps": [ramp_record(ramp, parts) for ramp in result.ramps],
+        "ramps": [ramp_record(ramp, parts, has_layouts(result.config)) for ramp in result.ramps],
     }
 
 

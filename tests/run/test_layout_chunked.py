@@ -34,6 +34,7 @@ from tests.helpers import (
     csv_header,
     drop_trigger_function,
     read_csv,
+    read_run_json,
     table_after,
 )
 
@@ -348,9 +349,13 @@ def test_layout_all_compares_both_layouts_each_on_its_own_table(
         run_cli: Callable[..., object], tmp_path: Path) -> None:
     result = run_cli(*mode.argv(), "--dsn", embedded_dsn, "--table", table_name, "--payload-format", "all",
                      "--layout", "all", "--chunk-epochs", "700", "--access", "all", "--range-epochs", "100",
-                     "--drop-table", "--start-epochs", "2000", "--end-epochs", "2000", "--memory-trace", "off")
+                     "--drop-table", "--start-epochs", "2000", "--end-epochs", "2000", "--memory-trace", "off",
+                     "--export-json", str(tmp_path / "run.json"))
     assert result.code == 0, result.err  # type: ignore[attr-defined]
     rows = read_csv(mode.csv_path(tmp_path))
+    record = read_run_json(tmp_path / "run.json")  # valid against the schema, the layout columns in every row
+    assert [row["layout"] for ramp in record["ramps"] for row in ramp["rows"]] == [row["layout"] for row in rows]
+    assert (record["config"]["layout"], record["config"]["chunk_epochs"]) == ("all", 700)
     assert [(row["format"], row["layout"], row["chunk_epochs"], row["status"]) for row in rows] == [
         (payload_format, layout, "700" if layout == "chunked" else "", "OK")
         for payload_format in FORMATS for layout in ("value", "chunked")]
