@@ -119,6 +119,21 @@ class ChunkedStatements:
             "SELECT chunk, payload, epochs FROM ONLY {} WHERE record = {} ORDER BY chunk DESC LIMIT 1"
         ).format(self.table.ident, self.p(1))
 
+    def window_per_chunk(self) -> sql.Composed:
+        """The window's epochs out of each chunk row it overlaps, sliced on the server with a jsonpath built from
+        integers only: (record, first epoch, last epoch, K, first chunk, last chunk) -> (chunk, array), in order.
+        psycopg takes them by name (K appears twice): record, first, last, k, first_chunk, last_chunk."""
+        def at(n: int, name: str) -> sql.Composable:
+            return sql.SQL(f"${n}") if self.asyncpg else sql.Placeholder(name)
+
+        k = at(4, "k")
+        return sql.SQL(
+            "SELECT chunk, jsonb_path_query_array(payload, ('$.epochs[' || greatest({}::bigint - chunk::bigint *"
+            " {}::bigint, 0) || ' to ' || least({}::bigint - chunk::bigint * {}::bigint, epochs - 1) || ']')::jsonpath)"
+            " FROM ONLY {} WHERE record = {} AND chunk BETWEEN {} AND {} ORDER BY chunk"
+        ).format(at(2, "first"), k, at(3, "last"), k, self.table.ident, at(1, "record"), at(5, "first_chunk"),
+                 at(6, "last_chunk"))
+
     def path_per_chunk(self) -> sql.Composed:
         """What a jsonpath selects in each chunk of a record, in chunk order: (path, record) -> (chunk, array)."""
         return sql.SQL(

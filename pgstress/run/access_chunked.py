@@ -31,7 +31,9 @@ def how_done_chunked(payload_format: str, accesses: tuple[str, ...]) -> dict[str
     """How each access asked is done for a format in the chunked layout, in words (for the report)."""
     metric = ("jsonpath of the metric on the server, per chunk row" if payload_format == "jsonb"
               else "every chunk fetched and decoded")
-    how = {RANGE: "only the chunks overlapping the window fetched and decoded", METRIC: metric,
+    window = ("jsonpath slice of each chunk row overlapping the window, on the server" if payload_format == "jsonb"
+              else "only the chunks overlapping the window fetched and decoded")
+    how = {RANGE: window, METRIC: metric,
            APPEND: "the partial last chunk rewritten filled, the rest as new chunk rows (one transaction)"}
     return {name: text for name, text in how.items() if name in accesses}
 
@@ -71,6 +73,21 @@ def metric_from_chunks(codec: Codec, chunks: Sequence[Chunk], key: str) -> list[
         except (KeyError, TypeError) as exc:
             raise VerifyError(f"a decoded epoch of chunk {number} has no metric {key!r}") from exc
     return values
+
+
+def window_from_server(parts: Sequence[tuple[int, bytes | bytearray | memoryview]], epochs: int, chunk_epochs: int,
+                       truth: RecordTruth) -> list[Any]:
+    """The window from the jsonpath slice of each chunk row it overlaps (JSON text), joined in chunk order."""
+    first, last = window_chunks(epochs, chunk_epochs, truth)
+    check_chunk_numbers([number for number, _text in parts], first, last)
+    return [epoch for _number, text in parts for epoch in server_part(text)]
+
+
+def window_parameters(epochs: int, chunk_epochs: int, truth: RecordTruth) -> dict[str, int]:
+    """The window statement's parameters by name (db/chunked.py's window_per_chunk), the record's id left out."""
+    first, last = window_chunks(epochs, chunk_epochs, truth)
+    return {"first": truth.window_first, "last": truth.window_first + truth.window_count - 1, "k": chunk_epochs,
+            "first_chunk": first, "last_chunk": last}
 
 
 def metric_from_server(parts: Sequence[tuple[int, bytes | bytearray | memoryview]]) -> list[Any]:

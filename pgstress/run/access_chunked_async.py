@@ -22,6 +22,8 @@ from pgstress.run.access_chunked import (
     received_bytes,
     window_chunks,
     window_from_chunks,
+    window_from_server,
+    window_parameters,
 )
 from pgstress.run.async_mode import AsyncDriver
 from pgstress.run.iteration import Driver, LevelResult
@@ -64,6 +66,17 @@ class ChunkedAsyncAccess(AsyncAccess):
         assert record.record_id is not None
         first, last = window_chunks(self._epochs, self.chunk_epochs, truth)
         started = time.perf_counter()
+        if self.on_server:
+            named = window_parameters(self._epochs, self.chunk_epochs, truth)
+            async with self.db.connection() as conn:
+                rows = await conn.fetch(self.db.sql.window_per_chunk().as_string(None), record.record_id,
+                                        *(named[name] for name in ("first", "last", "k", "first_chunk",
+                                                                   "last_chunk")))
+            parts = [(int(number), jsonb_text(memoryview(data))) for number, data in rows]
+            size = sum(len(text) + 1 for _number, text in parts)  # the version byte came with each
+            window: object = await self._decode(lambda: window_from_server(parts, self._epochs, self.chunk_epochs,
+                                                                           truth))
+            return AccessMeasure(time.perf_counter() - started, received=size), window
         chunks = await self.db.fetch_chunks(record.record_id, first, last)
         size = received_bytes(chunks, self.db.jsonb)
         got = await self._decode(lambda: window_from_chunks(self.codec, chunks, truth, self._epochs,

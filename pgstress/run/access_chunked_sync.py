@@ -22,6 +22,8 @@ from pgstress.run.access_chunked import (
     received_bytes,
     window_chunks,
     window_from_chunks,
+    window_from_server,
+    window_parameters,
 )
 from pgstress.run.access_sync import SyncAccess, sync_access
 from pgstress.run.iteration import Driver, LevelResult
@@ -64,6 +66,17 @@ class ChunkedSyncAccess(SyncAccess):
         assert record.record_id is not None
         first, last = window_chunks(self._epochs, self.chunk_epochs, truth)
         started = time.perf_counter()
+        if self.on_server:
+            with self.db.conn.cursor(binary=True) as server_cursor:
+                server_cursor.execute(self.db.sql.window_per_chunk(), {
+                    "record": record.record_id, **window_parameters(self._epochs, self.chunk_epochs, truth)})
+                parts = [(int(number), jsonb_text(view)) for number, view in server_cursor.fetchall()]
+                got = window_from_server(parts, self._epochs, self.chunk_epochs, truth)
+                size = sum(len(text) + 1 for _number, text in parts)  # the version byte came with each
+                del parts
+            seconds = time.perf_counter() - started
+            check_window(got, truth)
+            return AccessMeasure(seconds, received=size)
         cursor, chunks = self.db.fetch_chunks(record.record_id, first, last)
         try:
             got = window_from_chunks(self.codec, chunks, truth, self._epochs, self.chunk_epochs)
