@@ -425,3 +425,24 @@ def test_bad_layout_values_are_refused_before_anything_is_touched(
 def test_every_registered_format_can_be_chunked() -> None:
     assert [name for name in payloads.format_names()
             if layout_problem(RunConfig(payload_format=name, layout="chunked"))] == []
+
+
+# --- pgstress compare ----------------------------------------------------------------------------------------------
+
+def test_compare_pairs_each_layouts_ramp_with_the_same_layouts(embedded_dsn: str, table_name: str,
+                                                               run_cli: Callable[..., object], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from pgstress import cli
+
+    result = run_cli("--dsn", embedded_dsn, "--table", table_name, "--layout", "all", "--chunk-epochs", "400",
+                     "--drop-table", *TINY_RAMP, "--export-json", str(tmp_path / "run.json"))
+    assert result.code == 0, result.err  # type: ignore[attr-defined]
+    capsys.readouterr()
+    for other in ("run.json", "iteration_results.csv"):  # the JSON record, and the CSV read with its run record
+        code = cli.main(["compare", str(tmp_path / "run.json"), str(tmp_path / other), "--no-charts",
+                         "--report-md", str(tmp_path / "compared.md")])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        report = (tmp_path / "compared.md").read_text(encoding="utf-8")
+        for layout in ("value", "chunked"):
+            assert f"(ndjson_zstd default {layout})" in report, layout
