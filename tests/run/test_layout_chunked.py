@@ -446,3 +446,38 @@ def test_compare_pairs_each_layouts_ramp_with_the_same_layouts(embedded_dsn: str
         report = (tmp_path / "compared.md").read_text(encoding="utf-8")
         for layout in ("value", "chunked"):
             assert f"(ndjson_zstd default {layout})" in report, layout
+
+
+# --- --resume ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", RAMP_MODES, ids=lambda mode: mode.name)
+def test_resume_finishes_a_layout_all_run_and_refuses_another_chunk_size(
+        mode: RampMode, embedded_dsn: str, table_name: str, hooks, run_cli: Callable[..., object],
+        tmp_path: Path) -> None:
+    argv = [*mode.argv(), "--dsn", embedded_dsn, "--table", table_name, "--layout", "all", "--chunk-epochs", "700",
+            "--drop-table", *TINY_RAMP]
+    stopped = {"once": False}
+
+    def interrupt() -> None:
+        if not stopped["once"]:  # the value layout's iteration 3: the chunked layout's ramp has not begun
+            stopped["once"] = True
+            raise KeyboardInterrupt
+
+    hooks.before[3] = interrupt
+    first = run_cli(*argv)
+    assert first.code == 130, first.err  # type: ignore[attr-defined]
+    csv_path = mode.csv_path(tmp_path)
+    earlier = csv_path.read_bytes()
+    assert [row["layout"] for row in read_csv(csv_path)] == ["value", "value"]
+
+    other = run_cli(*[*argv[:argv.index("700")], "500", *argv[argv.index("700") + 1:]], "--resume")
+    assert other.code == 2  # type: ignore[attr-defined]
+    assert "holds a different ramp" in other.err and "--chunk-epochs" in other.err  # type: ignore[attr-defined]
+    assert csv_path.read_bytes() == earlier
+
+    resumed = run_cli(*argv, "--resume")
+    assert resumed.code == 0, resumed.err  # type: ignore[attr-defined]
+    assert csv_path.read_bytes().startswith(earlier)
+    rows = read_csv(csv_path)
+    assert [(row["layout"], row["epochs"], row["status"]) for row in rows] == [
+        (layout, str(epochs), "OK") for layout in ("value", "chunked") for epochs in (1000, 2000, 3000)]
