@@ -481,3 +481,28 @@ def test_resume_finishes_a_layout_all_run_and_refuses_another_chunk_size(
     rows = read_csv(csv_path)
     assert [(row["layout"], row["epochs"], row["status"]) for row in rows] == [
         (layout, str(epochs), "OK") for layout in ("value", "chunked") for epochs in (1000, 2000, 3000)]
+
+
+# --- one transaction per record ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", RAMP_MODES, ids=lambda mode: mode.name)
+@pytest.mark.parametrize("write_method", ["insert", "copy"])
+def test_a_record_whose_last_chunk_fails_leaves_none_of_its_chunks(
+        write_method: str, mode: RampMode, embedded_dsn: str, embedded_db: psycopg.Connection, table_name: str,
+        hooks, run_cli: Callable[..., object], tmp_path: Path) -> None:
+    _chunked_table(embedded_db, table_name, "ndjson_zstd")
+    # the 2,000-epoch records' last chunk (chunks of 700: 700, 700, 600) is refused by the server
+    add_insert_trigger(embedded_db, table_name, "IF NEW.chunk = 2 AND NEW.epochs = 600 THEN"
+                                                " RAISE EXCEPTION 'the last chunk refused'; END IF; RETURN NEW;")
+    left: list[int] = []
+    hooks.after[2] = lambda row: left.append(len(_chunks(embedded_db, table_name)))
+    try:
+        result = run_cli(*_args(mode, embedded_dsn, table_name, "ndjson_zstd", "--chunk-epochs", "700",
+                                "--write-method", write_method, *TINY_RAMP))
+    finally:
+        drop_trigger_function(embedded_db, table_name)
+    assert result.code == 0, result.err  # type: ignore[attr-defined]
+    rows = read_csv(mode.csv_path(tmp_path))
+    assert [row["status"] for row in rows] == ["OK", "ERROR", "OK"]
+    assert "the last chunk refused" in rows[1]["error"]
+    assert left == [0]  # the failed records' first chunks were rolled back with their last
