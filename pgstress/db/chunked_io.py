@@ -8,6 +8,7 @@ rolled back). The values received are views of the driver's own buffers, as db/p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import psycopg
@@ -23,11 +24,13 @@ from pgstress.workload.payloads import VerifyError
 Chunk = tuple[int, memoryview, int]  # (chunk number, its value's bytes, its epochs column)
 
 
-def _received(rows: Sequence[tuple[object, ...]], jsonb: bool) -> list[Chunk]:
+def _received(rows: Sequence[Sequence[Any]], jsonb: bool) -> list[Chunk]:
+    """(chunk, value, epochs) rows as the driver returned them (the value: a view of its buffer, or bytes), with
+    jsonb's binary form reduced to its JSON text."""
     chunks = []
     for number, data, epochs in rows:
-        view = data if isinstance(data, memoryview) else memoryview(data)  # type: ignore[arg-type]
-        chunks.append((int(number), jsonb_text(view) if jsonb else view, int(epochs)))  # type: ignore[call-overload]
+        view = memoryview(data)
+        chunks.append((int(number), jsonb_text(view) if jsonb else view, int(epochs)))
     return chunks
 
 
@@ -107,8 +110,8 @@ class ChunkedSyncDatabase(SyncDatabase):
 class ChunkedAsyncDatabase(AsyncDatabase):
     """Async mode's calls on the chunked table (the pool is AsyncDatabase's)."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # AsyncDatabase's own, passed on
+    def __init__(self, pool: asyncpg.Pool, table: TableSql, connections: int, write_method: str = "insert") -> None:
+        super().__init__(pool, table, connections, write_method)
         self.sql = ChunkedStatements(self.table, asyncpg=True)
         self._new = self.sql.new_record().as_string(None)
         self._insert_chunk = self.sql.insert_chunk().as_string(None)
