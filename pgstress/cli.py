@@ -28,7 +28,6 @@ from pgstress.config import (
     MEMORY_TRACE_MODES,
     STORAGES,
     TOAST_COMPRESSIONS,
-    VALUE_LAYOUT,
     WRITE_METHODS,
     ZSTD_FORMAT,
     RunConfig,
@@ -398,9 +397,6 @@ def _standby_problem(args: argparse.Namespace) -> str | None:
     if args.standby == EMBEDDED and resolve_dsn(args.dsn)[0] is not None:
         return ("argument --standby: embedded clones the embedded server, and this run goes to a server given by"
                 " --dsn, PG_DSN or libpq's PG* variables (give its standbys with --standby-dsn)")
-    if args.layout != VALUE_LAYOUT and (args.standby_dsn or args.standby):
-        return (f"argument --layout: the standbys' measures read records of the value layout only; --layout"
-                f" {args.layout} runs without --standby/--standby-dsn")
     if args.synchronous_standby and args.standby != EMBEDDED:
         return "argument --synchronous-standby: it makes the embedded standby synchronous (add --standby embedded)"
     return None

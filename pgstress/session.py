@@ -18,7 +18,16 @@ from pathlib import Path
 import psycopg
 
 from pgstress import interrupts
-from pgstress.config import RunConfig, compared_noun, has_layouts, has_standbys, ramp_configs, ramp_label, zstd_level_of
+from pgstress.config import (
+    CHUNKED_LAYOUT,
+    RunConfig,
+    compared_noun,
+    has_layouts,
+    has_standbys,
+    ramp_configs,
+    ramp_label,
+    zstd_level_of,
+)
 from pgstress.db.chunked import layout_table
 from pgstress.db.control import TableControl
 from pgstress.db.environment import collect_server
@@ -139,8 +148,10 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 # A sweep's later C learns the client's memory per record-epoch from the earlier ones of its format.
                 earlier = [row for done in result.ramps if done.config.payload_format == ramp_config.payload_format
                            for row in done.rows]
-                probe = StandbyProbe([StandbyLink(standby, table, codecs[index], config.statement_timeout_ms)
-                                      for standby in standbys], server.dsn, secrets) if standbys else None
+                chunk_epochs = ramp_config.chunk_epochs if ramp_config.layout == CHUNKED_LAYOUT else None
+                probe = StandbyProbe([StandbyLink(standby, table, codecs[index], config.statement_timeout_ms,
+                                                  chunk_epochs) for standby in standbys],
+                                     server.dsn, secrets) if standbys else None
                 try:
                     ramp = run_one_ramp(plan, mode, outputs, TableControl(claim, table), driver, secrets, result,
                                         measures, earlier, sweep=bool(config.concurrency_sweep), standbys=probe)

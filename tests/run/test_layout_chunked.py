@@ -406,15 +406,12 @@ class _ArraysCodec(Codec):
     (["--layout", "chunked", "--payload-format", "arrays_for_test"],
      "argument --layout: the chunked layout stores each chunk as one value, and --payload-format arrays_for_test is"
      " not one value"),
-    (["--layout", "all", "--standby", "embedded"], "argument --layout: the standbys' measures read records of the"
-                                                   " value layout only"),
 ])
 def test_bad_layout_values_are_refused_before_anything_is_touched(
         args: list[str], fragment: str, mode: RampMode, embedded_dsn: str, embedded_db: psycopg.Connection,
         table_name: str, run_cli: Callable[..., object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(payloads._REGISTRY, _ArraysCodec.name, _ArraysCodec)
-    dsn = [] if "--standby" in args else ["--dsn", embedded_dsn]
-    result = run_cli(*mode.argv(), *dsn, "--table", table_name, *args, *TINY_RAMP)
+    result = run_cli(*mode.argv(), "--dsn", embedded_dsn, "--table", table_name, *args, *TINY_RAMP)
     assert result.code == 2  # type: ignore[attr-defined]
     err = result.err  # type: ignore[attr-defined]
     assert fragment in err and err.count("\n") == 1, err
