@@ -154,13 +154,14 @@ def test_a_chunked_run_writes_chunk_rows_reads_them_back_and_accesses_them(
 
 
 @pytest.mark.parametrize("mode", RAMP_MODES, ids=lambda mode: mode.name)
-def test_the_stored_sizes_sum_over_the_records_chunk_rows(
+def test_the_stored_sizes_sum_over_the_records_chunk_rows_and_the_memory_passes_run(
         mode: RampMode, embedded_dsn: str, embedded_db: psycopg.Connection, table_name: str,
         run_cli: Callable[..., object], tmp_path: Path) -> None:
     result = run_cli(*_args(mode, embedded_dsn, table_name, "ndjson_zstd", "--chunk-epochs", "400", "--drop-table",
-                            "--start-epochs", "2000", "--end-epochs", "2000", "--memory-trace", "off"))
+                            "--start-epochs", "2000", "--end-epochs", "2000", "--memory-trace", "on"))
     assert result.code == 0, result.err  # type: ignore[attr-defined]
     (row,) = read_csv(mode.csv_path(tmp_path))
+    assert float(row["write_peak_mb"]) > 0 and float(row["read_peak_mb"]) > 0  # the memory passes, of chunks too
     summed = embedded_db.execute(sql.SQL(
         "SELECT sum(pg_column_size(payload)), count(*) FROM {}").format(sql.Identifier(table_name))).fetchone()
     assert summed is not None and summed[1] == 5 * mode.concurrency
