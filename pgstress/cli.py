@@ -19,10 +19,12 @@ from pgstress.compare.command import main as compare_main
 from pgstress.config import (
     ALL_COMPRESSIONS,
     ALL_FORMATS,
+    ALL_LAYOUTS,
     AUTO_TRACE_ALL_UP_TO,
     AUTO_TRACE_SAMPLES,
     DEFAULT_WRITE_METHODS,
     IDENTIFIER_MAX,
+    LAYOUTS,
     MEMORY_TRACE_MODES,
     STORAGES,
     TOAST_COMPRESSIONS,
@@ -32,6 +34,7 @@ from pgstress.config import (
     data_connections,
     is_compared,
     longest_table_suffix,
+    ramp_configs,
 )
 from pgstress.db.schema import TableRefused
 from pgstress.db.server import ServerUnavailable, open_server
@@ -48,6 +51,7 @@ from pgstress.output.shape_table import shape_text
 from pgstress.redaction import parse_dsn, scrub, secrets_in_use
 from pgstress.resume import ResumeRefused, load_resumption, resume_inputs
 from pgstress.run.access import METRIC, RANGE, parse_accesses
+from pgstress.run.layout import layout_problem
 from pgstress.session import run_session
 from pgstress.target import resolve_dsn
 from pgstress.workload.payloads import format_names
@@ -207,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument("--append-epochs", type=_epochs, metavar="N", default=defaults.append_epochs,
                         help="--access append: epochs appended to each record (default: 1%% of it, at least 1)")
 
+    layout = p.add_argument_group("layout", "how one record is laid out in the table")
+    layout.add_argument("--layout", choices=(*LAYOUTS, ALL_LAYOUTS), default=defaults.layout,
+                        help="value: the record as one value in one row; chunked: rows of --chunk-epochs epochs each,"
+                             " keyed by (record, chunk), written in one transaction; all: one ramp per layout, each"
+                             " on <table>_<layout>, compared (a layout column tells the rows apart)")
+    layout.add_argument("--chunk-epochs", type=_int_at_least(1, PG_INTEGER_MAX), metavar="K",
+                        default=defaults.chunk_epochs, help="--layout chunked: epochs per chunk row")
+
     server = p.add_argument_group("server and table", "where the records go")
     server.add_argument("--dsn", default=None,
                         help="libpq string or URL (default: PG_DSN; else libpq's PG* variables; else an embedded"
@@ -331,6 +343,10 @@ def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     if standby_problem is not None:
         parser.error(standby_problem)
     config = RunConfig(**vars(args))
+    for ramp_config in ramp_configs(config):
+        problem = layout_problem(ramp_config)
+        if problem is not None:
+            parser.error(f"argument --layout: {problem}")
     try:
         shape = run_shape(config.float_decimals, config.epoch_template)
     except TemplateRefused as exc:

@@ -22,6 +22,10 @@ TOAST_COMPRESSIONS = ("default", "pglz", "lz4")  # the payload column's COMPRESS
 ALL_COMPRESSIONS = "all"  # --toast-compression all: one ramp per method below, compared in one report
 COMPARED_COMPRESSIONS = ("pglz", "lz4")
 STORAGES = ("extended", "external", "main")  # the payload column's STORAGE
+VALUE_LAYOUT, CHUNKED_LAYOUT = "value", "chunked"  # one value per record; rows of --chunk-epochs epochs
+LAYOUTS = (VALUE_LAYOUT, CHUNKED_LAYOUT)
+ALL_LAYOUTS = "all"  # --layout all: one ramp per layout, each on its own table, compared in one report
+DEFAULT_CHUNK_EPOCHS = 10_000
 IDENTIFIER_MAX = 63  # PostgreSQL's identifier limit (NAMEDATALEN - 1 bytes)
 
 
@@ -72,6 +76,8 @@ class RunConfig:
     standby_dsn: tuple[str, ...] = ()  # the user's streaming standbys of the server under test
     standby: str | None = None  # "embedded": a standby cloned from the embedded server
     synchronous_standby: bool = False  # the embedded standby made synchronous (remote_apply)
+    layout: str = VALUE_LAYOUT  # value, chunked, or all (one ramp per layout)
+    chunk_epochs: int = DEFAULT_CHUNK_EPOCHS  # epochs per row of the chunked layout
 
     def __post_init__(self) -> None:
         if self.mode == "async" and self.write_method == "insert_blocking":
@@ -124,6 +130,9 @@ class RunConfig:
         for name in STANDBY_OPTIONS:  # shown only when given: a run without standbys describes itself as before
             if not values[name]:
                 del values[name]
+        if not has_layouts(self):  # the same: a run of the value layout alone describes itself as before
+            for name in LAYOUT_OPTIONS:
+                del values[name]
         if self.concurrency_sweep:
             values["async_concurrency"] = concurrency_text(self)
         if self.zstd_sweep:
@@ -135,6 +144,7 @@ class RunConfig:
 
 
 STANDBY_OPTIONS = ("standby_dsn", "standby", "synchronous_standby")
+LAYOUT_OPTIONS = ("layout", "chunk_epochs")
 RESUME_POSITION = ("start_iter", "start_rep")  # where a resumed ramp starts: set by --resume, not an option
 
 
@@ -159,15 +169,17 @@ def ramp_configs(config: RunConfig) -> list[RunConfig]:
     formats = list(format_names()) if config.payload_format == ALL_FORMATS else [config.payload_format]
     methods = list(COMPARED_COMPRESSIONS) if config.toast_compression == ALL_COMPRESSIONS \
         else [config.toast_compression]
+    layouts = list(LAYOUTS) if config.layout == ALL_LAYOUTS else [config.layout]
     sweep, levels = config.concurrency_sweep, config.zstd_sweep
-    if len(formats) == 1 and len(methods) == 1 and not sweep and not levels:
+    if len(formats) == 1 and len(methods) == 1 and len(layouts) == 1 and not sweep and not levels:
         return [config]
     return [replace(config, payload_format=name, toast_compression=method, async_concurrency=c, concurrency_sweep=(),
-                    zstd_level=level, zstd_sweep=(),
+                    zstd_level=level, zstd_sweep=(), layout=layout,
                     table=config.table + _suffix(name if len(formats) > 1 else None,
                                                  method if len(methods) > 1 else None, c if sweep else None,
-                                                 level if levels and name == ZSTD_FORMAT else None))
-            for name in formats for method in methods
+                                                 level if levels and name == ZSTD_FORMAT else None,
+                                                 layout if len(layouts) > 1 else None))
+            for name in formats for layout in layouts for method in methods
             for level in (levels if levels and name == ZSTD_FORMAT else (config.zstd_level,))
             for c in (sweep or (config.async_concurrency,))]
 
@@ -178,10 +190,10 @@ def zstd_level_of(config: RunConfig) -> int | None:
 
 
 def _suffix(payload_format: str | None, method: str | None, concurrency: int | None = None,
-            zstd_level: int | None = None) -> str:
+            zstd_level: int | None = None, layout: str | None = None) -> str:
     c = f"c{concurrency}" if concurrency is not None else None
     z = f"z{zstd_level}" if zstd_level is not None else None
-    return "".join(f"_{part}" for part in (payload_format, method, z, c) if part)
+    return "".join(f"_{part}" for part in (payload_format, layout, method, z, c) if part)
 
 
 def longest_table_suffix(config: RunConfig) -> int:
@@ -195,7 +207,8 @@ def ramp_label(whole: RunConfig, ramp: RunConfig) -> str:
     parts = [ramp.payload_format if whole.payload_format == ALL_FORMATS else "",
              ramp.toast_compression if whole.toast_compression == ALL_COMPRESSIONS else "",
              f"zstd {ramp.zstd_level}" if whole.zstd_sweep and ramp.payload_format == ZSTD_FORMAT else "",
-             f"C={ramp.async_concurrency}" if whole.concurrency_sweep else ""]
+             f"C={ramp.async_concurrency}" if whole.concurrency_sweep else "",
+             ramp.layout if whole.layout == ALL_LAYOUTS else ""]
     return " ".join(part for part in parts if part)
 
 
@@ -204,6 +217,7 @@ def compared_noun(config: RunConfig) -> str:
     varied = [noun for noun, varies in (("format", config.payload_format == ALL_FORMATS),
                                         ("compression method", config.toast_compression == ALL_COMPRESSIONS),
                                         ("zstd level", bool(config.zstd_sweep)),
+                                        ("layout", config.layout == ALL_LAYOUTS),
                                         ("concurrency", bool(config.concurrency_sweep))) if varies]
     return varied[0] if len(varied) == 1 else "combination" if varied else "ramp"
 
@@ -212,7 +226,13 @@ def is_compared(config: RunConfig) -> bool:
     """Whether the run compares several ramps (`all` for the format or the compression, a sweep over C, a list of
     zstd levels)."""
     return (config.payload_format == ALL_FORMATS or config.toast_compression == ALL_COMPRESSIONS
-            or bool(config.concurrency_sweep) or bool(config.zstd_sweep))
+            or bool(config.concurrency_sweep) or bool(config.zstd_sweep) or config.layout == ALL_LAYOUTS)
+
+
+def has_layouts(config: RunConfig) -> bool:
+    """Whether the run asks for a layout other than one value per record (the layout columns are then in the
+    CSV)."""
+    return config.layout != VALUE_LAYOUT
 
 
 def has_standbys(config: RunConfig) -> bool:

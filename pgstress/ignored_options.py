@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from pgstress.config import ALL_FORMATS, RunConfig
+from pgstress.config import ALL_FORMATS, VALUE_LAYOUT, RunConfig
 from pgstress.modes import MODES
 
 ZSTD_FORMATS = ("ndjson_zstd", ALL_FORMATS)  # the formats --zstd-level compresses
@@ -49,4 +49,7 @@ def ignored_warnings(config: RunConfig, typed: dict[str, object]) -> list[str]:
         elif dest == "zstd_level" and config.payload_format not in ZSTD_FORMATS:
             lines.append(f"warning: --zstd-level is ignored with --payload-format {config.payload_format}: only"
                          " ndjson_zstd is compressed with zstd")
+        elif dest == "chunk_epochs" and config.layout == VALUE_LAYOUT:
+            lines.append("warning: --chunk-epochs is ignored with --layout value: only the chunked layout (--layout"
+                         " chunked or all) stores a record as chunks")
     return lines

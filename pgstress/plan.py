@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pgstress.config import RunConfig, concurrencies, is_compared, ramp_configs
+from pgstress.config import CHUNKED_LAYOUT, RunConfig, concurrencies, has_layouts, is_compared, ramp_configs
 from pgstress.output.paths import PlannedFile
 from pgstress.redaction import redact_dsn
 from pgstress.run.trace_budget import FREE_S, max_share
@@ -150,6 +150,9 @@ def plan_lines(config: RunConfig, files: Sequence[PlannedFile]) -> list[str]:
         what = [ramp.payload_format, f"TOAST compression {ramp.toast_compression}", f"storage {ramp.storage}"]
         if ramp.mode == "async":
             what.append(f"C = {ramp.async_concurrency}")
+        if has_layouts(config):
+            what.append(f"layout {ramp.layout}" + (f" ({ramp.chunk_epochs:,} epochs per chunk)"
+                                                   if ramp.layout == CHUNKED_LAYOUT else ""))
         lines.append(f"  ramp: {', '.join(what)}, table {ramp.table}" + (
             f", {ramp_epochs(ramp):,} epochs" if is_compared(config) else ""))
     lines.append(f"  tables: {_table_action(config)}; only a table pgstress created is ever written to")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pgstress.config import RunConfig, is_compared, ramp_configs, ramp_label, zstd_level_of
+from pgstress.config import ALL_LAYOUTS, RunConfig, is_compared, ramp_configs, ramp_label, zstd_level_of
 from pgstress.output.csv import CsvDamaged, read_rows
 from pgstress.output.paths import PlannedFile
 from pgstress.output.run_record import ramp_identity, read_identity, run_record_path, server_identity
@@ -138,12 +138,12 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
 def _ramp_key(config: RunConfig, ramp: RunConfig) -> tuple[object, ...]:
     """What tells one ramp's rows from another's in a compared run's CSV."""
     return (ramp.payload_format, ramp.toast_compression, ramp.async_concurrency if config.mode == "async" else None,
-            zstd_level_of(ramp) if config.zstd_sweep else None)
+            zstd_level_of(ramp) if config.zstd_sweep else None, ramp.layout if config.layout == ALL_LAYOUTS else None)
 
 
 def _row_key(config: RunConfig, row: Row) -> tuple[object, ...]:
     return (row.format, row.toast_compression, getattr(row, "concurrency", None) if config.mode == "async" else None,
-            row.zstd_level if config.zstd_sweep else None)
+            row.zstd_level if config.zstd_sweep else None, row.layout if config.layout == ALL_LAYOUTS else None)
 
 
 def _ramp_groups(config: RunConfig, configs: list[RunConfig], rows: list[Row], path: Path) -> list[list[Row]]:
@@ -166,10 +166,11 @@ def _ramp_groups(config: RunConfig, configs: list[RunConfig], rows: list[Row], p
 
 
 def _shown_key(key: tuple[object, ...]) -> str:
-    payload_format, compression, concurrency, zstd_level = key
+    payload_format, compression, concurrency, zstd_level, layout = key
     c = f", C={concurrency}" if concurrency is not None else ""
     z = f", zstd level {zstd_level}" if zstd_level is not None else ""
-    return f"format {payload_format!r}, compression {compression!r}{z}{c}"
+    laid = f", layout {layout!r}" if layout is not None else ""
+    return f"format {payload_format!r}, compression {compression!r}{z}{c}{laid}"
 
 
 def _resumed(config: RunConfig, previous: list[Row], *, ended: bool, path: Path, name: str) -> ResumedRamp:

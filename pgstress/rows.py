@@ -64,9 +64,15 @@ STANDBY_COLUMNS = (
 )  # fmt: skip
 
 
-def csv_columns(row_type: type[Row], standbys: bool) -> tuple[str, ...]:
-    """A CSV's columns: the row type's, then the standbys' when the run measures standbys."""
-    return (*row_type.COLUMNS, *STANDBY_COLUMNS) if standbys else row_type.COLUMNS
+# The columns a run asking for a layout other than one value per record (--layout chunked or all) appends after
+# the row type's own; a run of the value layout alone has none of them.
+LAYOUT_COLUMNS = ("layout", "chunk_epochs")
+
+
+def csv_columns(row_type: type[Row], standbys: bool, layouts: bool = False) -> tuple[str, ...]:
+    """A CSV's columns: the row type's, then the layouts' when the run asks for --layout, then the standbys' when
+    the run measures standbys."""
+    return (*row_type.COLUMNS, *(LAYOUT_COLUMNS if layouts else ()), *(STANDBY_COLUMNS if standbys else ()))
 
 
 @dataclass(kw_only=True)
@@ -115,6 +121,9 @@ class Row:
     append_sent_bytes: int | None = None
     append_received_bytes: int | None = None
     append_wal_mb: float | None = None
+    # The record's layout (--layout) and the chunked layout's epochs per chunk; in the CSV only with --layout.
+    layout: str = ""
+    chunk_epochs: int | None = None
     # The standbys (run/standby_measure.py), measured only with --standby-dsn / --standby embedded.
     standby_status: str = ""
     standby_replay_s: float | None = None

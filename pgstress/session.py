@@ -18,7 +18,17 @@ from pathlib import Path
 import psycopg
 
 from pgstress import interrupts
-from pgstress.config import RunConfig, compared_noun, has_standbys, ramp_configs, ramp_label, zstd_level_of
+from pgstress.config import (
+    CHUNKED_LAYOUT,
+    RunConfig,
+    compared_noun,
+    has_layouts,
+    has_standbys,
+    ramp_configs,
+    ramp_label,
+    zstd_level_of,
+)
+from pgstress.db.chunked import layout_table
 from pgstress.db.control import TableControl
 from pgstress.db.environment import collect_server
 from pgstress.db.ownership import TableClaim
@@ -42,7 +52,7 @@ from pgstress.redaction import secrets_in_use
 from pgstress.resume import Resumption
 from pgstress.rows import Row
 from pgstress.run.faults import Fault, classify
-from pgstress.run.iteration import Driver, Iteration, LevelResult
+from pgstress.run.iteration import Driver, Iteration, LevelResult, layout_columns
 from pgstress.run.level_events import LevelEvents
 from pgstress.run.measure import release_freed_memory
 from pgstress.run.ramp import EndRamp, RampOutcome, run_ramp
@@ -61,7 +71,8 @@ OUTPUTS: tuple[OutputFactory, ...] = (
                                                      option=mode.csv_flag),
     lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.run.row_type, append=resumption is not None,
                                                keep_bytes=resumption.csv_bytes if resumption else None,
-                                               option=mode.csv_flag, standbys=has_standbys(config)),
+                                               option=mode.csv_flag, standbys=has_standbys(config),
+                                               layouts=has_layouts(config)),
     lambda config, mode, resumption: ChartsOutput(mode.shown.charts_for(config), config.report_md,
                                                   enabled=not config.no_charts),
     lambda config, mode, resumption: SweepChartsOutput(config),
@@ -137,8 +148,10 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 # A sweep's later C learns the client's memory per record-epoch from the earlier ones of its format.
                 earlier = [row for done in result.ramps if done.config.payload_format == ramp_config.payload_format
                            for row in done.rows]
-                probe = StandbyProbe([StandbyLink(standby, table, codecs[index], config.statement_timeout_ms)
-                                      for standby in standbys], server.dsn, secrets) if standbys else None
+                chunk_epochs = ramp_config.chunk_epochs if ramp_config.layout == CHUNKED_LAYOUT else None
+                probe = StandbyProbe([StandbyLink(standby, table, codecs[index], config.statement_timeout_ms,
+                                                  chunk_epochs) for standby in standbys],
+                                     server.dsn, secrets) if standbys else None
                 try:
                     ramp = run_one_ramp(plan, mode, outputs, TableControl(claim, table), driver, secrets, result,
                                         measures, earlier, sweep=bool(config.concurrency_sweep), standbys=probe)
@@ -167,8 +180,8 @@ def preparing_tables(conn: psycopg.Connection, configs: Sequence[RunConfig], *, 
     choices = [StorageChoice(c.toast_compression, c.storage) for c in configs]
     support = check_storage(conn, choices)
     with conn.transaction():
-        tables = [prepare_table(conn, TableSql(c.table, get_codec(c.payload_format).column_type), drop=drop,
-                                truncate=truncate) for c in configs]
+        tables = [prepare_table(conn, layout_table(c.table, get_codec(c.payload_format).column_type, c.layout),
+                                drop=drop, truncate=truncate) for c in configs]
         for table, choice in zip(tables, choices):
             apply_storage(conn, table, choice, support)
         yield tables
@@ -297,6 +310,7 @@ def unopened_ramp(plan: RampPlan, mode: Mode, fault: Fault, hand_out: Callable[[
     row = mode.run.to_row(level, config)
     row.toast_compression, row.storage = config.toast_compression, config.storage
     row.zstd_level = zstd_level_of(config)
+    row.layout, row.chunk_epochs = layout_columns(config)
     hand_out(row)
     return RampOutcome([row], stop_reason=f"could not open its {config.async_concurrency} connections, so it ran"
                                           " no level", planned_levels=len(plan.levels))

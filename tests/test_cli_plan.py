@@ -41,7 +41,7 @@ def test_help_is_grouped_and_shows_only_defaults_one_could_type(capsys: pytest.C
     assert out.startswith("usage: pgstress [--mode {sync,async}] [options]")
     assert "\n       pgstress compare RUN RUN [...] [--report-md PATH]" in out
     headings = [line[:-1] for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
-    assert headings == ["options", "ramp", "payload", "access", "server and table", "outputs", "async mode",
+    assert headings == ["options", "ramp", "payload", "access", "layout", "server and table", "outputs", "async mode",
                         "measurement", "run control", "standbys", "examples"]
     text = " ".join(out.split())
     for meaningless in ("(default: None)", "(default: default)", "(default: False)", "(default: ==SUPPRESS==)"):
@@ -145,6 +145,9 @@ IGNORED = {
                                             " with sync mode: only async mode has the memory guard"),
     "--zstd-level with bson": (["--payload-format", "bson", "--zstd-level", "3"], "--zstd-level is ignored with"
                                " --payload-format bson: only ndjson_zstd is compressed with zstd"),
+    "--chunk-epochs with the value layout": (["--chunk-epochs", "500"], "--chunk-epochs is ignored with --layout"
+                                             " value: only the chunked layout (--layout chunked or all) stores a"
+                                             " record as chunks"),
 }
 
 

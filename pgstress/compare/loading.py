@@ -6,11 +6,12 @@ Anything that is not such a run is refused with one line naming the file (Compar
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS
+from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS, ALL_LAYOUTS
 from pgstress.output.csv import CsvDamaged, read_rows
 from pgstress.output.json_export import SCHEMA_NAME, SCHEMA_VERSION
 from pgstress.output.reading import InputRefused, options_problem, read_input, required_columns, row_problem
@@ -31,12 +32,19 @@ class LoadedRamp:
     toast_compression: str
     rows: list[Row]
     zstd_level: int | None = None  # told only where a run compared levels (--zstd-level 1,3,19)
+    layout: str | None = None  # told only where a run asked for --layout (its rows' layout column)
 
     @property
     def key(self) -> str:
         """What pairs a ramp with the other runs' ramps when a run holds several."""
         level = f" zstd {self.zstd_level}" if self.zstd_level is not None else ""
-        return f"{self.payload_format} {self.toast_compression}{level}"
+        layout = f" {self.layout}" if self.layout else ""
+        return f"{self.payload_format} {self.toast_compression}{level}{layout}"
+
+
+def _layout_of(rows: Sequence[Row]) -> str | None:
+    """A ramp's layout as its rows say it (a run without --layout leaves the column out: None)."""
+    return next((row.layout for row in rows if row.layout), None)
 
 
 @dataclass(frozen=True)
@@ -128,9 +136,9 @@ def _from_json(path: Path, text: str) -> LoadedRun:
             raise CompareRefused(f"{path}: mode {mode!r} is neither sync nor async")
         levels = record["config"].get("zstd_level")
         compared_levels = isinstance(levels, str) and "," in levels  # a list of levels is shown as "1,3,19"
-        ramps = [LoadedRamp(str(ramp["payload_format"]), str(ramp["toast_compression"]),
-                            _rows(path, mode, ramp["rows"]), ramp.get("zstd_level") if compared_levels else None)
-                 for ramp in record["ramps"]]
+        ramps = [LoadedRamp(str(ramp["payload_format"]), str(ramp["toast_compression"]), rows,
+                            ramp.get("zstd_level") if compared_levels else None, _layout_of(rows))
+                 for ramp in record["ramps"] for rows in (_rows(path, mode, ramp["rows"]),)]
         return LoadedRun(path, mode, str(record["status"]), dict(record["config"]), dict(record["host"]),
                          dict(record["server"]), ramps)
     except (KeyError, TypeError, ValueError) as exc:
@@ -152,17 +160,18 @@ def _from_csv(path: Path) -> LoadedRun:
         rows = read_rows(path, row_type).rows  # a cut last line is never read as a row
     except (OSError, CsvDamaged) as exc:
         raise CompareRefused(f"{path}: not a pgstress {mode} CSV ({exc})") from None
-    groups: dict[tuple[str, str, int | None], list[Row]] = {}
+    groups: dict[tuple[str, str, int | None, str | None], list[Row]] = {}
     compared_levels = isinstance(identity.get("zstd_level"), list)  # the run record keeps a list of levels as one
     for row in rows:
         payload_format = row.format or str(identity.get("payload_format"))
         compression = row.toast_compression or str(identity.get("toast_compression"))
         level = row.zstd_level if compared_levels else None
-        groups.setdefault((payload_format, compression, level), []).append(row)
+        groups.setdefault((payload_format, compression, level, row.layout or None), []).append(row)
     if not groups and identity.get("payload_format") != ALL_FORMATS \
-            and identity.get("toast_compression") != ALL_COMPRESSIONS and not compared_levels:
-        groups[(str(identity.get("payload_format")), str(identity.get("toast_compression")), None)] = []
+            and identity.get("toast_compression") != ALL_COMPRESSIONS and not compared_levels \
+            and identity.get("layout") != ALL_LAYOUTS:
+        groups[(str(identity.get("payload_format")), str(identity.get("toast_compression")), None, None)] = []
     server = {"connection": identity.get("server")}
     return LoadedRun(path, mode, FROM_CSV, identity, None, server,
-                     [LoadedRamp(fmt, compression, group, level)
-                      for (fmt, compression, level), group in groups.items()])
+                     [LoadedRamp(fmt, compression, group, level, layout)
+                      for (fmt, compression, level, layout), group in groups.items()])

@@ -12,6 +12,7 @@ table's sequence and are never restarted, so no two records of a run ever share 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import psycopg
 from psycopg import sql
@@ -41,6 +42,11 @@ class TableSql:
     table: str
     column_type: str
     oid: int | None = None  # pinned when the run prepared the table; writes check it
+    # The layout the table's columns are of (the chunked layout's table is db/chunked.py's), the columns it must
+    # have, and the column that names a record.
+    layout: ClassVar[str] = "value"
+    expected_columns: ClassVar[frozenset[str]] = frozenset(_EXPECTED_COLUMNS)
+    record_column: ClassVar[str] = "id"
 
     @property
     def ident(self) -> sql.Identifier:
@@ -193,8 +199,14 @@ def _refusal(spec: TableSql, comment: str | None, columns: dict[str, str]) -> Ta
             f"table {spec.table!r} exists and was not created by pgstress; refusing to write into,"
             f" truncate or drop it (pass --drop-table to replace it, or choose another --table)"
         )
+    if "payload" in columns and not columns.keys() >= spec.expected_columns:
+        return TableRefused(
+            f"table {spec.table!r} is not a table of the {spec.layout} layout this run uses (it lacks the column(s)"
+            f" {', '.join(sorted(spec.expected_columns - columns.keys()))}); pass --drop-table to recreate it, or"
+            " choose another --table"
+        )
     payload_type = columns.get("payload", "")
-    if not columns.keys() >= _EXPECTED_COLUMNS or payload_type.upper() != spec.column_type:
+    if not columns.keys() >= spec.expected_columns or payload_type.upper() != spec.column_type:
         return TableRefused(
             f"table {spec.table!r} has payload type {payload_type or 'missing'!r}, this run needs"
             f" {spec.column_type} (pass --drop-table to recreate it, or choose another --table)"

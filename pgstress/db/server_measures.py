@@ -244,8 +244,8 @@ class ServerMeasures:
             return None
         with self._untimed() as conn:
             found = conn.execute(
-                sql.SQL("SELECT DISTINCT pg_column_compression(payload) FROM ONLY {} WHERE id = ANY(%s)").format(
-                    self.table.ident), [record_ids]).fetchall()
+                sql.SQL("SELECT DISTINCT pg_column_compression(payload) FROM ONLY {} WHERE {} = ANY(%s)").format(
+                    self.table.ident, sql.Identifier(self.table.record_column)), [record_ids]).fetchall()
         return "+".join(sorted(str(method or "none") for (method,) in found)) or None
 
 

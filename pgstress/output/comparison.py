@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS, RunConfig, compared_noun, is_compared
+from pgstress.config import ALL_COMPRESSIONS, ALL_FORMATS, ALL_LAYOUTS, RunConfig, compared_noun, is_compared
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import RampResult, RunResult
 from pgstress.output.markdown import (
@@ -345,7 +345,9 @@ def compared_title(config: RunConfig) -> str:
     varied = [what for what, varies in (("payload formats", config.payload_format == ALL_FORMATS),
                                         ("TOAST compression methods", config.toast_compression == ALL_COMPRESSIONS),
                                         ("zstd levels", bool(config.zstd_sweep)),
-                                        ("concurrency levels (a sweep over C)", bool(config.concurrency_sweep)))
+                                        ("concurrency levels (a sweep over C)", bool(config.concurrency_sweep)),
+                                        ("layouts (one value per record, or chunk rows)",
+                                         config.layout == ALL_LAYOUTS))
               if varies]
     listed = varied[0] if len(varied) == 1 else ", ".join(varied[:-1]) + " and " + varied[-1]
     return f"{listed} compared"

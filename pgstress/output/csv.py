@@ -33,11 +33,12 @@ class CsvOutput(Output):
     """
 
     def __init__(self, path: str | Path, row_type: type[Row], *, append: bool = False,
-                 keep_bytes: int | None = None, option: str = "--results-csv", standbys: bool = False) -> None:
+                 keep_bytes: int | None = None, option: str = "--results-csv", standbys: bool = False,
+                 layouts: bool = False) -> None:
         self.path = Path(path)
         self.given = str(path)  # as typed: Path() drops a trailing slash, which says the name is a directory
         self.option = option
-        self._columns = csv_columns(row_type, standbys)
+        self._columns = csv_columns(row_type, standbys, layouts)
         self._append = append
         self._keep_bytes = keep_bytes  # --resume: the length of the CSV's whole lines (a cut last line dropped)
         self._file: AppendOnlyFile | None = None
@@ -114,7 +115,8 @@ def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
         header = next(reader, None)
         if header is None:
             raise CsvDamaged("has no whole header line")
-        if tuple(header) not in (row_type.COLUMNS, csv_columns(row_type, standbys=True)):
+        if tuple(header) not in {csv_columns(row_type, standbys, layouts) for standbys in (False, True)
+                                 for layouts in (False, True)}:
             missing = row_type.COLUMNS[len(header):]
             if missing and tuple(header) == row_type.COLUMNS[:len(header)]:
                 raise CsvDamaged(f"was written by an earlier pgstress, without the column(s) {', '.join(missing)}"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pgstress import __version__
-from pgstress.config import has_standbys, zstd_level_of
+from pgstress.config import has_layouts, has_standbys, zstd_level_of
 from pgstress.host import utc_now_text
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import Output, RampResult, RunResult
@@ -56,10 +56,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def row_record(row: Row, standbys: bool = False) -> dict[str, Any]:
+def row_record(row: Row, standbys: bool = False, layouts: bool = False) -> dict[str, Any]:
     """Every CSV column of the row, in the CSV's order (the standby columns when the run had standbys); an empty cell
     is null."""
-    return {name: _plain(getattr(row, name)) for name in csv_columns(type(row), standbys)}
+    return {name: _plain(getattr(row, name)) for name in csv_columns(type(row), standbys, layouts)}
 
 
 def _point(row: Row | None) -> dict[str, Any] | None:
@@ -77,7 +77,8 @@ def points_record(points: Points, efficiency: str) -> dict[str, Any]:
             "breaking": breaking, "stability": _point(points.stability), "optimal": _point(points.optimal)}
 
 
-def ramp_record(ramp: RampResult, parts: ReportParts) -> dict[str, Any]:
+def ramp_record(ramp: RampResult, parts: ReportParts, layouts: bool = False) -> dict[str, Any]:
+    """One ramp's record; `layouts`: the run asked for --layout (its rows then carry the layout columns)."""
     config = ramp.config
     details = ramp.details
     return {
@@ -96,7 +97,7 @@ def ramp_record(ramp: RampResult, parts: ReportParts) -> dict[str, Any]:
         "table_mb": None if ramp.table_bytes is None else ramp.table_bytes / 1048576,
         "points": points_record(find_points(ramp.rows), parts.throughput.column),
         "conclusion": ramp_conclusion(ramp, parts),
-        "rows": [row_record(row, has_standbys(config)) for row in ramp.rows],
+        "rows": [row_record(row, has_standbys(config), layouts) for row in ramp.rows],
     }
 
 
@@ -122,7 +123,7 @@ def run_record(result: RunResult, parts: ReportParts) -> dict[str, Any]:
             "version": details.version,
             "settings": details.settings,
         },
-        "ramps": [ramp_record(ramp, parts) for ramp in result.ramps],
+        "ramps": [ramp_record(ramp, parts, has_layouts(result.config)) for ramp in result.ramps],
     }
 
 

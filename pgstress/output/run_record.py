@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pgstress import __version__
-from pgstress.config import RunConfig
+from pgstress.config import DEFAULT_CHUNK_EPOCHS, LAYOUT_OPTIONS, VALUE_LAYOUT, RunConfig, has_layouts
 from pgstress.output.base import Output, RunContext, RunResult
 from pgstress.output.files import write_atomic
 from pgstress.output.paths import PlannedFile
@@ -29,7 +29,8 @@ RAMP_OPTIONS = (
 EMBEDDED_SERVER = "embedded (a fresh throwaway server each run)"
 # What a run record written before an option existed means by it: the default then in force.
 RECORDED_BEFORE = {"repeat": 1, "float_decimals": None, "epoch_template_sha256": None, "access": "full",
-                   "range_epochs": 1000, "metric": "HitRate", "append_epochs": None}
+                   "range_epochs": 1000, "metric": "HitRate", "append_epochs": None, "layout": VALUE_LAYOUT,
+                   "chunk_epochs": DEFAULT_CHUNK_EPOCHS}
 
 
 def run_record_path(csv_path: str | Path) -> Path:
@@ -44,7 +45,7 @@ def server_identity(dsn: str | None) -> str:
 
 def ramp_identity(config: RunConfig, server: str) -> dict[str, Any]:
     """The options that shape the numbers, and `server` (server_identity's name for it)."""
-    identity: dict[str, Any] = {name: getattr(config, name) for name in RAMP_OPTIONS}
+    identity: dict[str, Any] = {name: getattr(config, name) for name in (*RAMP_OPTIONS, *LAYOUT_OPTIONS)}
     if config.concurrency_sweep:  # a sweep is its list of C; one C stays the number it always was
         identity["async_concurrency"] = list(config.concurrency_sweep)
     if config.zstd_sweep:  # likewise a list of zstd levels
@@ -85,7 +86,11 @@ class RunRecordOutput(Output):
     def begin(self, context: RunContext) -> None:
         if not self.resuming:
             server = server_identity(None if context.server.embedded else context.server.dsn)
-            text = json.dumps({"pgstress": __version__, "ramp": ramp_identity(self.config, server)}, indent=2) + "\n"
+            identity = ramp_identity(self.config, server)
+            if not has_layouts(self.config):  # a run of the value layout alone records what it always did
+                for name in LAYOUT_OPTIONS:
+                    del identity[name]
+            text = json.dumps({"pgstress": __version__, "ramp": identity}, indent=2) + "\n"
             write_atomic(self.path, text)
             self.written = True
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pgstress.config import RunConfig
+from pgstress.config import CHUNKED_LAYOUT, LAYOUTS, RunConfig
 from pgstress.output.base import RampResult
 from pgstress.output.charts import ChartSpec, chart
 from pgstress.output.repetitions import size_rows
-from pgstress.output.tables import Column, markdown_table
+from pgstress.output.tables import Column, cell, markdown_table
 from pgstress.rows import OK, Row
 from pgstress.run.access import FULL, extra_accesses
+from pgstress.run.access_chunked import how_done_chunked
 from pgstress.run.access_work import how_done
 
 HEADING = "How it will be used"
@@ -113,9 +114,11 @@ def usage_section(runs: Sequence[RampResult], stored_field: str, level: int = 2)
                     Column("append WAL MiB", lambda item: item[1].append_wal_mb, 2)]
     columns.append(Column("stored MiB", lambda item: getattr(item[1], stored_field, None), 2))
     out += [markdown_table(list(rows.items()), columns), ""]
+    out += _layout_table(runs, rows, columns)
     out += ["How each access was done:", ""]
     for run in runs:
-        how = how_done(run.config.payload_format, accesses)
+        how = (how_done_chunked if run.config.layout == CHUNKED_LAYOUT else how_done)(run.config.payload_format,
+                                                                                       accesses)
         out.append(f"- **{_name(run)}**: " + "; ".join(f"{access}: {text}" for access, text in how.items()))
     if any(run.config.storage == "external" and run.config.payload_format != "jsonb" for run in runs):
         out += ["", "With `--storage external` the bytea values are stored uncompressed, so a `substring` of one could"
@@ -125,6 +128,33 @@ def usage_section(runs: Sequence[RampResult], stored_field: str, level: int = 2)
     out += [line for use in USES if use.access in (FULL, *accesses)
             if (line := _recommend(use, runs, rows)) is not None]
     return [*out, ""]
+
+
+def _layout_table(runs: Sequence[RampResult], rows: dict[str, Row], columns: list[Column]) -> list[str]:
+    """When the run compares layouts: each measure of the table above as "value / chunked", one row per format (and
+    whatever else the ramps differ by), so the two layouts of a format stand side by side. The chunked layout's
+    sizes and bytes are its rows' sums."""
+    layouts = {run.config.layout for run in runs}
+    if layouts != set(LAYOUTS):
+        return []
+    pairs: dict[str, dict[str, Row]] = {}
+    for run in runs:
+        name = _name(run)
+        base = name[:-len(run.config.layout)].strip() if name.endswith(run.config.layout) else name
+        pairs.setdefault(base or run.config.payload_format, {})[run.config.layout] = rows[name]
+    measures = columns[1:]
+    head = "| format | " + " | ".join(column.title for column in measures) + " |"
+    out = [f"The same, format by layout: each cell {' / '.join(LAYOUTS)} (the chunked layout's bytes and sizes are"
+           " the sums over its chunk rows):", "", head,
+           "|---|" + "---:|" * len(measures)]
+    for base, by_layout in pairs.items():
+        cells = [" / ".join(_cell(column, base, by_layout.get(layout)) for layout in LAYOUTS) for column in measures]
+        out.append(f"| {base} | " + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
+def _cell(column: Column, base: str, row: Row | None) -> str:
+    return (cell(column.value((base, row)), column.digits) if row is not None else "") or "-"
 
 
 def _in_mib(value: int | None) -> float | None:

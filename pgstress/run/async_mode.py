@@ -171,11 +171,14 @@ class AsyncDriver:
 
 @contextmanager
 def open_async(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...],
-                events: LevelEvents = SILENT, codec_executor: Executor | None = None) -> Iterator[AsyncDriver]:
+                events: LevelEvents = SILENT, codec_executor: Executor | None = None,
+                driver_type: type[AsyncDriver] = AsyncDriver,
+                database: type[AsyncDatabase] = AsyncDatabase) -> Iterator[AsyncDriver]:
     """The fan-out's event loop, its pool of exactly C connections and its codec threads, for one ramp.
 
     Codec work runs in a pool of `codec_threads(C)` threads unless `codec_executor` is given (bench/
-    passes one that runs it inline on the event loop, to show what the threads buy).
+    passes one that runs it inline on the event loop, to show what the threads buy). `driver_type` and
+    `database`: the layout's (run/layout_drivers.py).
     """
     # The pool retries lost connections in the background and logs each failure with a traceback;
     # the failures that matter are already counted per record.
@@ -184,7 +187,7 @@ def open_async(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secre
     threads = ThreadPoolExecutor(codec_threads(concurrency), thread_name_prefix="pgstress-codec")
     with LoopRunner() as runner, threads, codec_executor or threads as pool:
         try:
-            db = runner.run(AsyncDatabase.open(dsn, table, concurrency, config.statement_timeout_ms,
+            db = runner.run(database.open(dsn, table, concurrency, config.statement_timeout_ms,
                                                 config.write_method))
         except Exception as exc:  # noqa: BLE001 - any pool failure is reported in one line
             detail = scrub(" ".join(str(exc).split()) or type(exc).__name__, *secrets)
@@ -192,7 +195,7 @@ def open_async(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secre
                 f"cannot open {concurrency} asyncpg connections to {describe_target(dsn)}: {detail}"
             ) from None
         try:
-            yield AsyncDriver(config, codec, runner, db, pool, secrets, events)
+            yield driver_type(config, codec, runner, db, pool, secrets, events)
         finally:
             with interrupts.deferred():  # the pool is closed whatever signals arrive (bounded by its own timeout)
                 runner.run(db.close())

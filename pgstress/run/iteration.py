@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from pgstress.config import RunConfig, zstd_level_of
+from pgstress.config import CHUNKED_LAYOUT, RunConfig, zstd_level_of
 from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, add_read_cost, write_cost
 from pgstress.rows import CONNECTION_LOST, Row, Status
 from pgstress.run.access import AccessResult
@@ -181,6 +181,11 @@ def most_frequent_fault(faults: list[Fault]) -> tuple[Fault, Counter[Status]]:
     return next(fault for fault in faults if fault.status == status), counts
 
 
+def layout_columns(config: RunConfig) -> tuple[str, int | None]:
+    """A row's layout and, for the chunked layout, its epochs per chunk."""
+    return config.layout, config.chunk_epochs if config.layout == CHUNKED_LAYOUT else None
+
+
 def fill_common(row: Row, level: LevelResult) -> None:
     """What every mode's row takes from a level the same way: tracemalloc peaks, verification time, what the
     server paid."""
@@ -276,6 +281,7 @@ class Iteration:
         row.rep = level.rep
         row.toast_compression, row.storage = self.config.toast_compression, self.config.storage
         row.zstd_level = zstd_level_of(self.config)
+        row.layout, row.chunk_epochs = layout_columns(self.config)
         return row
 
     def observe(self, level: LevelResult) -> None:

@@ -15,13 +15,14 @@ from pgstress.db.control import TableControl
 from pgstress.db.schema import TableSql
 from pgstress.rows import AsyncRow, Row, SyncRow
 from pgstress.run.access import AccessResult
-from pgstress.run.access_async import async_access
-from pgstress.run.access_sync import sync_access
-from pgstress.run.async_mode import async_guard, async_row, open_async
+from pgstress.run.access_chunked_async import async_access_layout
+from pgstress.run.access_chunked_sync import sync_access_layout
+from pgstress.run.async_mode import async_guard, async_row
 from pgstress.run.iteration import Driver, LevelResult
+from pgstress.run.layout_drivers import open_async_layout, open_sync_layout
 from pgstress.run.level_events import LevelEvents
 from pgstress.run.memory_guard import MemoryGuard
-from pgstress.run.sync import open_sync, sync_row
+from pgstress.run.sync import sync_row
 from pgstress.workload.payloads import Codec
 
 # (config, the ramp's driver, its table control, secrets) -> the access phases (--access), or None: none asked
@@ -46,17 +47,17 @@ SYNC_RUN = RunMode(
     name="sync",
     row_type=SyncRow,
     describe=lambda config: "sync ramp",
-    open_driver=open_sync,
+    open_driver=open_sync_layout,
     to_row=lambda level, config: sync_row(level, config.payload_format),
-    open_access=sync_access,
+    open_access=sync_access_layout,
 )
 ASYNC_RUN = RunMode(
     name="async",
     row_type=AsyncRow,
     describe=lambda config: f"async fan-out ramp, {config.async_concurrency} concurrent"
                             f" record{'' if config.async_concurrency == 1 else 's'} per level",
-    open_driver=open_async,
+    open_driver=open_async_layout,
     to_row=lambda level, config: async_row(level, config.payload_format, config.async_concurrency),
     memory_guard=async_guard,
-    open_access=async_access,
+    open_access=async_access_layout,
 )

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 
 import psycopg
 
+from pgstress.db.chunked_io import ChunkedSyncDatabase
 from pgstress.db.psycopg_adapter import ReconnectingConnection, SyncDatabase
 from pgstress.db.schema import TableSql
 from pgstress.db.server_measures import WAL_WRITTEN_BYTES
 from pgstress.db.standby import CONNECT_TIMEOUT_S
 from pgstress.rows import CONNECTION_LOST, ERROR, OK, TIMEOUT, Row
 from pgstress.run.faults import classify
+from pgstress.run.layout import verify_chunks
 from pgstress.run.measure import StageClock, mib
 from pgstress.run.record import RecordWork, check_stored_columns, decode_and_verify
 from pgstress.target import StandbyInfo
@@ -62,11 +64,15 @@ class StandbyMeasure:
 class StandbyLink:
     """One standby's connection for the ramp: replay positions and reads, reopened after a loss."""
 
-    def __init__(self, info: StandbyInfo, table: TableSql, codec: Codec, statement_timeout_ms: int) -> None:
+    def __init__(self, info: StandbyInfo, table: TableSql, codec: Codec, statement_timeout_ms: int,
+                 chunk_epochs: int | None = None) -> None:
         self.info = info
         self.codec = codec
         dsn = psycopg.conninfo.make_conninfo(info.dsn, connect_timeout=str(CONNECT_TIMEOUT_S))
         self.db = SyncDatabase(dsn, table, statement_timeout_ms)
+        # The chunked layout (--layout chunked): its records are read as their chunk rows (run/layout.py)
+        self.chunk_epochs = chunk_epochs
+        self.chunked = ChunkedSyncDatabase(dsn, table, statement_timeout_ms) if chunk_epochs is not None else None
 
     def replay_bytes(self) -> int:
         row = self.db.conn.execute(_REPLAY_LSN).fetchone()
@@ -87,6 +93,14 @@ class StandbyLink:
     def read(self, record: RecordWork) -> None:
         """Read one record from the standby and prove it what was written."""
         assert record.record_id is not None and record.expected is not None
+        if self.chunked is not None and self.chunk_epochs is not None:
+            chunked_cursor, chunks = self.chunked.fetch_chunks(record.record_id)
+            try:
+                verify_chunks(self.codec, chunks, record.expected, StageClock(), self.chunk_epochs)
+            finally:
+                del chunks
+                chunked_cursor.close()
+            return
         cursor, view, stored_epochs, stored_hash = self.db.fetch(record.record_id)
         try:
             decode_and_verify(self.codec, view, record.expected, StageClock())
@@ -97,6 +111,8 @@ class StandbyLink:
 
     def close(self) -> None:
         self.db.close()
+        if self.chunked is not None:
+            self.chunked.close()
 
 
 class StandbyProbe:

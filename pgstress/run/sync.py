@@ -152,9 +152,10 @@ def sync_row(level: LevelResult, payload_format: str) -> SyncRow:
 
 @contextmanager
 def open_sync(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...],
-              events: LevelEvents = SILENT) -> Iterator[SyncDriver]:
-    """Sync mode's driver for one ramp (its table pinned); its connection is closed however the ramp ends."""
-    driver = SyncDriver(config, dsn, table, codec, secrets, events)
+              events: LevelEvents = SILENT, driver_type: type[SyncDriver] = SyncDriver) -> Iterator[SyncDriver]:
+    """Sync mode's driver for one ramp (its table pinned); its connection is closed however the ramp ends.
+    `driver_type`: the layout's driver (run/layout_drivers.py)."""
+    driver = driver_type(config, dsn, table, codec, secrets, events)
     try:
         yield driver
     finally:

@@ -24,8 +24,8 @@ def test_the_schema_names_every_csv_column_in_order() -> None:
     for name, row_type in (("sync_row", SyncRow), ("async_row", AsyncRow)):
         definition = schema["$defs"][name]
         assert definition["required"] == list(row_type.COLUMNS)
-        # the standby columns, last, only in the record of a run with standbys
-        assert list(definition["properties"]) == list(csv_columns(row_type, standbys=True))
+        # the layout columns (only with --layout) then the standby columns (only with standbys), last
+        assert list(definition["properties"]) == list(csv_columns(row_type, standbys=True, layouts=True))
 
 
 @pytest.mark.parametrize(("interrupted", "stop_reason", "status"), [
