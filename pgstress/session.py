@@ -22,7 +22,7 @@ from pgstress.config import RunConfig, compared_noun, has_standbys, ramp_configs
 from pgstress.db.control import TableControl
 from pgstress.db.environment import collect_server
 from pgstress.db.ownership import TableClaim
-from pgstress.db.schema import TableRefused, TableSql, prepare_table
+from pgstress.db.schema import TableRefused, TableSql, prepare_table, table_for
 from pgstress.db.server import ServerUnavailable
 from pgstress.db.server_measures import ServerMeasures
 from pgstress.db.storage import StorageChoice, apply_storage, check_storage
@@ -51,6 +51,7 @@ from pgstress.run.standby_measure import StandbyLink, StandbyProbe
 from pgstress.run.trace_budget import TraceLog
 from pgstress.target import ServerDetails, ServerInfo, StandbyInfo
 from pgstress.workload.payloads import Codec, CodecOptions, get_codec
+from pgstress.workload.template import run_shape
 
 OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (config, mode, resumption) -> the output
 
@@ -92,7 +93,8 @@ def planned_files(config: RunConfig) -> list[PlannedFile]:
 
 
 def _codec(config: RunConfig) -> Codec:
-    return get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
+    return get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level,
+                                                         shape=run_shape(config.float_decimals, config.epoch_template)))
 
 
 def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | None = None,
@@ -167,8 +169,8 @@ def preparing_tables(conn: psycopg.Connection, configs: Sequence[RunConfig], *, 
     choices = [StorageChoice(c.toast_compression, c.storage) for c in configs]
     support = check_storage(conn, choices)
     with conn.transaction():
-        tables = [prepare_table(conn, TableSql(c.table, get_codec(c.payload_format).column_type), drop=drop,
-                                truncate=truncate) for c in configs]
+        tables = [prepare_table(conn, table_for(c.table, _codec(c).columns()), drop=drop, truncate=truncate)
+                  for c in configs]
         for table, choice in zip(tables, choices):
             apply_storage(conn, table, choice, support)
         yield tables
@@ -177,7 +179,7 @@ def preparing_tables(conn: psycopg.Connection, configs: Sequence[RunConfig], *, 
 def server_details(dsn: str, tables: Sequence[TableSql]) -> list[ServerDetails]:
     """The server's settings as any session gets them (the control connection sets its own statement_timeout)."""
     with psycopg.connect(dsn) as conn:
-        return [collect_server(conn, table.table) for table in tables]
+        return [collect_server(conn, table.table, table.columns[0][0]) for table in tables]
 
 
 def _plan(mode: Mode, whole: RunConfig, config: RunConfig, server: ServerInfo, index: int, count: int,

@@ -22,12 +22,15 @@ def binary_copy_frame(payload: EncodedPayload, jsonb: bool) -> tuple[bytes, byte
     """What goes before and after the payload bytes in a one-tuple binary COPY stream.
 
     Before: the file header, the tuple's field count and the payload's length (jsonb's binary
-    input is a version byte followed by the JSON text). After: the epochs and content_hash
-    fields and the end-of-data trailer.
+    input is a version byte followed by the JSON text); a payload of several columns' fields carries
+    their lengths itself. After: the epochs and content_hash fields and the end-of-data trailer.
     """
-    prefix = JSONB_VERSION if jsonb else b""
     content_hash = payload.content_hash.encode()
-    head = COPY_SIGNATURE + struct.pack("!hi", 3, len(prefix) + payload.size) + prefix
+    if payload.fields:  # the payload is already its columns' fields, each its length and bytes (pgarrays)
+        head = COPY_SIGNATURE + struct.pack("!h", payload.fields + 2)
+    else:
+        prefix = JSONB_VERSION if jsonb else b""
+        head = COPY_SIGNATURE + struct.pack("!hi", 3, len(prefix) + payload.size) + prefix
     tail = struct.pack("!iii", 4, payload.epochs, len(content_hash)) + content_hash + COPY_TRAILER
     return head, tail
 
