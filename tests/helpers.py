@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pgstress.db.schema import TableSql, prepare_table
+from pgstress.db.schema import TableSql, prepare_table, table_for
 from pgstress.output.base import Output, RampPlan, RampResult
 from pgstress.output.charts import DATA_KEY
 from pgstress.rows import Row
@@ -395,7 +395,7 @@ def fill_up(directory: Path) -> Path:
 
 def create_pgstress_table(conn: psycopg.Connection, table: str, payload_format: str) -> TableSql:
     """The table exactly as a pgstress run creates it (marked), so faults can be attached before the run."""
-    spec = TableSql(table, get_codec(payload_format).column_type)
+    spec = table_for(table, get_codec(payload_format).columns())
     prepare_table(conn, spec, drop=False, truncate=False)
     return spec
 

@@ -94,7 +94,7 @@ def decode_array(element: ElementType, data: bytes | bytearray | memoryview, voc
     Raises ArrayMismatch for another element type, more than one dimension, a lower bound other than 1, an
     element of the wrong width, a boolean other than 0 or 1, a string outside the vocabulary, or bytes left over.
     """
-    view = memoryview(data).cast("B")
+    view = memoryview(_binary(data)).cast("B")
     if len(view) < _HEAD.size:
         raise ArrayMismatch(f"{len(view)} bytes are no binary array")
     ndim, flags, oid = _HEAD.unpack_from(view)
@@ -119,6 +119,15 @@ def decode_array(element: ElementType, data: bytes | bytearray | memoryview, voc
             raise ArrayMismatch(f"a {element.sql_type} element is not {width} bytes long")
         return _checked(element, table["value"]), None
     return _decode_elements(element, view, start, count, vocabulary)
+
+
+def _binary(value: object) -> bytes | bytearray | memoryview:
+    """A value as the driver handed it over: the raw bytes of an array type pgstress registered, or (a column of
+    another type) whatever the driver made of it, which is not what was written."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise ArrayMismatch(f"a value came back as {type(value).__name__}, not a binary array of a type pgstress"
+                            " writes (a column of another type?)")
+    return value
 
 
 def _native(element: ElementType) -> np.dtype[np.generic]:
@@ -181,7 +190,7 @@ def framed(values: Sequence[bytes | bytearray | memoryview | None]) -> bytearray
         if value is None:
             out += _LENGTH.pack(NULL_LENGTH)
         else:
-            out += _LENGTH.pack(len(value))
+            out += _LENGTH.pack(len(_binary(value)))
             out += value
     return out
 

@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import psycopg.conninfo
 
-from pgstress.db.array_binary import ARRAY_OIDS, fields_of, framed
-from pgstress.db.copy_binary import JSONB_VERSION, binary_copy_chunks, jsonb_text
+from pgstress.db.array_binary import ARRAY_OIDS, fields_of
+from pgstress.db.copy_binary import JSONB_VERSION, binary_copy_chunks, framed_as_read, jsonb_text
 from pgstress.db.schema import TableNotOurs, TableSql
 from pgstress.workload.payloads import EncodedPayload, VerifyError
 
@@ -221,7 +221,7 @@ class AsyncDatabase:
             raise VerifyError(f"record {record_id} is no longer in table {self.table.table!r}")
         *values, epochs, content_hash = found
         if self._columns:  # the columns' values as the fields they were sent as (one copy of them)
-            return memoryview(framed(values)), int(epochs), str(content_hash)
+            return memoryview(framed_as_read(values)), int(epochs), str(content_hash)
         view = memoryview(values[0])
         return jsonb_text(view) if self._jsonb else view, int(epochs), str(content_hash)
 

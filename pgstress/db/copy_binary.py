@@ -1,4 +1,5 @@
-"""PostgreSQL's binary wire forms the drivers share: one record as a binary COPY stream, and binary jsonb.
+"""PostgreSQL's binary wire forms the drivers share: one record as a binary COPY stream, binary jsonb, and the
+payload columns of a record read back as fields.
 
 A binary COPY stream is the file header, one tuple, the trailer, with the payload in chunks: both
 drivers' `--write-method copy` send exactly this, and the payload itself is never copied whole.
@@ -8,8 +9,9 @@ Binary jsonb is a format version byte followed by the JSON text, in both directi
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+from pgstress.db.array_binary import ArrayMismatch, framed
 from pgstress.workload.payloads import EncodedPayload, VerifyError
 
 COPY_CHUNK_BYTES = 1024 * 1024
@@ -53,3 +55,12 @@ def jsonb_text(binary: memoryview) -> memoryview:
     if binary[:1] != JSONB_VERSION:
         raise VerifyError(f"unknown binary jsonb version {bytes(binary[:1])!r}")
     return binary[1:]
+
+
+def framed_as_read(values: Sequence[object]) -> bytearray:
+    """The payload columns' values a driver read, as the fields they were sent as (array_binary.framed); a value
+    that is no binary array (a column of another type, which the driver decoded) is not what was written."""
+    try:
+        return framed(values)  # type: ignore[arg-type]  # checked inside: anything else raises ArrayMismatch
+    except ArrayMismatch as exc:
+        raise VerifyError(str(exc)) from exc

@@ -13,8 +13,8 @@ from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, Loader
 from psycopg.types.json import Jsonb
 
-from pgstress.db.array_binary import ARRAY_OIDS, fields_of, framed
-from pgstress.db.copy_binary import binary_copy_chunks, jsonb_text
+from pgstress.db.array_binary import ARRAY_OIDS, fields_of
+from pgstress.db.copy_binary import binary_copy_chunks, framed_as_read, jsonb_text
 from pgstress.db.schema import TableNotOurs, TableSql
 from pgstress.workload.payloads import EncodedPayload, VerifyError
 
@@ -183,5 +183,5 @@ class SyncDatabase(ReconnectingConnection):
             raise VerifyError(f"record {record_id} is no longer in table {self.table.table!r}")
         *values, epochs, content_hash = found
         if self._columns:  # the columns' values as the fields they were sent as (one copy of them)
-            return cursor, memoryview(framed(values)), int(epochs), str(content_hash)
+            return cursor, memoryview(framed_as_read(values)), int(epochs), str(content_hash)
         return cursor, jsonb_text(values[0]) if self._jsonb else values[0], int(epochs), str(content_hash)
