@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 from pgstress.config import ALL_FORMATS, RunConfig
+from pgstress.output.words import listed
 from pgstress.rows import Row
 from pgstress.workload.payloads import format_names, get_codec
 from pgstress.workload.payloads.pgarrays_codec import ARRAYS_FORMAT
@@ -70,9 +71,9 @@ def _verify_note() -> str:
     by_bytes = [name for name in format_names() if get_codec(name).returns_bytes_sent]
     by_values = [name for name in format_names() if name not in by_bytes]
     return (f"- Every record read back is decoded in full and its epochs counted; then proved what was written:"
-            f" {' and '.join(by_bytes)} by a SHA-256 of the bytes read against that of the bytes sent (the server"
+            f" {listed(by_bytes)} by a SHA-256 of the bytes read against that of the bytes sent (the server"
             f" returns a bytea, and a binary array, unchanged and the encoder is deterministic),"
-            f" {' and '.join(by_values)}, which the"
+            f" {listed(by_values)}, which the"
             " server rewrites, by a hash of the decoded epochs' values and their types.")
 
 

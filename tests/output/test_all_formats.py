@@ -272,7 +272,7 @@ def test_a_speed_lead_within_the_noise_is_not_called_a_win() -> None:
 def test_one_configuration_per_format_each_on_its_own_table() -> None:
     configs = ramp_configs(RunConfig(payload_format="all", table="cmp"))
     assert [(c.payload_format, c.table) for c in configs] == [
-        ("bson", "cmp_bson"), ("jsonb", "cmp_jsonb"), ("ndjson_zstd", "cmp_ndjson_zstd")]
+        ("bson", "cmp_bson"), ("jsonb", "cmp_jsonb"), ("ndjson_zstd", "cmp_ndjson_zstd"), ("pgarrays", "cmp_pgarrays")]
     one = RunConfig(payload_format="bson", table="one")
     assert ramp_configs(one) == [one]
 
