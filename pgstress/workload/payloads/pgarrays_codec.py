@@ -6,13 +6,14 @@ array NULL. The value is the columns' binary arrays (db/array_binary.py) as fiel
 its bytes, so a binary COPY sends it unchanged and an INSERT binds each field as one binary parameter.
 The server sends the same bytes back, so the read is verified by their hash as well as decoded whole.
 
-The epochs are encoded from the dicts an application holds (each chunk gathered back into columns) and
-decoded back to dicts, as the other formats are.
+The epochs are encoded from the dicts an application holds (each chunk gathered back into numpy columns,
+one pass per key) and decoded back to dicts, as the other formats are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +33,7 @@ from pgstress.db.array_binary import (
 from pgstress.workload.epochs import CHUNK_EPOCHS, Epoch, EpochChunk
 from pgstress.workload.payloads import Codec, PayloadColumn, register
 from pgstress.workload.shape import BOOL as BOOL_KEY
-from pgstress.workload.shape import FLOAT, INT, EpochShape, KeyShape
+from pgstress.workload.shape import FLOAT, INT, STRING, EpochShape, KeyShape
 
 ARRAYS_FORMAT = "pgarrays"
 _INT32 = (-(2**31), 2**31 - 1)
@@ -77,8 +78,29 @@ class PgArraysCodec(Codec):
         return len(self.shape.keys)
 
     def encode_stream(self, chunks: Iterable[list[Epoch]]) -> bytearray:
-        tables = [self.shape.table_of(epochs) for epochs in chunks]
+        tables = [self.columns_of(epochs) for epochs in chunks]
         return self.encode_table(np.concatenate(tables) if tables else np.empty(0, self.shape.dtype))
+
+    def columns_of(self, epochs: list[Epoch]) -> npt.NDArray[np.void]:
+        """Epochs gathered back into columns, a structured array of the shape's dtype, as a client holding dicts
+        would: each key's values taken out in one pass (numpy converts them; the read is what is verified)."""
+        table = np.empty(len(epochs), dtype=self.shape.dtype)
+        for i, key in enumerate(self.shape.keys):
+            field = f"k{i}"
+            values = map(itemgetter(key.name), epochs)
+            if key.kind != STRING and not key.nullable:
+                table[field] = np.fromiter(values, dtype=table.dtype[field], count=len(epochs))
+                continue
+            column = list(values)
+            if key.nullable:
+                nulls = np.fromiter((value is None for value in column), dtype=bool, count=len(column))
+                table[f"n{i}"] = nulls
+            if key.kind == STRING:
+                index = {word: code for code, word in enumerate(key.vocabulary)}
+                table[field] = [0 if value is None else index[value] for value in column]
+            else:
+                table[field] = [0 if value is None else value for value in column]
+        return table
 
     def encode_table(self, table: npt.NDArray[np.void]) -> bytearray:
         """The record's fields (one binary array per key) of epochs as a structured array of the shape's dtype."""
