@@ -53,7 +53,8 @@ def _raw_arrays(conn: asyncpg.Connection) -> None:
 
     asyncpg's public set_type_codec refuses array types (it would have each element converted to and from a
     Python object, millions of them per record); the protocol's own registry, which set_type_codec fills for
-    scalar types, takes a raw binary codec for an array type as well (asyncpg 0.32; tests/db cover it).
+    scalar types, takes a raw binary codec for an array type as well (asyncpg 0.32; the async pgarrays tests
+    in tests/run cover it, so a version that changes this fails them).
     """
     settings = conn._protocol.get_settings()
     for element, array_oid in ARRAY_OIDS.items():
