@@ -81,7 +81,9 @@ def test_columns_are_named_by_their_keys_unless_one_cannot_be() -> None:
     assert column_names(DEFAULT_SHAPE) == DEFAULT_SHAPE.names
     clash = EpochShape((KeyShape("id", INT, 0, 1), KeyShape("x", FLOAT, 0, 1)))
     long = EpochShape((KeyShape("é" * 32, INT, 0, 1), KeyShape("x", FLOAT, 0, 1)))
+    alone = EpochShape((KeyShape("payload", FLOAT, 0, 1),))  # a one-value format's column: never pgarrays'
     assert column_names(clash) == column_names(long) == ("key_1", "key_2")
+    assert column_names(alone) == ("key_1",) and _codec(alone).fields == 1
     assert element_of(KeyShape("big", INT, 0, 2**31)) is INT8 and element_of(KeyShape("i", INT, -(2**31), 5)) is INT4
 
 

@@ -37,7 +37,8 @@ from pgstress.workload.shape import FLOAT, INT, STRING, EpochShape, KeyShape
 
 ARRAYS_FORMAT = "pgarrays"
 _INT32 = (-(2**31), 2**31 - 1)
-_FIXED_COLUMNS = {"id", "epochs", "content_hash", "created_at"}
+# every pgstress table's own columns, and the one-value formats' `payload` (a table of pgarrays never has one)
+_FIXED_COLUMNS = {"id", "epochs", "content_hash", "created_at", "payload"}
 _MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: a longer name would be cut by the server
 
 
@@ -51,8 +52,8 @@ def element_of(key: KeyShape) -> ElementType:
 
 
 def column_names(shape: EpochShape) -> tuple[str, ...]:
-    """Each key's column: the key's own name, unless one cannot be (too long for an identifier, the name of a
-    column every pgstress table has, or two names alike once cut), then `key_1`, `key_2`, ... for all."""
+    """Each key's column: the key's own name, unless one cannot be (too long for an identifier, or the name of a
+    column every pgstress table has, or `payload`), then `key_1`, `key_2`, ... for all."""
     names = shape.names
     usable = all(len(name.encode()) <= _MAX_IDENTIFIER_BYTES and name not in _FIXED_COLUMNS for name in names)
     if usable and len(set(names)) == len(names):
