@@ -15,7 +15,7 @@ from pgstress.config import RunConfig, ramp_configs
 from pgstress.db.psycopg_adapter import SyncDatabase
 from pgstress.db.schema import TableSql
 from pgstress.db.storage import CompressionSupport, refusal
-from pgstress.workload.payloads import format_names
+from pgstress.workload.payloads import format_names, get_codec
 
 STORAGE_CODES = {"extended": "x", "external": "e", "main": "m"}  # pg_attribute.attstorage
 TINY = ["--payload-format", "bson", "--start-epochs", "3000", "--end-epochs", "6000", "--step-epochs", "3000",
@@ -180,3 +180,17 @@ def test_insert_blocking_puts_every_connection_in_blocking_mode(server_dsn: str,
     finally:
         blocking.close()
         default.close()
+
+
+def test_every_array_column_of_pgarrays_is_stored_as_asked(server_dsn: str, db: psycopg.Connection, table_name: str,
+                                                           run_cli, tmp_path: Path) -> None:
+    result = run_cli("--dsn", server_dsn, "--table", table_name, "--payload-format", "pgarrays", "--toast-compression",
+                     "pglz", "--storage", "main", *TINY[2:])
+    assert result.code == 0, result.err
+    found = db.execute("SELECT attname, attcompression::text, attstorage::text FROM pg_attribute WHERE attrelid ="
+                       " to_regclass(%s) AND attnum > 0 AND NOT attisdropped AND attndims > 0 ORDER BY attnum",
+                       [f'"{table_name}"']).fetchall()
+    assert [name for name, _, _ in found] == list(get_codec("pgarrays").shape.names)  # type: ignore[attr-defined]
+    assert {(compression, storage) for _, compression, storage in found} == {("p", "m")}
+    report = (tmp_path / "report.md").read_text()
+    assert "- payload columns (one array per key, each alike): compression pglz, storage main\n" in report
