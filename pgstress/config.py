@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 from pgstress.redaction import redact_dsn
-from pgstress.workload.payloads import format_names
+from pgstress.workload.payloads import format_names, stores_one_value
 
 MEMORY_TRACE_MODES = ("auto", "on", "off")
 AUTO_TRACE_ALL_UP_TO = 20  # --memory-trace auto traces every iteration of a ramp this short ...
@@ -165,6 +165,7 @@ def ramp_configs(config: RunConfig) -> list[RunConfig]:
     """One configuration per ramp: `--payload-format all` runs one per format, `--toast-compression all` one per
     method, a concurrency sweep one per C, a list of zstd levels one ndjson_zstd ramp per level, together one per
     combination; each on its own table `<table>_<format>_<method>_z<level>_c<C>` (only the parts that vary).
+    A compared format that is not one value (pgarrays) has no chunked ramp (see `unchunked_formats`).
     """
     formats = list(format_names()) if config.payload_format == ALL_FORMATS else [config.payload_format]
     methods = list(COMPARED_COMPRESSIONS) if config.toast_compression == ALL_COMPRESSIONS \
@@ -179,9 +180,19 @@ def ramp_configs(config: RunConfig) -> list[RunConfig]:
                                                  method if len(methods) > 1 else None, c if sweep else None,
                                                  level if levels and name == ZSTD_FORMAT else None,
                                                  layout if len(layouts) > 1 else None))
-            for name in formats for layout in layouts for method in methods
+            for name in formats for layout in layouts if layout != CHUNKED_LAYOUT or stores_one_value(name)
+            for method in methods
             for level in (levels if levels and name == ZSTD_FORMAT else (config.zstd_level,))
             for c in (sweep or (config.async_concurrency,))]
+
+
+def unchunked_formats(config: RunConfig) -> list[str]:
+    """The formats a run compares across layouts (--layout all) that the chunked layout cannot store: they run in
+    the value layout only."""
+    if config.layout != ALL_LAYOUTS:
+        return []
+    formats = list(format_names()) if config.payload_format == ALL_FORMATS else [config.payload_format]
+    return [name for name in formats if not stores_one_value(name)]
 
 
 def zstd_level_of(config: RunConfig) -> int | None:

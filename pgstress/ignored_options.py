@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from pgstress.config import ALL_FORMATS, VALUE_LAYOUT, RunConfig
+from pgstress.config import ALL_FORMATS, VALUE_LAYOUT, RunConfig, unchunked_formats
 from pgstress.modes import MODES
 
 ZSTD_FORMATS = ("ndjson_zstd", ALL_FORMATS)  # the formats --zstd-level compresses
@@ -52,4 +52,7 @@ def ignored_warnings(config: RunConfig, typed: dict[str, object]) -> list[str]:
         elif dest == "chunk_epochs" and config.layout == VALUE_LAYOUT:
             lines.append("warning: --chunk-epochs is ignored with --layout value: only the chunked layout (--layout"
                          " chunked or all) stores a record as chunks")
+    for name in unchunked_formats(config):
+        lines.append(f"warning: --layout all: {name} stores a record in several columns, not one value a chunk row"
+                     " can hold, so it runs in the value layout only")
     return lines

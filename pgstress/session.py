@@ -61,6 +61,7 @@ from pgstress.run.standby_measure import StandbyLink, StandbyProbe
 from pgstress.run.trace_budget import TraceLog
 from pgstress.target import ServerDetails, ServerInfo, StandbyInfo
 from pgstress.workload.payloads import Codec, CodecOptions, get_codec
+from pgstress.workload.template import run_shape
 
 OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (config, mode, resumption) -> the output
 
@@ -103,7 +104,8 @@ def planned_files(config: RunConfig) -> list[PlannedFile]:
 
 
 def _codec(config: RunConfig) -> Codec:
-    return get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level))
+    return get_codec(config.payload_format, CodecOptions(zstd_level=config.zstd_level,
+                                                         shape=run_shape(config.float_decimals, config.epoch_template)))
 
 
 def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | None = None,
@@ -180,8 +182,8 @@ def preparing_tables(conn: psycopg.Connection, configs: Sequence[RunConfig], *, 
     choices = [StorageChoice(c.toast_compression, c.storage) for c in configs]
     support = check_storage(conn, choices)
     with conn.transaction():
-        tables = [prepare_table(conn, layout_table(c.table, get_codec(c.payload_format).column_type, c.layout),
-                                drop=drop, truncate=truncate) for c in configs]
+        tables = [prepare_table(conn, layout_table(c.table, _codec(c).columns(), c.layout), drop=drop,
+                                truncate=truncate) for c in configs]
         for table, choice in zip(tables, choices):
             apply_storage(conn, table, choice, support)
         yield tables
@@ -190,7 +192,7 @@ def preparing_tables(conn: psycopg.Connection, configs: Sequence[RunConfig], *, 
 def server_details(dsn: str, tables: Sequence[TableSql]) -> list[ServerDetails]:
     """The server's settings as any session gets them (the control connection sets its own statement_timeout)."""
     with psycopg.connect(dsn) as conn:
-        return [collect_server(conn, table.table) for table in tables]
+        return [collect_server(conn, table.table, table.columns[0][0]) for table in tables]
 
 
 def _plan(mode: Mode, whole: RunConfig, config: RunConfig, server: ServerInfo, index: int, count: int,

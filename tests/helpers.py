@@ -24,7 +24,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pgstress.db.schema import TableSql, prepare_table
+from pgstress.db.array_binary import framed
+from pgstress.db.schema import TableSql, prepare_table, table_for
 from pgstress.output.base import Output, RampPlan, RampResult
 from pgstress.output.charts import DATA_KEY
 from pgstress.rows import Row
@@ -111,6 +112,38 @@ def read_run_json(path: Path) -> dict[str, Any]:
 def count_rows(conn: psycopg.Connection, table: str) -> int:
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
     return int(row[0]) if row else 0
+
+
+def payload_columns(payload_format: str) -> list[sql.Identifier]:
+    """The columns a format stores its record in (pgarrays: one per key of the default shape)."""
+    return [sql.Identifier(column.name) for column in get_codec(payload_format).columns()]
+
+
+def stored_payload_size(payload_format: str) -> sql.Composable:
+    """pg_column_size of a row `t`'s payload, summed over its columns (as pgstress measures it)."""
+    return sql.SQL(" + ").join(sql.SQL("pg_column_size(t.{})").format(column)
+                               for column in payload_columns(payload_format))
+
+
+def stored_records(conn: psycopg.Connection, table: str, payload_format: str) -> list[tuple[int, bytes, int, str]]:
+    """(id, the value as pgstress reads it back, epochs, content_hash) of every row in id order: a jsonb's JSON
+    text, a bytea's bytes, pgarrays' binary arrays (array_send) as the fields it sends them as."""
+    columns = payload_columns(payload_format)
+    if payload_format == "jsonb":
+        values = sql.SQL("payload::text")
+    else:
+        values = sql.SQL(", ").join(sql.SQL("array_send({})").format(c) if payload_format == "pgarrays" else c
+                                    for c in columns)
+    found = conn.execute(sql.SQL("SELECT id, {}, epochs, content_hash FROM {} ORDER BY id").format(
+        values, sql.Identifier(table))).fetchall()
+    records = []
+    for record_id, *data, epochs, digest in found:
+        if payload_format == "pgarrays":
+            value = bytes(framed(data))
+        else:
+            value = data[0].encode() if isinstance(data[0], str) else bytes(data[0])
+        records.append((int(record_id), value, int(epochs), str(digest)))
+    return records
 
 
 # --- time and the terminal, without waiting ----------------------------------------------------------------------
@@ -395,7 +428,7 @@ def fill_up(directory: Path) -> Path:
 
 def create_pgstress_table(conn: psycopg.Connection, table: str, payload_format: str) -> TableSql:
     """The table exactly as a pgstress run creates it (marked), so faults can be attached before the run."""
-    spec = TableSql(table, get_codec(payload_format).column_type)
+    spec = table_for(table, get_codec(payload_format).columns())
     prepare_table(conn, spec, drop=False, truncate=False)
     return spec
 

@@ -94,12 +94,12 @@ def test_dry_run_names_the_embedded_server_and_every_compared_ramp(no_server_in_
                              "--report-md", str(tmp_path / "a.md"), "--no-charts"], capsys)
     assert code == 0 and list(tmp_path.iterdir()) == []
     ramps = [line for line in out.splitlines() if line.startswith("  ramp: ")]
-    assert len(ramps) == 6
+    assert len(ramps) == 8
     assert ramps[0] == ("  ramp: bson, TOAST compression default, storage extended, C = 2, table"
                         " stress_records_bson_c2, 30,000 epochs")  # (1,000 + ... + 5,000) x C
-    assert ramps[-1].endswith("C = 4, table stress_records_ndjson_zstd_c4, 60,000 epochs")
+    assert ramps[-1].endswith("C = 4, table stress_records_pgarrays_c4, 60,000 epochs")
     assert "  concurrency: C = 2, 4 records per level" in out
-    assert "  iterations: 5 per ramp (5 sizes x 1 repetition); 6 ramps, 30 in all" in out
+    assert "  iterations: 5 per ramp (5 sizes x 1 repetition); 8 ramps, 40 in all" in out
     assert "  server: an embedded PostgreSQL started for the run in a temporary directory, removed at the end" in out
     assert "  memory passes: none (--memory-trace off): the *_peak_mb columns stay empty" in out
 
@@ -111,7 +111,8 @@ def test_the_estimate_scales_with_every_record_the_run_writes() -> None:
     sync = work()
     assert sync == pytest.approx(50_500_000 * 14.8e-6)  # the default ramp: 10k + 20k + ... + 1M epochs
     assert work("--mode", "async", "--async-concurrency", "100") == pytest.approx(100 * sync)
-    assert work("--payload-format", "all") == pytest.approx(sync / 14.8 * (14.8 + 23.7 + 39.3))
+    # pgarrays is not measured yet: it takes the slowest format's cost
+    assert work("--payload-format", "all") == pytest.approx(sync / 14.8 * (14.8 + 23.7 + 39.3 + 39.3))
     assert work("--toast-compression", "all") == pytest.approx(2 * sync)
     on = plan.estimate_seconds(parse_config(["--memory-trace", "on"])) - plan.START_S
     assert on == pytest.approx(sync * (1 + plan.PASS_EXTRA))

@@ -36,7 +36,7 @@ def sample(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("payload_format", ["bson", "jsonb", "ndjson_zstd"])
+@pytest.mark.parametrize("payload_format", ["bson", "jsonb", "ndjson_zstd", "pgarrays"])
 def test_a_templated_run_writes_reads_back_and_verifies_in_each_mode(embedded_dsn: str, table_name: str, run_cli,
                                                                      ramp_mode: RampMode, tmp_path: Path,
                                                                      sample: Path, payload_format: str) -> None:

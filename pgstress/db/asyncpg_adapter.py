@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 import psycopg.conninfo
 
-from pgstress.db.copy_binary import JSONB_VERSION, binary_copy_chunks, jsonb_text
+from pgstress.db.array_binary import ARRAY_OIDS, fields_of
+from pgstress.db.copy_binary import JSONB_VERSION, binary_copy_chunks, framed_as_read, jsonb_text
 from pgstress.db.schema import TableNotOurs, TableSql
 from pgstress.workload.payloads import EncodedPayload, VerifyError
 
@@ -47,9 +48,24 @@ def _raw(value: bytes) -> bytes:
     return value
 
 
+def _raw_arrays(conn: asyncpg.Connection) -> None:
+    """pgarrays' columns travel in their binary wire form, both ways, as the codec builds and reads them.
+
+    asyncpg's public set_type_codec refuses array types (it would have each element converted to and from a
+    Python object, millions of them per record); the protocol's own registry, which set_type_codec fills for
+    scalar types, takes a raw binary codec for an array type as well (asyncpg 0.32; the async pgarrays tests
+    in tests/run cover it, so a version that changes this fails them).
+    """
+    settings = conn._protocol.get_settings()
+    for element, array_oid in ARRAY_OIDS.items():
+        settings.add_python_codec(array_oid, f"_{element.oid}", "pg_catalog", [], "scalar", _raw, _raw, "binary")
+    conn._drop_local_statement_cache()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     """jsonb travels as the codec's own JSON text: asyncpg neither re-encodes nor parses it."""
     await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=_jsonb_to_binary, decoder=_raw, format="binary")
+    _raw_arrays(conn)
 
 
 async def _as_async(chunks: Iterable[bytes | memoryview]) -> AsyncIterator[bytes | memoryview]:
@@ -71,7 +87,9 @@ class AsyncDatabase:
         self.connections = connections
         self._jsonb = table.column_type == "JSONB"
         self._copy = write_method == "copy"
-        self._insert = table.insert(("$1", "$2", "$3")).as_string(None)
+        self._columns = len(table.payload_columns)  # 0: the one payload column; else the payload is their fields
+        self._insert = table.insert([f"${n}" for n in range(1, len(table.columns) + 3)]).as_string(None)
+        self._copy_columns = [name for name, _kind in table.columns] + ["epochs", "content_hash"]
         self._select = table.select_payload("$1").as_string(None)
         self._owned = table.owned_condition().as_string(None)
 
@@ -184,13 +202,14 @@ class AsyncDatabase:
         """Store one record with the configured write method; returns its id."""
         async with self.connection() as conn:
             if not self._copy:
-                record_id = await conn.fetchval(self._insert, payload.data, payload.epochs, payload.content_hash)
+                values = fields_of(payload.data, self._columns) if self._columns else [payload.data]
+                record_id = await conn.fetchval(self._insert, *values, payload.epochs, payload.content_hash)
                 if record_id is None:
                     raise TableNotOurs(self.table.table)
                 return int(record_id)
             status = await conn.copy_to_table(
                 self.table.table, source=_as_async(binary_copy_chunks(payload, self._jsonb)),
-                columns=["payload", "epochs", "content_hash"], format="binary", where=self._owned,
+                columns=self._copy_columns, format="binary", where=self._owned,
             )
             if status != "COPY 1":
                 raise TableNotOurs(self.table.table)
@@ -201,8 +220,10 @@ class AsyncDatabase:
             found = await conn.fetchrow(self._select, record_id)
         if found is None:
             raise VerifyError(f"record {record_id} is no longer in table {self.table.table!r}")
-        data, epochs, content_hash = found
-        view = memoryview(data)
+        *values, epochs, content_hash = found
+        if self._columns:  # the columns' values as the fields they were sent as (one copy of them)
+            return memoryview(framed_as_read(values)), int(epochs), str(content_hash)
+        view = memoryview(values[0])
         return jsonb_text(view) if self._jsonb else view, int(epochs), str(content_hash)
 
     async def close(self) -> None:

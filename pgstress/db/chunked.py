@@ -20,7 +20,7 @@ from typing import ClassVar
 from psycopg import sql
 
 from pgstress.db.copy_binary import COPY_CHUNK_BYTES, COPY_SIGNATURE, COPY_TRAILER, JSONB_VERSION
-from pgstress.db.schema import TableSql
+from pgstress.db.schema import TableSql, table_for
 
 CHUNKED_COLUMNS = frozenset({"record", "chunk", "payload", "epochs", "created_at"})
 
@@ -63,9 +63,13 @@ class ChunkedTableSql(TableSql):
             self.ident, self.owned_condition())
 
 
-def layout_table(table: str, column_type: str, layout: str) -> TableSql:
-    """The statements of a ramp's table for its layout."""
-    return ChunkedTableSql(table, column_type) if layout == ChunkedTableSql.layout else TableSql(table, column_type)
+def layout_table(table: str, columns: Sequence[tuple[str, str]], layout: str) -> TableSql:
+    """The statements of a ramp's table for its layout and its format's payload columns ((name, SQL type)); the
+    chunked layout stores formats of one payload column only (run/layout.py refuses the others up front)."""
+    if layout == ChunkedTableSql.layout:
+        (_name, column_type), = columns
+        return ChunkedTableSql(table, column_type)
+    return table_for(table, columns)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""PostgreSQL's binary wire forms the drivers share: one record as a binary COPY stream, and binary jsonb.
+"""PostgreSQL's binary wire forms the drivers share: one record as a binary COPY stream, binary jsonb, and the
+payload columns of a record read back as fields.
 
 A binary COPY stream is the file header, one tuple, the trailer, with the payload in chunks: both
 drivers' `--write-method copy` send exactly this, and the payload itself is never copied whole.
@@ -8,8 +9,9 @@ Binary jsonb is a format version byte followed by the JSON text, in both directi
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+from pgstress.db.array_binary import ArrayMismatch, framed
 from pgstress.workload.payloads import EncodedPayload, VerifyError
 
 COPY_CHUNK_BYTES = 1024 * 1024
@@ -22,12 +24,15 @@ def binary_copy_frame(payload: EncodedPayload, jsonb: bool) -> tuple[bytes, byte
     """What goes before and after the payload bytes in a one-tuple binary COPY stream.
 
     Before: the file header, the tuple's field count and the payload's length (jsonb's binary
-    input is a version byte followed by the JSON text). After: the epochs and content_hash
-    fields and the end-of-data trailer.
+    input is a version byte followed by the JSON text); a payload of several columns' fields carries
+    their lengths itself. After: the epochs and content_hash fields and the end-of-data trailer.
     """
-    prefix = JSONB_VERSION if jsonb else b""
     content_hash = payload.content_hash.encode()
-    head = COPY_SIGNATURE + struct.pack("!hi", 3, len(prefix) + payload.size) + prefix
+    if payload.fields:  # the payload is already its columns' fields, each its length and bytes (pgarrays)
+        head = COPY_SIGNATURE + struct.pack("!h", payload.fields + 2)
+    else:
+        prefix = JSONB_VERSION if jsonb else b""
+        head = COPY_SIGNATURE + struct.pack("!hi", 3, len(prefix) + payload.size) + prefix
     tail = struct.pack("!iii", 4, payload.epochs, len(content_hash)) + content_hash + COPY_TRAILER
     return head, tail
 
@@ -50,3 +55,12 @@ def jsonb_text(binary: memoryview) -> memoryview:
     if binary[:1] != JSONB_VERSION:
         raise VerifyError(f"unknown binary jsonb version {bytes(binary[:1])!r}")
     return binary[1:]
+
+
+def framed_as_read(values: Sequence[object]) -> bytearray:
+    """The payload columns' values a driver read, as the fields they were sent as (array_binary.framed); a value
+    that is no binary array (a column of another type, which the driver decoded) is not what was written."""
+    try:
+        return framed(values)  # type: ignore[arg-type]  # checked inside: anything else raises ArrayMismatch
+    except ArrayMismatch as exc:
+        raise VerifyError(str(exc)) from exc

@@ -25,7 +25,9 @@ _COMPRESSION_CODES = {"p": "pglz", "l": "lz4"}
 _STORAGE_CODES = {"p": "plain", "e": "external", "m": "main", "x": "extended"}
 
 
-def collect_server(conn: psycopg.Connection, table: str | None = None) -> ServerDetails:
+def collect_server(conn: psycopg.Connection, table: str | None = None, column: str = "payload") -> ServerDetails:
+    """The server's version and settings; with a table, how its payload column `column` is stored (a format of
+    several payload columns gives each the same settings, so its first one speaks for all)."""
     details = ServerDetails()
     row = conn.execute("SELECT version()").fetchone()
     details.version = row[0] if row else "unknown"
@@ -35,13 +37,13 @@ def collect_server(conn: psycopg.Connection, table: str | None = None) -> Server
     details.settings = {name: value for name, value in found}
     if table is not None:
         per_column = int(details.settings.get("server_version_num", "0") or 0) >= COLUMN_COMPRESSION_SINCE
-        column = conn.execute(
-            sql.SQL("SELECT attstorage, {} FROM pg_attribute WHERE attrelid = to_regclass({}) AND attname = 'payload'")
+        found_column = conn.execute(
+            sql.SQL("SELECT attstorage, {} FROM pg_attribute WHERE attrelid = to_regclass({}) AND attname = {}")
             .format(sql.SQL("attcompression") if per_column else sql.NULL,
-                    sql.Literal(sql.Identifier(table).as_string(None)))
+                    sql.Literal(sql.Identifier(table).as_string(None)), sql.Literal(column))
         ).fetchone()
-        if column is not None:
-            storage, compression = column
+        if found_column is not None:
+            storage, compression = found_column
             details.payload_column_storage = _STORAGE_CODES.get(storage, storage)
             if per_column:
                 details.payload_column_compression = _COMPRESSION_CODES.get(compression or "", "default")

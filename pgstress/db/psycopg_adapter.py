@@ -13,7 +13,8 @@ from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, Loader
 from psycopg.types.json import Jsonb
 
-from pgstress.db.copy_binary import binary_copy_chunks, jsonb_text
+from pgstress.db.array_binary import ARRAY_OIDS, fields_of
+from pgstress.db.copy_binary import binary_copy_chunks, framed_as_read, jsonb_text
 from pgstress.db.schema import TableNotOurs, TableSql
 from pgstress.workload.payloads import EncodedPayload, VerifyError
 
@@ -41,6 +42,23 @@ class _BufferBinaryDumper(Dumper):
         return obj
 
 
+class BinaryField:
+    """One payload column's value already in its binary wire form (an array's), bound as it is: the server takes
+    its type from the statement's cast."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
+
+
+class _BinaryFieldDumper(Dumper):
+    format = pq.Format.BINARY  # oid 0: the parameter's type is the one its cast names
+
+    def dump(self, obj: BinaryField) -> memoryview:
+        return obj.data
+
+
 def _identity(value: bytes | bytearray) -> bytes | bytearray:
     return value
 
@@ -50,8 +68,11 @@ def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection:
     conn.execute("SELECT set_config('statement_timeout', %s, false)", [str(statement_timeout_ms)])
     for type_name in ("bytea", "jsonb"):
         conn.adapters.register_loader(type_name, _RawBinaryLoader)
+    for array_oid in ARRAY_OIDS.values():  # pgarrays' columns, decoded by the codec from their binary form
+        conn.adapters.register_loader(array_oid, _RawBinaryLoader)
     for python_type in (bytes, bytearray):
         conn.adapters.register_dumper(python_type, _BufferBinaryDumper)
+    conn.adapters.register_dumper(BinaryField, _BinaryFieldDumper)
     return conn
 
 
@@ -114,7 +135,8 @@ class SyncDatabase(ReconnectingConnection):
         self._jsonb = table.column_type == "JSONB"
         # jsonb goes as a text parameter: psycopg's binary jsonb dumper prepends the version byte
         # by copying the whole value in Python; the server parses the same JSON text either way.
-        self._insert_sql = table.insert(("%t" if self._jsonb else "%b", "%s", "%s"))
+        self._columns = len(table.payload_columns)  # 0: the one payload column; else the payload is their fields
+        self._insert_sql = table.insert(("%t" if self._jsonb else "%b",) * len(table.columns) + ("%s", "%s"))
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -124,10 +146,13 @@ class SyncDatabase(ReconnectingConnection):
         return conn
 
     def insert(self, payload: EncodedPayload) -> int:
-        value: object = payload.data
+        values: list[object] = [payload.data]
         if self._jsonb:
-            value = Jsonb(payload.data, dumps=_identity)  # type: ignore[arg-type]  # a bytearray goes to libpq as is
-        row = self.conn.execute(self._insert_sql, [value, payload.epochs, payload.content_hash]).fetchone()
+            values = [Jsonb(payload.data, dumps=_identity)]  # type: ignore[arg-type]  # a bytearray goes as is
+        elif self._columns:
+            values = [BinaryField(field) if field is not None else None for field in fields_of(payload.data,
+                                                                                            self._columns)]
+        row = self.conn.execute(self._insert_sql, [*values, payload.epochs, payload.content_hash]).fetchone()
         if row is None:
             raise TableNotOurs(self.table.table)
         return int(row[0])
@@ -156,5 +181,7 @@ class SyncDatabase(ReconnectingConnection):
         if found is None:
             cursor.close()
             raise VerifyError(f"record {record_id} is no longer in table {self.table.table!r}")
-        view, epochs, content_hash = found
-        return cursor, jsonb_text(view) if self._jsonb else view, int(epochs), str(content_hash)
+        *values, epochs, content_hash = found
+        if self._columns:  # the columns' values as the fields they were sent as (one copy of them)
+            return cursor, memoryview(framed_as_read(values)), int(epochs), str(content_hash)
+        return cursor, jsonb_text(values[0]) if self._jsonb else values[0], int(epochs), str(content_hash)

@@ -11,6 +11,7 @@ table's sequence and are never restarted, so no two records of a run ever share 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -18,7 +19,8 @@ import psycopg
 from psycopg import sql
 
 MARKER = "pgstress benchmark table"
-_EXPECTED_COLUMNS = {"id", "payload", "epochs", "content_hash", "created_at"}
+PAYLOAD = "payload"
+_EXPECTED_COLUMNS = {"id", "epochs", "content_hash", "created_at"}
 
 
 class TableRefused(Exception):
@@ -40,13 +42,27 @@ class TableSql:
     """The statements a runner needs for one table, as psycopg.sql objects."""
 
     table: str
-    column_type: str
+    column_type: str  # of the one `payload` column
     oid: int | None = None  # pinned when the run prepared the table; writes check it
     # The layout the table's columns are of (the chunked layout's table is db/chunked.py's), the columns it must
     # have, and the column that names a record.
     layout: ClassVar[str] = "value"
     expected_columns: ClassVar[frozenset[str]] = frozenset(_EXPECTED_COLUMNS)
     record_column: ClassVar[str] = "id"
+
+    # (name, SQL type) of each payload column of a format that declares its own (pgarrays: one per key);
+    # empty: the one `payload` column of column_type
+    payload_columns: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """(name, SQL type) of every column the record's payload is stored in."""
+        return self.payload_columns or ((PAYLOAD, self.column_type),)
+
+    @property
+    def column_idents(self) -> list[sql.Composable]:
+        """The payload columns as SQL (the one `payload` column spelt as it always was)."""
+        return [sql.SQL(PAYLOAD) if name == PAYLOAD else sql.Identifier(name) for name, _type in self.columns]
 
     @property
     def ident(self) -> sql.Identifier:
@@ -64,17 +80,22 @@ class TableSql:
     def regclass_text(self) -> sql.Literal:
         return sql.Literal(self.ident.as_string(None))
 
-    def insert(self, placeholders: tuple[str, str, str] = ("%b", "%s", "%s")) -> sql.Composed:
-        """One record in, its id back; no row back (nothing written) when the table is no longer the pinned one."""
-        payload, epochs, content_hash = (sql.SQL(p) for p in placeholders)
+    def insert(self, placeholders: Sequence[str] = ()) -> sql.Composed:
+        """One record in, its id back; no row back (nothing written) when the table is no longer the pinned one.
+        The placeholders: one per payload column, then epochs and content_hash (default `%b` each, `%s`, `%s`)."""
+        given = list(placeholders) or ["%b"] * len(self.columns) + ["%s", "%s"]
+        *payloads, epochs, content_hash = (sql.SQL(p) for p in given)
+        values = sql.SQL(", ").join(sql.SQL("{}::{}").format(placeholder, sql.SQL(kind))
+                                    for placeholder, (_name, kind) in zip(payloads, self.columns, strict=True))
         return sql.SQL(
-            "INSERT INTO {} (payload, epochs, content_hash) SELECT {}::{}, {}::integer, {}::text WHERE {} RETURNING id"
-        ).format(self.ident, payload, sql.SQL(self.column_type), epochs, content_hash, self.owned_condition())
+            "INSERT INTO {} ({}, epochs, content_hash) SELECT {}, {}::integer, {}::text WHERE {} RETURNING id"
+        ).format(self.ident, sql.SQL(", ").join(self.column_idents), values, epochs, content_hash,
+                 self.owned_condition())
 
     def select_payload(self, placeholder: str = "%s") -> sql.Composed:
         # ONLY, here and below: a table that inherits from this one holds the user's rows, never the run's
-        return sql.SQL("SELECT payload, epochs, content_hash FROM ONLY {} WHERE id = {}").format(
-            self.ident, sql.SQL(placeholder)
+        return sql.SQL("SELECT {}, epochs, content_hash FROM ONLY {} WHERE id = {}").format(
+            sql.SQL(", ").join(self.column_idents), self.ident, sql.SQL(placeholder)
         )
 
     def visible_count(self) -> sql.Composed:
@@ -84,10 +105,16 @@ class TableSql:
                        ).format(self.ident)
 
     def sizes(self) -> sql.Composed:
-        """(id, stored payload bytes, stored row bytes) of the records whose ids are the parameter's array."""
+        """(id, stored payload bytes, stored row bytes) of the records whose ids are the parameter's array; the
+        payload bytes are summed over the payload columns."""
+        if len(self.columns) == 1:
+            stored: sql.Composable = sql.SQL("pg_column_size(t.{})").format(self.column_idents[0])
+        else:  # each column can be up to 1 GB: summed as bigint
+            stored = sql.SQL(" + ").join(sql.SQL("pg_column_size(t.{})::bigint").format(column)
+                                         for column in self.column_idents)
         return sql.SQL(
-            "SELECT t.id, pg_column_size(t.payload), pg_column_size(t.*) FROM ONLY {} AS t WHERE t.id = ANY(%s)"
-        ).format(self.ident)
+            "SELECT t.id, {}, pg_column_size(t.*) FROM ONLY {} AS t WHERE t.id = ANY(%s)"
+        ).format(stored, self.ident)
 
     def truncate(self) -> sql.Composed:
         """Empty the table and nothing else: ONLY keeps a table that inherits from it (attached at any moment,
@@ -104,10 +131,12 @@ class TableSql:
         return sql.SQL("SELECT pg_total_relation_size({})").format(self.regclass_text())
 
     def create(self) -> sql.Composed:
+        payloads = sql.SQL(", ").join(sql.SQL("{} {} NOT NULL").format(column, sql.SQL(kind))
+                                      for column, (_name, kind) in zip(self.column_idents, self.columns, strict=True))
         return sql.SQL(
-            "CREATE TABLE {} (id BIGSERIAL PRIMARY KEY, payload {} NOT NULL, epochs INTEGER NOT NULL,"
+            "CREATE TABLE {} (id BIGSERIAL PRIMARY KEY, {}, epochs INTEGER NOT NULL,"
             " content_hash TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        ).format(self.ident, sql.SQL(self.column_type))
+        ).format(self.ident, payloads)
 
     def comment(self) -> sql.Composed:
         return sql.SQL("COMMENT ON TABLE {} IS {}").format(self.ident, sql.Literal(MARKER))
@@ -117,10 +146,18 @@ class TableSql:
         return sql.SQL("DROP TABLE IF EXISTS {} RESTRICT").format(self.ident)
 
     def copy_in(self) -> sql.Composed:
-        """Binary COPY of (payload, epochs, content_hash) tuples; the id comes from its sequence. Copies no row
-        when the table is no longer the pinned one."""
-        return sql.SQL("COPY {} (payload, epochs, content_hash) FROM STDIN (FORMAT BINARY) WHERE {}").format(
-            self.ident, self.owned_condition())
+        """Binary COPY of (payload columns..., epochs, content_hash) tuples; the id comes from its sequence. Copies
+        no row when the table is no longer the pinned one."""
+        return sql.SQL("COPY {} ({}, epochs, content_hash) FROM STDIN (FORMAT BINARY) WHERE {}").format(
+            self.ident, sql.SQL(", ").join(self.column_idents), self.owned_condition())
+
+
+def table_for(table: str, columns: Sequence[tuple[str, str]]) -> TableSql:
+    """The statements of a table whose payload is stored in `columns` ((name, SQL type), as a codec declares)."""
+    if len(columns) == 1 and columns[0][0] == PAYLOAD:
+        return TableSql(table, columns[0][1])
+    return TableSql(table, " + ".join(kind for _name, kind in columns),
+                    payload_columns=tuple((name, kind) for name, kind in columns))
 
 
 def _describe(conn: psycopg.Connection, table: str) -> tuple[int, str | None, dict[str, str]] | None:
@@ -205,12 +242,14 @@ def _refusal(spec: TableSql, comment: str | None, columns: dict[str, str]) -> Ta
             f" {', '.join(sorted(spec.expected_columns - columns.keys()))}); pass --drop-table to recreate it, or"
             " choose another --table"
         )
-    payload_type = columns.get("payload", "")
-    if not columns.keys() >= spec.expected_columns or payload_type.upper() != spec.column_type:
-        return TableRefused(
-            f"table {spec.table!r} has payload type {payload_type or 'missing'!r}, this run needs"
-            f" {spec.column_type} (pass --drop-table to recreate it, or choose another --table)"
-        )
+    for name, kind in spec.columns:
+        found = columns.get(name, "")
+        if not columns.keys() >= spec.expected_columns or found.upper() != kind:
+            what = "payload" if name == PAYLOAD else f"payload column {name!r} of"
+            return TableRefused(
+                f"table {spec.table!r} has {what} type {found or 'missing'!r}, this run needs"
+                f" {kind} (pass --drop-table to recreate it, or choose another --table)"
+            )
     return None
 
 

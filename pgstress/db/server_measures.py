@@ -244,8 +244,11 @@ class ServerMeasures:
             return None
         with self._untimed() as conn:
             found = conn.execute(
-                sql.SQL("SELECT DISTINCT pg_column_compression(payload) FROM ONLY {} WHERE {} = ANY(%s)").format(
-                    self.table.ident, sql.Identifier(self.table.record_column)), [record_ids]).fetchall()
+                sql.SQL("SELECT DISTINCT m FROM ONLY {} AS t, LATERAL (VALUES {}) AS c(m) WHERE t.{} = ANY(%s)").format(
+                    self.table.ident, sql.SQL(", ").join(sql.SQL("(pg_column_compression(t.{}))").format(column)
+                                                         for column in self.table.column_idents),
+                    sql.Identifier(self.table.record_column)),
+                [record_ids]).fetchall()
         return "+".join(sorted(str(method or "none") for (method,) in found)) or None
 
 

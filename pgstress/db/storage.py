@@ -79,11 +79,13 @@ def check_storage(conn: psycopg.Connection, choices: Sequence[StorageChoice]) ->
 
 def apply_storage(conn: psycopg.Connection, table: TableSql, choice: StorageChoice,
                   support: CompressionSupport) -> None:
-    """Set the payload column's STORAGE, and its COMPRESSION where the server has per-column compression."""
-    column = sql.Identifier("payload")
-    actions = [sql.SQL("ALTER COLUMN {} SET STORAGE {}").format(column, sql.SQL(choice.storage.upper()))]
-    if support.per_column:
-        method = sql.SQL("DEFAULT") if choice.compression == "default" else sql.Identifier(choice.compression)
-        actions.append(sql.SQL("ALTER COLUMN {} SET COMPRESSION {}").format(column, method))
+    """Set each payload column's STORAGE, and its COMPRESSION where the server has per-column compression."""
+    actions = []
+    for name, _kind in table.columns:
+        column = sql.Identifier(name)
+        actions.append(sql.SQL("ALTER COLUMN {} SET STORAGE {}").format(column, sql.SQL(choice.storage.upper())))
+        if support.per_column:
+            method = sql.SQL("DEFAULT") if choice.compression == "default" else sql.Identifier(choice.compression)
+            actions.append(sql.SQL("ALTER COLUMN {} SET COMPRESSION {}").format(column, method))
     with conn.transaction():
         conn.execute(sql.SQL("ALTER TABLE {} {}").format(table.ident, sql.SQL(", ").join(actions)))

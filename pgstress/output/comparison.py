@@ -31,7 +31,7 @@ from pgstress.output.server_side import server_section
 from pgstress.output.shape_table import measured_on, shape_caveat
 from pgstress.output.tables import Column, col, markdown_table
 from pgstress.output.usage import usage_section
-from pgstress.output.words import count
+from pgstress.output.words import count, listed
 from pgstress.rows import OK, Row
 
 MAX_COMPARED_LEVELS = 12  # rows per side-by-side table; the full table holds every iteration
@@ -182,7 +182,7 @@ def _largest_that_works(runs: Sequence[RampResult], noun: str, where: str) -> _V
     each = "; ".join(f"{name}: {epochs:,} epochs" if epochs is not None else f"{name}: none"
                      for name, epochs in largest.items())
     breaks = "; ".join(f"{name} broke at {row.epochs:,} epochs ({row.status})" for name, row in broken.items())
-    return _Verdict(f"**largest size that works: {' and '.join(leaders)}** ({each}); {breaks}.", leaders,
+    return _Verdict(f"**largest size that works: {listed(leaders)}** ({each}); {breaks}.", leaders,
                     "largest size that works")
 
 
@@ -214,7 +214,7 @@ def recommendation(runs: Sequence[RampResult], parts: ReportParts, noun: str = "
     compared = [run for run in runs if any(row.status == OK for row in run.rows)]
     left_out = [_format(run) for run in runs if run not in compared]
     if left_out:
-        intro.append(f"{' and '.join(left_out)} had no successful iteration and is left out of the size, speed and"
+        intro.append(f"{listed(left_out)} had no successful iteration and is left out of the size, speed and"
                      " memory comparison.")
     shared = [epochs for epochs in sorted({r.epochs for run in compared for r in run.rows})
               if all(_ok_row(run, epochs) is not None for run in compared)]

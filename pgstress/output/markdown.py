@@ -33,6 +33,7 @@ from pgstress.output.usage import usage_section
 from pgstress.output.words import count
 from pgstress.rows import AsyncRow, Row
 from pgstress.target import ServerDetails, ServerInfo
+from pgstress.workload.payloads.pgarrays_codec import ARRAYS_FORMAT
 
 TITLE = "# PostgreSQL huge-payload stress test report"
 # The spec's sections by name; the answer comes first, the run's context after the tables, the method last.
@@ -242,7 +243,9 @@ def render_context(result: RunResult, parts: ReportParts) -> list[str]:
         table = ramp.config.table
         if ramp.details is not None and column_text(ramp.details):
             whose = f" of `{table}`" if several else ""
-            out.append(f"- `payload` column{whose}: {column_text(ramp.details)}")
+            columns = "payload columns (one array per key, each alike)" if ramp.config.payload_format == ARRAYS_FORMAT \
+                else "`payload` column"
+            out.append(f"- {columns}{whose}: {column_text(ramp.details)}")
     for ramp in result.ramps:
         if ramp.table_bytes is not None:
             out.append(f"- Table `{ramp.config.table}` total size at the end (pg_total_relation_size):"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from pgstress.config import RunConfig
+from pgstress.config import ALL_FORMATS, RunConfig
+from pgstress.output.words import listed
 from pgstress.rows import Row
 from pgstress.workload.payloads import format_names, get_codec
+from pgstress.workload.payloads.pgarrays_codec import ARRAYS_FORMAT
 
 
 def trace_note(config: RunConfig, passes: str) -> list[str]:
@@ -55,14 +57,23 @@ ASYNC_WRITE_METHODS = {
     " streamed in 1 MiB chunks, each committed as it returns.",
 }
 SIZES_NOTE = "Sizes are MiB (2^20 bytes)."
+def _arrays_sizes_note(config: RunConfig) -> str:
+    """pgarrays has no one payload column: what its sizes sum, said only where it ran."""
+    if config.payload_format not in (ARRAYS_FORMAT, ALL_FORMATS):
+        return ""
+    return (" pgarrays stores a record in one array column per key: its sizes are summed over those columns, as"
+            " sent (the binary arrays' bytes) and as stored (`pg_column_size` of each).")
+
+
 def _verify_note() -> str:
     """How a record read back is proved the one written, per format: by its bytes where the codec gets them back
     unchanged (`Codec.returns_bytes_sent`), else by its decoded values."""
     by_bytes = [name for name in format_names() if get_codec(name).returns_bytes_sent]
     by_values = [name for name in format_names() if name not in by_bytes]
     return (f"- Every record read back is decoded in full and its epochs counted; then proved what was written:"
-            f" {' and '.join(by_bytes)} by a SHA-256 of the bytes read against that of the bytes sent (the server"
-            f" returns a bytea unchanged and the encoder is deterministic), {' and '.join(by_values)}, which the"
+            f" {listed(by_bytes)} by a SHA-256 of the bytes read against that of the bytes sent (the server"
+            f" returns a bytea, and a binary array, unchanged and the encoder is deterministic),"
+            f" {listed(by_values)}, which the"
             " server rewrites, by a hash of the decoded epochs' values and their types.")
 
 
@@ -118,7 +129,7 @@ def sync_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float | 
         "- `eps` = epochs / (write_s + read_s): the write + read throughput of one record, the figure the optimal"
         " efficiency point maximises.",
         "- `db_payload_mb` = `pg_column_size(payload)` (after TOAST compression); `db_row_mb` = `pg_column_size(t.*)`;"
-        f" `db_table_mb` = `pg_total_relation_size` after the iteration. {SIZES_NOTE}",
+        f" `db_table_mb` = `pg_total_relation_size` after the iteration. {SIZES_NOTE}{_arrays_sizes_note(config)}",
         *server_notes(config, ""),
         VERIFY_NOTE,
     ]
@@ -179,7 +190,7 @@ def async_notes(config: RunConfig, rows: Sequence[Row], memory_limit_mb: float |
         " `estimated_client_mb` / `measured_client_mb` show the estimate and what the level's client then used.",
         "- `*_rss_delta_mb` is how far the batch raised the process's resident high-water mark (0 when it set no"
         " new high). `db_table_mb` = `pg_total_relation_size` after the level; `db_payload_per_record_mb` = mean"
-        f" `pg_column_size(payload)` of the level's records. {SIZES_NOTE}",
+        f" `pg_column_size(payload)` of the level's records. {SIZES_NOTE}{_arrays_sizes_note(config)}",
         "- `insert_s` / `select_s`: each successful record's time in its INSERT (or COPY) / SELECT call, summed over"
         " the level's records (they overlap, so the sum can exceed the batch's wall time).",
         *server_notes(config, ", summed over the level's records (they run at once on C server processes)"),

@@ -12,6 +12,7 @@ from pgstress.output.words import count
 from pgstress.rows import OK, AsyncRow, Row, SyncRow
 from pgstress.target import MeasureSupport
 from pgstress.workload.payloads import get_codec
+from pgstress.workload.payloads.pgarrays_codec import ARRAYS_FORMAT
 
 # Above this share of a sync write_s, the report says that part (client work, the driver, the server) dominates it.
 DOMINATES = 0.5
@@ -104,6 +105,9 @@ def _outside_execution(config: RunConfig, row: Row) -> str:
     if get_codec(row.format).column_type == "JSONB":
         return ("the driver handing the value over, the wire, the server parsing the JSON text into jsonb at bind"
                 " (which pg_stat_statements does not count), and the commit")
+    if row.format == ARRAYS_FORMAT:
+        return ("the driver handing the arrays over, the wire, the server reading the binary arrays at bind and"
+                " the commit")
     return "the driver handing the value over, the wire, bind (a copy of the bytes) and the commit"
 
 

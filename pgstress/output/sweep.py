@@ -14,7 +14,7 @@ from pgstress.output.analysis import find_points
 from pgstress.output.base import RampResult
 from pgstress.output.comparison import NOT_RUN, compared_levels, metric_cell
 from pgstress.output.tables import Column, markdown_table
-from pgstress.output.words import count
+from pgstress.output.words import count, listed
 from pgstress.rows import OK, AsyncRow
 
 MEASURE = "write_eps"
@@ -115,7 +115,7 @@ def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float,
     lines: list[str] = []
     not_run = [f"C={c}" for c in planned if c not in group.concurrencies]
     if not_run:
-        lines.append(f"- {' and '.join(not_run)} did not run: the run was interrupted before.")
+        lines.append(f"- {listed(not_run)} did not run: the run was interrupted before.")
     idle = [_c(run) for run in group.runs if not any(row.status == OK for row in run.rows)]
     working = [run for run in group.runs if _c(run) not in idle]
     if len(working) > 1 and sizes:
@@ -136,7 +136,7 @@ def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float,
     elif working:
         lines.append(f"- Only {_c(working[0])} has successful levels, so there is no other C to compare it with.")
     if idle:
-        lines.append(f"- {' and '.join(idle)} had no successful level.")
+        lines.append(f"- {listed(idle)} had no successful level.")
     broken = [(run, row) for run in group.runs if (row := find_points(run.rows).breaking) is not None]
     intact = [run for run in group.runs if find_points(run.rows).breaking is None]
     if broken:

@@ -24,6 +24,7 @@ from pgstress.db.access_sql import (
     reads_part_on_server,
     window_path,
 )
+from pgstress.db.array_binary import fields_of
 from pgstress.db.control import TableControl
 from pgstress.db.copy_binary import jsonb_text
 from pgstress.db.schema import TableNotOurs
@@ -42,12 +43,14 @@ from pgstress.run.access import (
     record_truth,
 )
 from pgstress.run.access_work import appended_part, how_done, metric_of, rewritten, server_part, window_of
+from pgstress.run.array_access import ArrayAccess, Values
 from pgstress.run.async_mode import AsyncDriver
 from pgstress.run.faults import Fault, classify
 from pgstress.run.iteration import Driver, LevelResult
 from pgstress.run.measure import StageClock
 from pgstress.run.record import Expected, RecordWork, check_stored_columns, decode_and_verify
 from pgstress.workload.payloads import VerifyError
+from pgstress.workload.payloads.pgarrays_codec import PgArraysCodec
 
 T = TypeVar("T")
 
@@ -75,6 +78,8 @@ class AsyncAccess:
         self.sql = AccessSql(driver.db.table, asyncpg=True)
         self.on_server = reads_part_on_server(self.codec.name)
         self.kind = append_kind(self.codec.name)
+        self.arrays = ArrayAccess(self.codec, driver.db.table, asyncpg=True) \
+            if isinstance(self.codec, PgArraysCodec) else None
 
     def __call__(self, level: LevelResult) -> AccessResult:
         result = AccessResult(how=how_done(self.codec.name, self.plan.accesses))
@@ -141,6 +146,16 @@ class AsyncAccess:
         view = memoryview(found[0])
         return await self._decode(lambda: server_part(jsonb_text(view))), len(view)
 
+    async def _array_row(self, statement: Any, parameters: Any, record_id: int, work: Callable[[Values], T]
+                         ) -> tuple[T, int]:
+        """`work` on the arrays one statement selects (in a codec thread), and their size on the wire."""
+        async with self.driver.db.connection() as conn:
+            found = await conn.fetchrow(statement.as_string(None), *parameters)
+        if found is None:
+            raise VerifyError(f"record {record_id} is no longer in table {self.sql.table.table!r}")
+        values: Values = list(found)
+        return await self._decode(partial(work, values)), sum(len(value) for value in values if value is not None)
+
     async def _whole(self, record_id: int, work: Callable[[memoryview], T]) -> tuple[T, int]:
         view, _epochs, _hash = await self.driver.db.fetch(record_id)
         size = len(view)
@@ -149,7 +164,10 @@ class AsyncAccess:
     async def _range(self, record: RecordWork, truth: RecordTruth) -> tuple[AccessMeasure, object]:
         assert record.record_id is not None
         started = time.perf_counter()
-        if self.on_server:
+        if self.arrays is not None:
+            statement, parameters = self.arrays.window(truth, record.record_id)
+            got, size = await self._array_row(statement, parameters, record.record_id, self.arrays.window_of)
+        elif self.on_server:
             got, size = await self._server_part(window_path(truth.window_first, truth.window_count),
                                                 record.record_id)
         else:
@@ -160,7 +178,12 @@ class AsyncAccess:
         assert record.record_id is not None
         key = self.plan.metric
         started = time.perf_counter()
-        if self.on_server:
+        if self.arrays is not None:
+            arrays = self.arrays
+            statement, parameters = arrays.metric(key, record.record_id)
+            values, size = await self._array_row(statement, parameters, record.record_id,
+                                                 lambda found: arrays.metric_of(key, found[0]))
+        elif self.on_server:
             values, size = await self._server_part(metric_path(key), record.record_id)
         else:
             values, size = await self._whole(record.record_id, lambda view: metric_of(self.codec, view, key))
@@ -170,6 +193,8 @@ class AsyncAccess:
         assert record.record_id is not None
         started = time.perf_counter()
         received = 0
+        if self.arrays is not None:
+            return await self._append_arrays(self.arrays, record.record_id, truth, started)
         if self.kind == REWRITE_APPEND:
             value, received = await self._whole(record.record_id, lambda view: rewritten(self.codec, view, truth))
             statement = self.sql.replace_payload()
@@ -181,6 +206,19 @@ class AsyncAccess:
             updated = await conn.fetchval(statement.as_string(None), value, truth.grown_epochs,
                                           truth.grown_hash, record.record_id)
         measure = AccessMeasure(time.perf_counter() - started, received=received, sent=len(value))
+        if updated is None:
+            raise TableNotOurs(self.sql.table.table)
+        return measure, None
+
+    async def _append_arrays(self, arrays: ArrayAccess, record_id: int, truth: RecordTruth, started: float
+                             ) -> tuple[AccessMeasure, object]:
+        """Each column grown on the server by the new epochs' array (sent in binary), as one UPDATE."""
+        data = await self._decode(lambda: arrays.appended(truth))
+        fields = [field for field in fields_of(data, arrays.codec.fields) if field is not None]
+        statement, parameters = arrays.append(truth, record_id, fields)
+        async with self.driver.db.connection() as conn:
+            updated = await conn.fetchval(statement.as_string(None), *parameters)
+        measure = AccessMeasure(time.perf_counter() - started, sent=sum(len(field) for field in fields))
         if updated is None:
             raise TableNotOurs(self.sql.table.table)
         return measure, None

@@ -23,9 +23,10 @@ from pgstress.db.access_sql import (
     reads_part_on_server,
     window_path,
 )
+from pgstress.db.array_binary import fields_of
 from pgstress.db.control import TableControl
 from pgstress.db.copy_binary import jsonb_text
-from pgstress.db.psycopg_adapter import SyncDatabase
+from pgstress.db.psycopg_adapter import BinaryField, SyncDatabase
 from pgstress.db.schema import TableNotOurs
 from pgstress.db.server_measures import wal_position
 from pgstress.rows import CONNECTION_LOST
@@ -43,12 +44,14 @@ from pgstress.run.access import (
     record_truth,
 )
 from pgstress.run.access_work import appended_part, how_done, metric_of, rewritten, server_part, window_of
+from pgstress.run.array_access import ArrayAccess, Values
 from pgstress.run.faults import classify
 from pgstress.run.iteration import Driver, LevelResult
 from pgstress.run.measure import StageClock
 from pgstress.run.record import Expected, RecordWork, check_stored_columns, decode_and_verify
 from pgstress.run.sync import SyncDriver
 from pgstress.workload.payloads import Codec, VerifyError
+from pgstress.workload.payloads.pgarrays_codec import PgArraysCodec
 
 T = TypeVar("T")
 
@@ -78,6 +81,7 @@ class SyncAccess:
         self.sql = AccessSql(db.table)
         self.on_server = reads_part_on_server(codec.name)
         self.kind = append_kind(codec.name)
+        self.arrays = ArrayAccess(codec, db.table, asyncpg=False) if isinstance(codec, PgArraysCodec) else None
 
     def __call__(self, level: LevelResult) -> AccessResult:
         result = AccessResult(how=how_done(self.codec.name, self.plan.accesses))
@@ -106,6 +110,17 @@ class SyncAccess:
             view = found[0]
             return server_part(jsonb_text(view)), len(view)
 
+    def _array_row(self, statement: Any, parameters: Any, record_id: int, work: Callable[[Values], T]
+                   ) -> tuple[T, int]:
+        """`work` on the arrays one statement selects (valid only while it runs), and their size on the wire."""
+        with self.db.conn.cursor(binary=True) as cursor:
+            cursor.execute(statement, parameters)
+            found = cursor.fetchone()
+            if found is None:
+                raise VerifyError(f"record {record_id} is no longer in table {self.db.table.table!r}")
+            values: Values = list(found)
+            return work(values), sum(len(value) for value in values if value is not None)
+
     def _whole(self, record_id: int, work: Callable[[memoryview], T]) -> tuple[T, int]:
         """`work` on the whole fetched value (valid only while it runs), and the value's size on the wire."""
         cursor, view, _epochs, _hash = self.db.fetch(record_id)
@@ -118,7 +133,10 @@ class SyncAccess:
     def _range(self, record: RecordWork, truth: RecordTruth) -> AccessMeasure:
         assert record.record_id is not None
         started = time.perf_counter()
-        if self.on_server:
+        if self.arrays is not None:
+            statement, parameters = self.arrays.window(truth, record.record_id)
+            got, size = self._array_row(statement, parameters, record.record_id, self.arrays.window_of)
+        elif self.on_server:
             got, size = self._server_part(window_path(truth.window_first, truth.window_count), record.record_id)
         else:
             got, size = self._whole(record.record_id, lambda view: window_of(self.codec, view, truth))
@@ -130,7 +148,12 @@ class SyncAccess:
         assert record.record_id is not None
         key = self.plan.metric
         started = time.perf_counter()
-        if self.on_server:
+        if self.arrays is not None:
+            arrays = self.arrays
+            statement, parameters = arrays.metric(key, record.record_id)
+            values, size = self._array_row(statement, parameters, record.record_id,
+                                           lambda found: arrays.metric_of(key, found[0]))
+        elif self.on_server:
             values, size = self._server_part(metric_path(key), record.record_id)
         else:
             values, size = self._whole(record.record_id, lambda view: metric_of(self.codec, view, key))
@@ -140,6 +163,8 @@ class SyncAccess:
 
     def _append(self, record: RecordWork, truth: RecordTruth) -> AccessMeasure:
         assert record.record_id is not None
+        if self.arrays is not None:
+            return self._append_arrays(self.arrays, record.record_id, truth)
         before = wal_position(self.control.conn)
         started = time.perf_counter()
         received = 0
@@ -162,6 +187,24 @@ class SyncAccess:
         self._read_back(record.record_id, truth)
         wal = None if before is None or after is None else after - before
         return AccessMeasure(seconds, received=received, sent=sent, wal_bytes=wal)
+
+    def _append_arrays(self, arrays: ArrayAccess, record_id: int, truth: RecordTruth) -> AccessMeasure:
+        """Each column grown on the server by the new epochs' array (sent in binary), as one UPDATE."""
+        before = wal_position(self.control.conn)
+        started = time.perf_counter()
+        data = arrays.appended(truth)
+        fields = [BinaryField(field) for field in fields_of(data, arrays.codec.fields) if field is not None]
+        statement, parameters = arrays.append(truth, record_id, fields)
+        updated = self.db.conn.execute(statement, parameters).fetchone()
+        seconds = time.perf_counter() - started
+        sent = sum(len(field.data) for field in fields)
+        del data, fields, parameters
+        after = wal_position(self.control.conn)
+        if updated is None:
+            raise TableNotOurs(self.db.table.table)
+        self._read_back(record_id, truth)
+        wal = None if before is None or after is None else after - before
+        return AccessMeasure(seconds, received=0, sent=sent, wal_bytes=wal)
 
     def _read_back(self, record_id: int, truth: RecordTruth) -> None:
         """The grown record, read whole and verified by its content (untimed)."""

@@ -13,10 +13,16 @@ from pgstress.db.access_sql import FRAME_APPEND, JSONB_APPEND, append_kind, read
 from pgstress.run.access import APPEND, METRIC, RANGE, RecordTruth
 from pgstress.workload.epochs import Epoch
 from pgstress.workload.payloads import Codec, VerifyError
+from pgstress.workload.payloads.pgarrays_codec import ARRAYS_FORMAT
 
 
 def how_done(payload_format: str, accesses: tuple[str, ...]) -> dict[str, str]:
     """How each access asked is done for a format, in words (for the report, beside the numbers)."""
+    if payload_format == ARRAYS_FORMAT:
+        arrays = {RANGE: "array slices col[a:b] of every column on the server",
+                  METRIC: "the metric's own array column alone",
+                  APPEND: "col = col || new per column on the server (each whole array written again)"}
+        return {name: text for name, text in arrays.items() if name in accesses}
     if reads_part_on_server(payload_format):
         part = {RANGE: "jsonpath slice on the server", METRIC: "jsonpath of the metric on the server"}
     else:

@@ -19,19 +19,16 @@ from pgstress.config import CHUNKED_LAYOUT, RunConfig
 from pgstress.run.measure import StageClock
 from pgstress.run.record import Expected, _next_decoded
 from pgstress.workload.epochs import DEFAULT_SHAPE, ContentHash, Epoch, EpochChunk, generate
-from pgstress.workload.payloads import Codec, VerifyError, get_codec
+from pgstress.workload.payloads import Codec, VerifyError, get_codec, stores_one_value
 from pgstress.workload.shape import EpochShape
-
-# The formats whose record is one value of one SQL type, which a chunk row holds as its payload.
-CHUNKABLE_COLUMN_TYPES = ("BYTEA", "JSONB")
 
 
 def layout_problem(config: RunConfig) -> str | None:
     """Why one ramp's layout cannot work with its format (one line), or None."""
     if config.layout != CHUNKED_LAYOUT:
         return None
-    column_type = get_codec(config.payload_format).column_type
-    if column_type not in CHUNKABLE_COLUMN_TYPES:
+    if not stores_one_value(config.payload_format):
+        column_type = get_codec(config.payload_format).column_type
         return (f"the chunked layout stores each chunk as one value, and --payload-format {config.payload_format}"
                 f" is not one value ({column_type}); use --layout value")
     return None

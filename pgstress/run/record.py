@@ -101,7 +101,8 @@ def encode_epochs(codec: Codec, chunks: Iterable[EpochChunk], clock: StageClock)
     if codec.returns_bytes_sent:
         with clock.stage("verify"):
             sent_hash = value_hash(data)
-    return EncodedPayload(data=data, epochs=content.count, content_hash=content.hexdigest(), value_hash=sent_hash)
+    return EncodedPayload(data=data, epochs=content.count, content_hash=content.hexdigest(), value_hash=sent_hash,
+                          fields=codec.fields)
 
 
 def expected_of(payload: EncodedPayload) -> Expected:

@@ -103,7 +103,8 @@ class StandbyLink:
             return
         cursor, view, stored_epochs, stored_hash = self.db.fetch(record.record_id)
         try:
-            decode_and_verify(self.codec, view, record.expected, StageClock())
+            # the run's epoch shape, which the codec was made with (a template's keys, not the default's)
+            decode_and_verify(self.codec, view, record.expected, StageClock(), self.codec.options.shape)
         finally:
             del view
             cursor.close()

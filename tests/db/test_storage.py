@@ -15,6 +15,7 @@ from pgstress.config import RunConfig, ramp_configs
 from pgstress.db.psycopg_adapter import SyncDatabase
 from pgstress.db.schema import TableSql
 from pgstress.db.storage import CompressionSupport, refusal
+from pgstress.workload.payloads import format_names, get_codec
 
 STORAGE_CODES = {"extended": "x", "external": "e", "main": "m"}  # pg_attribute.attstorage
 TINY = ["--payload-format", "bson", "--start-epochs", "3000", "--end-epochs", "6000", "--step-epochs", "3000",
@@ -97,11 +98,15 @@ def test_every_format_and_method_compared_at_the_identifier_limit(server_dsn: st
     assert result.code == 0, result.err
     rows = read_csv(tmp_path / "iteration_results.csv")
     runs = [(row["format"], row["toast_compression"]) for row in rows[::2]]
-    assert runs == [(name, method) for name in ("bson", "jsonb", "ndjson_zstd") for method in ("pglz", "lz4")]
+    assert runs == [(name, method) for name in format_names() for method in ("pglz", "lz4")]
     for row in rows:
         assert row["status"] == "OK"
         # pglz gives up on zstd-compressed bytes; lz4 stores them as they are too
         expected = "none" if row["format"] == "ndjson_zstd" else row["toast_compression"]
+        if row["format"] == "pgarrays":  # each array column on its own: an array that does not compress is "none"
+            assert row["toast_compression"] in row["stored_compression"].split("+"), row
+            assert set(row["stored_compression"].split("+")) <= {"none", row["toast_compression"]}, row
+            continue
         assert row["stored_compression"] == expected, row
     longest = f"{compared_tables}_ndjson_zstd_pglz"
     assert len(longest) == 63 and db.execute("SELECT to_regclass(%s)", [f'"{longest}"']).fetchone() != (None,)
@@ -110,7 +115,7 @@ def test_every_format_and_method_compared_at_the_identifier_limit(server_dsn: st
                            " methods compared")
     section = text[text.index("### TOAST compression\n"):text.index("### Each combination on its own")]
     by_run = {(row["format"], row["toast_compression"]): row for row in rows if row["epochs"] == "6000"}
-    for name in ("bson", "jsonb", "ndjson_zstd"):
+    for name in format_names():
         lz4, pglz = by_run[(name, "lz4")], by_run[(name, "pglz")]
         assert (f"- **{name} with lz4**: write {float(lz4['write_s']):,.3f} s against {float(pglz['write_s']):,.3f} s"
                 f" with pglz at 6,000 epochs") in section
@@ -175,3 +180,17 @@ def test_insert_blocking_puts_every_connection_in_blocking_mode(server_dsn: str,
     finally:
         blocking.close()
         default.close()
+
+
+def test_every_array_column_of_pgarrays_is_stored_as_asked(server_dsn: str, db: psycopg.Connection, table_name: str,
+                                                           run_cli, tmp_path: Path) -> None:
+    result = run_cli("--dsn", server_dsn, "--table", table_name, "--payload-format", "pgarrays", "--toast-compression",
+                     "pglz", "--storage", "main", *TINY[2:])
+    assert result.code == 0, result.err
+    found = db.execute("SELECT attname, attcompression::text, attstorage::text FROM pg_attribute WHERE attrelid ="
+                       " to_regclass(%s) AND attnum > 0 AND NOT attisdropped AND attndims > 0 ORDER BY attnum",
+                       [f'"{table_name}"']).fetchall()
+    assert [name for name, _, _ in found] == list(get_codec("pgarrays").shape.names)  # type: ignore[attr-defined]
+    assert {(compression, storage) for _, compression, storage in found} == {("p", "m")}
+    report = (tmp_path / "report.md").read_text()
+    assert "- payload columns (one array per key, each alike): compression pglz, storage main\n" in report

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import REPO, TINY_RAMP, RampMode, read_csv
+from helpers import REPO, TINY_RAMP, RampMode, count_rows, create_pgstress_table, read_csv
 from psycopg import sql
 
 from pgstress.db.schema import MARKER, TableSql
@@ -85,6 +85,18 @@ def test_a_pgstress_table_of_another_format_is_refused(server_dsn: str, db: psyc
                      "--report-md", str(second_dir / "r.md"))
     _refused(result, second_dir, "has payload type 'bytea', this run needs JSONB", "--drop-table")
     assert _rows(db, table_name, "id, epochs, content_hash") == before
+
+
+def test_a_pgarrays_table_with_a_column_of_another_type_or_another_format_is_refused(
+        server_dsn: str, db: psycopg.Connection, table_name: str, run_cli, tmp_path: Path) -> None:
+    spec = create_pgstress_table(db, table_name, "pgarrays")
+    assert [name for name, _kind in spec.columns][:2] == ["id_epoch", "known_data"]
+    db.execute(sql.SQL('ALTER TABLE {} ALTER COLUMN "HitRate" TYPE real[]').format(spec.ident))
+    result = run_cli("--dsn", server_dsn, "--table", table_name, "--payload-format", "pgarrays", *TINY_RAMP)
+    _refused(result, tmp_path, "has payload column 'HitRate' of type 'real[]', this run needs DOUBLE PRECISION[]")
+    result = run_cli("--dsn", server_dsn, "--table", table_name, "--payload-format", "bson", *TINY_RAMP)
+    _refused(result, tmp_path, "has payload type 'missing', this run needs BYTEA")
+    assert count_rows(db, table_name) == 0
 
 
 def test_a_pgstress_table_missing_a_column_is_refused(server_dsn: str, db: psycopg.Connection, table_name: str,

@@ -44,9 +44,10 @@ def test_the_ramps_before_the_last_with_rows_ended_the_last_goes_on_the_rest_run
     resumed = load_resumption(ALL, path, SyncRow)
     assert [(r.config.payload_format, len(r.previous), r.ended, list(r.levels), r.config.start_iter)
             for r in resumed.ramps] == [("bson", 2, True, [], 3), ("jsonb", 1, False, [2000], 2),
-                                        ("ndjson_zstd", 0, False, [1000, 2000], 1)]
+                                        ("ndjson_zstd", 0, False, [1000, 2000], 1),
+                                        ("pgarrays", 0, False, [1000, 2000], 1)]
     assert [r.config.table for r in resumed.ramps] == ["stress_records_bson", "stress_records_jsonb",
-                                                      "stress_records_ndjson_zstd"]
+                                                      "stress_records_ndjson_zstd", "stress_records_pgarrays"]
 
 
 def test_a_sweep_is_resumed_per_c(tmp_path: Path) -> None:

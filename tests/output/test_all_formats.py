@@ -19,8 +19,9 @@ from pgstress.rows import AsyncRow, Row, SyncRow
 from pgstress.run.ramp import RampOutcome
 from pgstress.session import ramp_configs
 from pgstress.target import ServerDetails, ServerInfo
+from pgstress.workload.epochs import FLOAT_KEYS
 
-FORMATS = ("bson", "jsonb", "ndjson_zstd")
+FORMATS = ("bson", "jsonb", "ndjson_zstd", "pgarrays")
 RAMP = ("--start-epochs", "1000", "--end-epochs", "3000", "--step-epochs", "1000")
 
 
@@ -30,6 +31,17 @@ def format_tables(db: psycopg.Connection, table_name: str) -> Iterator[dict[str,
     yield tables
     for table in tables.values():
         db.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+def assert_array_columns(db: psycopg.Connection, table: str) -> None:
+    """pgarrays' table: one array column per key of the default shape, no `payload` column."""
+    found = db.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
+                       " to_regclass(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                       [f'"{table}"']).fetchall()
+    assert found == [("id", "bigint"), ("id_epoch", "integer[]"), ("known_data", "boolean[]"),
+                     ("cycle_count", "integer[]"), *((name, "double precision[]") for name in FLOAT_KEYS),
+                     ("time_to_MFE(median)", "integer[]"), ("time_to_MAE(median)", "integer[]"),
+                     ("epochs", "integer"), ("content_hash", "text"), ("created_at", "timestamp with time zone")]
 
 
 def expected_cell(row: dict[str, str] | None, field: str, digits: int) -> str:
@@ -59,6 +71,7 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
                             [list(format_tables.values())]).fetchall())
     assert kinds == {format_tables["bson"]: "bytea", format_tables["jsonb"]: "jsonb",
                      format_tables["ndjson_zstd"]: "bytea"}
+    assert_array_columns(db, format_tables["pgarrays"])
     assert count_rows(db, format_tables["bson"]) == 1  # truncated between iterations, last record kept
     by_key = {(r["format"], int(r["epochs"])): r for r in csv_rows}
 
@@ -84,7 +97,8 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
         assert points[name][0] == "3 of 3"
         assert points[name][3] == f"{int(best['epochs']):,} epochs, {float(best['eps']):,.0f} epochs/s"
     assert points["jsonb"][1:3] == ["3,000 epochs (iteration 3, ERROR)", "2,000 epochs"]
-    assert points["bson"][1:3] == points["ndjson_zstd"][1:3] == ["none reached", "3,000 epochs"]
+    assert points["bson"][1:3] == points["ndjson_zstd"][1:3] == points["pgarrays"][1:3] == [
+        "none reached", "3,000 epochs"]
 
     at_2000 = {name: by_key[(name, 2000)] for name in FORMATS}
     smallest = min(FORMATS, key=lambda name: float(at_2000[name]["db_payload_mb"]))
@@ -96,20 +110,21 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
     assert f"**smallest on disk: {smallest}**, {float(at_2000[smallest]['db_payload_mb']):,.2f} MiB" in advice
     assert f"**fastest: {fastest}**, {seconds[fastest]:,.2f} s to write and read" in advice
     assert f"{3000 / seconds[fastest]:,.0f} epochs/s against" in advice
-    assert "**largest size that works: bson and ndjson_zstd**" in advice
+    assert "**largest size that works: bson, ndjson_zstd and pgarrays**" in advice
     assert "jsonb broke at 3,000 epochs (ERROR)" in advice
     for name, table in format_tables.items():
         assert f"- Table `{table}` total size at the end" in text, name
 
     eps = read_chart_data(tmp_path / "report_eps.png")
     assert {label: [e for e, _ in pts] for label, pts in eps["lines"].items()} == {
-        "bson": [1000, 2000, 3000], "jsonb": [1000, 2000], "ndjson_zstd": [1000, 2000, 3000]}
+        "bson": [1000, 2000, 3000], "jsonb": [1000, 2000], "ndjson_zstd": [1000, 2000, 3000],
+        "pgarrays": [1000, 2000, 3000]}
     assert eps["failures"] == {"jsonb": [3000]} and eps["breaking"] == {"jsonb": 3000}
     assert "](report_eps.png)" in text
 
     out = result.out.splitlines()
     assert [line for line in out if line.startswith("pgstress: format ")] == [
-        f"pgstress: format {i} of 3: sync ramp, {name} into {format_tables[name]}, against "
+        f"pgstress: format {i} of 4: sync ramp, {name} into {format_tables[name]}, against "
         + out[0].split(", against ")[1].split(": 3 iterations")[0] + ": 3 iterations"
         for i, name in enumerate(FORMATS, 1)]
     summary = out[out.index("bson:"):]
@@ -120,7 +135,7 @@ def test_all_formats_run_one_after_another_and_are_compared_from_the_numbers(
         "bson [1/3] 1,000", "bson [2/3] 2,000", "bson [3/3] 3,000", "jsonb [1/3] 1,000"]
 
 
-def test_async_all_formats_writes_three_tables_one_csv_and_one_report(
+def test_async_all_formats_writes_a_table_each_one_csv_and_one_report(
         run_cli, server_dsn, db, format_tables, table_name, tmp_path: Path) -> None:
     result = run_cli("--dsn", server_dsn, "--table", table_name, "--mode", "async", "--async-concurrency", "2",
                      "--payload-format", "all", "--start-epochs", "1000", "--end-epochs", "2000",
@@ -137,6 +152,7 @@ def test_async_all_formats_writes_three_tables_one_csv_and_one_report(
                             [list(format_tables.values())]).fetchall())
     assert kinds == {format_tables["bson"]: "bytea", format_tables["jsonb"]: "jsonb",
                      format_tables["ndjson_zstd"]: "bytea"}
+    assert_array_columns(db, format_tables["pgarrays"])
     assert all(count_rows(db, table) == 2 for table in format_tables.values())  # each its last level's 2 records
 
     text = (tmp_path / "report.md").read_text()
@@ -185,10 +201,11 @@ def test_resume_continues_an_interrupted_all_run(ramp_mode: RampMode, run_cli, h
         ramp_mode.assert_intact_ok(row)
     lines = resumed.out.splitlines()
     assert not [line for line in lines if line.startswith("bson [")]  # bson's ramp had ended: not run again
-    assert [line.split(" epochs ")[0] for line in lines if line.startswith(("jsonb [", "ndjson_zstd ["))] == [
+    assert [line.split(" epochs ")[0] for line in lines
+            if line.startswith(("jsonb [", "ndjson_zstd [", "pgarrays ["))] == [
         f"jsonb {ramp_mode.progress(2, 2, 2000, 'OK').split(' epochs ')[0]}",
-        f"ndjson_zstd {ramp_mode.progress(1, 2, 1000, 'OK').split(' epochs ')[0]}",
-        f"ndjson_zstd {ramp_mode.progress(2, 2, 2000, 'OK').split(' epochs ')[0]}"]
+        *(f"{name} {ramp_mode.progress(i, 2, i * 1000, 'OK').split(' epochs ')[0]}"
+          for name in ("ndjson_zstd", "pgarrays") for i in (1, 2))]
     text = (tmp_path / "report.md").read_text()
     assert "INTERRUPTED" not in text
     points = table_after(text, "## Breaking point, stability point, optimal efficiency point of each format")
@@ -255,7 +272,7 @@ def test_a_speed_lead_within_the_noise_is_not_called_a_win() -> None:
 def test_one_configuration_per_format_each_on_its_own_table() -> None:
     configs = ramp_configs(RunConfig(payload_format="all", table="cmp"))
     assert [(c.payload_format, c.table) for c in configs] == [
-        ("bson", "cmp_bson"), ("jsonb", "cmp_jsonb"), ("ndjson_zstd", "cmp_ndjson_zstd")]
+        ("bson", "cmp_bson"), ("jsonb", "cmp_jsonb"), ("ndjson_zstd", "cmp_ndjson_zstd"), ("pgarrays", "cmp_pgarrays")]
     one = RunConfig(payload_format="bson", table="one")
     assert ramp_configs(one) == [one]
 

@@ -27,7 +27,7 @@ def test_each_level_is_its_own_ramp_and_only_ndjson_zstd_varies() -> None:
     both = RunConfig(payload_format="all", zstd_level=3, zstd_sweep=(3, 9))
     assert [(c.table, c.zstd_level) for c in ramp_configs(both)] == [
         ("stress_records_bson", 3), ("stress_records_jsonb", 3), ("stress_records_ndjson_zstd_z3", 3),
-        ("stress_records_ndjson_zstd_z9", 9)]
+        ("stress_records_ndjson_zstd_z9", 9), ("stress_records_pgarrays", 3)]
 
 
 def test_a_level_list_runs_one_ramp_per_level_and_compares_them(embedded_dsn: str, table_name: str, run_cli,

@@ -40,7 +40,7 @@ from tests.helpers import (
     table_after,
 )
 
-FORMATS = ("bson", "jsonb", "ndjson_zstd")
+FORMATS = ("bson", "jsonb", "ndjson_zstd", "pgarrays")
 MODES = RAMP_MODES
 MIB = 1024 * 1024
 
@@ -139,6 +139,15 @@ def test_every_access_is_timed_counted_and_leaves_the_grown_record(
         if payload_format == "jsonb":  # only what the jsonpath selected came back
             assert int(row["range_bytes"]) < stored / 5
             assert int(row["append_received_bytes"]) == 0
+        elif payload_format == "pgarrays":  # each column's slice, then one column: binary arrays, exactly
+            # per array: its 20-byte header, then per element a 4-byte length and the value (4 ints, 1 bool, 10 floats)
+            assert int(row["range_bytes"]) == (4 * (20 + 100 * 8) + (20 + 100 * 5) + 10 * (20 + 100 * 12)) \
+                * mode.concurrency
+            assert int(row["metric_bytes"]) == (20 + int(row["epochs"]) * 12) * mode.concurrency  # HitRate
+            assert int(row["append_received_bytes"]) == 0
+            appended = int(row["epochs"]) // 100
+            assert int(row["append_sent_bytes"]) == (4 * (20 + appended * 8) + (20 + appended * 5)
+                                                     + 10 * (20 + appended * 12)) * mode.concurrency
         else:  # the whole value, every time
             assert int(row["range_bytes"]) == int(row["metric_bytes"]) == pytest.approx(stored, rel=1e-6)
             assert int(row["append_received_bytes"]) == (int(row["range_bytes"]) if payload_format == "bson" else 0)
@@ -237,6 +246,11 @@ def _change_stored_epoch(dsn: str, table: str, payload_format: str, index: int, 
     """Rewrite every stored record of the table with one value of epoch `index` changed (still its type)."""
     codec = get_codec(payload_format)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if payload_format == "pgarrays":  # on the server: one element of the key's own array column
+            column = sql.Identifier(key)
+            conn.execute(sql.SQL("UPDATE {} SET {} = {}").format(sql.Identifier(table), sql.SQL("{}[{}]").format(
+                column, sql.Literal(index + 1)), sql.SQL("{}[{}] + 1.0").format(column, sql.Literal(index + 1))))
+            return
         for record_id, payload in conn.execute(sql.SQL("SELECT id, payload FROM {}").format(sql.Identifier(table))):
             epochs = payload["epochs"] if payload_format == "jsonb" else [
                 epoch for chunk in codec.decode_stream(payload) for epoch in chunk]
@@ -287,6 +301,46 @@ def test_a_value_changed_after_the_full_read_fails_the_access_that_reads_it(
         assert rows[1]["reads_ok"] == str(mode.concurrency)
 
 
+# pgarrays on the server: (access, the change, what the failure says); the window is epochs 950..1049 (1-based
+# 951..1050 in SQL)
+ARRAYS_CHANGED = {
+    "a NULL inside the window": ("range", 'UPDATE {} SET "norm_MFE"[1001] = NULL', "holds a NULL"),
+    "a NULL inside the metric": ("metric", 'UPDATE {} SET "HitRate"[11] = NULL', "holds a NULL"),
+    "an extra element in the metric": ("metric", 'UPDATE {} SET "HitRate" = "HitRate" || 0.5::float8',
+                                       "has 2001 values"),
+    "a value rounded inside the window": ("range", 'UPDATE {} SET "AIR_trunc" = "AIR_trunc"::real[]::float8[]',
+                                          "differs from what was written"),
+    "another type in the window": ("range", 'ALTER TABLE {} ALTER COLUMN "norm_MFE" TYPE real[]',
+                                   "not a binary array of a type pgstress writes"),
+}
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda mode: mode.name)
+@pytest.mark.parametrize("case", ARRAYS_CHANGED, ids=ARRAYS_CHANGED)
+def test_an_array_changed_on_the_server_fails_the_access_that_reads_it(
+        case: str, mode: RampMode, embedded_dsn: str, table_name: str, run_cli: Callable[..., object],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    access, change, message = ARRAYS_CHANGED[case]
+    stored_sizes = iteration.Iteration._stored_sizes
+
+    def then_change(self: iteration.Iteration, level: LevelResult, ids: list[int]) -> None:
+        stored_sizes(self, level, ids)
+        if level.epochs == 2_000:
+            with psycopg.connect(embedded_dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL(change).format(sql.Identifier(table_name)))
+
+    monkeypatch.setattr(iteration.Iteration, "_stored_sizes", then_change)
+    result = run_cli(*_access_args(mode, embedded_dsn, table_name, "pgarrays", "--access", access,
+                                   "--range-epochs", "100", "--drop-table", *TINY_RAMP))
+    assert result.code == 0, result.err  # type: ignore[attr-defined]
+    rows = read_csv(mode.csv_path(tmp_path))
+    # a column of another type stays so: the next size's full read fails too (its values come back as real[])
+    later = "VERIFY_FAILED" if case == "another type in the window" else "OK"
+    assert [row["status"] for row in rows] == ["OK", "VERIFY_FAILED", later]
+    cause = mode.assert_failed(rows[1], "VERIFY_FAILED", failed=mode.concurrency)
+    assert cause.startswith(f"{access} access: ") and message in cause, cause
+
+
 # Change one value of the appended part as the append's UPDATE stores it.
 CHANGE_APPENDED = {
     "jsonb": "NEW.payload := jsonb_set(NEW.payload, ARRAY['epochs',"
@@ -298,6 +352,8 @@ CHANGE_APPENDED = {
     # the 2,385 bytes of this frame decode the same with their lowest bit flipped)
     "ndjson_zstd": "NEW.payload := set_byte(NEW.payload, (length(OLD.payload) + length(NEW.payload)) / 2,"
                    " get_byte(NEW.payload, (length(OLD.payload) + length(NEW.payload)) / 2) # 255);",
+    # the last element of one column, which the append has just added
+    "pgarrays": 'NEW."HitRate" := NEW."HitRate"[1:array_length(NEW."HitRate", 1) - 1] || 2.5::float8;',
 }
 
 

@@ -20,7 +20,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import CollectRows, given_server, interrupt_after_two_rows, read_chart_data, read_csv, wait_until
+from helpers import (
+    CollectRows,
+    given_server,
+    interrupt_after_two_rows,
+    read_chart_data,
+    read_csv,
+    stored_records,
+    wait_until,
+)
 from helpers import report_points as points
 
 from pgstress.config import RunConfig
@@ -95,8 +103,7 @@ def test_eight_records_per_level_written_read_and_verified(
     for index in range(C):
         payload = encode_epochs(codec, generate(3000, 42, (3, index)), StageClock())
         expected[payload.content_hash] = payload
-    payload_sql = "convert_to(payload::text, 'UTF8')" if payload_format == "jsonb" else "payload"
-    stored = db.execute(f'SELECT {payload_sql}, epochs, content_hash FROM "{table_name}"').fetchall()
+    stored = [record[1:] for record in stored_records(db, table_name, payload_format)]
     assert len(stored) == C
     assert {content_hash for _, _, content_hash in stored} == set(expected)
     for payload, epochs, content_hash in stored:
@@ -174,12 +181,10 @@ def test_copy_write_method_stores_the_same_records(
     assert "Write method `copy`" in (tmp_path / "report.md").read_text()
 
     codec = get_codec(payload_format)
-    value = "payload::text" if payload_format == "jsonb" else "payload"
-    stored = db.execute(f'SELECT id, {value}, epochs, content_hash FROM "{table_name}" ORDER BY id').fetchall()
+    stored = stored_records(db, table_name, payload_format)
     assert [row[0] for row in stored] == [1, 2, 3, 4, 5, 6]  # each COPY's id came back to its own task
-    for _, data, epochs, content_hash in stored:
+    for _, raw, epochs, content_hash in stored:
         assert epochs in (400, 800)
-        raw = data.encode() if isinstance(data, str) else data
         assert decode_and_verify(codec, raw, (epochs, content_hash), StageClock()) == epochs
 
 

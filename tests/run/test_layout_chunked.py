@@ -13,9 +13,10 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from pgstress.config import RunConfig
+from pgstress.config import RunConfig, ramp_configs
 from pgstress.db.chunked import ChunkedTableSql
 from pgstress.db.schema import prepare_table
+from pgstress.ignored_options import ignored_warnings
 from pgstress.rows import LAYOUT_COLUMNS
 from pgstress.run import iteration
 from pgstress.run.access import AccessPlan, record_truth
@@ -420,9 +421,18 @@ def test_bad_layout_values_are_refused_before_anything_is_touched(
     assert embedded_db.execute("SELECT to_regclass(%s)", [table_name]).fetchone() == (None,)
 
 
-def test_every_registered_format_can_be_chunked() -> None:
+def test_every_one_value_format_can_be_chunked_and_pgarrays_runs_only_in_the_value_layout() -> None:
     assert [name for name in payloads.format_names()
-            if layout_problem(RunConfig(payload_format=name, layout="chunked"))] == []
+            if layout_problem(RunConfig(payload_format=name, layout="chunked"))] == ["pgarrays"]
+    ramps = ramp_configs(RunConfig(payload_format="all", layout="all"))
+    assert sorted((ramp.payload_format, ramp.layout) for ramp in ramps) == sorted(
+        [(name, "value") for name in payloads.format_names()]
+        + [(name, "chunked") for name in payloads.format_names() if name != "pgarrays"])
+    config = RunConfig(payload_format="pgarrays", layout="all")
+    assert [(ramp.layout, ramp.table) for ramp in ramp_configs(config)] == [("value", "stress_records_value")]
+    assert ignored_warnings(config, {"layout": "all"}) == [
+        "warning: --layout all: pgarrays stores a record in several columns, not one value a chunk row can hold, so"
+        " it runs in the value layout only"]
 
 
 # --- pgstress compare ----------------------------------------------------------------------------------------------

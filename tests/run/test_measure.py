@@ -9,13 +9,13 @@ import tracemalloc
 
 import psycopg
 import pytest
-from helpers import read_csv
+from helpers import read_csv, stored_records
 
 from pgstress.config import RunConfig
 from pgstress.db.control import TableControl
 from pgstress.db.ownership import TableClaim
 from pgstress.db.psycopg_adapter import SyncDatabase
-from pgstress.db.schema import TableSql, prepare_table
+from pgstress.db.schema import TableSql, prepare_table, table_for
 from pgstress.rows import SyncRow
 from pgstress.run.iteration import Iteration, LevelResult
 from pgstress.run.measure import StageClock
@@ -137,14 +137,15 @@ def test_copy_and_insert_store_identical_verified_values(
     db: psycopg.Connection, server_dsn: str, table_name: str, fmt: str
 ) -> None:
     codec = get_codec(fmt)
-    spec = TableSql(table_name, codec.column_type)
+    spec = table_for(table_name, codec.columns())
     prepare_table(db, spec, drop=True, truncate=False)
     payload = encode_epochs(codec, generate(3_000, 11, (1,)), StageClock())
-    by_method: dict[str, SyncDatabase] = {m: SyncDatabase(server_dsn, spec, 0, m) for m in ("insert", "copy")}
+    by_method: dict[str, SyncDatabase] = {m: SyncDatabase(server_dsn, spec, 0, m)
+                                          for m in ("insert", "copy", "insert_blocking")}
     try:
         ids = {method: store.write(payload) for method, store in by_method.items()}
         ids["copy again"] = by_method["copy"].write(payload)
-        assert len(set(ids.values())) == 3, "each write returns the id of its own new row"
+        assert len(set(ids.values())) == 4, "each write returns the id of its own new row"
         for method, record_id in ids.items():
             cursor, view, epochs, content_hash = by_method["copy"].fetch(record_id)
             try:
@@ -157,8 +158,7 @@ def test_copy_and_insert_store_identical_verified_values(
     finally:
         for store in by_method.values():
             store.close()
-    as_text = "payload::text" if fmt == "jsonb" else "payload"
-    stored = db.execute(f'SELECT id, {as_text}, epochs, content_hash FROM "{table_name}" ORDER BY id').fetchall()
+    stored = stored_records(db, table_name, fmt)
     assert [row[0] for row in stored] == sorted(ids.values())
     assert len({tuple(row[1:]) for row in stored}) == 1, "insert and copy rows differ"
     if fmt != "jsonb":

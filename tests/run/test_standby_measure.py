@@ -102,6 +102,22 @@ def test_the_standby_reads_and_verifies_the_chunked_layouts_records(run_cli, ram
         assert float(row["standby_read_s"]) > 0  # every record's chunks served by the standby, decoded and verified
 
 
+@pytest.mark.parametrize("payload_format", ["jsonb", "pgarrays"])
+def test_the_standby_verifies_a_templated_record_by_the_runs_own_shape(
+        run_cli, payload_format: str, primary: ServerInfo, standby: StandbyInfo, table_name: str,
+        tmp_path: Path) -> None:
+    """jsonb is verified by its decoded values, so against the template's keys; pgarrays' columns are the
+    template's keys."""
+    template = tmp_path / "sample.jsonl"
+    template.write_text('{"trade": 1, "pnl": 0.25, "won": true, "side": "long", "note": null}\n'
+                        '{"trade": 9, "pnl": -1.5, "won": false, "side": "short", "note": "stop"}\n', encoding="utf-8")
+    result = run_cli("--dsn", primary.dsn, "--standby-dsn", standby.dsn, "--table", table_name, "--payload-format",
+                     payload_format, "--epoch-template", str(template), *TINY_RAMP, "--drop-table")
+    assert result.code == 0, result.err
+    rows = read_csv(tmp_path / "iteration_results.csv")
+    assert [(row["status"], row["standby_status"], row["standby_error"]) for row in rows] == [("OK", OK, "")] * 3
+
+
 def test_a_run_without_standbys_has_no_standby_columns(run_cli, ramp_mode: RampMode, primary: ServerInfo,
                                                        table_name: str, tmp_path: Path) -> None:
     result = run_cli(*ramp_mode.argv(), "--dsn", primary.dsn, "--table", table_name, *TINY_RAMP)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import create_pgstress_table, read_csv
+from helpers import create_pgstress_table, read_csv, stored_payload_size
 from helpers import report_points as points
+from psycopg import sql
 
 from pgstress.rows import SyncRow
 from pgstress.workload.epochs import generate
@@ -58,9 +59,8 @@ def test_three_iteration_ramp(
             assert f["client_payload_mb"] < uncompressed_ndjson_mb(int(f["epochs"]), 42, int(f["iter"])) / 2
 
     # Truncated between iterations: only the last record remains, and it is the one measured.
-    stored = db.execute(
-        f'SELECT epochs, pg_column_size(payload), pg_column_size(t.*) FROM "{table_name}" t'
-    ).fetchall()
+    stored = db.execute(sql.SQL('SELECT epochs, {}, pg_column_size(t.*) FROM {} t').format(
+        stored_payload_size(payload_format), sql.Identifier(table_name))).fetchall()
     assert len(stored) == 1 and stored[0][0] == 3000
     assert stored[0][1] / 1048576 == pytest.approx(float(rows[-1]["db_payload_mb"]), rel=1e-12)
     assert stored[0][2] / 1048576 == pytest.approx(float(rows[-1]["db_row_mb"]), rel=1e-12)
@@ -69,10 +69,10 @@ def test_three_iteration_ramp(
     assert all(float(r["db_table_mb"]) >= float(r["db_payload_mb"]) for r in rows)
     column_type = db.execute(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
-        " WHERE attrelid = %s::regclass AND attname = 'payload'",
-        [f'"{table_name}"'],
+        " WHERE attrelid = %s::regclass AND attname = %s",
+        [f'"{table_name}"', "HitRate" if payload_format == "pgarrays" else "payload"],
     ).fetchone()
-    assert column_type == ("jsonb" if payload_format == "jsonb" else "bytea",)
+    assert column_type == ({"jsonb": "jsonb", "pgarrays": "double precision[]"}.get(payload_format, "bytea"),)
 
     report = (tmp_path / "report.md").read_text()
     for heading in ("## Run metadata", "## Configuration", "## Server", "## Breaking point",

@@ -77,7 +77,7 @@ def test_ndjson_zstd_bytes_do_not_depend_on_the_worker_count() -> None:
 
 
 def test_same_seed_and_options_give_the_same_bytes_and_another_seed_does_not() -> None:
-    for name in ("bson", "jsonb", "ndjson_zstd"):
+    for name in ("bson", "jsonb", "ndjson_zstd", "pgarrays"):
         codec = get_codec(name)
         first = encode_epochs(codec, generate(25_000, 7, (2,)), StageClock())
         again = encode_epochs(codec, generate(25_000, 7, (2,)), StageClock())

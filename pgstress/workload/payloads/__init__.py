@@ -10,9 +10,13 @@ import importlib
 import pkgutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
-from pgstress.workload.epochs import Epoch
+from pgstress.workload.epochs import DEFAULT_SHAPE, Epoch
+from pgstress.workload.shape import EpochShape
+
+PAYLOAD_COLUMN = "payload"
+FIELD_HEAD_BYTES = 4  # a field's int32 length before its bytes (binary COPY's tuple layout)
 
 
 class VerifyError(Exception):
@@ -27,28 +31,49 @@ class EncodedPayload:
     epochs: int
     content_hash: str
     value_hash: str | None = None  # of `data`, for a format whose stored bytes come back unchanged
+    # 0: `data` is the one payload column's value. n > 0: `data` is n fields, one per payload column, each its
+    # int32 length and its bytes (as in a binary COPY tuple), so COPY sends it as it is (pgarrays)
+    fields: int = 0
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        """The bytes of the payload columns' values as sent (the fields' length words are not counted)."""
+        return len(self.data) - FIELD_HEAD_BYTES * self.fields
+
+
+class PayloadColumn(NamedTuple):
+    """One column a format stores its record in: its name and its SQL type."""
+
+    name: str
+    sql_type: str  # as format_type() spells it, upper case: BYTEA, JSONB, DOUBLE PRECISION[]
 
 
 @dataclass(frozen=True)
 class CodecOptions:
     zstd_level: int = 3
+    shape: EpochShape = DEFAULT_SHAPE  # the run's epoch shape (a format of one column per key needs it)
 
 
 class Codec:
     """Encodes a stream of epoch chunks into one value; decodes a value back to epoch dicts."""
 
     name: ClassVar[str]
-    column_type: ClassVar[str]  # the SQL type of the payload column
+    column_type: ClassVar[str]  # the SQL type of the payload column (one column formats)
     # The server hands back the very bytes it was sent (bytea), so comparing their hash proves the
     # content unchanged; a type it rewrites (jsonb: parsed, keys reordered) is verified by content.
     returns_bytes_sent: ClassVar[bool] = True
 
     def __init__(self, options: CodecOptions) -> None:
         self.options = options
+
+    def columns(self) -> tuple[PayloadColumn, ...]:
+        """The columns the record is stored in: one `payload` column of `column_type` unless the format says."""
+        return (PayloadColumn(PAYLOAD_COLUMN, self.column_type),)
+
+    @property
+    def fields(self) -> int:
+        """0: a value is the one payload column's bytes; n > 0: a value is n columns' fields (EncodedPayload)."""
+        return 0
 
     def encode_stream(self, chunks: Iterable[list[Epoch]]) -> bytes | bytearray:
         """Encode epochs arriving chunk by chunk into the value exactly as it is sent."""
@@ -70,6 +95,15 @@ def register(cls: type[Codec]) -> type[Codec]:
 def _load_all() -> None:
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
+
+
+# The SQL types of a format that stores a record as one value, which a chunk row of --layout chunked holds.
+ONE_VALUE_COLUMN_TYPES = ("BYTEA", "JSONB")
+
+
+def stores_one_value(name: str) -> bool:
+    """Whether the format stores a record as one value of one SQL type (pgarrays stores one column per key)."""
+    return _REGISTRY[name].column_type in ONE_VALUE_COLUMN_TYPES
 
 
 def format_names() -> tuple[str, ...]:
