@@ -18,7 +18,8 @@ from pathlib import Path
 import psycopg
 
 from pgstress import interrupts
-from pgstress.config import RunConfig, compared_noun, has_standbys, ramp_configs, ramp_label, zstd_level_of
+from pgstress.columns import csv_columns
+from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label, zstd_level_of
 from pgstress.db.control import TableControl
 from pgstress.db.environment import collect_server
 from pgstress.db.ownership import TableClaim
@@ -59,9 +60,11 @@ OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (con
 OUTPUTS: tuple[OutputFactory, ...] = (
     lambda config, mode, resumption: RunRecordOutput(config, mode.csv_path(config), resuming=resumption is not None,
                                                      option=mode.csv_flag),
-    lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.run.row_type, append=resumption is not None,
+    lambda config, mode, resumption: CsvOutput(mode.csv_path(config), (resumption and resumption.columns)
+                                               or csv_columns(mode.run.row_type, config),
+                                               append=resumption is not None,
                                                keep_bytes=resumption.csv_bytes if resumption else None,
-                                               option=mode.csv_flag, standbys=has_standbys(config)),
+                                               option=mode.csv_flag),
     lambda config, mode, resumption: ChartsOutput(mode.shown.charts_for(config), config.report_md,
                                                   enabled=not config.no_charts),
     lambda config, mode, resumption: SweepChartsOutput(config),

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pgstress import __version__
-from pgstress.config import has_standbys, zstd_level_of
+from pgstress.columns import csv_columns
+from pgstress.config import RunConfig, zstd_level_of
 from pgstress.host import utc_now_text
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import Output, RampResult, RunResult
@@ -27,7 +28,7 @@ from pgstress.output.markdown import ReportParts, ramp_conclusion
 from pgstress.output.paths import PlannedFile
 from pgstress.output.run_record import EMBEDDED_SERVER
 from pgstress.output.shape_table import run_epoch_shape
-from pgstress.rows import Row, csv_columns
+from pgstress.rows import Row
 
 SCHEMA_NAME = "pgstress-run"
 SCHEMA_VERSION = 1
@@ -56,10 +57,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def row_record(row: Row, standbys: bool = False) -> dict[str, Any]:
-    """Every CSV column of the row, in the CSV's order (the standby columns when the run had standbys); an empty cell
-    is null."""
-    return {name: _plain(getattr(row, name)) for name in csv_columns(type(row), standbys)}
+def row_record(row: Row, config: RunConfig) -> dict[str, Any]:
+    """Every CSV column of the row, in the CSV's order (an optional group's when the run used it); an empty cell is
+    null."""
+    return {name: _plain(getattr(row, name)) for name in csv_columns(type(row), config)}
 
 
 def _point(row: Row | None) -> dict[str, Any] | None:
@@ -96,7 +97,7 @@ def ramp_record(ramp: RampResult, parts: ReportParts) -> dict[str, Any]:
         "table_mb": None if ramp.table_bytes is None else ramp.table_bytes / 1048576,
         "points": points_record(find_points(ramp.rows), parts.throughput.column),
         "conclusion": ramp_conclusion(ramp, parts),
-        "rows": [row_record(row, has_standbys(config)) for row in ramp.rows],
+        "rows": [row_record(row, config) for row in ramp.rows],
     }
 
 
