@@ -72,6 +72,8 @@ class RunConfig:
     standby_dsn: tuple[str, ...] = ()  # the user's streaming standbys of the server under test
     standby: str | None = None  # "embedded": a standby cloned from the embedded server
     synchronous_standby: bool = False  # the embedded standby made synchronous (remote_apply)
+    # how long a level waits for each standby to show its write, in seconds (None: STANDBY_REPLAY_TIMEOUT_S)
+    standby_replay_timeout: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode == "async" and self.write_method == "insert_blocking":
@@ -134,7 +136,8 @@ class RunConfig:
         return values
 
 
-STANDBY_OPTIONS = ("standby_dsn", "standby", "synchronous_standby")
+STANDBY_OPTIONS = ("standby_dsn", "standby", "synchronous_standby", "standby_replay_timeout")
+STANDBY_REPLAY_TIMEOUT_S = 60  # a standby that has not shown a level's write this long after its commit is TIMEOUT
 RESUME_POSITION = ("start_iter", "start_rep")  # where a resumed ramp starts: set by --resume, not an option
 
 
@@ -218,6 +221,11 @@ def is_compared(config: RunConfig) -> bool:
 def has_standbys(config: RunConfig) -> bool:
     """Whether the run measures standbys (their columns are then in the CSV)."""
     return bool(config.standby_dsn) or config.standby is not None
+
+
+def replay_timeout(config: RunConfig) -> int:
+    """How long a level waits for each standby to show its write, in seconds."""
+    return config.standby_replay_timeout or STANDBY_REPLAY_TIMEOUT_S
 
 
 def data_connections(config: RunConfig) -> int:

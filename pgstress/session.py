@@ -19,7 +19,7 @@ import psycopg
 
 from pgstress import interrupts
 from pgstress.columns import csv_columns
-from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label, zstd_level_of
+from pgstress.config import RunConfig, compared_noun, ramp_configs, ramp_label, replay_timeout, zstd_level_of
 from pgstress.db.control import TableControl
 from pgstress.db.environment import collect_server
 from pgstress.db.ownership import TableClaim
@@ -141,7 +141,8 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 earlier = [row for done in result.ramps if done.config.payload_format == ramp_config.payload_format
                            for row in done.rows]
                 probe = StandbyProbe([StandbyLink(standby, table, codecs[index], config.statement_timeout_ms)
-                                      for standby in standbys], server.dsn, secrets) if standbys else None
+                                      for standby in standbys], server.dsn, secrets,
+                                     replay_timeout(config)) if standbys else None
                 try:
                     ramp = run_one_ramp(plan, mode, outputs, TableControl(claim, table), driver, secrets, result,
                                         measures, earlier, sweep=bool(config.concurrency_sweep), standbys=probe)

@@ -32,7 +32,8 @@ RECORDED_BEFORE = {"repeat": 1, "float_decimals": None, "epoch_template_sha256":
                    "range_epochs": 1000, "metric": "HitRate", "append_epochs": None}
 # The standbys a run measured, and what a record without them means: none. A record names them only when there are
 # some, so a run without standbys writes the record it always wrote.
-NO_STANDBYS: dict[str, Any] = {"standby_dsn": [], "standby": None, "synchronous_standby": False}
+NO_STANDBYS: dict[str, Any] = {"standby_dsn": [], "standby": None, "synchronous_standby": False,
+                               "standby_replay_timeout": None}
 assert tuple(NO_STANDBYS) == STANDBY_OPTIONS
 
 
@@ -58,7 +59,8 @@ def ramp_identity(config: RunConfig, server: str) -> dict[str, Any]:
     identity["server"] = server
     # The standbys by their DSNs as the record shows them (passwords removed); the embedded one by its name only.
     identity.update(standby=config.standby, standby_dsn=[redact_dsn(dsn) for dsn in config.standby_dsn],
-                    synchronous_standby=config.synchronous_standby)
+                    synchronous_standby=config.synchronous_standby,
+                    standby_replay_timeout=config.standby_replay_timeout)
     return identity
 
 

@@ -145,7 +145,10 @@ def test_an_interrupted_run_stops_and_removes_the_standby(tmp_path: Path, short_
     ["--standby", "embedded", "--dsn", "host=/nonexistent dbname=x"],
     ["--synchronous-standby"],
     ["--standby-dsn", "host='unterminated"],
-], ids=["embedded standby of a given server", "synchronous without the embedded standby", "unparseable dsn"])
+    ["--standby-replay-timeout", "5"],
+    ["--standby", "embedded", "--standby-replay-timeout", "0"],
+], ids=["embedded standby of a given server", "synchronous without the embedded standby", "unparseable dsn",
+        "a replay timeout without standbys", "a replay timeout of 0 s"])
 def test_standby_options_that_cannot_work_are_refused_before_connecting(run_cli, options: list[str]) -> None:
     result = run_cli(*options, *TINY_RAMP)
     assert result.code == 2

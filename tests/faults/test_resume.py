@@ -341,11 +341,14 @@ def test_resume_keeps_the_standby_setup_and_refuses_another(run_cli, hooks, tmp_
 
 
 STANDBY_A = "host=/standby-a port=5433"
+A = ["--standby-dsn", STANDBY_A]
 STANDBY_CHANGES = {
-    "a standby then, none now": ([STANDBY_A], [], f"--standby-dsn ['{STANDBY_A}'] there, [] now"),
-    "none then, a standby now": ([], [STANDBY_A], f"--standby-dsn [] there, ['{STANDBY_A}'] now"),
-    "another standby now": ([STANDBY_A], ["host=/standby-b port=5433 password=n0t-shown-77"],
+    "a standby then, none now": (A, [], f"--standby-dsn ['{STANDBY_A}'] there, [] now"),
+    "none then, a standby now": ([], A, f"--standby-dsn [] there, ['{STANDBY_A}'] now"),
+    "another standby now": (A, ["--standby-dsn", "host=/standby-b port=5433 password=n0t-shown-77"],
                             f"--standby-dsn ['{STANDBY_A}'] there, ['password=*** host=/standby-b port=5433'] now"),
+    "another replay timeout": ([*A, "--standby-replay-timeout", "5"], A,
+                               "--standby-replay-timeout 5 there, None now"),
 }
 
 
@@ -354,14 +357,12 @@ def test_resume_refuses_other_standbys_before_connecting(change: str, run_cli, t
     then, now, difference = STANDBY_CHANGES[change]
     csv = tmp_path / "iteration_results.csv"
     csv.write_text(",".join(SyncRow.COLUMNS) + "\r\n", encoding="utf-8")
-    options = [option for dsn in then for option in ("--standby-dsn", dsn)]
-    config = parse_config(["--dsn", UNREACHABLE, *RAMP, *options])
+    config = parse_config(["--dsn", UNREACHABLE, *RAMP, *then])
     run_record_path(csv).write_text(json.dumps(
         {"pgstress": "0.1.0", "ramp": recorded_identity(ramp_identity(config, server_identity(UNREACHABLE)))}))
     before = sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir())
 
-    result = run_cli("--dsn", UNREACHABLE, *RAMP, *(option for dsn in now for option in ("--standby-dsn", dsn)),
-                     "--resume")
+    result = run_cli("--dsn", UNREACHABLE, *RAMP, *now, "--resume")
 
     assert result.code == 2, result.err
     assert result.err.splitlines() == [f"pgstress: error: --resume: {csv} holds a different ramp: {difference}"]
