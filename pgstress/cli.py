@@ -26,6 +26,7 @@ from pgstress.config import (
     IDENTIFIER_MAX,
     LAYOUTS,
     MEMORY_TRACE_MODES,
+    STANDBY_REPLAY_TIMEOUT_S,
     STORAGES,
     TOAST_COMPRESSIONS,
     WRITE_METHODS,
@@ -303,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     standbys.add_argument("--synchronous-standby", action="store_true",
                           help="with --standby embedded: the standby is synchronous (remote_apply), so write_s"
                                " includes its replay")
+    standbys.add_argument("--standby-replay-timeout", type=_int_at_least(1), default=None, metavar="SECONDS",
+                          help="how long each level waits for a standby to show its write before that standby's"
+                               f" status is TIMEOUT for the level (default: {STANDBY_REPLAY_TIMEOUT_S})")
     return p
 
 
@@ -397,6 +401,9 @@ def _standby_problem(args: argparse.Namespace) -> str | None:
     if args.standby == EMBEDDED and resolve_dsn(args.dsn)[0] is not None:
         return ("argument --standby: embedded clones the embedded server, and this run goes to a server given by"
                 " --dsn, PG_DSN or libpq's PG* variables (give its standbys with --standby-dsn)")
+    if args.standby_replay_timeout is not None and not args.standby_dsn and args.standby != EMBEDDED:
+        return ("argument --standby-replay-timeout: it limits the wait for a standby, and this run has none (add"
+                " --standby-dsn or --standby embedded)")
     if args.synchronous_standby and args.standby != EMBEDDED:
         return "argument --synchronous-standby: it makes the embedded standby synchronous (add --standby embedded)"
     return None

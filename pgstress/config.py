@@ -78,6 +78,8 @@ class RunConfig:
     synchronous_standby: bool = False  # the embedded standby made synchronous (remote_apply)
     layout: str = VALUE_LAYOUT  # value, chunked, or all (one ramp per layout)
     chunk_epochs: int = DEFAULT_CHUNK_EPOCHS  # epochs per row of the chunked layout
+    # how long a level waits for each standby to show its write, in seconds (None: STANDBY_REPLAY_TIMEOUT_S)
+    standby_replay_timeout: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode == "async" and self.write_method == "insert_blocking":
@@ -143,7 +145,8 @@ class RunConfig:
         return values
 
 
-STANDBY_OPTIONS = ("standby_dsn", "standby", "synchronous_standby")
+STANDBY_OPTIONS = ("standby_dsn", "standby", "synchronous_standby", "standby_replay_timeout")
+STANDBY_REPLAY_TIMEOUT_S = 60  # a standby that has not shown a level's write this long after its commit is TIMEOUT
 LAYOUT_OPTIONS = ("layout", "chunk_epochs")
 RESUME_POSITION = ("start_iter", "start_rep")  # where a resumed ramp starts: set by --resume, not an option
 
@@ -249,6 +252,11 @@ def has_layouts(config: RunConfig) -> bool:
 def has_standbys(config: RunConfig) -> bool:
     """Whether the run measures standbys (their columns are then in the CSV)."""
     return bool(config.standby_dsn) or config.standby is not None
+
+
+def replay_timeout(config: RunConfig) -> int:
+    """How long a level waits for each standby to show its write, in seconds."""
+    return config.standby_replay_timeout or STANDBY_REPLAY_TIMEOUT_S
 
 
 def data_connections(config: RunConfig) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pgstress.columns import GROUPS, groups_in
 from pgstress.config import ALL_LAYOUTS, RunConfig, is_compared, ramp_configs, ramp_label, zstd_level_of
 from pgstress.output.csv import CsvDamaged, read_rows
 from pgstress.output.paths import PlannedFile
@@ -48,6 +49,7 @@ class Resumption:
     csv_path: Path
     ramps: list[ResumedRamp]
     csv_bytes: int | None = None  # set when the CSV's cut last line is to be dropped: the length to keep
+    columns: tuple[str, ...] = ()  # the CSV's header, which the rows appended to it follow
     notice: str | None = None  # what the user is told before the run (a dropped line)
 
     @classmethod
@@ -120,6 +122,11 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
     except MemoryError:
         raise ResumeRefused(f"--resume: not enough memory to read {path}") from None
     previous = contents.rows
+    held = groups_in(row_type, contents.columns) or []
+    lacking = [group.name for group in GROUPS if group.used(config) and group not in held]
+    if lacking:
+        raise ResumeRefused(f"--resume: {path} has no {' or '.join(lacking)} columns, which this run measures; refusing"
+                            " to continue it (run without --resume)")
     configs = ramp_configs(config)
     groups = _ramp_groups(config, configs, previous, path) if is_compared(config) else [previous] if previous else []
     ramps = [_resumed(ramp, groups[index] if index < len(groups) else [], ended=index < len(groups) - 1,
@@ -132,7 +139,8 @@ def load_resumption(config: RunConfig, csv_path: str | Path, row_type: type[Row]
                  + (f", repetition {resumed.start_rep - 1}" if resumed.start_rep > 1 else ""))
         notice = (f"--resume: the last line of {path} was cut off ({len(contents.cut_tail)} bytes without a line"
                   f" end); it is dropped, and {after}")
-    return Resumption(path, ramps, csv_bytes=contents.whole_bytes if contents.cut_tail else None, notice=notice)
+    return Resumption(path, ramps, csv_bytes=contents.whole_bytes if contents.cut_tail else None, notice=notice,
+                      columns=contents.columns)
 
 
 def _ramp_key(config: RunConfig, ramp: RunConfig) -> tuple[object, ...]:

@@ -1,8 +1,8 @@
 """The typed row contract: one result row per sync iteration or async level, as every output reads it.
 
-A row's fields are its CSV columns; `COLUMNS` puts them in the CSV's order, the spec's columns
-first, then the extras. Sizes are MiB, times seconds; None means not measured (the iteration
-failed before that measurement).
+A row's fields are its CSV columns; `COLUMNS` puts those every run writes in the CSV's order, the spec's
+columns first, then the extras; the optional groups follow them when a run uses their feature (columns.py).
+Sizes are MiB, times seconds; None means not measured (the iteration failed before that measurement).
 """
 
 from __future__ import annotations
@@ -48,31 +48,25 @@ SERVER_COLUMNS = (
     "toast_compression", "storage", "wal_mb", "heap_mb", "toast_mb", "stored_compression", "server_write_ms",
     "server_read_ms", "io_written_mb", "io_extended_mb", "io_fsyncs", "checkpoints", "other_sessions",
 )  # fmt: skip
-# The access phases' columns, after every other column of both modes (a CSV without them reads the same up to there).
+# The optional column groups (columns.py puts each in a run's CSV only when the run uses its feature). The access
+# phases' columns, with --access beyond the full read:
 ACCESS_COLUMNS = (
     "range_read_s", "range_bytes", "metric_read_s", "metric_bytes", "append_s", "append_sent_bytes",
     "append_received_bytes", "append_wal_mb",
 )  # fmt: skip
 
 
-# The columns a run with standbys appends after every other; a run without standbys has none of them (its CSV is
-# what it always was). With several standbys, the measures are the worst standby's (the first status that is not
-# OK with its message, the longest times, the largest lag) and `standby_each` holds every standby's own, in the
-# order given (empty with one standby).
+# The standbys' columns, with --standby-dsn or --standby embedded. With several standbys, the measures are the worst
+# standby's (the first status that is not OK with its message, the longest times, the largest lag) and
+# `standby_each` holds every standby's own, in the order given (empty with one standby).
 STANDBY_COLUMNS = (
     "standby_status", "standby_replay_s", "standby_read_s", "standby_lag_start_mb", "standby_error", "standby_each",
 )  # fmt: skip
 
 
 # The columns a run asking for a layout other than one value per record (--layout chunked or all) appends after
-# the row type's own; a run of the value layout alone has none of them.
+# the row type's own (pgstress/columns.py); a run of the value layout alone has none of them.
 LAYOUT_COLUMNS = ("layout", "chunk_epochs")
-
-
-def csv_columns(row_type: type[Row], standbys: bool, layouts: bool = False) -> tuple[str, ...]:
-    """A CSV's columns: the row type's, then the layouts' when the run asks for --layout, then the standbys' when
-    the run measures standbys."""
-    return (*row_type.COLUMNS, *(LAYOUT_COLUMNS if layouts else ()), *(STANDBY_COLUMNS if standbys else ()))
 
 
 @dataclass(kw_only=True)
@@ -161,7 +155,7 @@ class SyncRow(Row):
         "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error",
         # extras
         "rep", "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
-        "read_rss_peak_mb", *SERVER_COLUMNS, "db_table_mb", "zstd_level", *ACCESS_COLUMNS,
+        "read_rss_peak_mb", *SERVER_COLUMNS, "db_table_mb", "zstd_level",
     )  # fmt: skip
 
 
@@ -215,7 +209,6 @@ class AsyncRow(Row):
         "write_latency_sum_s", "read_latency_sum_s", "write_cpu_s", "write_encode_busy_s", "write_db_only_s",
         "read_cpu_s", "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
         "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_COLUMNS, "zstd_level",
-        *ACCESS_COLUMNS,
     )  # fmt: skip
     EFFICIENCY: ClassVar[str] = "write_eps"
 

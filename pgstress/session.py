@@ -18,14 +18,14 @@ from pathlib import Path
 import psycopg
 
 from pgstress import interrupts
+from pgstress.columns import csv_columns
 from pgstress.config import (
     CHUNKED_LAYOUT,
     RunConfig,
     compared_noun,
-    has_layouts,
-    has_standbys,
     ramp_configs,
     ramp_label,
+    replay_timeout,
     zstd_level_of,
 )
 from pgstress.db.chunked import layout_table
@@ -70,10 +70,11 @@ OutputFactory = Callable[[RunConfig, Mode, "Resumption | None"], Output]  # (con
 OUTPUTS: tuple[OutputFactory, ...] = (
     lambda config, mode, resumption: RunRecordOutput(config, mode.csv_path(config), resuming=resumption is not None,
                                                      option=mode.csv_flag),
-    lambda config, mode, resumption: CsvOutput(mode.csv_path(config), mode.run.row_type, append=resumption is not None,
+    lambda config, mode, resumption: CsvOutput(mode.csv_path(config), (resumption and resumption.columns)
+                                               or csv_columns(mode.run.row_type, config),
+                                               append=resumption is not None,
                                                keep_bytes=resumption.csv_bytes if resumption else None,
-                                               option=mode.csv_flag, standbys=has_standbys(config),
-                                               layouts=has_layouts(config)),
+                                               option=mode.csv_flag),
     lambda config, mode, resumption: ChartsOutput(mode.shown.charts_for(config), config.report_md,
                                                   enabled=not config.no_charts),
     lambda config, mode, resumption: SweepChartsOutput(config),
@@ -153,7 +154,7 @@ def run_session(config: RunConfig, server: ServerInfo, resumption: Resumption | 
                 chunk_epochs = ramp_config.chunk_epochs if ramp_config.layout == CHUNKED_LAYOUT else None
                 probe = StandbyProbe([StandbyLink(standby, table, codecs[index], config.statement_timeout_ms,
                                                   chunk_epochs) for standby in standbys],
-                                     server.dsn, secrets) if standbys else None
+                                     server.dsn, secrets, replay_timeout(config)) if standbys else None
                 try:
                     ramp = run_one_ramp(plan, mode, outputs, TableControl(claim, table), driver, secrets, result,
                                         measures, earlier, sweep=bool(config.concurrency_sweep), standbys=probe)

@@ -16,15 +16,11 @@ SERVER_HEADER = [  # both modes end with the payload column's settings and what 
     "toast_compression", "storage", "wal_mb", "heap_mb", "toast_mb", "stored_compression", "server_write_ms",
     "server_read_ms", "io_written_mb", "io_extended_mb", "io_fsyncs", "checkpoints", "other_sessions",
 ]  # fmt: skip
-ACCESS_HEADER = [  # then the access phases' columns (--access), empty in a run without it
-    "range_read_s", "range_bytes", "metric_read_s", "metric_bytes", "append_s", "append_sent_bytes",
-    "append_received_bytes", "append_wal_mb",
-]  # fmt: skip
 SYNC_HEADER = [
     "iter", "epochs", "status", "write_s", "read_s", "total_s", "eps", "client_payload_mb", "db_payload_mb",
     "db_row_mb", "write_peak_mb", "read_peak_mb", "write_rss_delta_mb", "read_rss_delta_mb", "error", "rep",
     "format", "gen_s", "encode_s", "insert_s", "select_s", "decode_s", "verify_s", "write_rss_peak_mb",
-    "read_rss_peak_mb", *SERVER_HEADER, "db_table_mb", "zstd_level", *ACCESS_HEADER,
+    "read_rss_peak_mb", *SERVER_HEADER, "db_table_mb", "zstd_level",
 ]  # fmt: skip
 ASYNC_HEADER = [
     "iter", "concurrency", "epochs", "status", "write_s", "read_s", "write_rps", "read_rps", "writes_ok",
@@ -35,7 +31,6 @@ ASYNC_HEADER = [
     "read_latency_sum_s", "write_cpu_s", "write_encode_busy_s", "write_db_only_s", "read_cpu_s",
     "read_decode_busy_s", "read_db_only_s", "verify_s", "write_rss_peak_mb", "read_rss_peak_mb",
     "estimated_client_mb", "measured_client_mb", "insert_s", "select_s", *SERVER_HEADER, "zstd_level",
-    *ACCESS_HEADER,
 ]  # fmt: skip
 # The answer first (the points, the conclusion), then the tables, then the run's context, the method last.
 ANSWER = ["# PostgreSQL huge-payload stress test report",

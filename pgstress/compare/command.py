@@ -73,7 +73,7 @@ def compare(runs: Sequence[LoadedRun]) -> list[Comparison]:
         sizes = common_sizes([ramp.rows for ramp in ramps])
         if not sizes:
             continue
-        comparison = Comparison(key, sizes)
+        comparison = Comparison(key, sizes, rows=[ramp.rows for ramp in ramps])
         measures = measures_present(runs[0].mode, [ramp.rows for ramp in ramps])
         for other in ramps[1:]:
             comparison.verdicts.append([judge(m, pairs_of(m, ramps[0].rows, other.rows, sizes)) for m in measures])

@@ -13,7 +13,10 @@ from typing import Any
 from pgstress.compare.loading import LoadedRun
 from pgstress.compare.verdicts import CANNOT_TELL, MIN_REPETITIONS, NO_DIFFERENCE, SizePair, Verdict
 from pgstress.output.charts import save_png
+from pgstress.output.standby_compared import HEADING as STANDBY_HEADING
+from pgstress.output.standby_compared import StandbyRamp, standby_comparison
 from pgstress.output.tables import Column, markdown_table
+from pgstress.rows import Row
 
 # Options that say where outputs go or how the run was driven, not what was measured.
 NOT_COMPARED = frozenset({"results_csv", "async_results_csv", "report_md", "export_json", "quiet", "no_charts",
@@ -35,6 +38,7 @@ class Comparison:
     key: str  # empty when every run has one ramp
     sizes: list[int]
     verdicts: list[list[Verdict]] = field(default_factory=list)  # per later run, per measure
+    rows: list[Sequence[Row]] = field(default_factory=list)  # per run, the paired ramp's rows (its standby measures)
 
 
 def run_names(runs: Sequence[LoadedRun]) -> list[str]:
@@ -163,6 +167,9 @@ def render_markdown(runs: Sequence[LoadedRun], comparisons: Sequence[Comparison]
             out += [f"- {name}: {verdict_text(verdict)} ({verdict.reason}); geometric mean of the ratios"
                     f" {_ratio(verdict.geometric_mean) or 'n/a'}" for name, verdict in zip(names[1:], measure_verdicts)]
             out.append("")
+    for comparison in comparisons:
+        out += standby_comparison(standby_ramps(runs, comparison), "run",
+                                  f"## {STANDBY_HEADING}, run by run{f' ({comparison.key})' if comparison.key else ''}")
     if chart is not None:
         try:
             link = chart.relative_to(report.parent)
@@ -170,6 +177,12 @@ def render_markdown(runs: Sequence[LoadedRun], comparisons: Sequence[Comparison]
             link = chart
         out += ["## Chart", "", f"![Ratios to {names[0]}]({link.as_posix()})", ""]
     return "\n".join(out)
+
+
+def standby_ramps(runs: Sequence[LoadedRun], comparison: Comparison) -> list[StandbyRamp]:
+    """Each run's paired ramp as the standby comparison names it, with whether its standby was synchronous."""
+    return [StandbyRamp(name, rows, bool(run.config.get("synchronous_standby")))
+            for name, run, rows in zip(run_names(runs), runs, comparison.rows)]
 
 
 def _span(sizes: Sequence[int]) -> str:

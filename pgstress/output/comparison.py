@@ -29,6 +29,8 @@ from pgstress.output.noise import with_rep
 from pgstress.output.repetitions import size_rows
 from pgstress.output.server_side import server_section
 from pgstress.output.shape_table import measured_on, shape_caveat
+from pgstress.output.standby_compared import HEADING as STANDBY_HEADING
+from pgstress.output.standby_compared import StandbyRamp, standby_comparison
 from pgstress.output.tables import Column, col, markdown_table
 from pgstress.output.usage import usage_section
 from pgstress.output.words import count, listed
@@ -381,6 +383,8 @@ def render_comparison(result: RunResult, parts: ReportParts, planned_ramps: int,
         _side_by_side_section(result, parts, noun),
         _table_section(result, parts),
         server_section(all_rows, result.config, support, result.context.server.embedded, SERVER_HEADING),
+        standby_comparison([StandbyRamp(_format(run), run.rows, run.config.synchronous_standby) for run in runs],
+                           noun, f"### {STANDBY_HEADING}, {noun} by {noun}") if result.context.standbys else [],
         parts.sections(all_rows),
         chart_section(result),
         render_context(result, parts),

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgstress.columns import groups_in
 from pgstress.output.base import Output, RampPlan, RunResult
 from pgstress.output.files import AppendOnlyFile, OutputFailed
 from pgstress.output.paths import PlannedFile
 from pgstress.output.reading import InputRefused, read_input, row_problem
-from pgstress.rows import FieldKind, Row, Status, csv_columns, field_kinds
+from pgstress.rows import FieldKind, Row, Status, field_kinds
 
 
 def _cell(value: Any) -> str:
@@ -32,13 +33,12 @@ class CsvOutput(Output):
     half line (see AppendOnlyFile); the failure then ends the run (OutputFailed).
     """
 
-    def __init__(self, path: str | Path, row_type: type[Row], *, append: bool = False,
-                 keep_bytes: int | None = None, option: str = "--results-csv", standbys: bool = False,
-                 layouts: bool = False) -> None:
+    def __init__(self, path: str | Path, columns: Sequence[str], *, append: bool = False,
+                 keep_bytes: int | None = None, option: str = "--results-csv") -> None:
         self.path = Path(path)
         self.given = str(path)  # as typed: Path() drops a trailing slash, which says the name is a directory
         self.option = option
-        self._columns = csv_columns(row_type, standbys, layouts)
+        self._columns = tuple(columns)  # the run's (columns.csv_columns), or those of the CSV it resumes
         self._append = append
         self._keep_bytes = keep_bytes  # --resume: the length of the CSV's whole lines (a cut last line dropped)
         self._file: AppendOnlyFile | None = None
@@ -86,6 +86,7 @@ class CsvContents:
     """What a CSV holds: its rows, and whether its last line was cut off (written only in part)."""
 
     rows: list[Row]
+    columns: tuple[str, ...]  # its header: the row type's columns and the optional groups it holds
     whole_bytes: int  # the length of its whole lines: where a cut last line starts
     cut_tail: bytes  # a last line without its line end (b"" when there is none): never read as a row
 
@@ -93,7 +94,8 @@ class CsvContents:
 def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
     """The CSV's rows as `row_type` objects (empty cells are None; the CSV writes floats exactly).
 
-    Strict, since the rows become part of a new run's results: the header must be `row_type`'s, and
+    Strict, since the rows become part of a new run's results: the header must be `row_type`'s (with any of the
+    optional column groups, columns.py), and
     every whole line a row of exactly its columns with values of the types and ranges pgstress writes (finite,
     not negative, a known status: output/reading.py), in a regular file no larger than pgstress writes.
     A last line without a line end was cut off while being written; it is returned apart, unread.
@@ -115,8 +117,7 @@ def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
         header = next(reader, None)
         if header is None:
             raise CsvDamaged("has no whole header line")
-        if tuple(header) not in {csv_columns(row_type, standbys, layouts) for standbys in (False, True)
-                                 for layouts in (False, True)}:
+        if groups_in(row_type, header) is None:
             missing = row_type.COLUMNS[len(header):]
             if missing and tuple(header) == row_type.COLUMNS[:len(header)]:
                 raise CsvDamaged(f"was written by an earlier pgstress, without the column(s) {', '.join(missing)}"
@@ -133,7 +134,7 @@ def read_rows(path: Path, row_type: type[Row]) -> CsvContents:
             rows.append(row_type(**values))
     except csv.Error as exc:
         raise CsvDamaged(f"line {reader.line_num} is not CSV ({exc})") from None
-    return CsvContents(rows, whole, data[whole:])
+    return CsvContents(rows, tuple(header), whole, data[whole:])
 
 
 def _checked_value(kind: FieldKind, cell: str, line: int, name: str) -> Any:

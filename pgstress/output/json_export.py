@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pgstress import __version__
-from pgstress.config import has_layouts, has_standbys, zstd_level_of
+from pgstress.columns import csv_columns
+from pgstress.config import RunConfig, zstd_level_of
 from pgstress.host import utc_now_text
 from pgstress.output.analysis import Points, find_points
 from pgstress.output.base import Output, RampResult, RunResult
@@ -27,7 +28,7 @@ from pgstress.output.markdown import ReportParts, ramp_conclusion
 from pgstress.output.paths import PlannedFile
 from pgstress.output.run_record import EMBEDDED_SERVER
 from pgstress.output.shape_table import run_epoch_shape
-from pgstress.rows import Row, csv_columns
+from pgstress.rows import Row
 
 SCHEMA_NAME = "pgstress-run"
 SCHEMA_VERSION = 1
@@ -56,10 +57,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def row_record(row: Row, standbys: bool = False, layouts: bool = False) -> dict[str, Any]:
-    """Every CSV column of the row, in the CSV's order (the standby columns when the run had standbys); an empty cell
-    is null."""
-    return {name: _plain(getattr(row, name)) for name in csv_columns(type(row), standbys, layouts)}
+def row_record(row: Row, config: RunConfig) -> dict[str, Any]:
+    """Every CSV column of the row, in the CSV's order (an optional group's when the run used it); an empty cell is
+    null."""
+    return {name: _plain(getattr(row, name)) for name in csv_columns(type(row), config)}
 
 
 def _point(row: Row | None) -> dict[str, Any] | None:
@@ -77,8 +78,9 @@ def points_record(points: Points, efficiency: str) -> dict[str, Any]:
             "breaking": breaking, "stability": _point(points.stability), "optimal": _point(points.optimal)}
 
 
-def ramp_record(ramp: RampResult, parts: ReportParts, layouts: bool = False) -> dict[str, Any]:
-    """One ramp's record; `layouts`: the run asked for --layout (its rows then carry the layout columns)."""
+def ramp_record(ramp: RampResult, parts: ReportParts, run_config: RunConfig) -> dict[str, Any]:
+    """One ramp's record; its rows carry the columns of the whole run's CSV (with --layout all, the value layout's
+    ramp has the layout columns too)."""
     config = ramp.config
     details = ramp.details
     return {
@@ -97,7 +99,7 @@ def ramp_record(ramp: RampResult, parts: ReportParts, layouts: bool = False) -> 
         "table_mb": None if ramp.table_bytes is None else ramp.table_bytes / 1048576,
         "points": points_record(find_points(ramp.rows), parts.throughput.column),
         "conclusion": ramp_conclusion(ramp, parts),
-        "rows": [row_record(row, has_standbys(config), layouts) for row in ramp.rows],
+        "rows": [row_record(row, run_config) for row in ramp.rows],
     }
 
 
@@ -123,7 +125,7 @@ def run_record(result: RunResult, parts: ReportParts) -> dict[str, Any]:
             "version": details.version,
             "settings": details.settings,
         },
-        "ramps": [ramp_record(ramp, parts, has_layouts(result.config)) for ramp in result.ramps],
+        "ramps": [ramp_record(ramp, parts, result.config) for ramp in result.ramps],
     }
 
 

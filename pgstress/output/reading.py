@@ -14,7 +14,7 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pgstress.config import RunConfig
 from pgstress.rows import FieldKind, Row, field_kinds
@@ -119,9 +119,12 @@ def options_problem(options: dict[str, Any]) -> str | None:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= (name in OPTIONS_AT_LEAST_ONE)
         elif kind.base is str:
             ok = isinstance(value, str)
-        else:  # a tuple (not recorded by pgstress): a list of whole numbers
-            ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        else:  # a tuple, recorded as a list: of strings (the standbys' DSNs) or of whole numbers
+            strings = get_args(kind.base)[:1] == (str,)
+            ok = isinstance(value, list) and all(isinstance(v, str) if strings else
+                                                 isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok:
-            what = "a whole number" if kind.base is int else f"a {getattr(kind.base, '__name__', 'list')}"
+            what = ("a whole number" if kind.base is int else "a list" if get_args(kind.base)
+                    else f"a {getattr(kind.base, '__name__', 'list')}")
             return f"{name} is {_shown(value)}, not {what}"
     return None

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pgstress import __version__
-from pgstress.config import DEFAULT_CHUNK_EPOCHS, LAYOUT_OPTIONS, VALUE_LAYOUT, RunConfig, has_layouts
+from pgstress.config import DEFAULT_CHUNK_EPOCHS, LAYOUT_OPTIONS, STANDBY_OPTIONS, VALUE_LAYOUT, RunConfig, has_layouts
 from pgstress.output.base import Output, RunContext, RunResult
 from pgstress.output.files import write_atomic
 from pgstress.output.paths import PlannedFile
@@ -31,6 +31,11 @@ EMBEDDED_SERVER = "embedded (a fresh throwaway server each run)"
 RECORDED_BEFORE = {"repeat": 1, "float_decimals": None, "epoch_template_sha256": None, "access": "full",
                    "range_epochs": 1000, "metric": "HitRate", "append_epochs": None, "layout": VALUE_LAYOUT,
                    "chunk_epochs": DEFAULT_CHUNK_EPOCHS}
+# The standbys a run measured, and what a record without them means: none. A record names them only when there are
+# some, so a run without standbys writes the record it always wrote.
+NO_STANDBYS: dict[str, Any] = {"standby_dsn": [], "standby": None, "synchronous_standby": False,
+                               "standby_replay_timeout": None}
+assert tuple(NO_STANDBYS) == STANDBY_OPTIONS
 
 
 def run_record_path(csv_path: str | Path) -> Path:
@@ -53,7 +58,16 @@ def ramp_identity(config: RunConfig, server: str) -> dict[str, Any]:
     # The template by its content: the same sample under another path is the same shape, an edited one is not.
     identity["epoch_template_sha256"] = template_sha256(config.epoch_template)
     identity["server"] = server
+    # The standbys by their DSNs as the record shows them (passwords removed); the embedded one by its name only.
+    identity.update(standby=config.standby, standby_dsn=[redact_dsn(dsn) for dsn in config.standby_dsn],
+                    synchronous_standby=config.synchronous_standby,
+                    standby_replay_timeout=config.standby_replay_timeout)
     return identity
+
+
+def recorded_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """What a run record holds of a ramp's identity: the standby options only when the run has standbys."""
+    return {name: value for name, value in identity.items() if name not in NO_STANDBYS or value != NO_STANDBYS[name]}
 
 
 def read_identity(path: Path) -> dict[str, Any]:
@@ -66,7 +80,7 @@ def read_identity(path: Path) -> dict[str, Any]:
     why = options_problem(ramp)
     if why is not None:
         raise ValueError(why)
-    return {**RECORDED_BEFORE, **ramp}
+    return {**RECORDED_BEFORE, **NO_STANDBYS, **ramp}
 
 
 class RunRecordOutput(Output):
@@ -90,7 +104,7 @@ class RunRecordOutput(Output):
             if not has_layouts(self.config):  # a run of the value layout alone records what it always did
                 for name in LAYOUT_OPTIONS:
                     del identity[name]
-            text = json.dumps({"pgstress": __version__, "ramp": identity}, indent=2) + "\n"
+            text = json.dumps({"pgstress": __version__, "ramp": recorded_identity(identity)}, indent=2) + "\n"
             write_atomic(self.path, text)
             self.written = True
 

@@ -6,8 +6,8 @@
 - `standby_replay_s`: from the end of the write phase (its last commit returned) until the standby has replayed
   the primary's WAL up to `pg_current_wal_lsn()` read just after it (the write's commit, and anything another
   session wrote meanwhile). The standbys are polled in turn every POLL_INTERVAL_S, so the figure is late by at
-  most that and one round trip (about 1-2 ms here); a standby that has not got there after REPLAY_TIMEOUT_S is
-  TIMEOUT for the level.
+  most that and one round trip (about 1-2 ms here); a standby that has not got there after the replay timeout
+  (--standby-replay-timeout, 60 s by default) is TIMEOUT for the level.
 - `standby_read_s`: the level's records read from the standby (one after another over one connection), each
   decoded and verified like the primary's read (run/record.py), after the primary's read phase.
 
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from pgstress.config import STANDBY_REPLAY_TIMEOUT_S
 from pgstress.db.chunked_io import ChunkedSyncDatabase
 from pgstress.db.psycopg_adapter import ReconnectingConnection, SyncDatabase
 from pgstress.db.schema import TableSql
@@ -36,7 +37,6 @@ from pgstress.run.record import RecordWork, check_stored_columns, decode_and_ver
 from pgstress.target import StandbyInfo
 from pgstress.workload.payloads import Codec
 
-REPLAY_TIMEOUT_S = 60.0
 POLL_INTERVAL_S = 0.001
 _REPLAY_LSN = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')"
 
@@ -119,8 +119,10 @@ class StandbyLink:
 class StandbyProbe:
     """The standbys' measures of each level of one ramp, with a connection to the primary for its WAL position."""
 
-    def __init__(self, links: Sequence[StandbyLink], primary_dsn: str, secrets: tuple[str, ...]) -> None:
+    def __init__(self, links: Sequence[StandbyLink], primary_dsn: str, secrets: tuple[str, ...],
+                 replay_timeout_s: float = STANDBY_REPLAY_TIMEOUT_S) -> None:
         self.links = list(links)
+        self.replay_timeout_s = replay_timeout_s
         self.primary = ReconnectingConnection(primary_dsn, 0)
         self.secrets = secrets
 
@@ -167,11 +169,11 @@ class StandbyProbe:
                 if replayed:
                     measure.replay_s = time.perf_counter() - written_at
                     pending.remove((link, measure))
-            if pending and time.perf_counter() - written_at > REPLAY_TIMEOUT_S:
+            if pending and time.perf_counter() - written_at > self.replay_timeout_s:
                 for link, measure in pending:
                     measure.status = TIMEOUT
-                    measure.error = (f"{link.info.name}: had not replayed the write {REPLAY_TIMEOUT_S:.0f} s after"
-                                     " its commit")
+                    measure.error = (f"{link.info.name}: had not replayed the write {self.replay_timeout_s:g} s"
+                                     " after its commit (--standby-replay-timeout)")
                 return
             if pending:
                 time.sleep(POLL_INTERVAL_S)

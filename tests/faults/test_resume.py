@@ -13,8 +13,9 @@ from helpers import ASYNC, RampMode, install_hooks, read_csv
 from psycopg import sql
 
 from pgstress.cli import parse_config
-from pgstress.output.run_record import ramp_identity, run_record_path, server_identity
+from pgstress.output.run_record import ramp_identity, recorded_identity, run_record_path, server_identity
 from pgstress.rows import SyncRow
+from pgstress.target import LIBPQ_VARIABLES
 
 RAMP = ["--start-epochs", "1000", "--end-epochs", "4000", "--step-epochs", "1000", "--memory-trace", "off"]
 
@@ -310,3 +311,69 @@ def test_a_run_record_that_is_a_pipe_is_refused_without_waiting(run_cli, tmp_pat
     assert result.code == 2, result.err
     assert result.err.splitlines() == [f"pgstress: error: --resume: {run_record_path(csv)} is not a pgstress run"
                                        " record (is not a regular file (a device, pipe or socket))"]
+
+
+def test_resume_keeps_the_standby_setup_and_refuses_another(run_cli, hooks, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded standby is part of the ramp: resumed with it again the ramp finishes, its rows measured on the
+    standby; resumed with it made synchronous, one line and exit 2, the CSV untouched."""
+    for name in ("PG_DSN", *LIBPQ_VARIABLES):  # the embedded server, which --standby embedded clones
+        monkeypatch.delenv(name, raising=False)
+    argv = ["--standby", "embedded", *RAMP]
+    csv = tmp_path / "iteration_results.csv"
+    earlier = _interrupted_run(run_cli, hooks, argv, csv)
+    assert json.loads(run_record_path(csv).read_text())["ramp"]["standby"] == "embedded"
+
+    refused = run_cli(*argv, "--synchronous-standby", "--resume")
+
+    assert refused.code == 2, refused.err
+    assert refused.err.splitlines() == [f"pgstress: error: --resume: {csv} holds a different ramp:"
+                                        " --synchronous-standby False there, True now"]
+    assert csv.read_bytes() == earlier
+
+    resumed = run_cli(*argv, "--resume")
+
+    assert resumed.code == 0, resumed.err
+    rows = read_csv(csv)
+    assert [row["iter"] for row in rows] == ["1", "2", "3", "4"]
+    assert [row["standby_status"] for row in rows] == ["OK"] * 4
+    assert all(float(row["standby_read_s"]) > 0 for row in rows)
+
+
+STANDBY_A = "host=/standby-a port=5433"
+A = ["--standby-dsn", STANDBY_A]
+STANDBY_CHANGES = {
+    "a standby then, none now": (A, [], f"--standby-dsn ['{STANDBY_A}'] there, [] now"),
+    "none then, a standby now": ([], A, f"--standby-dsn [] there, ['{STANDBY_A}'] now"),
+    "another standby now": (A, ["--standby-dsn", "host=/standby-b port=5433 password=n0t-shown-77"],
+                            f"--standby-dsn ['{STANDBY_A}'] there, ['password=*** host=/standby-b port=5433'] now"),
+    "another replay timeout": ([*A, "--standby-replay-timeout", "5"], A,
+                               "--standby-replay-timeout 5 there, None now"),
+}
+
+
+@pytest.mark.parametrize("change", STANDBY_CHANGES, ids=STANDBY_CHANGES)
+def test_resume_refuses_other_standbys_before_connecting(change: str, run_cli, tmp_path: Path) -> None:
+    then, now, difference = STANDBY_CHANGES[change]
+    csv = tmp_path / "iteration_results.csv"
+    csv.write_text(",".join(SyncRow.COLUMNS) + "\r\n", encoding="utf-8")
+    config = parse_config(["--dsn", UNREACHABLE, *RAMP, *then])
+    run_record_path(csv).write_text(json.dumps(
+        {"pgstress": "0.1.0", "ramp": recorded_identity(ramp_identity(config, server_identity(UNREACHABLE)))}))
+    before = sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir())
+
+    result = run_cli("--dsn", UNREACHABLE, *RAMP, *now, "--resume")
+
+    assert result.code == 2, result.err
+    assert result.err.splitlines() == [f"pgstress: error: --resume: {csv} holds a different ramp: {difference}"]
+    assert sorted((path.name, path.read_bytes()) for path in tmp_path.iterdir()) == before
+
+
+def test_a_run_without_standbys_writes_the_run_record_it_always_wrote() -> None:
+    identity = recorded_identity(ramp_identity(parse_config(["--dsn", UNREACHABLE, *RAMP]),
+                                               server_identity(UNREACHABLE)))
+    assert not {"standby", "standby_dsn", "synchronous_standby"} & set(identity)
+    with_standby = recorded_identity(ramp_identity(parse_config(["--dsn", UNREACHABLE, *RAMP, "--standby-dsn",
+                                                                 "host=/s password=pw"]), server_identity(UNREACHABLE)))
+    assert with_standby["standby_dsn"] == ["password=*** host=/s"]
+    assert "standby" not in with_standby and "synchronous_standby" not in with_standby

@@ -28,7 +28,7 @@ def written(tmp_path: Path, config: RunConfig, rows: list[Row]) -> Path:
     path = tmp_path / "results.csv"
     identity = ramp_identity(config, server_identity(resolve_dsn(config.dsn)[0]))
     run_record_path(path).write_text(json.dumps({"pgstress": "test", "ramp": identity}))
-    out = CsvOutput(path, type(rows[0]))
+    out = CsvOutput(path, type(rows[0]).COLUMNS)
     for row in rows:
         out.row(RampPlan(config, "earlier"), row)
     out.close()

@@ -66,7 +66,7 @@ def _written(tmp_path: Path, rows: list[SyncRow]) -> Path:
     path = tmp_path / "results.csv"
     identity = ramp_identity(LEVELS, server_identity(LEVELS.dsn))
     run_record_path(path).write_text(json.dumps({"pgstress": "test", "ramp": identity}))
-    out = CsvOutput(path, SyncRow)
+    out = CsvOutput(path, SyncRow.COLUMNS)
     for row in rows:
         out.row(RampPlan(LEVELS, "earlier"), row)
     out.close()

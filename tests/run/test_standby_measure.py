@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,13 +15,15 @@ import pytest
 from helpers import TINY_RAMP, RampMode, read_csv, read_run_json
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from pgstress.cli import parse_config
+from pgstress.config import STANDBY_REPLAY_TIMEOUT_S, replay_timeout
 from pgstress.db import standby as standby_module
 from pgstress.db.psycopg_adapter import SyncDatabase
 from pgstress.db.schema import TableSql, prepare_table
 from pgstress.db.server import embedded_server
 from pgstress.db.standby import check_standby, embedded_standby
 from pgstress.modes import MODES
-from pgstress.rows import CONNECTION_LOST, OK, STANDBY_COLUMNS, VERIFY_FAILED, SyncRow
+from pgstress.rows import CONNECTION_LOST, OK, STANDBY_COLUMNS, TIMEOUT, VERIFY_FAILED, SyncRow
 from pgstress.run.measure import StageClock
 from pgstress.run.record import RecordWork, encode_record, expected_of
 from pgstress.run.standby_measure import StandbyLink, StandbyMeasure, StandbyProbe, fill_standbys
@@ -192,6 +195,31 @@ def test_several_standbys_keep_the_worst_in_the_columns_and_each_in_standby_each
     assert row.standby_each == ("standby 1: OK replay_s=0.5000 read_s=0.2500 lag_start_mb=1.000;"
                                 " standby 2: CONNECTION_LOST replay_s= read_s= lag_start_mb=3.000")
     assert row.status == OK and row.error == ""  # the primary's own status is untouched
+
+
+def test_a_write_the_standby_never_shows_is_timeout_after_the_replay_timeout(pair: tuple[str, StandbyInfo],
+                                                                             table_name: str) -> None:
+    primary_dsn, standby = pair
+    codec = get_codec("ndjson_zstd")
+    # a table the primary never created: the standby can never show a record of it
+    probe = StandbyProbe([StandbyLink(standby, TableSql(table_name, codec.column_type), codec, 0)], primary_dsn, (),
+                         replay_timeout_s=0.2)
+    try:
+        measures = [StandbyMeasure(standby.name)]
+        started = time.perf_counter()
+        probe.wait_replay(measures, written_at=started, record_ids=[1])
+        waited = time.perf_counter() - started
+    finally:
+        probe.close()
+    assert measures[0].status == TIMEOUT and measures[0].replay_s is None
+    assert measures[0].error == (f"{standby.name}: had not replayed the write 0.2 s after its commit"
+                                 " (--standby-replay-timeout)")
+    assert 0.2 <= waited < 30  # it gave up at the timeout, not at the 60 s default
+
+
+def test_the_replay_timeout_is_60_s_unless_given() -> None:
+    assert replay_timeout(parse_config(["--standby-dsn", "host=/s"])) == STANDBY_REPLAY_TIMEOUT_S == 60
+    assert replay_timeout(parse_config(["--standby-dsn", "host=/s", "--standby-replay-timeout", "5"])) == 5
 
 
 
