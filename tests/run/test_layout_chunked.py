@@ -10,6 +10,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import (
+    ONE_RECORD_MODES,
+    RAMP_MODES,
+    SYNC,
+    TINY_RAMP,
+    RampMode,
+    add_insert_trigger,
+    csv_header,
+    drop_trigger_function,
+    read_csv,
+    read_run_json,
+    table_after,
+)
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -26,18 +39,6 @@ from pgstress.run.layout import chunks_of, encode_chunked, layout_problem, verif
 from pgstress.run.measure import StageClock
 from pgstress.workload import payloads
 from pgstress.workload.payloads import Codec, VerifyError, get_codec
-from tests.helpers import (
-    RAMP_MODES,
-    SYNC,
-    TINY_RAMP,
-    RampMode,
-    add_insert_trigger,
-    csv_header,
-    drop_trigger_function,
-    read_csv,
-    read_run_json,
-    table_after,
-)
 
 FORMATS = ("bson", "jsonb", "ndjson_zstd")
 MIB = 1024 * 1024
@@ -321,7 +322,7 @@ def test_a_value_changed_inside_the_appended_part_fails_the_chunked_append(
 
 # --- the acceptance at 100,000 epochs ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode", RAMP_MODES, ids=lambda mode: mode.name)
+@pytest.mark.parametrize("mode", ONE_RECORD_MODES, ids=lambda mode: mode.name)
 def test_at_100k_epochs_a_chunked_append_and_range_read_touch_at_most_two_chunks(
         mode: RampMode, embedded_dsn: str, embedded_db: psycopg.Connection, table_name: str,
         run_cli: Callable[..., object], tmp_path: Path) -> None:
