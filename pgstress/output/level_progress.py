@@ -12,13 +12,15 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pgstress.run.level_events import STEPS, WRITE, PhaseStart
+from pgstress.run.level_events import ACCESS, STEPS, WRITE, PhaseStart
 
 HEARTBEAT_S = 5.0  # the plain face says where a level is after this long without a line
 
 
 def phase_name(phase: str, memory_pass: bool, records: int) -> str:
-    """'write batch' (of C records), 'write phase' (of one), or the memory pass of either."""
+    """'write batch' (of C records), 'write phase' (of one), the memory pass of either, or 'access phases'."""
+    if phase == ACCESS:
+        return "access phases"
     name = f"{'write' if phase == WRITE else 'read'} {'batch' if records > 1 else 'phase'}"
     return f"memory pass of the {name} (untimed, tracemalloc)" if memory_pass else name
 
@@ -55,7 +57,7 @@ class LevelState:
             self.done[step] += 1
             start = self.start
             return (start is not None and self.done[step] == start.records and not start.memory_pass
-                    and step != STEPS[start.phase][-1])
+                    and step in STEPS[start.phase][:-1])
 
     def on_skip(self, phase: str, why: str) -> str:
         """Keep why a memory pass of this level was skipped; returns it as a line's text."""

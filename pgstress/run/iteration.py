@@ -25,7 +25,7 @@ from pgstress.db.server_measures import Counters, ServerCost, ServerMeasures, ad
 from pgstress.rows import CONNECTION_LOST, Row, Status
 from pgstress.run.access import AccessResult
 from pgstress.run.faults import ClientMemoryGuard, Fault, classify
-from pgstress.run.level_events import READ, SILENT, WRITE, LevelEvents, PhaseStart
+from pgstress.run.level_events import ACCESS, READ, SILENT, WRITE, LevelEvents, PhaseStart
 from pgstress.run.measure import PhaseMeasure, PhaseMeter, current_rss_mb, mib, traced_peak_mb
 from pgstress.run.memory_guard import MemoryGuard
 from pgstress.run.ramp import StopRamp
@@ -328,6 +328,7 @@ class Iteration:
             if self.standbys is not None:
                 self.standbys.read(level.standbys, written)
             if self.access is not None and not level.record_faults:
+                self.events.phase_started(PhaseStart(ACCESS, len(written)))
                 with self.meter.phase() as measure:  # its resident peak counts in the level's client memory
                     level.access = self.access(level)  # after the sizes: they are of the record as written
                 rss_peaks.append(measure.rss_peak_mb)

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 WRITE, READ = "write", "read"
+ACCESS = "access"  # --access: the range read, metric read and append after the full read, each timed on its own
 # A record's steps, in order within its phase: the last one ends the record's part of the phase.
 ENCODED, STORED = "encoded", "stored"  # write: generated + encoded; in the table
 FETCHED, VERIFIED = "fetched", "verified"  # read: selected; decoded and verified
-STEPS = {WRITE: (ENCODED, STORED), READ: (FETCHED, VERIFIED)}
+STEPS = {WRITE: (ENCODED, STORED), READ: (FETCHED, VERIFIED), ACCESS: ()}  # the access phases count no steps
 
 
 @dataclass(frozen=True)
 class PhaseStart:
-    phase: str  # WRITE or READ
+    phase: str  # WRITE, READ or ACCESS
     records: int  # records the phase handles
     memory_pass: bool = False  # the untimed tracemalloc repeat of the phase's client work
     why: str = ""  # why the memory pass runs

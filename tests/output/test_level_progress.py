@@ -26,7 +26,7 @@ from pgstress.output.level_progress import LevelState
 from pgstress.output.progress_lines import async_line
 from pgstress.output.ramp_tracker import RampTracker
 from pgstress.output.terminal import PlainProgress, make_progress
-from pgstress.run.level_events import ENCODED, FETCHED, READ, STORED, VERIFIED, WRITE, PhaseStart
+from pgstress.run.level_events import ACCESS, ENCODED, FETCHED, READ, STORED, VERIFIED, WRITE, PhaseStart
 from pgstress.session import run_session
 
 
@@ -50,6 +50,19 @@ def test_a_level_counts_its_records_through_each_step() -> None:
     assert state.text().startswith("memory pass of the write batch (untimed, tracemalloc): 0/2 encoded, 0.0 s")
     state.on_phase(PhaseStart(READ, 1))  # one record (sync mode): no counts, its stage shows where it is
     assert state.text() == "read phase: 0.0 s in it"
+    state.on_phase(PhaseStart(ACCESS, 4))  # --access: the range, metric and append phases, no step counts
+    assert state.on_step(FETCHED, True) is False
+    clock.t += 2.0
+    assert state.text() == "access phases: 2.0 s in it"
+
+
+def test_an_async_run_with_access_phases_says_when_they_start(embedded_dsn: str, table_name: str, run_cli) -> None:
+    result = run_cli("--mode", "async", "--async-concurrency", "3", "--dsn", embedded_dsn, "--table", table_name,
+                     "--access", "range,append", "--range-epochs", "100", "--start-epochs", "1000", "--end-epochs",
+                     "2000", "--step-epochs", "1000", "--memory-trace", "off", "--drop-table")
+    assert result.code == 0, result.err
+    started = [line for line in result.out.splitlines() if "access phases of 3 records started" in line]
+    assert len(started) == 2, result.out  # one line per level, after its read batch
 
 
 def test_the_live_panel_shows_the_level_and_why_its_memory_pass_runs_or_not() -> None:
