@@ -38,6 +38,7 @@ from pgstress.run.measure import StageClock, mib
 from pgstress.run.memory_guard import MemoryGuard, default_memory_limit_mb
 from pgstress.run.record import (
     Expected,
+    Fetched,
     RecordWork,
     Stream,
     check_stored_columns,
@@ -45,6 +46,7 @@ from pgstress.run.record import (
     encode_record,
     expected_of,
     record_outcome,
+    timed_verify,
 )
 from pgstress.target import describe_target
 from pgstress.workload.payloads import Codec, EncodedPayload
@@ -138,10 +140,15 @@ class AsyncDriver:
     def read(self, written: list[RecordWork]) -> list[RecordWork]:
         return self._run(self._gather([self._read_one(record) for record in written]))
 
-    def _decode(self, view: memoryview, expected: Expected, clock: StageClock) -> Span:
-        started = time.perf_counter()
-        decode_and_verify(self.codec, view, expected, clock, self.shape)
-        return started, time.perf_counter()
+    async def _fetch(self, record_id: int) -> Fetched:
+        """The record's one value, with its stored epochs and content hash checked after the value."""
+        view, stored_epochs, stored_hash = await self.db.fetch(record_id)
+
+        def verify(expected: Expected, clock: StageClock) -> None:
+            decode_and_verify(self.codec, view, expected, clock, self.shape)
+            check_stored_columns((stored_epochs, stored_hash), expected)
+
+        return Fetched(len(view), verify)
 
     async def _read_one(self, written: RecordWork) -> RecordWork:
         assert written.record_id is not None and written.expected is not None
@@ -151,17 +158,16 @@ class AsyncDriver:
         with record_outcome(record, self.secrets, self.events, VERIFIED):
             started = time.perf_counter()
             try:
-                view, stored_epochs, stored_hash = await self.db.fetch(written.record_id)
+                fetched = await self._fetch(written.record_id)
             finally:
                 record.db_span = (started, time.perf_counter())
-            record.size = len(view)
+            record.size = fetched.size
             self.events.record_step(FETCHED)
             try:
                 record.cpu_span = await loop.run_in_executor(
-                    self.executor, self._decode, view, written.expected, record.clock)
+                    self.executor, timed_verify, fetched, written.expected, record.clock)
             finally:
-                del view
-            check_stored_columns((stored_epochs, stored_hash), written.expected)
+                del fetched  # the record's bytes are freed before its siblings' are decoded
         return record
 
     @staticmethod

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from functools import partial
 
 from pgstress.config import CHUNKED_LAYOUT, RunConfig
 from pgstress.db.chunked_io import ChunkedAsyncDatabase, ChunkedSyncDatabase
@@ -13,12 +15,20 @@ from pgstress.db.schema import TableSql
 from pgstress.run.async_mode import AsyncDriver, open_async
 from pgstress.run.iteration import Driver
 from pgstress.run.latency import Span
-from pgstress.run.layout import ChunkedPayload, encode_chunked, verify_chunks
-from pgstress.run.level_events import ENCODED, FETCHED, SILENT, STORED, VERIFIED, LevelEvents
+from pgstress.run.layout import ChunkedPayload, StoredChunk, encode_chunked, verify_chunks
+from pgstress.run.level_events import ENCODED, SILENT, STORED, LevelEvents
 from pgstress.run.measure import StageClock
-from pgstress.run.record import Expected, RecordWork, Stream, record_outcome
+from pgstress.run.record import Fetched, RecordWork, Stream, record_outcome
 from pgstress.run.sync import SyncDriver, open_sync
 from pgstress.workload.payloads import Codec
+from pgstress.workload.shape import EpochShape
+
+
+def fetched_chunks(codec: Codec, chunks: Sequence[StoredChunk], chunk_epochs: int, shape: EpochShape,
+                   release: Callable[[], None] = lambda: None) -> Fetched:
+    """A record's chunk rows as fetched: their bytes, verified together as the whole record."""
+    return Fetched(sum(len(data) for _number, data, _epochs in chunks),
+                   partial(verify_chunks, codec, chunks, chunk_epochs=chunk_epochs, shape=shape), release)
 
 
 class ChunkedSyncDriver(SyncDriver):
@@ -56,28 +66,10 @@ class ChunkedSyncDriver(SyncDriver):
             self._encode(epochs, stream, StageClock(self.events))
             self.events.record_step(ENCODED)
 
-    def _read_one(self, written: RecordWork) -> RecordWork:
-        assert written.record_id is not None and written.expected is not None
-        record = RecordWork(written.stream, clock=StageClock(self.events), record_id=written.record_id,
-                            expected=written.expected)
-        with record_outcome(record, self.secrets, self.events, VERIFIED, self._after_failure):
-            started = time.perf_counter()
-            try:
-                with record.clock.stage("select"):
-                    cursor, chunks = self.db.fetch_chunks(written.record_id)
-            finally:
-                record.db_span = (started, time.perf_counter())
-            try:
-                record.size = sum(len(data) for _number, data, _epochs in chunks)
-                self.events.record_step(FETCHED)
-                decoding = time.perf_counter()
-                verify_chunks(self.codec, chunks, written.expected, record.clock, self.config.chunk_epochs,
-                              self.shape)
-                record.cpu_span = (decoding, time.perf_counter())
-            finally:
-                del chunks
-                cursor.close()
-        return record
+    def _fetch(self, record_id: int) -> Fetched:
+        """Every chunk row of the record, in chunk order."""
+        cursor, chunks = self.db.fetch_chunks(record_id)
+        return fetched_chunks(self.codec, chunks, self.config.chunk_epochs, self.shape, cursor.close)
 
 
 class ChunkedAsyncDriver(AsyncDriver):
@@ -118,30 +110,10 @@ class ChunkedAsyncDriver(AsyncDriver):
                 del payload
         return record
 
-    def _verify(self, chunks: list[tuple[int, memoryview, int]], expected: Expected, clock: StageClock) -> Span:
-        started = time.perf_counter()
-        verify_chunks(self.codec, chunks, expected, clock, self.config.chunk_epochs, self.shape)
-        return started, time.perf_counter()
-
-    async def _read_one(self, written: RecordWork) -> RecordWork:
-        assert written.record_id is not None and written.expected is not None
-        record = RecordWork(written.stream, clock=StageClock(self.events), record_id=written.record_id,
-                            expected=written.expected)
-        loop = asyncio.get_running_loop()
-        with record_outcome(record, self.secrets, self.events, VERIFIED):
-            started = time.perf_counter()
-            try:
-                chunks = await self.chunked_db.fetch_chunks(written.record_id)
-            finally:
-                record.db_span = (started, time.perf_counter())
-            record.size = sum(len(data) for _number, data, _epochs in chunks)
-            self.events.record_step(FETCHED)
-            try:
-                record.cpu_span = await loop.run_in_executor(
-                    self.executor, self._verify, chunks, written.expected, record.clock)
-            finally:
-                del chunks
-        return record
+    async def _fetch(self, record_id: int) -> Fetched:
+        """Every chunk row of the record, in chunk order."""
+        chunks = await self.chunked_db.fetch_chunks(record_id)
+        return fetched_chunks(self.codec, chunks, self.config.chunk_epochs, self.shape)
 
 
 def open_sync_layout(config: RunConfig, dsn: str, table: TableSql, codec: Codec, secrets: tuple[str, ...],

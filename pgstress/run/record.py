@@ -59,6 +59,27 @@ class RecordWork:
         return self.fault is None
 
 
+def _nothing_to_release() -> None:
+    return None
+
+
+@dataclass
+class Fetched:
+    """A record as the server returned it, until it is verified: the bytes received, how they are decoded and
+    checked against what was written (raising VerifyError), and what to free once they are (the sync cursor)."""
+
+    size: int
+    verify: Callable[[Expected, StageClock], object]
+    release: Callable[[], None] = _nothing_to_release
+
+
+def timed_verify(fetched: Fetched, expected: Expected, clock: StageClock) -> Span:
+    """Verify a fetched record; the span of the client's decoding and checking."""
+    started = time.perf_counter()
+    fetched.verify(expected, clock)
+    return started, time.perf_counter()
+
+
 @contextmanager
 def record_outcome(record: RecordWork, secrets: tuple[str, ...], events: LevelEvents, last_step: str,
                    after_failure: Callable[[Fault], None] = lambda fault: None) -> Iterator[RecordWork]:

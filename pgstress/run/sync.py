@@ -20,6 +20,8 @@ from pgstress.run.iteration import LevelResult, Phase, fill_common
 from pgstress.run.level_events import ENCODED, FETCHED, SILENT, STORED, VERIFIED, LevelEvents
 from pgstress.run.measure import StageClock, mib
 from pgstress.run.record import (
+    Expected,
+    Fetched,
     RecordWork,
     Stream,
     check_stored_columns,
@@ -27,6 +29,7 @@ from pgstress.run.record import (
     encode_record,
     expected_of,
     record_outcome,
+    timed_verify,
 )
 from pgstress.workload.payloads import Codec
 from pgstress.workload.shape import EpochShape
@@ -95,20 +98,28 @@ class SyncDriver:
             started = time.perf_counter()
             try:
                 with record.clock.stage("select"):
-                    cursor, view, stored_epochs, stored_hash = self.db.fetch(written.record_id)
+                    fetched = self._fetch(written.record_id)
             finally:
                 record.db_span = (started, time.perf_counter())
+            release = fetched.release
             try:
-                record.size = len(view)
+                record.size = fetched.size
                 self.events.record_step(FETCHED)
-                decoding = time.perf_counter()
-                decode_and_verify(self.codec, view, written.expected, record.clock, self.shape)
-                record.cpu_span = (decoding, time.perf_counter())
+                record.cpu_span = timed_verify(fetched, written.expected, record.clock)
             finally:
-                del view
-                cursor.close()
-            check_stored_columns((stored_epochs, stored_hash), written.expected)
+                del fetched  # the record's bytes are freed before the phase goes on
+                release()
         return record
+
+    def _fetch(self, record_id: int) -> Fetched:
+        """The record's one value, with its stored epochs and content hash checked after the value."""
+        cursor, view, stored_epochs, stored_hash = self.db.fetch(record_id)
+
+        def verify(expected: Expected, clock: StageClock) -> None:
+            decode_and_verify(self.codec, view, expected, clock, self.shape)
+            check_stored_columns((stored_epochs, stored_hash), expected)
+
+        return Fetched(len(view), verify, cursor.close)
 
     def _after_failure(self, fault: Fault) -> None:
         self.db.recover(lost=fault.status == CONNECTION_LOST)
