@@ -175,7 +175,7 @@ def test_a_record_the_standby_serves_differently_is_verify_failed(pair: tuple[st
         try:
             measures = [StandbyMeasure(standby.name)]
             assert written.record_id is not None
-            probe.wait_replay(measures, written_at=0.0, record_ids=[written.record_id])
+            probe.wait_replay(measures, written_at=time.perf_counter(), record_ids=[written.record_id])
             assert measures[0].replay_s is not None
             probe.read(measures, [written])
             assert measures[0].status == OK and measures[0].read_s is not None
