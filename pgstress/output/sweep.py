@@ -113,6 +113,7 @@ def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float,
     """The answer in words: the best C from the numbers, and where each C broke. `planned`: every C of the sweep;
     those without a ramp here never started (the run was interrupted before them)."""
     lines: list[str] = []
+    where = f" for {group.name}" if group.name else ""  # each format's verdict its own sentence, never one repeated
     not_run = [f"C={c}" for c in planned if c not in group.concurrencies]
     if not_run:
         lines.append(f"- {listed(not_run)} did not run: the run was interrupted before.")
@@ -124,19 +125,20 @@ def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float,
         others = ", ".join(f"{speed:,.0f} epochs/s ({_c(run)})" for speed, run in speeds[1:])
         span = f"{sizes[0]:,} epochs" if len(sizes) == 1 else f"{sizes[0]:,} to {sizes[-1]:,} epochs"
         which = "record size" if len(sizes) == 1 else f"{len(sizes)} record sizes"
-        lines.append(f"- **Most epochs per second: {_c(best)}**, {top:,.0f} epochs/s of write_eps over the"
+        lines.append(f"- **Most epochs per second{where}: {_c(best)}**, {top:,.0f} epochs/s of write_eps over the"
                      f" {which} every C completed ({span}), against {others}.")
         lead = (top / second - 1) * 100 if second > 0 else None
         if lead is not None and lead < noise_percent:
-            lines.append(f"- {_c(best)} is only {lead:.0f} % ahead of {_c(runner_up)}, within one run's noise:"
+            lines.append(f"- {_c(best)} is only {lead:.0f} % ahead of {_c(runner_up)}{where}, within one run's noise:"
                          f" either C stores about as fast here.")
     elif len(working) > 1:
-        lines.append("- No record size succeeded at every C, so the Cs cannot be compared at one size; see each C's"
-                     " highest write_eps above.")
+        lines.append(f"- No record size succeeded at every C{where}, so the Cs cannot be compared at one size; see"
+                     " each C's highest write_eps above.")
     elif working:
-        lines.append(f"- Only {_c(working[0])} has successful levels, so there is no other C to compare it with.")
+        lines.append(f"- Only {_c(working[0])} has successful levels{where}, so there is no other C to compare it"
+                     " with.")
     if idle:
-        lines.append(f"- {listed(idle)} had no successful level.")
+        lines.append(f"- {listed(idle)} had no successful level{where}.")
     broken = [(run, row) for run in group.runs if (row := find_points(run.rows).breaking) is not None]
     intact = [run for run in group.runs if find_points(run.rows).breaking is None]
     if broken:
@@ -144,7 +146,7 @@ def best_c_words(group: SweepGroup, sizes: Sequence[int], noise_percent: float,
                            for run, row in broken)
         held = (f"; {', '.join(_c(run) for run in intact)} did not break up to"
                 f" {max((row.epochs for run in intact for row in run.rows), default=0):,} epochs" if intact else "")
-        lines.append(f"- **Where it breaks:** {breaks}{held}.")
+        lines.append(f"- **Where it breaks{where}:** {breaks}{held}.")
     else:
         top_size = max((row.epochs for run in group.runs for row in run.rows), default=0)
         which = "no C that ran broke; each" if not_run else "no C broke; every C"

@@ -16,7 +16,7 @@ from pgstress.cli import parse_config
 from pgstress.config import RunConfig
 from pgstress.output.base import RampPlan, RampResult
 from pgstress.output.run_record import run_record_path
-from pgstress.output.sweep import best_c_words, shared_sizes, sweep_groups
+from pgstress.output.sweep import SweepGroup, best_c_words, shared_sizes, sweep_groups
 from pgstress.rows import AsyncRow
 from pgstress.run.ramp import RampOutcome
 
@@ -186,3 +186,16 @@ def test_the_words_name_a_lead_within_noise_a_broken_c_and_a_c_never_run() -> No
         "- C=4 is only 5 % ahead of C=1, within one run's noise: either C stores about as fast here.",
         "- **Where it breaks:** C=4 broke at 2,000 epochs (DB_LIMIT: too big); C=1 did not break up to 2,000 epochs.",
     ]
+
+
+def test_two_formats_with_the_same_figures_never_say_the_same_sentence() -> None:
+    """A sweep of every format: each format's verdict names it, so equal figures (as under load) are no repeat."""
+    def runs() -> list[RampResult]:
+        return [ramp(1, level(1, 1000, 0.10)), ramp(4, level(4, 1000, 0.38)), ramp(8, level(8, 1000, 1.0, "DB_LIMIT"))]
+
+    said = [line for name in ("bson", "jsonb") for line in
+            best_c_words(SweepGroup(name, runs()), [1000], noise_percent=10)]
+    assert len(said) == len(set(said)), said
+    assert "- C=4 is only 5 % ahead of C=1 for jsonb, within one run's noise: either C stores about as fast here." \
+        in said
+    assert "- C=8 had no successful level for bson." in said
