@@ -84,7 +84,8 @@ def encode_array(element: ElementType, values: npt.NDArray[np.generic], nulls: n
     table["length"][nulls] = NULL_LENGTH
     keep = np.ones((count, 4 + width), dtype=bool)
     keep[nulls, 4:] = False  # a NULL is its length word only
-    return head + table.view(np.uint8).reshape(count, 4 + width)[keep].tobytes()
+    kept: bytes = table.view(np.uint8).reshape(count, 4 + width)[keep].tobytes()  # numpy < 2's stubs: Any
+    return head + kept
 
 
 def decode_array(element: ElementType, data: bytes | bytearray | memoryview, vocabulary: Sequence[str] = ()
